@@ -1,0 +1,31 @@
+// Every change by a person, key or node is recorded here, in the same transaction as the change
+// where there is one.
+import type { Database } from "../db/client.ts";
+import { insertAudit } from "../db/audit.ts";
+import type { Clock } from "./clock.ts";
+import { actorOf, type Principal } from "./principal.ts";
+
+export interface AuditEntry {
+  principal: Principal;
+  action: string; // e.g. "node.register", "config.create", "user.login_failed"
+  targetType?: string;
+  targetId?: string | number;
+  details?: Record<string, unknown>;
+  address?: string | null;
+}
+
+export async function recordAudit(
+  deps: { clock: Clock },
+  db: Pick<Database, "insert">,
+  entry: AuditEntry,
+): Promise<void> {
+  await insertAudit(db, {
+    at: deps.clock.now(),
+    ...actorOf(entry.principal),
+    action: entry.action,
+    targetType: entry.targetType ?? null,
+    targetId: entry.targetId === undefined ? null : String(entry.targetId),
+    details: entry.details ?? null,
+    address: entry.address ?? null,
+  });
+}

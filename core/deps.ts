@@ -1,0 +1,13 @@
+// What every service is given: no module-level singletons, so each test builds its own.
+import type { Settings } from "../config.ts";
+import type { Database, Pool } from "../db/client.ts";
+import type { Clock } from "./clock.ts";
+import type { Logger } from "./logger.ts";
+
+export interface CoreDeps {
+  db: Database;
+  pool: Pool;
+  settings: Settings;
+  clock: Clock;
+  logger: Logger;
+}

@@ -1,0 +1,85 @@
+// One error type for the whole service; app.ts turns it into the API's error shape
+// { "error": { "code", "message", "details"? } } with the status it carries.
+import { z } from "@hono/zod-openapi";
+
+export interface ErrorDetail {
+  /** Dotted path of the offending field, e.g. "samples.3.cpu_util" or "query.wait". */
+  field?: string;
+  message: string;
+  [extra: string]: unknown;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 410 | 413 | 415 | 422 | 429 | 500 | 503,
+    readonly code: string,
+    message: string,
+    readonly details?: ErrorDetail[],
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+}
+
+export const validationFailed = (message: string, details: ErrorDetail[]) =>
+  new AppError(422, "validation_failed", message, details);
+export const badRequest = (message: string, details?: ErrorDetail[]) =>
+  new AppError(400, "bad_request", message, details);
+export const unauthorized = (message = "authentication required") =>
+  new AppError(401, "unauthorized", message);
+export const forbidden = (message = "not allowed") => new AppError(403, "forbidden", message);
+export const notFound = (what: string) => new AppError(404, "not_found", `${what} not found`);
+export const conflict = (message: string, details?: ErrorDetail[]) =>
+  new AppError(409, "conflict", message, details);
+export const unavailable = (message: string) => new AppError(503, "unavailable", message);
+
+/** zod issues -> details naming each field by its dotted path (prefixed with where it came from). */
+export function zodIssuesToDetails(issues: readonly z.core.$ZodIssue[], prefix?: string): ErrorDetail[] {
+  return issues.map((issue) => {
+    const path = issue.path.map(String);
+    const field = [prefix, ...path].filter((part) => part !== undefined && part !== "").join(".");
+    return { field: field || prefix || undefined, message: issue.message, code: issue.code };
+  });
+}
+
+/** Summary line naming the fields, so the message alone tells what to fix. */
+export function describeDetails(details: ErrorDetail[]): string {
+  const named = details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message));
+  const head = named.slice(0, 3).join("; ");
+  return named.length > 3 ? `${head}; and ${named.length - 3} more` : head;
+}
+
+export const ErrorSchema = z.object({
+  error: z.object({
+    code: z.string().openapi({ example: "validation_failed" }),
+    message: z.string().openapi({ example: "body.name: Required" }),
+    details: z.array(
+      z.object({ field: z.string().optional(), message: z.string() }).passthrough(),
+    ).optional(),
+    request_id: z.string().optional(),
+  }),
+}).openapi("Error");
+
+/** Response entries for createRoute(): `responses: { 200: ..., ...errorResponses(401, 404) }`. */
+export function errorResponses<const S extends number>(...statuses: S[]) {
+  const descriptions: Record<number, string> = {
+    400: "Malformed request",
+    401: "Missing or invalid credentials",
+    403: "Credentials valid but not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    410: "Gone (decommissioned)",
+    413: "Body too large",
+    415: "Unsupported content type",
+    422: "Validation failed; details name each field",
+    429: "Too many requests; see Retry-After",
+    503: "Unavailable",
+  };
+  return Object.fromEntries(
+    statuses.map((s) => [s, {
+      description: descriptions[s] ?? "Error",
+      content: { "application/json": { schema: ErrorSchema } },
+    }]),
+  ) as { [K in S]: { description: string; content: { "application/json": { schema: typeof ErrorSchema } } } };
+}

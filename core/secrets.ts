@@ -1,0 +1,67 @@
+// Secrets (node tokens, enrollment tokens, API keys, session ids) are random strings shown once;
+// only their keyed hash (HMAC-SHA256 with SECRET_KEY) is stored, so a database leak reveals none.
+const encoder = new TextEncoder();
+const keyCache = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(secretKey: string): Promise<CryptoKey> {
+  let key = keyCache.get(secretKey);
+  if (!key) {
+    key = crypto.subtle.importKey(
+      "raw",
+      encoder.encode(secretKey),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      [
+        "sign",
+      ],
+    );
+    keyCache.set(secretKey, key);
+  }
+  return key;
+}
+
+export function toHex(bytes: ArrayBuffer | Uint8Array): string {
+  return Array.from(
+    bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/** HMAC-SHA256(secretKey, value) as 64 hex characters. */
+export async function keyedHash(secretKey: string, value: string): Promise<string> {
+  const signature = await crypto.subtle.sign("HMAC", await hmacKey(secretKey), encoder.encode(value));
+  return toHex(signature);
+}
+
+/** SHA-256 of a string as 64 hex characters (config hashes; not for secrets). */
+export async function sha256Hex(value: string): Promise<string> {
+  return toHex(await crypto.subtle.digest("SHA-256", encoder.encode(value)));
+}
+
+/** A new random secret: `<prefix>_` + 32 random bytes in base64url (43 characters). */
+export function newSecret(prefix: string, bytes = 32): string {
+  return `${prefix}_${toBase64Url(crypto.getRandomValues(new Uint8Array(bytes)))}`;
+}
+
+/** Compares two strings in time independent of where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/** Prefixes that tell one kind of secret from another at a glance (and in logs, where only it shows). */
+export const SECRET_PREFIX = {
+  nodeToken: "acn",
+  enrollmentToken: "ace",
+  apiKey: "ack",
+  session: "acs",
+} as const;

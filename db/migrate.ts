@@ -1,0 +1,54 @@
+// Applies the embedded migrations with Drizzle's own migrator (same __drizzle_migrations table as
+// drizzle-kit), under a named lock so replicas starting together take turns.
+import { createHash } from "node:crypto";
+import type { MigrationMeta } from "drizzle-orm/migrator";
+import type { Database, Pool } from "./client.ts";
+import { withNamedLock } from "./client.ts";
+import { type EmbeddedMigration, migrations as embedded } from "./migrations/index.ts";
+
+export const MIGRATIONS_TABLE = "__drizzle_migrations";
+const LOCK_NAME = "autoscaler_central_migrate";
+
+function toMeta(migration: EmbeddedMigration): MigrationMeta {
+  return {
+    sql: migration.sql.split("--> statement-breakpoint"),
+    bps: migration.breakpoints,
+    folderMillis: migration.when,
+    hash: createHash("sha256").update(migration.sql).digest("hex"),
+  };
+}
+
+export interface MigrationStatus {
+  applied: number;
+  latestKnown: number;
+  atHead: boolean;
+}
+
+/** How many of the embedded migrations the database has, read from drizzle's own table. */
+export async function migrationStatus(pool: Pool, migrations = embedded): Promise<MigrationStatus> {
+  const latestKnown = migrations.at(-1)?.when ?? 0;
+  let lastApplied = 0;
+  try {
+    const [rows] = await pool.query(`SELECT MAX(created_at) AS last FROM \`${MIGRATIONS_TABLE}\``);
+    lastApplied = Number((rows as { last: number | string | null }[])[0]?.last ?? 0);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ER_NO_SUCH_TABLE") throw error;
+  }
+  const applied = migrations.filter((m) => m.when <= lastApplied).length;
+  return { applied, latestKnown, atHead: lastApplied >= latestKnown };
+}
+
+/** Applies pending migrations; returns how many were applied by this call. */
+export async function migrate(db: Database, pool: Pool, migrations = embedded): Promise<number> {
+  return await withNamedLock(pool, LOCK_NAME, 120, async () => {
+    const before = await migrationStatus(pool, migrations);
+    if (before.atHead) return 0;
+    // deno-lint-ignore no-explicit-any
+    const internals = db as any;
+    await internals.dialect.migrate(migrations.map(toMeta), internals.session, {
+      migrationsTable: MIGRATIONS_TABLE,
+    });
+    const after = await migrationStatus(pool, migrations);
+    return after.applied - before.applied;
+  });
+}

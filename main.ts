@@ -1,0 +1,220 @@
+// autoscaler-central: the command line. `serve` is the default command.
+// Exit codes: 0 success, 1 failure (bad settings, database unreachable, ...), 2 usage error.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { createApp } from "./app.ts";
+import { loadSettings, type Settings, SettingsError } from "./config.ts";
+import { systemClock } from "./core/clock.ts";
+import { createLogger, type Logger } from "./core/logger.ts";
+import { VERSION } from "./core/version.ts";
+import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "./db/client.ts";
+import { migrate } from "./db/migrate.ts";
+
+export class UsageError extends Error {}
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: ParseArgsConfig["options"];
+  allowPositionals?: boolean;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  serve: {
+    summary: "apply pending migrations, then serve the API, docs and pages (default)",
+    usage: "serve [--port N] [--host H] [--no-migrate]",
+    options: { port: { type: "string" }, host: { type: "string" }, "no-migrate": { type: "boolean" } },
+    run: (values) => serve(values),
+  },
+  migrate: {
+    summary: "create the database if missing and apply pending migrations, then exit",
+    usage: "migrate",
+    options: {},
+    run: async () => {
+      const settings = loadSettings();
+      const logger = createLogger(settings.LOG_LEVEL, (line) => console.error(line));
+      const handle = await connect(settings, logger);
+      try {
+        const applied = await migrate(handle.db, handle.pool);
+        console.log(applied === 0 ? "database is up to date" : `applied ${applied} migration(s)`);
+        return 0;
+      } finally {
+        await handle.pool.end();
+      }
+    },
+  },
+  healthcheck: {
+    summary: "exit 0 when the service answers /healthz (for container HEALTHCHECK)",
+    usage: "healthcheck [--url http://127.0.0.1:8000/healthz]",
+    options: { url: { type: "string" } },
+    run: async (values) => {
+      const url = typeof values.url === "string"
+        ? values.url
+        : `http://127.0.0.1:${healthcheckPort()}/healthz`;
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+        await response.body?.cancel();
+        if (response.ok) return 0;
+        console.error(`healthcheck: ${url} answered ${response.status}`);
+      } catch (error) {
+        console.error(`healthcheck: ${url}: ${error instanceof Error ? error.message : error}`);
+      }
+      return 1;
+    },
+  },
+  version: {
+    summary: "print the version",
+    usage: "version",
+    options: {},
+    run: () => {
+      console.log(`autoscaler-central ${VERSION} (deno ${Deno.version.deno})`);
+      return Promise.resolve(0);
+    },
+  },
+};
+
+function healthcheckPort(): number {
+  const raw = Deno.env.get("API_PORT");
+  return raw && /^\d+$/.test(raw) ? Number(raw) : 8000;
+}
+
+function helpText(): string {
+  const width = Math.max(...Object.values(commands).map((c) => c.usage.length));
+  return [
+    `autoscaler-central ${VERSION}: control plane for a fleet of OCI autoscalers`,
+    "",
+    "Usage: autoscaler-central [command] [options]",
+    "",
+    "Commands:",
+    ...Object.values(commands).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    `  ${"help".padEnd(width)}  show this help (also --help, -h)`,
+    "",
+    "Settings come from the environment or a .env file: see README.md.",
+  ].join("\n");
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function runCli(args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  if (first === "help" || first === "--help" || first === "-h") {
+    console.log(helpText());
+    return 0;
+  }
+  const name = first === undefined || first.startsWith("-") ? "serve" : first;
+  const commandArgs = first === undefined || first.startsWith("-") ? args : rest;
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!command) {
+    console.error(`autoscaler-central: unknown command "${name}"\n\n${helpText()}`);
+    return 2;
+  }
+  if (commandArgs.includes("--help") || commandArgs.includes("-h")) {
+    console.log(`Usage: autoscaler-central ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: commandArgs,
+      options: command.options,
+      strict: true,
+      allowPositionals: command.allowPositionals ?? false,
+    });
+  } catch (error) {
+    console.error(
+      `autoscaler-central ${name}: ${error instanceof Error ? error.message : error}\n` +
+        `Usage: autoscaler-central ${command.usage}`,
+    );
+    return 2;
+  }
+  try {
+    return await command.run(
+      parsed.values as Record<string, string | boolean | undefined>,
+      parsed.positionals,
+    );
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(
+        `autoscaler-central ${name}: ${error.message}\nUsage: autoscaler-central ${command.usage}`,
+      );
+      return 2;
+    }
+    if (error instanceof SettingsError) {
+      console.error(`autoscaler-central: ${error.message}`);
+      return 1;
+    }
+    console.error(`autoscaler-central ${name}: ${error instanceof Error ? error.message : error}`);
+    return 1;
+  }
+}
+
+/** Opens the pool, creating the database first when it is missing and the user may. Retries while the
+ * server is starting (as under docker compose), for up to DB_CONNECT_RETRIES seconds. */
+async function connect(settings: Settings, logger: Logger): Promise<DatabaseHandle> {
+  const deadline = Date.now() + 60_000;
+  for (let attempt = 1;; attempt++) {
+    try {
+      const created = await ensureDatabaseExists(settings.database);
+      if (!created) {
+        logger.warn("may not create databases; expecting it to exist", { db: settings.database.database });
+      }
+      break;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "ER_ACCESS_DENIED_ERROR" || Date.now() > deadline) throw error;
+      logger.warn("database not reachable yet; retrying", { attempt, error: (error as Error).message });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+    }
+  }
+  return createDatabase(settings.database, settings.DB_POOL_SIZE);
+}
+
+async function serve(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const settings = loadSettings();
+  if (typeof values.port === "string") {
+    if (!/^\d+$/.test(values.port) || Number(values.port) < 1 || Number(values.port) > 65535) {
+      throw new UsageError(`--port must be 1..65535 (got "${values.port}")`);
+    }
+    settings.API_PORT = Number(values.port);
+  }
+  if (typeof values.host === "string") settings.API_HOST = values.host;
+  const logger = createLogger(settings.LOG_LEVEL);
+  const handle = await connect(settings, logger);
+  if (!values["no-migrate"]) {
+    const applied = await migrate(handle.db, handle.pool);
+    logger.info("migrations", { applied });
+  }
+  const { app, close } = createApp({ ...handle, settings, clock: systemClock, logger });
+  const server = Deno.serve({
+    hostname: settings.API_HOST,
+    port: settings.API_PORT,
+    onListen: ({ hostname, port }) =>
+      logger.info("listening", {
+        url: `http://${hostname}:${port}`,
+        version: VERSION,
+        env: settings.ENVIRONMENT,
+      }),
+  }, app.fetch);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down: draining in-flight requests", { signal, grace_s: settings.SHUTDOWN_GRACE_S });
+    // Release waiting config pulls first, so they answer now instead of holding the drain.
+    await close();
+    const grace = new Promise((resolve) => setTimeout(resolve, settings.SHUTDOWN_GRACE_S * 1000));
+    await Promise.race([server.shutdown(), grace]);
+    await handle.pool.end();
+    logger.info("stopped");
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => void stop(signal));
+  }
+  await server.finished;
+  if (!stopping) await handle.pool.end();
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}

@@ -1,0 +1,129 @@
+// Each test file gets its own throwaway database, built by the same migrations the service runs,
+// and an app over it with a manual clock and an in-memory logger.
+import { createApp } from "../../app.ts";
+import { parseSettings, type Settings } from "../../config.ts";
+import { ManualClock } from "../../core/clock.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { createMemoryLogger } from "../../core/logger.ts";
+import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "../../db/client.ts";
+import { migrate } from "../../db/migrate.ts";
+
+/** Settings for tests: the MYSQL_* / DATABASE_URL of the environment, on a database of our own. */
+export function testSettings(database: string, overrides: Record<string, string> = {}): Settings {
+  const env = { ...Deno.env.toObject(), ENVIRONMENT: "test", LOG_LEVEL: "debug", ...overrides };
+  const base = parseSettings(env);
+  return { ...base, database: { ...base.database, database } };
+}
+
+export interface TestDatabase extends DatabaseHandle {
+  name: string;
+  settings: Settings;
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh database named after the test file, applies migrations, returns a pool on it. */
+export async function createTestDatabase(
+  label: string,
+  options: { migrate?: boolean; env?: Record<string, string> } = {},
+): Promise<TestDatabase> {
+  const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 10);
+  const name = `act_${label.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 40)}_${suffix}`;
+  const settings = testSettings(name, options.env);
+  await ensureDatabaseExists(settings.database);
+  const handle = createDatabase(settings.database, 10);
+  if (options.migrate !== false) await migrate(handle.db, handle.pool);
+  return {
+    ...handle,
+    name,
+    settings,
+    drop: async () => {
+      await handle.pool.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      await handle.pool.end();
+    },
+  };
+}
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>["app"];
+  services: ReturnType<typeof createApp>["services"];
+  deps: CoreDeps;
+  clock: ManualClock;
+  logger: ReturnType<typeof createMemoryLogger>;
+  database: TestDatabase;
+  /** app.request() with JSON encoding of `json` and the given bearer token. */
+  call(method: string, path: string, options?: CallOptions): Promise<Response>;
+  /** Another app (a second replica) over the same database. */
+  replica(): Promise<TestApp>;
+  close(): Promise<void>;
+}
+
+export interface CallOptions {
+  json?: unknown;
+  body?: BodyInit;
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+function buildTestApp(
+  database: TestDatabase,
+  handle: DatabaseHandle,
+  clock: ManualClock,
+  settings: Settings,
+  ownsDatabase: boolean,
+): TestApp {
+  const logger = createMemoryLogger();
+  const deps: CoreDeps = { ...handle, settings, clock, logger };
+  const { app, services, close } = createApp(deps);
+  const call = (method: string, path: string, options: CallOptions = {}) => {
+    const headers: Record<string, string> = { ...options.headers };
+    let body = options.body;
+    if (options.json !== undefined) {
+      headers["content-type"] ??= "application/json";
+      body = JSON.stringify(options.json);
+    }
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    return Promise.resolve(app.request(path, { method, headers, body }));
+  };
+  const replicas: TestApp[] = [];
+  return {
+    app,
+    services,
+    deps,
+    clock,
+    logger,
+    database,
+    call,
+    replica: () => {
+      const second = createDatabase(database.settings.database, 5);
+      const replica = buildTestApp(database, second, clock, settings, false);
+      replicas.push(replica);
+      return Promise.resolve(replica);
+    },
+    close: async () => {
+      for (const replica of replicas) await replica.close();
+      await close();
+      if (ownsDatabase) await database.drop();
+      else await handle.pool.end();
+    },
+  };
+}
+
+/** A migrated throwaway database and an app over it. Close it at the end of the test file. */
+export async function createTestApp(
+  label: string,
+  options: { env?: Record<string, string>; start?: string } = {},
+): Promise<TestApp> {
+  const database = await createTestDatabase(label, { env: options.env });
+  const clock = new ManualClock(options.start ?? "2026-06-01T12:00:00Z");
+  return buildTestApp(database, database, clock, database.settings, true);
+}
+
+/** Reads a JSON body, failing with the raw text when it is not JSON. */
+export async function json<T = Record<string, unknown>>(response: Response): Promise<T> {
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`expected JSON (status ${response.status}), got: ${text.slice(0, 500)}`);
+  }
+}
