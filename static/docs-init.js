@@ -1,19 +1,19 @@
 // Starts Swagger UI or ReDoc on /openapi.json (a file, not inline script, so a strict CSP can apply).
 (function () {
-  var swaggerRoot = document.getElementById("swagger-ui");
-  if (swaggerRoot && window.SwaggerUIBundle) {
-    window.ui = window.SwaggerUIBundle({
+  const page = globalThis;
+  if (document.getElementById("swagger-ui") && page.SwaggerUIBundle) {
+    page.ui = page.SwaggerUIBundle({
       url: "/openapi.json",
       dom_id: "#swagger-ui",
       deepLinking: true,
       validatorUrl: null,
       withCredentials: true,
-      presets: [window.SwaggerUIBundle.presets.apis],
+      presets: [page.SwaggerUIBundle.presets.apis],
       layout: "BaseLayout",
     });
   }
-  var redocRoot = document.getElementById("redoc");
-  if (redocRoot && window.Redoc) {
-    window.Redoc.init("/openapi.json", { hideDownloadButton: false }, redocRoot);
+  const redocRoot = document.getElementById("redoc");
+  if (redocRoot && page.Redoc) {
+    page.Redoc.init("/openapi.json", { hideDownloadButton: false }, redocRoot);
   }
 })();
