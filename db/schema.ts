@@ -57,6 +57,7 @@ export const nodes = mysqlTable("nodes", {
   updatedAt: ms("updated_at").notNull(),
 }, (t) => [
   uniqueIndex("nodes_name_uq").on(t.name),
+  index("nodes_token_hash_idx").on(t.tokenHash),
   index("nodes_region_idx").on(t.region),
   index("nodes_last_heartbeat_idx").on(t.lastHeartbeatAt),
   index("nodes_config_state_idx").on(t.configState),
