@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { getConnInfo } from "hono/deno";
-import { AppError } from "./core/errors.ts";
+import { AppError, ErrorSchema } from "./core/errors.ts";
 import type { CoreDeps } from "./core/deps.ts";
 import { createServices, type Services } from "./core/services.ts";
 import { VERSION } from "./core/version.ts";
@@ -56,6 +56,7 @@ export function createApp(deps: CoreDeps): App {
     }),
   );
 
+  app.openAPIRegistry.register("Error", ErrorSchema);
   app.openAPIRegistry.registerComponent("securitySchemes", "nodeToken", {
     type: "http",
     scheme: "bearer",

@@ -18,6 +18,10 @@ export const assets: Record<string, Asset> = {
   "htmx.min.js": { body: htmx, contentType: JS },
   "swagger-ui-bundle.js": { body: swaggerBundle, contentType: JS },
   "swagger-ui.css": { body: swaggerCss, contentType: CSS },
-  "redoc.standalone.js": { body: redoc, contentType: JS },
+  // ReDoc's footer loads its logo from a CDN; point it at nothing so the page makes no outside request.
+  "redoc.standalone.js": {
+    body: redoc.replaceAll("https://cdn.redoc.ly/redoc/logo-mini.svg", "data:,"),
+    contentType: JS,
+  },
   "docs-init.js": { body: docsInit, contentType: JS },
 };

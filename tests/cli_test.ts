@@ -1,0 +1,156 @@
+// The CLI as users run it: a subprocess, its exit code and what it prints.
+import assert from "node:assert/strict";
+import { createTestDatabase, testSettings } from "./helpers/app.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const cwd = await Deno.makeTempDir(); // no stray .env is read
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      cwd,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+    }).output();
+    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+}
+
+function databaseEnv(database: string): Record<string, string> {
+  const db = testSettings(database).database;
+  return {
+    MYSQL_HOST: db.host,
+    MYSQL_PORT: String(db.port),
+    MYSQL_USER: db.user,
+    MYSQL_PASSWORD: db.password,
+    MYSQL_DB: database,
+  };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+Deno.test("cli: help, version and usage errors", async (t) => {
+  await t.step("--help lists the commands, exit 0", async () => {
+    const run = await cli(["--help"]);
+    assert.equal(run.code, 0);
+    for (const command of ["serve", "migrate", "healthcheck", "version"]) {
+      assert.match(run.stdout, new RegExp(command));
+    }
+  });
+  await t.step("command --help shows its usage, exit 0", async () => {
+    const run = await cli(["migrate", "--help"]);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /Usage: autoscaler-central migrate/);
+  });
+  await t.step("version prints the version, exit 0", async () => {
+    const run = await cli(["version"]);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /^autoscaler-central \d+\.\d+\.\d+/);
+  });
+  await t.step("unknown command: named, exit 2", async () => {
+    const run = await cli(["frobnicate"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /unknown command "frobnicate"/);
+  });
+  await t.step("unknown flag: named, exit 2", async () => {
+    const run = await cli(["serve", "--colour"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /--colour/);
+  });
+  await t.step("bad flag value: named, exit 2", async () => {
+    const run = await cli(["serve", "--port", "http"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /--port/);
+  });
+  await t.step("bad setting: variable named, exit 1", async () => {
+    const run = await cli(["migrate"], { API_PORT: "eighty" });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /API_PORT/);
+  });
+  await t.step("production with the default SECRET_KEY does not start, exit 1", async () => {
+    const run = await cli(["serve"], { ENVIRONMENT: "production" });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /SECRET_KEY/);
+  });
+});
+
+Deno.test("cli: migrate creates the database and is idempotent", async () => {
+  const database = await createTestDatabase("cli_migrate", { migrate: false });
+  const name = `${database.name}_fresh`;
+  try {
+    const first = await cli(["migrate"], databaseEnv(name));
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /applied \d+ migration/);
+    const second = await cli(["migrate"], databaseEnv(name));
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /up to date/);
+    const [rows] = await database.pool.query(
+      "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = 'nodes'",
+      [name],
+    );
+    assert.equal(Number((rows as { n: number }[])[0].n), 1);
+  } finally {
+    await database.pool.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await database.drop();
+  }
+});
+
+Deno.test("cli: serve answers, healthcheck passes, SIGTERM stops it cleanly", async () => {
+  const database = await createTestDatabase("cli_serve", { migrate: false });
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "serve", "--port", String(port), "--host", "127.0.0.1"],
+    env: { ...databaseEnv(database.name), NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const stdout = new Response(child.stdout).text();
+  const stderr = new Response(child.stderr).text();
+  try {
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+        up = res.status === 200;
+        await res.body?.cancel();
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    assert.ok(up, "service did not become ready");
+    const healthy = await cli(["healthcheck", "--url", `http://127.0.0.1:${port}/healthz`]);
+    assert.equal(healthy.code, 0, healthy.stderr);
+    const down = await cli(["healthcheck", "--url", "http://127.0.0.1:1/healthz"]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /healthcheck/);
+  } finally {
+    child.kill("SIGTERM");
+    const status = await child.status;
+    const log = await stdout;
+    await stderr;
+    await database.drop();
+    assert.equal(status.code, 0);
+    const lines = log.trim().split("\n").map((line) => JSON.parse(line));
+    assert.ok(lines.some((l) => l.msg === "listening"));
+    assert.ok(
+      lines.some((l) => l.msg === "request" && l.path === "/readyz" && l.status === 200 && l.request_id),
+    );
+    assert.equal(lines.at(-1).msg, "stopped");
+  }
+});

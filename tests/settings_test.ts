@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { DEFAULT_SECRET_KEY, parseDotEnv, parseSettings, SettingsError } from "../config.ts";
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    parseSettings(env);
+  } catch (error) {
+    assert.ok(error instanceof SettingsError, `expected SettingsError, got ${error}`);
+    return error.problems;
+  }
+  assert.fail(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+Deno.test("settings: defaults match the original README", () => {
+  const settings = parseSettings({});
+  assert.equal(settings.API_PORT, 8000);
+  assert.equal(settings.ENVIRONMENT, "development");
+  assert.deepEqual(settings.database, {
+    host: "127.0.0.1",
+    port: 3306,
+    user: "root",
+    password: "",
+    database: "autoscaler_central",
+  });
+  assert.equal(settings.SECRET_KEY, DEFAULT_SECRET_KEY);
+  assert.equal(settings.HEARTBEAT_INTERVAL_S, 30);
+  assert.equal(settings.OFFLINE_AFTER_S, 90);
+});
+
+Deno.test("settings: MYSQL_* variables and DATABASE_URL", async (t) => {
+  await t.step("MYSQL_* build the connection", () => {
+    const s = parseSettings({
+      MYSQL_USER: "svc",
+      MYSQL_PASSWORD: "pw",
+      MYSQL_HOST: "mysql",
+      MYSQL_PORT: "3307",
+      MYSQL_DB: "central",
+    });
+    assert.deepEqual(s.database, {
+      host: "mysql",
+      port: 3307,
+      user: "svc",
+      password: "pw",
+      database: "central",
+    });
+  });
+  await t.step("DATABASE_URL wins and decodes escapes", () => {
+    const s = parseSettings({
+      MYSQL_HOST: "ignored",
+      DATABASE_URL: "mysql://app:p%40ss@db.internal:3310/fleet",
+    });
+    assert.deepEqual(s.database, {
+      host: "db.internal",
+      port: 3310,
+      user: "app",
+      password: "p@ss",
+      database: "fleet",
+    });
+  });
+  await t.step("empty values count as unset", () => {
+    assert.equal(parseSettings({ API_PORT: "", MYSQL_DB: "" }).API_PORT, 8000);
+  });
+});
+
+Deno.test("settings: every bad value is refused with the variable named", async (t) => {
+  const cases: [Record<string, string>, string][] = [
+    [{ API_PORT: "eighty" }, "API_PORT"],
+    [{ API_PORT: "70000" }, "API_PORT"],
+    [{ API_PORT: "0" }, "API_PORT"],
+    [{ MYSQL_PORT: "-1" }, "MYSQL_PORT"],
+    [{ MYSQL_DB: "bad-name; drop" }, "MYSQL_DB"],
+    [{ ENVIRONMENT: "staging" }, "ENVIRONMENT"],
+    [{ DATABASE_URL: "not a url" }, "DATABASE_URL"],
+    [{ DATABASE_URL: "postgres://u@h/db" }, "DATABASE_URL"],
+    [{ DATABASE_URL: "mysql://u@h/" }, "DATABASE_URL"],
+    [{ HEARTBEAT_INTERVAL_S: "0" }, "HEARTBEAT_INTERVAL_S"],
+    [{ OFFLINE_AFTER_S: "abc" }, "OFFLINE_AFTER_S"],
+    [{ HEARTBEAT_INTERVAL_S: "60", OFFLINE_AFTER_S: "30" }, "OFFLINE_AFTER_S"],
+    [{ DB_POOL_SIZE: "0" }, "DB_POOL_SIZE"],
+    [{ METRICS_RETENTION_DAYS: "1.5" }, "METRICS_RETENTION_DAYS"],
+    [{ CONFIG_POLL_MS: "5" }, "CONFIG_POLL_MS"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ TRUST_PROXY: "maybe" }, "TRUST_PROXY"],
+  ];
+  for (const [env, variable] of cases) {
+    await t.step(`${JSON.stringify(env)} -> ${variable}`, () => {
+      const problems = problemsOf(env);
+      assert.ok(problems.some((p) => p.startsWith(`${variable}:`)), problems.join("\n"));
+    });
+  }
+});
+
+Deno.test("settings: production refuses a default or short SECRET_KEY", async (t) => {
+  await t.step("default key", () => {
+    const problems = problemsOf({ ENVIRONMENT: "production" });
+    assert.ok(problems.some((p) => p.startsWith("SECRET_KEY:") && p.includes("default")));
+  });
+  await t.step("short key", () => {
+    const problems = problemsOf({ ENVIRONMENT: "production", SECRET_KEY: "short-secret" });
+    assert.ok(problems.some((p) => p.startsWith("SECRET_KEY:") && p.includes("32")));
+  });
+  await t.step("a long random key is accepted", () => {
+    const key = "k".repeat(16) + crypto.randomUUID();
+    assert.equal(parseSettings({ ENVIRONMENT: "production", SECRET_KEY: key }).SECRET_KEY, key);
+  });
+  await t.step("development accepts the default", () => {
+    assert.equal(parseSettings({ ENVIRONMENT: "development" }).SECRET_KEY, DEFAULT_SECRET_KEY);
+  });
+});
+
+Deno.test("settings: .env files", () => {
+  const parsed = parseDotEnv([
+    "# Database Configuration",
+    "MYSQL_USER=root",
+    "MYSQL_PASSWORD='pass word'",
+    'SECRET_KEY="with # hash"',
+    "export API_PORT=9000 # trailing comment",
+    "",
+    "not a line",
+  ].join("\n"));
+  assert.deepEqual(parsed, {
+    MYSQL_USER: "root",
+    MYSQL_PASSWORD: "pass word",
+    SECRET_KEY: "with # hash",
+    API_PORT: "9000",
+  });
+});
