@@ -9,6 +9,18 @@ import { createServices, type Services } from "./core/services.ts";
 import { VERSION } from "./core/version.ts";
 import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
+import { authenticate } from "./routes/auth.ts";
+import { registerAuthRoutes } from "./routes/api/auth.ts";
+import { registerUserRoutes } from "./routes/api/users.ts";
+import { registerApiKeyRoutes } from "./routes/api/apiKeys.ts";
+import { registerAuditRoutes } from "./routes/api/audit.ts";
+import { registerAgentConfigRoutes } from "./routes/api/agentConfig.ts";
+import { registerAgentRoutes } from "./routes/api/agents.ts";
+import { registerNodeRoutes } from "./routes/api/nodes.ts";
+import { registerMetricsRoutes } from "./routes/api/metrics.ts";
+import { registerEventRoutes } from "./routes/api/events.ts";
+import { registerConfigRoutes } from "./routes/api/configs.ts";
+import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 
 export interface App {
@@ -56,6 +68,9 @@ export function createApp(deps: CoreDeps): App {
     }),
   );
 
+  // Resolves c.var.principal (API key or session cookie, CSRF checked) before any /api route runs.
+  app.use("/api/*", authenticate(deps));
+
   app.openAPIRegistry.register("Error", ErrorSchema);
   app.openAPIRegistry.registerComponent("securitySchemes", "nodeToken", {
     type: "http",
@@ -65,7 +80,7 @@ export function createApp(deps: CoreDeps): App {
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",
     scheme: "bearer",
-    description: "An API key created by an admin (acs_...).",
+    description: "An API key created by an admin (ack_...).",
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "session", {
     type: "apiKey",
@@ -76,6 +91,17 @@ export function createApp(deps: CoreDeps): App {
 
   // Each resource registers its routes here; all share the services above.
   registerSystemRoutes(app, deps);
+  registerAuthRoutes(app, deps);
+  registerUserRoutes(app, deps);
+  registerApiKeyRoutes(app, deps);
+  registerAuditRoutes(app, deps);
+  registerAgentConfigRoutes(app, deps, services);
+  registerAgentRoutes(app, deps, services);
+  registerNodeRoutes(app, deps);
+  registerMetricsRoutes(app, deps);
+  registerEventRoutes(app, deps);
+  registerConfigRoutes(app, deps, services);
+  registerEnrollmentTokenRoutes(app, deps);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
@@ -109,6 +135,12 @@ export function createApp(deps: CoreDeps): App {
     if (error instanceof AppError) return errorResponse(c, error);
     if (error instanceof HTTPException) {
       const status = error.status as AppError["status"];
+      if (status === 415) {
+        return errorResponse(
+          c,
+          new AppError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
+        );
+      }
       const code = status === 400 ? "bad_request" : status === 401 ? "unauthorized" : `http_${status}`;
       return errorResponse(c, new AppError(status, code, error.message || "request refused"));
     }

@@ -8,6 +8,9 @@ import { createLogger, type Logger } from "./core/logger.ts";
 import { VERSION } from "./core/version.ts";
 import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
+import { TOKEN_OPTIONS, TOKEN_USAGE, tokenCommand } from "./core/cli/token.ts";
+import { USER_OPTIONS, USER_USAGE, userCommand } from "./core/cli/user.ts";
+import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./core/cli/simulate.ts";
 
 export class UsageError extends Error {}
 
@@ -42,6 +45,28 @@ const commands: Record<string, Command> = {
         await handle.pool.end();
       }
     },
+  },
+  token: {
+    summary: "create, list or revoke enrollment tokens (a new token is printed once)",
+    usage: TOKEN_USAGE,
+    options: TOKEN_OPTIONS,
+    allowPositionals: true,
+    run: (values, positionals) =>
+      tokenCommand(values, positionals, { connect, usageError: (message) => new UsageError(message) }),
+  },
+  user: {
+    summary: "create operator accounts, change passwords, disable/enable, list (no default account exists)",
+    usage: USER_USAGE,
+    options: USER_OPTIONS,
+    allowPositionals: true,
+    run: (values, positionals) =>
+      userCommand(values, positionals, { connect, usageError: (message) => new UsageError(message) }),
+  },
+  simulate: {
+    summary: "run N simulated autoscalers (the real client, daily load, scaling) against a service",
+    usage: SIMULATE_USAGE,
+    options: SIMULATE_OPTIONS,
+    run: (values) => simulateCommand(values, { usageError: (message) => new UsageError(message) }),
   },
   healthcheck: {
     summary: "exit 0 when the service answers /healthz (for container HEALTHCHECK)",

@@ -1,13 +1,26 @@
 // The services both the JSON API and the pages call. Built once per app from its dependencies.
 import type { CoreDeps } from "./deps.ts";
+import { type ConfigWatcher, createConfigWatcher } from "./configWatcher.ts";
+import { createHeartbeatWriter, type HeartbeatWriter } from "./agents.ts";
 
 export interface Services {
+  /** Long-poll engine for agents' config pulls (core/configWatcher.ts). */
+  configWatcher: ConfigWatcher;
+  /** Group commit of heartbeat writes (core/agents.ts). */
+  heartbeats: HeartbeatWriter;
   /** Stops background work this app started. */
   close(): Promise<void>;
 }
 
-export function createServices(_deps: CoreDeps): Services {
+export function createServices(deps: CoreDeps): Services {
+  const configWatcher = createConfigWatcher(deps);
+  const heartbeats = createHeartbeatWriter(deps);
   return {
-    close: async () => {},
+    configWatcher,
+    heartbeats,
+    close: async () => {
+      await configWatcher.close();
+      await heartbeats.close();
+    },
   };
 }

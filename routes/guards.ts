@@ -1,10 +1,35 @@
-// Authorization checks for route handlers. The auth middleware puts the caller in c.var.principal.
-import type { Context } from "hono";
+// Authorization for route handlers. The auth middleware (routes/auth.ts) puts the caller in
+// c.var.principal; it never refuses anonymous requests, the routes do.
+//
+// ROLE MATRIX CONVENTION (every route under /api must follow it; tests/role_matrix_test.ts checks it):
+//   Spread `...access(level)` into each createRoute({...}), level one of
+//     "public"   anyone (login, register with an enrollment token in the body)
+//     "node"     a node token; access() refuses requests without an `acn_` token (401) before
+//                validation, the handler then checks it is this node's with core/nodeAuth.ts
+//     "viewer"   read-only operators and keys
+//     "operator" viewer + change configs and nodes
+//     "admin"    everything, plus users, API keys, enrollment tokens
+//   access() writes `x-min-role` into the route's OpenAPI operation (the one place the matrix lives:
+//   `deno run -A scripts/role_matrix.ts` prints it as a Markdown table), sets `security` for the docs,
+//   and for viewer/operator/admin adds a middleware that answers 401 (anonymous) / 403 (role too low)
+//   BEFORE body/query validation. In the handler, take the typed caller with `requireRole(c, level)`
+//   (same level) for audit and authorization inside services.
+//   The matrix test calls every route with placeholder ids/bodies anonymously and with viewer, operator
+//   and admin API keys, and expects 401 / 403 / "neither" according to x-min-role.
+import type { Context, MiddlewareHandler } from "hono";
 import { forbidden, unauthorized } from "../core/errors.ts";
-import { type Principal, type Role, roleAtLeast } from "../core/principal.ts";
+import { presentedToken } from "../core/nodeAuth.ts";
+import { SECRET_PREFIX } from "../core/secrets.ts";
+import { type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
 import type { AppEnv } from "./env.ts";
 
 export type PersonOrKey = Extract<Principal, { kind: "user" | "api_key" }>;
+
+export const ACCESS_LEVELS = ["public", "node", ...ROLES] as const;
+export type AccessLevel = typeof ACCESS_LEVELS[number];
+
+/** The OpenAPI extension naming a route's minimum access level. */
+export const MIN_ROLE_EXTENSION = "x-min-role";
 
 /** The calling user or API key with at least `role`; 401 when anonymous, 403 when the role is short. */
 export function requireRole(c: Context<AppEnv>, role: Role): PersonOrKey {
@@ -15,4 +40,40 @@ export function requireRole(c: Context<AppEnv>, role: Role): PersonOrKey {
   }
   if (!roleAtLeast(principal.role, role)) throw forbidden(`needs role ${role} (you are ${principal.role})`);
   return principal;
+}
+
+/** Middleware form of requireRole, run before validation so anonymous callers get 401, not 422. */
+export function roleGuard(role: Role): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    requireRole(c, role);
+    await next();
+  };
+}
+
+/** Cheap first gate of node routes (no database): a node token must at least be presented, so an
+ * anonymous caller gets 401 rather than validation details. The handler verifies the token. */
+export const nodeTokenPresented: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
+  if (!token) throw unauthorized("node token required (Authorization: Bearer <node token>)");
+  if (!token.startsWith(`${SECRET_PREFIX.nodeToken}_`)) throw unauthorized("not a node token");
+  await next();
+};
+
+const PERSON_OR_KEY_SECURITY: Record<string, string[]>[] = [{ apiKey: [] }, { session: [] }];
+
+/** Spread into createRoute({...}): declares (x-min-role, security) and enforces the access level. */
+export function access<const L extends AccessLevel>(level: L): {
+  "x-min-role": L;
+  security: Record<string, string[]>[];
+  middleware: MiddlewareHandler<AppEnv>[];
+} {
+  if (level === "public") return { [MIN_ROLE_EXTENSION]: level, security: [], middleware: [] };
+  if (level === "node") {
+    return { [MIN_ROLE_EXTENSION]: level, security: [{ nodeToken: [] }], middleware: [nodeTokenPresented] };
+  }
+  return {
+    [MIN_ROLE_EXTENSION]: level,
+    security: PERSON_OR_KEY_SECURITY,
+    middleware: [roleGuard(level as Role)],
+  };
 }

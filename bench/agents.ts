@@ -1,0 +1,495 @@
+// Load benchmark of the autoscaler protocol against a real server process on loopback.
+//
+//   deno task bench [--agents N] [--seconds S] [--pulls N] [--quick]
+//
+// It creates a throwaway database, starts `main.ts serve` as a subprocess (so the peak RSS is the
+// server's own), enrolls N agents over HTTP, then runs these phases:
+//   a. heartbeats as fast as 64 concurrent clients can send them   -> heartbeats/s, p50/p99
+//   b. heartbeats at a fixed 1,000/s (open loop)                    -> p50/p99
+//   c. metric batches of 500..1,000 samples from many agents        -> samples/s, p50/p99 per batch
+//   d. 10,000 waiting config pulls (wait=60, current ETag): all held, then a new config for some nodes
+//      (written by this process, i.e. as another replica would) -> wake-up latency; then SIGTERM releases
+//      the rest -> release time
+// and prints one table. Targets: >= 4,000 heartbeats/s, p99 < 50 ms at 1,000/s, >= 50,000 samples/s.
+// Everything is bounded in count and time and talks to 127.0.0.1 only. The database is dropped at the end.
+import { parseArgs } from "node:util";
+import { systemClock } from "../core/clock.ts";
+import { setNodeConfig } from "../core/configs.ts";
+import type { CoreDeps } from "../core/deps.ts";
+import { createEnrollmentToken } from "../core/enrollment.ts";
+import { createLogger } from "../core/logger.ts";
+import { createServices } from "../core/services.ts";
+import { createTestDatabase } from "../tests/helpers/app.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    agents: { type: "string" },
+    seconds: { type: "string" },
+    pulls: { type: "string" },
+    concurrency: { type: "string" },
+    rate: { type: "string" },
+    quick: { type: "boolean" },
+    "log-level": { type: "string" },
+    phases: { type: "string" },
+    profile: { type: "string" },
+  },
+  strict: true,
+});
+const quick = args.values.quick === true;
+const positive = (name: string, raw: string | undefined, fallback: number, max: number) => {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    console.error(`--${name} must be a whole number 1..${max}`);
+    Deno.exit(2);
+  }
+  return value;
+};
+const AGENTS = positive("agents", args.values.agents, quick ? 40 : 2000, 50_000);
+const SECONDS = positive("seconds", args.values.seconds, quick ? 2 : 10, 600);
+const PULLS = positive("pulls", args.values.pulls, quick ? 200 : 10_000, 30_000);
+const CONCURRENCY = positive("concurrency", args.values.concurrency, 64, 2_000);
+const RATE = positive("rate", args.values.rate, quick ? 200 : 1000, 100_000);
+const LOG_LEVEL = args.values["log-level"] ?? "info";
+const PHASES = new Set((args.values.phases ?? "abcd").split(""));
+const SECRET_KEY = "bench-secret-key-bench-secret-key-0123456789";
+const ROOT = new URL("..", import.meta.url).pathname;
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function summarize(latencies: number[]) {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+function peakRssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    return Math.round(kb / 1024);
+  } catch {
+    return NaN;
+  }
+}
+
+async function raiseFileLimit(wanted: number): Promise<string> {
+  try {
+    const out = await new Deno.Command("prlimit", {
+      args: [`--pid=${Deno.pid}`, `--nofile=${wanted}:${wanted}`],
+      stderr: "piped",
+      stdout: "null",
+    }).output();
+    if (out.success) return `raised to ${wanted}`;
+    return `could not raise (${new TextDecoder().decode(out.stderr).trim()})`;
+  } catch (error) {
+    return `could not raise (${(error as Error).message})`;
+  }
+}
+
+/** CPU time (user + system) a process has used, in ms, from /proc/<pid>/stat. */
+function cpuMs(pid: number | "self"): number {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
+function mariadbPid(): number | undefined {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const comm = Deno.readTextFileSync(`/proc/${entry.name}/comm`).trim();
+      if (comm === "mariadbd" || comm === "mysqld") return Number(entry.name);
+    } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+/** CPU used by the server, this client and the database during `work`, per operation. */
+async function withCpu<T>(operations: () => number, work: () => Promise<T>): Promise<[T, string]> {
+  const db = mariadbPid();
+  const before = [cpuMs(server.pid), cpuMs("self"), db ? cpuMs(db) : NaN];
+  const result = await work();
+  const after = [cpuMs(server.pid), cpuMs("self"), db ? cpuMs(db) : NaN];
+  const n = Math.max(1, operations());
+  const per = (i: number) => ((after[i] - before[i]) / n).toFixed(3);
+  return [result, `cpu ms/op: server ${per(0)}, client ${per(1)}, database ${per(2)}`];
+}
+
+interface Agent {
+  id: string;
+  token: string;
+  pool: string;
+  hash: string;
+  nextTs: number;
+  uptime: number;
+}
+
+const poolOcid = (i: number) => `ocid1.instancepool.oc1.iad.aaaabench${String(i).padStart(7, "0")}`;
+
+function configFor(pool: string, max: number) {
+  return {
+    pools: [{
+      instance_pool_id: pool,
+      compartment_id: "ocid1.compartment.oc1..aaaabenchcompartment",
+      region: "us-ashburn-1",
+      monitoring_method: "oci",
+      cpu_threshold: { min: 30, max: 75 },
+      ram_threshold: { min: 20, max: 75 },
+      scaling_limits: { min: 1, max },
+      scheduler_max_instances: Math.min(3, max),
+      schedules: [{ start_time: "05:30", end_time: "05:50" }],
+    }],
+  };
+}
+
+/** Runs `count` jobs with at most `parallel` at once. */
+async function inParallel(count: number, parallel: number, job: (i: number) => Promise<void>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, async () => {
+    while (next < count) await job(next++);
+  }));
+}
+
+// ------------------------------------------------------------------------------------------------- setup
+
+const fileLimit = await raiseFileLimit(Math.max(20_000, PULLS * 2 + 2_000));
+const database = await createTestDatabase("bench", { env: { SECRET_KEY } });
+const deps: CoreDeps = {
+  db: database.db,
+  pool: database.pool,
+  settings: database.settings,
+  clock: systemClock,
+  logger: createLogger("warn", (line) => console.error(line)),
+};
+const port = freePort();
+const base = `http://127.0.0.1:${port}`;
+const server = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    ...(args.values.profile ? ["--cpu-prof", `--cpu-prof-dir=${args.values.profile}`] : []),
+    "main.ts",
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--no-migrate",
+  ],
+  cwd: ROOT,
+  env: {
+    MYSQL_HOST: database.settings.database.host,
+    MYSQL_PORT: String(database.settings.database.port),
+    MYSQL_USER: database.settings.database.user,
+    MYSQL_PASSWORD: database.settings.database.password,
+    MYSQL_DB: database.name,
+    SECRET_KEY,
+    ENVIRONMENT: "test",
+    LOG_LEVEL,
+  },
+  stdin: "null",
+  stdout: "null",
+  stderr: "inherit",
+}).spawn();
+
+const results: [string, string][] = [];
+const record = (name: string, value: string) => {
+  results.push([name, value]);
+  console.error(`  ${name}: ${value}`);
+};
+let pullsHeld = 0;
+let exitCode = 0;
+
+try {
+  for (let i = 0;; i++) {
+    try {
+      const res = await fetch(`${base}/healthz`);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch { /* not listening yet */ }
+    if (i > 300) throw new Error("server did not start within 30 s");
+    await sleep(100);
+  }
+  console.error(`server pid ${server.pid} on ${base}, database ${database.name}, file limit ${fileLimit}`);
+
+  // ---------------------------------------------------------------------------------------------- enroll
+  const { token: enrollmentToken } = await createEnrollmentToken(deps, {
+    name: "bench",
+    maxUses: AGENTS,
+    principal: { kind: "system", name: "bench" },
+  });
+  const agents: Agent[] = new Array(AGENTS);
+  const enrollStart = performance.now();
+  await inParallel(AGENTS, 16, async (i) => {
+    const pool = poolOcid(i);
+    const res = await fetch(`${base}/api/v1/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        enrollment_token: enrollmentToken,
+        name: `bench-${i}`,
+        hostname: `bench-${i}.local`,
+        agent_version: "bench",
+        labels: { bench: "yes" },
+        pools: [{ instance_pool_id: pool, current_size: 2, min_size: 1, max_size: 10 }],
+        config: configFor(pool, 10),
+      }),
+    });
+    const body = await res.json();
+    if (res.status !== 201) throw new Error(`register ${i}: ${res.status} ${JSON.stringify(body)}`);
+    agents[i] = {
+      id: body.node_id,
+      token: body.node_token,
+      pool,
+      hash: body.config.hash,
+      nextTs: Date.now() - 60_000,
+      uptime: 0,
+    };
+  });
+  const enrollS = (performance.now() - enrollStart) / 1000;
+  record("agents enrolled", `${AGENTS} in ${enrollS.toFixed(1)} s (${Math.round(AGENTS / enrollS)}/s)`);
+
+  const heartbeat = async (agent: Agent): Promise<number> => {
+    const started = performance.now();
+    const res = await fetch(`${base}/api/v1/nodes/${agent.id}/heartbeat`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${agent.token}` },
+      body: JSON.stringify({
+        status: "ok",
+        uptime_s: agent.uptime++,
+        applied_config_hash: agent.hash,
+        agent_version: "bench",
+        pools: [{ instance_pool_id: agent.pool, instance_count: 2 }],
+      }),
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`heartbeat: ${res.status} ${text}`);
+    return performance.now() - started;
+  };
+
+  // ------------------------------------------------------------------------------ a. max heartbeats/s
+  if (PHASES.has("a")) {
+    const latencies: number[] = [];
+    const deadline = performance.now() + SECONDS * 1000;
+    let next = 0;
+    const started = performance.now();
+    const [, cpu] = await withCpu(
+      () => latencies.length,
+      () =>
+        Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          while (performance.now() < deadline) latencies.push(await heartbeat(agents[next++ % AGENTS]));
+        })),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    const { p50, p99 } = summarize(latencies);
+    record(
+      `a. heartbeats, ${CONCURRENCY} concurrent`,
+      `${Math.round(latencies.length / elapsed)}/s  p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms`,
+    );
+    record("a. cost", cpu);
+  }
+
+  // --------------------------------------------------------------------------- b. fixed-rate heartbeats
+  if (PHASES.has("b")) {
+    const total = RATE * SECONDS;
+    const latencies: number[] = [];
+    const inflight: Promise<void>[] = [];
+    const started = performance.now();
+    let late = 0;
+    for (let i = 0; i < total; i++) {
+      const due = started + (i * 1000) / RATE;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      else if (wait < -5) late++;
+      // Latency from the scheduled time, so a stalled server is not hidden by a stalled sender.
+      inflight.push(
+        heartbeat(agents[i % AGENTS]).then(() => {
+          latencies.push(performance.now() - due);
+        }),
+      );
+    }
+    await Promise.all(inflight);
+    const elapsed = (performance.now() - started) / 1000;
+    const { p50, p99, max } = summarize(latencies);
+    record(
+      `b. heartbeats at ${RATE}/s`,
+      `${Math.round(total / elapsed)}/s done  p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms  max ${
+        max.toFixed(1)
+      } ms${late ? `  (${late} sent >5 ms late)` : ""}`,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------ c. metric batches
+  if (PHASES.has("c")) {
+    const latencies: number[] = [];
+    let samples = 0;
+    const workers = 8;
+    const deadline = performance.now() + SECONDS * 1000;
+    let next = 0;
+    const started = performance.now();
+    const [, cpu] = await withCpu(
+      () => samples / 1000,
+      () =>
+        Promise.all(Array.from({ length: workers }, async () => {
+          while (performance.now() < deadline) {
+            const agent = agents[next++ % AGENTS];
+            const size = 500 + Math.floor(Math.random() * 501);
+            const batch = Array.from({ length: size }, (_, k) => {
+              agent.nextTs -= 1000; // one sample per second, going back in time: never a duplicate
+              return {
+                instance_pool_id: agent.pool,
+                ts: new Date(agent.nextTs).toISOString(),
+                cpu_util: (k * 7) % 100,
+                memory_util: (k * 3) % 100,
+                instance_count: 2,
+                ...(k === 0
+                  ? { scaling_event: true, scaling_direction: "UP", from_count: 1, to_count: 2 }
+                  : {}),
+              };
+            });
+            const t0 = performance.now();
+            const res = await fetch(`${base}/api/v1/nodes/${agent.id}/metrics`, {
+              method: "POST",
+              headers: { "content-type": "application/json", authorization: `Bearer ${agent.token}` },
+              body: JSON.stringify({ samples: batch }),
+            });
+            const body = await res.json();
+            if (res.status !== 200 || body.accepted !== size) {
+              throw new Error(`metrics: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+            }
+            latencies.push(performance.now() - t0);
+            samples += size;
+          }
+        })),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    const { p50, p99 } = summarize(latencies);
+    record(
+      `c. metric batches (500..1000), ${workers} concurrent`,
+      `${Math.round(samples / elapsed)} samples/s (${Math.round(latencies.length / elapsed)} batches/s)  ` +
+        `p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms per batch`,
+    );
+    record("c. cost", cpu.replace("cpu ms/op", "cpu ms per 1,000 samples"));
+  }
+
+  // --------------------------------------------------------------------------------- d. waiting pulls
+  if (PHASES.has("d")) {
+    interface Pull {
+      agent: Agent;
+      settled: boolean;
+      status?: number;
+      at?: number;
+      done: Promise<void>;
+    }
+    const pulls: Pull[] = [];
+    const openStart = performance.now();
+    for (let i = 0; i < PULLS; i++) {
+      const agent = agents[i % AGENTS];
+      const pull: Pull = { agent, settled: false, done: Promise.resolve() };
+      pull.done = fetch(`${base}/api/v1/nodes/${agent.id}/config?wait=60`, {
+        headers: { authorization: `Bearer ${agent.token}`, "if-none-match": `"${agent.hash}"` },
+      }).then(async (res) => {
+        await res.body?.cancel();
+        pull.status = res.status;
+      }).catch(() => {
+        pull.status = -1;
+      }).finally(() => {
+        pull.settled = true;
+        pull.at = performance.now();
+      });
+      pulls.push(pull);
+      if (i % 250 === 249) await sleep(20); // let the listener accept; no SYN storm
+    }
+    await sleep(2_000);
+    pullsHeld = pulls.filter((p) => !p.settled).length;
+    const openS = (performance.now() - openStart) / 1000 - 2;
+    record("d. waiting config pulls held", `${pullsHeld} of ${PULLS} (opened in ${openS.toFixed(1)} s)`);
+
+    // A new config for some nodes, written here as another replica would: the server sees it by its poll.
+    const changed = agents.slice(0, Math.min(100, AGENTS));
+    const services = createServices(deps);
+    const committedAt = new Map<string, number>();
+    try {
+      await inParallel(changed.length, 8, async (i) => {
+        const agent = changed[i];
+        await setNodeConfig(deps, services, {
+          nodeId: agent.id,
+          input: configFor(agent.pool, 12),
+          principal: { kind: "system", name: "bench" },
+          comment: "bench change",
+        });
+        committedAt.set(agent.id, performance.now());
+      });
+    } finally {
+      await services.close();
+    }
+    const woken = pulls.filter((p) => committedAt.has(p.agent.id));
+    const wakeDeadline = performance.now() + 10_000;
+    while (woken.some((p) => !p.settled) && performance.now() < wakeDeadline) await sleep(10);
+    const wakeLatencies = woken.filter((p) => p.settled && p.status === 200).map((p) =>
+      p.at! - committedAt.get(p.agent.id)!
+    );
+    const wake = summarize(wakeLatencies);
+    record(
+      "d. wake-up after a config change",
+      `${wakeLatencies.length} of ${woken.length} pulls answered 200  p50 ${wake.p50.toFixed(0)} ms  p99 ${
+        wake.p99.toFixed(0)
+      } ms (server polls every CONFIG_POLL_MS)`,
+    );
+    const stillHeld = pulls.filter((p) => !p.settled).length;
+    record("server peak RSS (VmHWM)", `${peakRssMb(server.pid)} MB`);
+
+    // Release: graceful shutdown answers every waiting pull at once.
+    const releaseStart = performance.now();
+    server.kill("SIGTERM");
+    const releaseDeadline = performance.now() + 30_000;
+    while (pulls.some((p) => !p.settled) && performance.now() < releaseDeadline) await sleep(10);
+    const answered = pulls.filter((p) => p.settled && !committedAt.has(p.agent.id) && p.status! > 0).length;
+    record(
+      "d. release by SIGTERM",
+      `${stillHeld} held pulls settled in ${((performance.now() - releaseStart) / 1000).toFixed(2)} s ` +
+        `(${answered} answered with a status)`,
+    );
+  }
+  if (!PHASES.has("d")) record("server peak RSS (VmHWM)", `${peakRssMb(server.pid)} MB`);
+} catch (error) {
+  console.error(error);
+  exitCode = 1;
+} finally {
+  try {
+    server.kill("SIGTERM");
+  } catch { /* already stopped */ }
+  const status = await Promise.race([server.status, sleep(35_000).then(() => undefined)]);
+  if (!status) server.kill("SIGKILL");
+  await database.drop();
+}
+
+const width = Math.max(...results.map(([name]) => name.length));
+console.log(
+  `\nAutoscaler Central bench: ${AGENTS} agents, ${SECONDS} s per phase, ${Deno.build.os}, ${navigator.hardwareConcurrency} cpus, server LOG_LEVEL=${LOG_LEVEL}${
+    quick ? " (quick)" : ""
+  }`,
+);
+for (const [name, value] of results) console.log(`  ${name.padEnd(width)}  ${value}`);
+if (PHASES.has("d") && pullsHeld < PULLS) {
+  console.log(`  NOTE: only ${pullsHeld} of ${PULLS} pulls were held`);
+}
+Deno.exit(exitCode);

@@ -1,0 +1,489 @@
+// The autoscaler side of the protocol: register, heartbeat, metric batches.
+// Registration is rare and does everything in one transaction; heartbeats and metrics are the hot paths
+// and are shaped for few round trips (see db/agents.ts and the heartbeat group commit below).
+import {
+  findNodeByNameForUpdate,
+  type HeartbeatOutcome,
+  type HeartbeatWrite,
+  insertNode,
+  type PoolLatest,
+  type SampleRow,
+  type ScalingEventRow,
+  updateNodeRegistration,
+  upsertRegisteredPools,
+  writeHeartbeats,
+  writeMetricBatch,
+} from "../db/agents.ts";
+import { findConfigVersionById, findNodeConfig } from "../db/configs.ts";
+import { recordAudit } from "./audit.ts";
+import { parseConfigInput, prefixDetails } from "./configDocument.ts";
+import { createConfigVersion } from "./configs.ts";
+import type { ConfigWatcher } from "./configWatcher.ts";
+import type { CoreDeps } from "./deps.ts";
+import { consumeEnrollmentToken } from "./enrollment.ts";
+import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
+import { authenticateNode } from "./nodeAuth.ts";
+import type { Principal } from "./principal.ts";
+import { keyedHash, newSecret, SECRET_PREFIX } from "./secrets.ts";
+
+// -------------------------------------------------------------------------------------------- register
+
+export interface RegisterPoolInput {
+  instance_pool_id: string;
+  display_name?: string | null;
+  compartment_id?: string | null;
+  region?: string | null;
+  current_size?: number | null;
+  min_size?: number | null;
+  max_size?: number | null;
+}
+
+/** The register body as the route validated it (snake_case, as on the wire). */
+export interface RegisterInput {
+  enrollment_token: string;
+  name: string;
+  hostname: string;
+  address?: string | null;
+  agent_version?: string | null;
+  region?: string | null;
+  labels?: Record<string, string> | null;
+  pools?: RegisterPoolInput[] | null;
+  config?: unknown;
+}
+
+export interface RegisterResult {
+  /** true: a new node (201); false: a known name whose token was rotated (200). */
+  created: boolean;
+  body: {
+    node_id: string;
+    node_token: string;
+    heartbeat_interval_s: number;
+    config: { version: number; hash: string; body: Record<string, unknown> } | null;
+  };
+}
+
+type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
+
+const RETRYABLE = new Set(["ER_DUP_ENTRY", "ER_LOCK_DEADLOCK"]);
+const REGISTER_ATTEMPTS = 3;
+
+/** Registers an agent (or re-registers a known name, rotating its token). One transaction: the enrollment
+ * token use, the node, its pools, its first config version and the audit entries; a refusal writes nothing
+ * (and gives the token use back). */
+export async function registerNode(
+  deps: CoreDeps,
+  services: WatcherHolder,
+  input: RegisterInput,
+  clientAddress: string | null,
+): Promise<RegisterResult> {
+  // Checked before any write, so a bad config costs no enrollment use.
+  let configBody: Record<string, unknown> | undefined;
+  if (input.config !== undefined && input.config !== null) {
+    const parsed = parseConfigInput(input.config);
+    if (!parsed.ok) {
+      const details = prefixDetails(parsed.details, "config").map((d) => ({ ...d, location: "body" }));
+      throw validationFailed(`invalid config: ${describe(details)}`, details);
+    }
+    configBody = parsed.body;
+  }
+  const nodeToken = newSecret(SECRET_PREFIX.nodeToken);
+  const tokenHash = await keyedHash(deps.settings.SECRET_KEY, nodeToken);
+  const address = input.address ?? clientAddress;
+
+  for (let attempt = 1;; attempt++) {
+    try {
+      const outcome = await deps.db.transaction(async (tx) => {
+        const enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
+        const now = deps.clock.now();
+        const existing = await findNodeByNameForUpdate(tx, input.name);
+        if (existing?.decommissionedAt) {
+          throw new AppError(
+            409,
+            "node_decommissioned",
+            `node ${input.name} is decommissioned; an operator must delete it before the name can register again`,
+          );
+        }
+        const nodeId = existing?.id ?? crypto.randomUUID();
+        if (existing) {
+          await updateNodeRegistration(tx, nodeId, {
+            hostname: input.hostname,
+            ...(input.region != null ? { region: input.region } : {}),
+            ...(input.agent_version != null ? { agentVersion: input.agent_version } : {}),
+            ...(input.labels != null ? { labels: input.labels } : {}),
+            tokenHash,
+            tokenIssuedAt: now,
+            lastAddress: address,
+            updatedAt: now,
+          });
+        } else {
+          await insertNode(tx, {
+            id: nodeId,
+            name: input.name,
+            hostname: input.hostname,
+            region: input.region ?? null,
+            agentVersion: input.agent_version ?? null,
+            labels: input.labels ?? {},
+            tokenHash,
+            tokenIssuedAt: now,
+            registeredAt: now,
+            lastAddress: address,
+            configState: "pending",
+            createdAt: now,
+            updatedAt: now,
+          });
+        }
+        await upsertRegisteredPools(
+          tx,
+          nodeId,
+          (input.pools ?? []).map((p) => ({
+            poolOcid: p.instance_pool_id,
+            displayName: p.display_name ?? null,
+            compartmentId: p.compartment_id ?? null,
+            region: p.region ?? null,
+            currentSize: p.current_size ?? null,
+            minSize: p.min_size ?? null,
+            maxSize: p.max_size ?? null,
+          })),
+          now,
+        );
+        const principal: Principal = { kind: "node", nodeId, nodeName: input.name };
+        let configCreated = false;
+        if (configBody && !existing?.desiredVersionId) {
+          await createConfigVersion(deps, tx, {
+            nodeId,
+            body: configBody,
+            source: "agent",
+            principal,
+            comment: "brought by the agent at registration",
+            address,
+          });
+          configCreated = true;
+        }
+        const desired = await findNodeConfig(tx, nodeId);
+        const version = desired?.desiredVersionId
+          ? await findConfigVersionById(tx, desired.desiredVersionId)
+          : undefined;
+        await recordAudit(deps, tx, {
+          principal,
+          action: "enrollment_token.use",
+          targetType: "enrollment_token",
+          targetId: enrollment.id,
+          details: {
+            name: enrollment.name,
+            prefix: enrollment.prefix,
+            uses: enrollment.uses,
+            node: input.name,
+          },
+          address,
+        });
+        await recordAudit(deps, tx, {
+          principal,
+          action: existing ? "node.reregister" : "node.register",
+          targetType: "node",
+          targetId: nodeId,
+          details: {
+            name: input.name,
+            hostname: input.hostname,
+            agent_version: input.agent_version ?? null,
+            pools: (input.pools ?? []).length,
+            enrollment_token_id: enrollment.id,
+            config_version: version?.version ?? null,
+          },
+          address,
+        });
+        return {
+          created: !existing,
+          nodeId,
+          configCreated,
+          config: version ? { version: version.version, hash: version.hash, body: version.body } : null,
+        };
+      });
+      if (outcome.configCreated) services.configWatcher.notify(outcome.nodeId, outcome.config?.hash);
+      return {
+        created: outcome.created,
+        body: {
+          node_id: outcome.nodeId,
+          node_token: nodeToken,
+          heartbeat_interval_s: deps.settings.HEARTBEAT_INTERVAL_S,
+          config: outcome.config,
+        },
+      };
+    } catch (error) {
+      // Two first registrations of one name race on the unique name: the loser retries and re-registers.
+      const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+      if (code && RETRYABLE.has(code) && attempt < REGISTER_ATTEMPTS) continue;
+      throw error;
+    }
+  }
+}
+
+function describe(details: ErrorDetail[]): string {
+  const head = details.slice(0, 3).map((d) => `${d.field}: ${d.message}`).join("; ");
+  return details.length > 3 ? `${head}; and ${details.length - 3} more` : head;
+}
+
+// ------------------------------------------------------------------------------------------- heartbeat
+
+export interface HeartbeatInput {
+  status?: string | null;
+  uptime_s?: number | null;
+  applied_config_hash?: string | null;
+  agent_version?: string | null;
+  address?: string | null;
+  pools?: { instance_pool_id: string; instance_count: number }[] | null;
+}
+
+export interface HeartbeatResult {
+  desired_config_hash: string | null;
+  heartbeat_interval_s: number;
+  config_changed: boolean;
+}
+
+/** Group commit for heartbeats: while one batch is being written, arrivals queue, and the next write takes
+ * them all. An idle server writes a lone heartbeat at once (no timer, no added latency); a busy one writes
+ * hundreds per statement. Every caller still gets its answer only after its row is committed. */
+export interface HeartbeatWriter {
+  submit(write: HeartbeatWrite): Promise<HeartbeatOutcome>;
+  /** keyedHash of a node token, remembered for the tokens seen lately (an HMAC per heartbeat was a tenth
+   * of the server's CPU on this path). */
+  tokenHash(token: string): Promise<string>;
+  stats(): { batches: number; heartbeats: number; largest_batch: number; write_ms: number };
+  close(): Promise<void>;
+}
+
+interface QueuedHeartbeat {
+  write: HeartbeatWrite;
+  resolve(outcome: HeartbeatOutcome): void;
+  reject(error: unknown): void;
+}
+
+const TOKEN_HASH_CACHE_SIZE = 20_000;
+
+export function createHeartbeatWriter(
+  deps: Pick<CoreDeps, "pool" | "logger" | "settings">,
+  options: { maxBatch?: number; maxInFlight?: number } = {},
+): HeartbeatWriter {
+  const tokenHashes = new Map<string, string>();
+  const maxBatch = options.maxBatch ?? 500;
+  // A few batches in flight hide the database round trips; rows are locked in id order, so concurrent
+  // batches wait for each other instead of deadlocking.
+  const maxInFlight = options.maxInFlight ?? 1;
+  let queue: QueuedHeartbeat[] = [];
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  const counters = { batches: 0, heartbeats: 0, largest_batch: 0, write_ms: 0 };
+
+  async function writeBatch(batch: QueuedHeartbeat[]): Promise<void> {
+    // One row per (node, token): a node heartbeating twice in one batch is written once, both answered.
+    const unique = new Map<string, HeartbeatWrite>();
+    for (const item of batch) unique.set(`${item.write.nodeId} ${item.write.tokenHash}`, item.write);
+    const writes = [...unique.values()];
+    for (let attempt = 1;; attempt++) {
+      try {
+        const started = performance.now();
+        const outcomes = await writeHeartbeats(deps.pool, writes);
+        counters.write_ms += performance.now() - started;
+        const byKey = new Map(writes.map((w, i) => [`${w.nodeId} ${w.tokenHash}`, outcomes[i]]));
+        for (const item of batch) item.resolve(byKey.get(`${item.write.nodeId} ${item.write.tokenHash}`)!);
+        counters.batches++;
+        counters.heartbeats += batch.length;
+        counters.largest_batch = Math.max(counters.largest_batch, batch.length);
+        return;
+      } catch (error) {
+        // Another replica's batch may lock the same rows in another order: retry once.
+        if ((error as { code?: string }).code === "ER_LOCK_DEADLOCK" && attempt < 2) continue;
+        for (const item of batch) item.reject(error);
+        return;
+      }
+    }
+  }
+
+  function pump(): void {
+    while (queue.length > 0 && inFlight < maxInFlight) {
+      const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+      queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+      inFlight++;
+      void writeBatch(batch).finally(() => {
+        inFlight--;
+        if (queue.length > 0) pump();
+        else if (inFlight === 0) idle?.();
+      });
+    }
+  }
+
+  return {
+    submit(write) {
+      return new Promise<HeartbeatOutcome>((resolve, reject) => {
+        queue.push({ write, resolve, reject });
+        pump();
+      });
+    },
+    tokenHash: async (token) => {
+      let hash = tokenHashes.get(token);
+      if (hash === undefined) {
+        hash = await keyedHash(deps.settings.SECRET_KEY, token);
+        // Insertion order is age: drop the oldest when full.
+        if (tokenHashes.size >= TOKEN_HASH_CACHE_SIZE) tokenHashes.delete(tokenHashes.keys().next().value!);
+        tokenHashes.set(token, hash);
+      }
+      return hash;
+    },
+    stats: () => ({ ...counters }),
+    close: () => {
+      if (inFlight === 0 && queue.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+    },
+  };
+}
+
+/** Records a heartbeat. The token check is part of the write (see db/agents.ts writeHeartbeats); only when
+ * it fails is the node looked up again, to answer 401/403/404/410 exactly as every node route does. */
+export async function recordHeartbeat(
+  deps: CoreDeps,
+  services: { heartbeats: HeartbeatWriter },
+  input: { nodeId: string; token: string | undefined; body: HeartbeatInput; clientAddress: string | null },
+): Promise<HeartbeatResult> {
+  const { token, nodeId, body } = input;
+  if (!token || !token.startsWith(`${SECRET_PREFIX.nodeToken}_`)) {
+    await authenticateNode(deps, nodeId, token); // throws the precise refusal
+    throw unauthorized("invalid node token");
+  }
+  const outcome = await services.heartbeats.submit({
+    nodeId,
+    tokenHash: await services.heartbeats.tokenHash(token),
+    at: deps.clock.now(),
+    address: body.address ?? input.clientAddress,
+    status: body.status ?? null,
+    uptimeS: body.uptime_s ?? null,
+    agentVersion: body.agent_version ?? null,
+    appliedHash: body.applied_config_hash,
+    pools: (body.pools ?? []).map((p) => ({ poolOcid: p.instance_pool_id, instanceCount: p.instance_count })),
+  });
+  if (!outcome.written) {
+    await authenticateNode(deps, nodeId, token);
+    throw unauthorized("invalid node token"); // the token changed between the write and the check
+  }
+  return {
+    desired_config_hash: outcome.desiredHash,
+    heartbeat_interval_s: deps.settings.HEARTBEAT_INTERVAL_S,
+    config_changed: outcome.desiredHash !== null && outcome.desiredHash !== outcome.appliedHash,
+  };
+}
+
+// --------------------------------------------------------------------------------------------- metrics
+
+export const MAX_SAMPLES_PER_BATCH = 1000;
+/** How far ahead of the server's clock a sample may be (agent clocks drift a little). */
+export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+
+export interface MetricSampleInput {
+  instance_pool_id: string;
+  ts: string;
+  cpu_util: number;
+  memory_util: number;
+  instance_count: number;
+  scaling_event?: boolean;
+  scaling_direction?: "UP" | "DOWN" | null;
+  from_count?: number | null;
+  to_count?: number | null;
+  reason?: string | null;
+}
+
+export const ZONED_TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$/;
+
+/** An ISO 8601 timestamp WITH a zone ("2026-06-01T12:00:00Z", "...+02:00", Python's microseconds) as epoch
+ * milliseconds (sub-millisecond digits dropped, as the column keeps milliseconds); undefined otherwise. */
+export function parseZonedTimestamp(raw: string): number | undefined {
+  const m = ZONED_TIMESTAMP.exec(raw);
+  if (!m) return undefined;
+  const [, year, month, day, hour, minute, second = "00", fraction = "", z, sign, zh, zm = "00"] = m;
+  const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number);
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59 || Number(zh ?? 0) > 23) {
+    return undefined;
+  }
+  const utc = Date.UTC(y, mo - 1, d, h, mi, s, Number(fraction.padEnd(3, "0").slice(0, 3)));
+  if (new Date(utc).getUTCDate() !== d) return undefined; // 2026-02-30 and the like
+  const offsetMin = z ? 0 : (sign === "-" ? -1 : 1) * (Number(zh) * 60 + Number(zm));
+  return utc - offsetMin * 60_000;
+}
+
+/** Stores a batch of samples: 422 naming "samples.<i>.ts" for a time that is no date, too far ahead or older
+ * than the retention, and "samples.<i>.scaling_direction" unless it is given exactly when scaling_event is
+ * true; re-sent samples (same node, pool, ts) count as duplicates. */
+export async function ingestMetrics(
+  deps: CoreDeps,
+  input: { nodeId: string; token: string | undefined; samples: MetricSampleInput[] },
+): Promise<{ accepted: number; duplicates: number }> {
+  await authenticateNode(deps, input.nodeId, input.token);
+  const now = deps.clock.now();
+  const latestAllowed = now.getTime() + MAX_FUTURE_SKEW_MS;
+  const oldestAllowed = now.getTime() - deps.settings.METRICS_RETENTION_DAYS * 86_400_000;
+  const problems: ErrorDetail[] = [];
+  const samples: SampleRow[] = [];
+  const events: ScalingEventRow[] = [];
+  const latest = new Map<string, PoolLatest>();
+  input.samples.forEach((s, i) => {
+    if (Boolean(s.scaling_event) !== Boolean(s.scaling_direction)) {
+      problems.push({
+        field: `samples.${i}.scaling_direction`,
+        message: s.scaling_event
+          ? "is required when scaling_event is true"
+          : "must be absent or null unless scaling_event is true",
+        location: "body",
+      });
+      return;
+    }
+    const ms = parseZonedTimestamp(s.ts);
+    const field = `samples.${i}.ts`;
+    if (ms === undefined) {
+      problems.push({ field, message: "must be an ISO 8601 time with a zone", location: "body" });
+      return;
+    }
+    if (ms > latestAllowed) {
+      problems.push({ field, message: "is more than 5 minutes in the future", location: "body" });
+      return;
+    }
+    if (ms < oldestAllowed) {
+      problems.push({
+        field,
+        message: `is older than the retention (${deps.settings.METRICS_RETENTION_DAYS} days)`,
+        location: "body",
+      });
+      return;
+    }
+    const ts = new Date(ms);
+    const row = {
+      poolOcid: s.instance_pool_id,
+      ts,
+      cpuUtil: s.cpu_util,
+      memoryUtil: s.memory_util,
+      instanceCount: s.instance_count,
+    };
+    samples.push(row);
+    const previous = latest.get(row.poolOcid);
+    if (!previous || previous.ts.getTime() <= ms) latest.set(row.poolOcid, row);
+    if (s.scaling_event && s.scaling_direction) {
+      events.push({
+        poolOcid: s.instance_pool_id,
+        ts,
+        direction: s.scaling_direction,
+        fromCount: s.from_count ?? null,
+        toCount: s.to_count ?? null,
+        reason: s.reason ?? null,
+      });
+    }
+  });
+  if (problems.length > 0) {
+    throw validationFailed(`invalid samples: ${describe(problems)}`, problems.slice(0, 100));
+  }
+  const { accepted } = await writeMetricBatch(deps.pool, input.nodeId, {
+    samples,
+    events,
+    latest: [...latest.values()],
+    now,
+  });
+  return { accepted, duplicates: samples.length - accepted };
+}

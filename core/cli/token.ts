@@ -1,0 +1,150 @@
+// `autoscaler-central token create|list|revoke`: enrollment tokens from the command line, for the first
+// agents before anyone has logged in to the UI. The token is printed once; only its hash is kept.
+import type { Settings } from "../../config.ts";
+import { loadSettings } from "../../config.ts";
+import { systemClock } from "../clock.ts";
+import type { CoreDeps } from "../deps.ts";
+import { createEnrollmentToken, listEnrollmentTokens, revokeEnrollmentToken } from "../enrollment.ts";
+import { AppError } from "../errors.ts";
+import { createLogger, type Logger } from "../logger.ts";
+import type { Principal } from "../principal.ts";
+import type { DatabaseHandle } from "../../db/client.ts";
+
+export const TOKEN_USAGE =
+  "token create [--name N] [--expires 7d|12h|30m|never] [--max-uses N] | token list [--all] | token revoke --id N";
+
+export const TOKEN_OPTIONS = {
+  name: { type: "string" },
+  expires: { type: "string" },
+  "max-uses": { type: "string" },
+  id: { type: "string" },
+  all: { type: "boolean" },
+} as const;
+
+const CLI_PRINCIPAL: Principal = { kind: "system", name: "cli" };
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 };
+const DEFAULT_EXPIRES = "7d";
+
+/** A bad argument: the CLI prints the usage and exits 2. */
+export type UsageErrorFactory = (message: string) => Error;
+
+/** "7d" | "12h" | "30m" | "never" -> seconds (null = never); undefined when malformed. */
+export function parseExpires(raw: string): number | null | undefined {
+  if (raw === "never") return null;
+  const match = /^(\d{1,6})([smhdw])$/.exec(raw.trim());
+  if (!match) return undefined;
+  const seconds = Number(match[1]) * UNIT_SECONDS[match[2]];
+  return seconds >= 1 && seconds <= 10 * 365 * 86_400 ? seconds : undefined;
+}
+
+export interface TokenCommandTools {
+  connect(settings: Settings, logger: Logger): Promise<DatabaseHandle>;
+  usageError: UsageErrorFactory;
+  out?: (line: string) => void;
+}
+
+export async function tokenCommand(
+  values: Record<string, string | boolean | undefined>,
+  positionals: string[],
+  tools: TokenCommandTools,
+): Promise<number> {
+  const out = tools.out ?? ((line: string) => console.log(line));
+  const [action, ...extra] = positionals;
+  if (extra.length > 0) throw tools.usageError(`unexpected argument "${extra[0]}"`);
+  if (action !== "create" && action !== "list" && action !== "revoke") {
+    throw tools.usageError(action ? `unknown token action "${action}"` : "say create, list or revoke");
+  }
+
+  // Check every argument before touching the database.
+  let expiresInS: number | null = null;
+  let maxUses: number | null = null;
+  let id = 0;
+  if (action === "create") {
+    const rawExpires = typeof values.expires === "string" ? values.expires : DEFAULT_EXPIRES;
+    const parsed = parseExpires(rawExpires);
+    if (parsed === undefined) {
+      throw tools.usageError(`--expires must be like 7d, 12h, 30m or never (got "${rawExpires}")`);
+    }
+    expiresInS = parsed;
+    if (typeof values["max-uses"] === "string") {
+      const raw = values["max-uses"];
+      if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > 1_000_000) {
+        throw tools.usageError(`--max-uses must be a whole number 1..1000000 (got "${raw}")`);
+      }
+      maxUses = Number(raw);
+    }
+    if (typeof values.name === "string" && (values.name.trim() === "" || values.name.length > 128)) {
+      throw tools.usageError("--name must be 1 to 128 characters");
+    }
+  }
+  if (action === "revoke") {
+    const raw = values.id;
+    if (typeof raw !== "string" || !/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
+      throw tools.usageError("revoke needs --id N (see token list)");
+    }
+    id = Number(raw);
+  }
+
+  const settings = loadSettings();
+  const logger = createLogger(settings.LOG_LEVEL, (line) => console.error(line));
+  const handle = await tools.connect(settings, logger);
+  const deps: CoreDeps = { ...handle, settings, clock: systemClock, logger };
+  try {
+    if (action === "create") {
+      const name = typeof values.name === "string" ? values.name.trim() : "cli";
+      const { token, view } = await createEnrollmentToken(deps, {
+        name,
+        expiresInS,
+        maxUses,
+        principal: CLI_PRINCIPAL,
+      });
+      out(token);
+      out(`id: ${view.id}`);
+      out(`name: ${view.name}`);
+      out(`expires: ${view.expires_at ?? "never"}`);
+      out(`max uses: ${view.max_uses ?? "unlimited"}`);
+      out("This token is shown only once; agents pass it as enrollment_token to POST /api/v1/register.");
+      return 0;
+    }
+    if (action === "list") {
+      const views = await listEnrollmentTokens(deps, { includeRevoked: values.all === true });
+      if (views.length === 0) {
+        out("no enrollment tokens");
+        return 0;
+      }
+      const header = ["id", "name", "prefix", "state", "uses", "expires", "created_by"];
+      const rows = views.map((v) => [
+        String(v.id),
+        v.name,
+        v.prefix,
+        v.state,
+        `${v.uses}/${v.max_uses ?? "unlimited"}`,
+        v.expires_at ?? "never",
+        v.created_by,
+      ]);
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+      for (const line of [header, ...rows]) {
+        out(line.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+      }
+      return 0;
+    }
+    try {
+      const view = await revokeEnrollmentToken(deps, { id, principal: CLI_PRINCIPAL });
+      out(`revoked enrollment token ${view.id} (${view.name})`);
+      return 0;
+    } catch (error) {
+      if (error instanceof AppError && (error.status === 404 || error.status === 409)) {
+        console.error(`autoscaler-central token: ${error.message}`);
+        return 1;
+      }
+      throw error;
+    }
+  } catch (error) {
+    if ((error as { code?: string }).code === "ER_NO_SUCH_TABLE") {
+      throw new Error("the database has no tables yet: run `autoscaler-central migrate` first");
+    }
+    throw error;
+  } finally {
+    await handle.pool.end();
+  }
+}

@@ -1,0 +1,183 @@
+// The long-poll engine behind GET /api/v1/nodes/{id}/config?wait=N.
+//
+// Thousands of agents may wait at once, so a wait must not cost a query per agent per second. Waiters are
+// kept in memory; while at least one waits, ONE poller per process asks the database every CONFIG_POLL_MS
+// which nodes' desired config changed since its high-water mark (index nodes_desired_changed_idx) and
+// wakes the waiters whose node now has another hash. That is how a change written by another replica is
+// seen. notify() wakes this process's waiters at once after a local change, without waiting for the poll.
+//
+// The high-water mark follows the desired_changed_at values read back, capped at this process's clock, and
+// each poll looks OVERLAP_MS further back: a row stamped by a replica whose clock is a little behind, or
+// committed a little late, is still seen. Rows read again inside the overlap cost nothing but a comparison.
+// The wait itself is real time (setTimeout); the route re-reads the node at the end of every wait, so a
+// missed wake-up can only delay an answer, never make it wrong.
+import type { CoreDeps } from "./deps.ts";
+import { findDesiredChangedSince, findDesiredHash } from "../db/configs.ts";
+
+export const OVERLAP_MS = 5_000;
+
+export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled";
+
+export interface ConfigWaiter {
+  /** Settles once: a change for the node (hash not among the known ones), the timeout, shutdown, or cancel. */
+  promise: Promise<WaitOutcome>;
+  /** Stops waiting (the caller answered already, or hung up); the promise settles as "cancelled". */
+  cancel(): void;
+}
+
+export interface ConfigWatcherStats {
+  waiting: number;
+  polls: number;
+  poll_errors: number;
+  rows_read: number;
+  wakeups: number;
+}
+
+export interface ConfigWatcher {
+  /** Registers a waiter for `nodeId`. `knownHashes` are the hashes the agent already has (If-None-Match);
+   * register BEFORE reading the node, so a change between the read and the registration is not lost. */
+  watch(nodeId: string, knownHashes: readonly string[], timeoutMs: number): ConfigWaiter;
+  /** A change was committed in this process: wake the node's waiters now. Without `hash`, the node's
+   * desired hash is read once to decide. */
+  notify(nodeId: string, hash?: string | null): void;
+  /** Waiters in this process right now. */
+  readonly waiting: number;
+  stats(): ConfigWatcherStats;
+  /** Shutdown: every waiter settles as "closed" at once and the poller stops. */
+  close(): Promise<void>;
+}
+
+interface Waiter {
+  nodeId: string;
+  known: ReadonlySet<string>;
+  settle: (outcome: WaitOutcome) => void;
+}
+
+export function createConfigWatcher(
+  deps: Pick<CoreDeps, "db" | "settings" | "clock" | "logger">,
+): ConfigWatcher {
+  const byNode = new Map<string, Set<Waiter>>();
+  let waiting = 0;
+  let closed = false;
+  let pollTimer: ReturnType<typeof setTimeout> | undefined;
+  let inflight: Promise<void> | undefined;
+  const notifyReads = new Set<Promise<void>>();
+  let highWaterMs: number | undefined;
+  let failing = false;
+  const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0 };
+
+  const wake = (nodeId: string, hash: string | null) => {
+    if (hash === null) return; // a node without config has nothing to hand out yet
+    const set = byNode.get(nodeId);
+    if (!set) return;
+    for (const waiter of [...set]) {
+      if (!waiter.known.has(hash)) {
+        counters.wakeups++;
+        waiter.settle("changed");
+      }
+    }
+  };
+
+  const poll = async () => {
+    const nowMs = deps.clock.now().getTime();
+    let mark = highWaterMs ?? nowMs;
+    const since = new Date(Math.min(mark, nowMs) - OVERLAP_MS);
+    try {
+      const rows = await findDesiredChangedSince(deps.db, since);
+      counters.polls++;
+      counters.rows_read += rows.length;
+      for (const row of rows) {
+        if (row.desiredChangedAt) mark = Math.max(mark, row.desiredChangedAt.getTime());
+        wake(row.id, row.desiredHash);
+      }
+      if (failing) deps.logger.info("config watcher polls again");
+      failing = false;
+    } catch (error) {
+      counters.poll_errors++;
+      // One line per outage, not one per poll; waiters still end at their deadline with a fresh read.
+      if (!failing) deps.logger.warn("config watcher poll failed", { error });
+      failing = true;
+    }
+    // Idle now: the next first waiter starts from its own registration time.
+    highWaterMs = waiting > 0 ? mark : undefined;
+  };
+
+  const schedule = () => {
+    if (closed || pollTimer !== undefined || inflight || waiting === 0) return;
+    pollTimer = setTimeout(() => {
+      pollTimer = undefined;
+      inflight = poll().finally(() => {
+        inflight = undefined;
+        schedule();
+      });
+    }, deps.settings.CONFIG_POLL_MS);
+  };
+
+  const stopWhenIdle = () => {
+    if (waiting > 0) return;
+    if (pollTimer !== undefined) clearTimeout(pollTimer);
+    pollTimer = undefined;
+    // The next first waiter starts from its own registration time (see watch()).
+    if (!inflight) highWaterMs = undefined;
+  };
+
+  return {
+    watch(nodeId, knownHashes, timeoutMs) {
+      if (closed) return { promise: Promise.resolve("closed"), cancel: () => {} };
+      let settle!: (outcome: WaitOutcome) => void;
+      const promise = new Promise<WaitOutcome>((resolve) => {
+        let done = false;
+        const timer = setTimeout(() => settle("timeout"), Math.max(0, timeoutMs));
+        settle = (outcome) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          const set = byNode.get(nodeId);
+          set?.delete(waiter);
+          if (set?.size === 0) byNode.delete(nodeId);
+          waiting--;
+          stopWhenIdle();
+          resolve(outcome);
+        };
+      });
+      const waiter: Waiter = { nodeId, known: new Set(knownHashes), settle };
+      let set = byNode.get(nodeId);
+      if (!set) byNode.set(nodeId, set = new Set());
+      set.add(waiter);
+      waiting++;
+      // A change committed after this instant is found by the first poll (which looks OVERLAP_MS back).
+      highWaterMs ??= deps.clock.now().getTime();
+      schedule();
+      return { promise, cancel: () => settle("cancelled") };
+    },
+
+    notify(nodeId, hash) {
+      if (closed || !byNode.has(nodeId)) return;
+      if (hash !== undefined) {
+        wake(nodeId, hash);
+        return;
+      }
+      const read = findDesiredHash(deps.db, nodeId).then(
+        (row) => wake(nodeId, row?.desiredHash ?? null),
+        (error) => deps.logger.warn("config watcher notify read failed", { node_id: nodeId, error }),
+      ).finally(() => notifyReads.delete(read));
+      notifyReads.add(read);
+    },
+
+    get waiting() {
+      return waiting;
+    },
+
+    stats: () => ({ waiting, ...counters }),
+
+    async close() {
+      closed = true;
+      if (pollTimer !== undefined) clearTimeout(pollTimer);
+      pollTimer = undefined;
+      for (const set of [...byNode.values()]) {
+        for (const waiter of [...set]) waiter.settle("closed");
+      }
+      await Promise.all([inflight, ...notifyReads]);
+    },
+  };
+}

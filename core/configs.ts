@@ -1,0 +1,448 @@
+// Config versions: immutable rows per node, one of them the node's desired config. Agents pull the desired
+// one (ETag + long-poll) and ack what they applied; operators set, list, diff and roll back.
+import { createTwoFilesPatch } from "diff";
+import {
+  type ConfigVersionRow,
+  type DbOrTx,
+  findConfigVersion,
+  findConfigVersionById,
+  findDesiredHash,
+  findNodeConfig,
+  insertConfigVersion,
+  listConfigVersionRows,
+  maxConfigVersion,
+  type NodeConfigRow,
+  setNodeAck,
+  setNodeDesired,
+} from "../db/configs.ts";
+import { recordAudit } from "./audit.ts";
+import { configHash, parseConfigInput, prefixDetails, toYaml } from "./configDocument.ts";
+import type { ConfigWatcher } from "./configWatcher.ts";
+import type { CoreDeps } from "./deps.ts";
+import { AppError, describeDetails, notFound, validationFailed } from "./errors.ts";
+import type { ConfigState } from "./nodeStatus.ts";
+import { actorOf, type Principal } from "./principal.ts";
+
+export const CONFIG_SOURCES = ["agent", "operator", "rollback"] as const;
+export type ConfigSource = typeof CONFIG_SOURCES[number];
+
+export const MAX_COMMENT_LENGTH = 1000;
+export const MAX_WAIT_S = 60;
+const HASH = /^[0-9a-f]{64}$/;
+
+export interface ConfigVersionView {
+  version: number;
+  hash: string;
+  body: Record<string, unknown>;
+  source: ConfigSource;
+  author: string;
+  comment: string | null;
+  rolled_back_from: number | null;
+  created_at: string;
+}
+
+export interface ConfigStatusView {
+  desired: { version: number; hash: string } | null;
+  applied_hash: string | null;
+  state: ConfigState;
+  error: string | null;
+  acked_at: string | null;
+}
+
+type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify" | "watch"> };
+
+export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
+  return {
+    version: row.version,
+    hash: row.hash,
+    body: row.body,
+    source: row.source as ConfigSource,
+    author: row.author,
+    comment: row.comment,
+    rolled_back_from: row.rolledBackFrom,
+    created_at: row.createdAt.toISOString(),
+  };
+}
+
+/**
+ * Makes `body` the node's desired config as a new immutable version (next number for the node), sets the
+ * node's desired_* columns and config_state (in_sync when it equals the applied hash, else pending), and
+ * audits "config.create" ("config.rollback" for source rollback).
+ *
+ * Idempotent: when the body's hash equals the node's current desired hash, no version is created, nothing
+ * is written, and the current version is returned.
+ *
+ * `db` may be the database or a transaction; the work runs in a (nested) transaction with the node row
+ * locked, so concurrent writers get consecutive version numbers. The body must already be valid
+ * (parseConfigInput). After the caller commits it should call `services.configWatcher.notify(nodeId, hash)`.
+ * Throws 404 for an unknown node.
+ */
+export function createConfigVersion(
+  deps: Pick<CoreDeps, "clock">,
+  db: DbOrTx,
+  input: {
+    nodeId: string;
+    body: Record<string, unknown>;
+    source: ConfigSource;
+    principal: Principal;
+    comment?: string | null;
+    rolledBackFrom?: number | null;
+    address?: string | null;
+  },
+): Promise<ConfigVersionView> {
+  return db.transaction(async (tx) => {
+    const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
+    if (!node) throw notFound(`node ${input.nodeId}`);
+    const hash = await configHash(input.body);
+    if (node.desiredHash === hash && node.desiredVersionId !== null) {
+      const current = await findConfigVersionById(tx, node.desiredVersionId);
+      if (current) return toConfigVersionView(current);
+    }
+    const now = deps.clock.now();
+    const version = (await maxConfigVersion(tx, input.nodeId)) + 1;
+    const row = {
+      nodeId: input.nodeId,
+      version,
+      body: input.body,
+      hash,
+      source: input.source,
+      author: actorOf(input.principal).actorName.slice(0, 128),
+      comment: input.comment ?? null,
+      rolledBackFrom: input.rolledBackFrom ?? null,
+      createdAt: now,
+    };
+    const id = await insertConfigVersion(tx, row);
+    const configState: ConfigState = node.appliedHash === hash ? "in_sync" : "pending";
+    await setNodeDesired(tx, input.nodeId, {
+      desiredVersionId: id,
+      desiredHash: hash,
+      desiredChangedAt: now,
+      configState,
+      configError: null,
+    });
+    await recordAudit(deps, tx, {
+      principal: input.principal,
+      action: input.source === "rollback" ? "config.rollback" : "config.create",
+      targetType: "node",
+      targetId: input.nodeId,
+      details: {
+        version,
+        hash,
+        source: input.source,
+        ...(input.comment ? { comment: input.comment } : {}),
+        ...(input.rolledBackFrom ? { rolled_back_from: input.rolledBackFrom } : {}),
+      },
+      address: input.address,
+    });
+    return toConfigVersionView({ id, ...row });
+  });
+}
+
+/** Sets a node's config from YAML text or an object: 422 naming "config.<path>" when invalid (nothing is
+ * written), 404 unknown node, 409 decommissioned. Wakes waiting pulls. */
+export async function setNodeConfig(
+  deps: CoreDeps,
+  services: WatcherHolder,
+  input: {
+    nodeId: string;
+    input: unknown;
+    principal: Principal;
+    comment?: string | null;
+    address?: string | null;
+  },
+): Promise<ConfigVersionView> {
+  const comment = checkComment(input.comment);
+  const parsed = parseConfigInput(input.input);
+  if (!parsed.ok) {
+    const details = prefixDetails(parsed.details, "config");
+    throw validationFailed(`invalid config: ${describeDetails(details)}`, details);
+  }
+  await requireWritableNode(deps, input.nodeId);
+  const view = await deps.db.transaction((tx) =>
+    createConfigVersion(deps, tx, {
+      nodeId: input.nodeId,
+      body: parsed.body,
+      source: "operator",
+      principal: input.principal,
+      comment,
+      address: input.address,
+    })
+  );
+  services.configWatcher.notify(input.nodeId, view.hash);
+  return view;
+}
+
+/** A new version carrying the body of `toVersion` (source rollback, rolled_back_from = toVersion).
+ * 404 unknown node or version, 409 decommissioned. Idempotent like createConfigVersion: rolling back to a
+ * body that is already desired returns the current version. */
+export async function rollbackConfig(
+  deps: CoreDeps,
+  services: WatcherHolder,
+  input: {
+    nodeId: string;
+    toVersion: number;
+    principal: Principal;
+    comment?: string | null;
+    address?: string | null;
+  },
+): Promise<ConfigVersionView> {
+  const comment = checkComment(input.comment);
+  await requireWritableNode(deps, input.nodeId);
+  const target = await findConfigVersion(deps.db, input.nodeId, input.toVersion);
+  if (!target) throw notFound(`config version ${input.toVersion} of node ${input.nodeId}`);
+  const view = await deps.db.transaction((tx) =>
+    createConfigVersion(deps, tx, {
+      nodeId: input.nodeId,
+      body: target.body,
+      source: "rollback",
+      principal: input.principal,
+      comment,
+      rolledBackFrom: target.version,
+      address: input.address,
+    })
+  );
+  services.configWatcher.notify(input.nodeId, view.hash);
+  return view;
+}
+
+/** Versions newest first, at most `limit` (1..100); `beforeVersion` pages back. `next_before_version` is
+ * the value to pass for the next page, null on the last one. 404 unknown node. */
+export async function listConfigVersions(
+  deps: Pick<CoreDeps, "db">,
+  nodeId: string,
+  options: { limit: number; beforeVersion?: number },
+): Promise<{ versions: ConfigVersionView[]; next_before_version: number | null }> {
+  await requireNode(deps, nodeId);
+  const limit = Math.min(Math.max(Math.trunc(options.limit), 1), 100);
+  const rows = await listConfigVersionRows(deps.db, nodeId, {
+    limit: limit + 1,
+    beforeVersion: options.beforeVersion,
+  });
+  const page = rows.slice(0, limit);
+  return {
+    versions: page.map(toConfigVersionView),
+    next_before_version: rows.length > limit ? page[page.length - 1].version : null,
+  };
+}
+
+/** One version; 404 for an unknown node or version. */
+export async function getConfigVersion(
+  deps: Pick<CoreDeps, "db">,
+  nodeId: string,
+  version: number,
+): Promise<ConfigVersionView> {
+  await requireNode(deps, nodeId);
+  const row = await findConfigVersion(deps.db, nodeId, version);
+  if (!row) throw notFound(`config version ${version} of node ${nodeId}`);
+  return toConfigVersionView(row);
+}
+
+/** The node's desired version, or null when it has none. 404 unknown node. */
+export async function getDesiredConfig(
+  deps: Pick<CoreDeps, "db">,
+  nodeId: string,
+): Promise<ConfigVersionView | null> {
+  const node = await requireNode(deps, nodeId);
+  if (node.desiredVersionId === null) return null;
+  const row = await findConfigVersionById(deps.db, node.desiredVersionId);
+  return row ? toConfigVersionView(row) : null;
+}
+
+/** Unified diff of the YAML of two versions (file names "v<from>" and "v<to>"). 404 unknown version. */
+export async function diffConfigVersions(
+  deps: Pick<CoreDeps, "db">,
+  nodeId: string,
+  fromVersion: number,
+  toVersion: number,
+): Promise<{ from: ConfigVersionView; to: ConfigVersionView; diff: string }> {
+  const from = await getConfigVersion(deps, nodeId, fromVersion);
+  const to = await getConfigVersion(deps, nodeId, toVersion);
+  const diff = createTwoFilesPatch(
+    `v${from.version}`,
+    `v${to.version}`,
+    toYaml(from.body),
+    toYaml(to.body),
+    from.hash.slice(0, 12),
+    to.hash.slice(0, 12),
+  );
+  return { from, to, diff };
+}
+
+/** Desired vs applied, for the node page and the API. 404 unknown node. */
+export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): Promise<ConfigStatusView> {
+  const node = await requireNode(deps, nodeId);
+  let desired: ConfigStatusView["desired"] = null;
+  if (node.desiredVersionId !== null) {
+    const row = await findConfigVersionById(deps.db, node.desiredVersionId);
+    if (row) desired = { version: row.version, hash: row.hash };
+  }
+  return {
+    desired,
+    applied_hash: node.appliedHash,
+    state: node.configState as ConfigState,
+    error: node.configError,
+    acked_at: node.configAckedAt?.toISOString() ?? null,
+  };
+}
+
+/**
+ * The agent reports what it did with a config. applied + desired hash -> in_sync; applied + another hash
+ * -> drifted (the agent runs something else); failed -> failed with the error text (applied hash kept,
+ * the agent still runs what it ran). Audits "config.ack". 422 naming "hash" / "error" for bad input.
+ */
+export async function ackConfig(
+  deps: Pick<CoreDeps, "db" | "clock">,
+  input: {
+    nodeId: string;
+    hash: string;
+    status: "applied" | "failed";
+    error?: string | null;
+    principal: Principal;
+    address?: string | null;
+  },
+): Promise<{ config_state: ConfigState; desired_config_hash: string | null }> {
+  const problems = [];
+  if (!HASH.test(input.hash)) {
+    problems.push({ field: "hash", message: "must be 64 lowercase hex characters" });
+  }
+  if (input.status !== "applied" && input.status !== "failed") {
+    problems.push({ field: "status", message: "must be applied or failed" });
+  }
+  const errorText = input.error?.trim() || null;
+  if (input.status === "failed" && !errorText) {
+    problems.push({ field: "error", message: "is required when status is failed" });
+  }
+  if (problems.length > 0) throw validationFailed(`invalid ack: ${describeDetails(problems)}`, problems);
+
+  return await deps.db.transaction(async (tx) => {
+    const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
+    if (!node) throw notFound(`node ${input.nodeId}`);
+    const now = deps.clock.now();
+    let state: ConfigState;
+    let appliedHash = node.appliedHash;
+    if (input.status === "failed") {
+      state = "failed";
+    } else {
+      appliedHash = input.hash;
+      state = input.hash === node.desiredHash ? "in_sync" : "drifted";
+    }
+    const configError = input.status === "failed" ? errorText : null;
+    await setNodeAck(tx, input.nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
+    await recordAudit(deps, tx, {
+      principal: input.principal,
+      action: "config.ack",
+      targetType: "node",
+      targetId: input.nodeId,
+      details: {
+        hash: input.hash,
+        status: input.status,
+        config_state: state,
+        desired_hash: node.desiredHash,
+        ...(configError ? { error: configError } : {}),
+      },
+      address: input.address,
+    });
+    return { config_state: state, desired_config_hash: node.desiredHash };
+  });
+}
+
+export type PullResult =
+  | { kind: "config"; config: ConfigVersionView }
+  | { kind: "not_modified"; hash: string }
+  | { kind: "none" };
+
+/**
+ * An agent's config pull. `knownHashes` are the hashes of If-None-Match ("*" means whatever is current).
+ * Answers at once with the desired config when its hash is not among them; otherwise waits up to `waitS`
+ * seconds for it to change (services.configWatcher: no query per waiter), then answers not_modified, or
+ * none when the node has no config at all. The node must already be authenticated.
+ */
+export async function pullConfig(
+  deps: Pick<CoreDeps, "db">,
+  services: WatcherHolder,
+  input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
+): Promise<PullResult> {
+  if (!Number.isInteger(input.waitS) || input.waitS < 0 || input.waitS > MAX_WAIT_S) {
+    throw validationFailed(`wait must be a whole number of seconds in 0..${MAX_WAIT_S}`, [
+      { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
+    ]);
+  }
+  // "*" matches whatever config is current: the pull waits for the next one.
+  const known: readonly string[] = input.knownHashes !== "*"
+    ? input.knownHashes
+    : [(await readDesired(deps, input.nodeId)).desiredHash].filter((hash): hash is string => hash !== null);
+  // Registered before the read below, so a change committed in between still wakes this pull.
+  const waiter = input.waitS > 0
+    ? services.configWatcher.watch(input.nodeId, known, input.waitS * 1000)
+    : undefined;
+  // A client that hangs up stops holding a waiter (and its timer) for the rest of the wait.
+  const hangUp = () => waiter?.cancel();
+  input.signal?.addEventListener("abort", hangUp, { once: true });
+  if (input.signal?.aborted) hangUp();
+  try {
+    let current = await readDesired(deps, input.nodeId);
+    if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
+      return await desiredResult(deps, current);
+    }
+    // On shutdown or hang-up answer from the read above: thousands of waiters must not each query while
+    // draining, and nobody reads the answer to a hung-up request.
+    const outcome = await waiter?.promise;
+    if (outcome === "changed" || outcome === "timeout") {
+      // Woken by a change or the deadline: the database has the answer (a missed wake-up only delays it).
+      current = await readDesired(deps, input.nodeId);
+      if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
+        return await desiredResult(deps, current);
+      }
+    }
+    return current.desiredHash === null
+      ? { kind: "none" }
+      : { kind: "not_modified", hash: current.desiredHash };
+  } finally {
+    input.signal?.removeEventListener("abort", hangUp);
+    waiter?.cancel();
+  }
+}
+
+async function readDesired(deps: Pick<CoreDeps, "db">, nodeId: string) {
+  const row = await findDesiredHash(deps.db, nodeId);
+  if (!row) throw notFound(`node ${nodeId}`);
+  return row;
+}
+
+async function desiredResult(
+  deps: Pick<CoreDeps, "db">,
+  current: { desiredHash: string | null; desiredVersionId: number | null },
+): Promise<PullResult> {
+  const row = current.desiredVersionId === null
+    ? undefined
+    : await findConfigVersionById(deps.db, current.desiredVersionId);
+  return row ? { kind: "config", config: toConfigVersionView(row) } : { kind: "none" };
+}
+
+async function requireNode(deps: Pick<CoreDeps, "db">, nodeId: string): Promise<NodeConfigRow> {
+  const node = await findNodeConfig(deps.db, nodeId);
+  if (!node) throw notFound(`node ${nodeId}`);
+  return node;
+}
+
+async function requireWritableNode(deps: Pick<CoreDeps, "db">, nodeId: string): Promise<NodeConfigRow> {
+  const node = await requireNode(deps, nodeId);
+  if (node.decommissionedAt) {
+    throw new AppError(
+      409,
+      "node_decommissioned",
+      `node ${node.name} is decommissioned; its config can no longer change`,
+    );
+  }
+  return node;
+}
+
+function checkComment(comment: string | null | undefined): string | null {
+  const trimmed = comment?.trim() || null;
+  if (trimmed && trimmed.length > MAX_COMMENT_LENGTH) {
+    throw validationFailed(`comment is longer than ${MAX_COMMENT_LENGTH} characters`, [
+      { field: "comment", message: `must be at most ${MAX_COMMENT_LENGTH} characters` },
+    ]);
+  }
+  return trimmed;
+}

@@ -1,0 +1,188 @@
+// Enrollment tokens: created by admins (or the CLI), presented by an autoscaler at registration.
+// Only the keyed hash is stored; the token itself is shown once, at creation.
+import {
+  type DbOrTx,
+  type EnrollmentTokenRow,
+  findEnrollmentTokenByHash,
+  findEnrollmentTokenById,
+  insertEnrollmentToken,
+  listEnrollmentTokenRows,
+  markEnrollmentTokenRevoked,
+  takeEnrollmentTokenUse,
+} from "../db/enrollment.ts";
+import { recordAudit } from "./audit.ts";
+import type { CoreDeps } from "./deps.ts";
+import { AppError, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
+import { actorOf, type Principal } from "./principal.ts";
+import { keyedHash, newSecret, SECRET_PREFIX } from "./secrets.ts";
+
+export const ENROLLMENT_TOKEN_STATES = ["active", "expired", "revoked", "exhausted"] as const;
+export type EnrollmentTokenState = typeof ENROLLMENT_TOKEN_STATES[number];
+
+/** What a token looks like to operators: never the hash, only a prefix to recognise it by. */
+export interface EnrollmentTokenView {
+  id: number;
+  name: string;
+  prefix: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  max_uses: number | null;
+  uses: number;
+  last_used_at: string | null;
+  revoked_at: string | null;
+  state: EnrollmentTokenState;
+}
+
+/** Characters of the token kept for recognition ("ace_" plus 8 random characters). */
+const PREFIX_LENGTH = 12;
+const MAX_EXPIRES_IN_S = 10 * 365 * 86_400;
+const MAX_USES_LIMIT = 1_000_000;
+
+export function enrollmentTokenState(row: EnrollmentTokenRow, now: Date): EnrollmentTokenState {
+  if (row.revokedAt) return "revoked";
+  if (row.expiresAt && row.expiresAt.getTime() <= now.getTime()) return "expired";
+  if (row.maxUses !== null && row.uses >= row.maxUses) return "exhausted";
+  return "active";
+}
+
+export function enrollmentTokenView(row: EnrollmentTokenRow, now: Date): EnrollmentTokenView {
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    created_by: row.createdBy,
+    created_at: row.createdAt.toISOString(),
+    expires_at: row.expiresAt?.toISOString() ?? null,
+    max_uses: row.maxUses,
+    uses: row.uses,
+    last_used_at: row.lastUsedAt?.toISOString() ?? null,
+    revoked_at: row.revokedAt?.toISOString() ?? null,
+    state: enrollmentTokenState(row, now),
+  };
+}
+
+export interface CreateEnrollmentTokenInput {
+  name: string;
+  /** Lifetime in seconds; null or absent: never expires. */
+  expiresInS?: number | null;
+  /** Registrations it allows; null or absent: unlimited. */
+  maxUses?: number | null;
+  principal: Principal;
+  address?: string | null;
+}
+
+export async function createEnrollmentToken(
+  deps: CoreDeps,
+  input: CreateEnrollmentTokenInput,
+): Promise<{ token: string; view: EnrollmentTokenView }> {
+  const name = input.name.trim();
+  const problems: ErrorDetail[] = [];
+  if (name.length < 1 || name.length > 128) problems.push({ field: "name", message: "1 to 128 characters" });
+  const expiresInS = input.expiresInS ?? null;
+  if (
+    expiresInS !== null && (!Number.isInteger(expiresInS) || expiresInS < 1 || expiresInS > MAX_EXPIRES_IN_S)
+  ) {
+    problems.push({ field: "expires_in_s", message: `a whole number of seconds, 1 to ${MAX_EXPIRES_IN_S}` });
+  }
+  const maxUses = input.maxUses ?? null;
+  if (maxUses !== null && (!Number.isInteger(maxUses) || maxUses < 1 || maxUses > MAX_USES_LIMIT)) {
+    problems.push({ field: "max_uses", message: `a whole number, 1 to ${MAX_USES_LIMIT}` });
+  }
+  if (problems.length > 0) {
+    throw validationFailed(`invalid enrollment token: ${problems.map((p) => p.field).join(", ")}`, problems);
+  }
+
+  const token = newSecret(SECRET_PREFIX.enrollmentToken);
+  const tokenHash = await keyedHash(deps.settings.SECRET_KEY, token);
+  const now = deps.clock.now();
+  const row = {
+    name,
+    prefix: token.slice(0, PREFIX_LENGTH),
+    tokenHash,
+    createdBy: actorOf(input.principal).actorName,
+    createdAt: now,
+    expiresAt: expiresInS === null ? null : new Date(now.getTime() + expiresInS * 1000),
+    maxUses,
+    uses: 0,
+    lastUsedAt: null,
+    revokedAt: null,
+  };
+  const id = await deps.db.transaction(async (tx) => {
+    const id = await insertEnrollmentToken(tx, row);
+    await recordAudit(deps, tx, {
+      principal: input.principal,
+      action: "enrollment_token.create",
+      targetType: "enrollment_token",
+      targetId: id,
+      details: {
+        name,
+        prefix: row.prefix,
+        expires_at: row.expiresAt?.toISOString() ?? null,
+        max_uses: maxUses,
+      },
+      address: input.address,
+    });
+    return id;
+  });
+  return { token, view: enrollmentTokenView({ id, ...row }, now) };
+}
+
+export async function listEnrollmentTokens(
+  deps: CoreDeps,
+  options: { includeRevoked?: boolean } = {},
+): Promise<EnrollmentTokenView[]> {
+  const rows = await listEnrollmentTokenRows(deps.db, { includeRevoked: options.includeRevoked ?? false });
+  const now = deps.clock.now();
+  return rows.map((row) => enrollmentTokenView(row, now));
+}
+
+/** Revokes a token: 404 when unknown, 409 when already revoked. */
+export async function revokeEnrollmentToken(
+  deps: CoreDeps,
+  input: { id: number; principal: Principal; address?: string | null },
+): Promise<EnrollmentTokenView> {
+  const now = deps.clock.now();
+  return await deps.db.transaction(async (tx) => {
+    const row = await findEnrollmentTokenById(tx, input.id);
+    if (!row) throw notFound(`enrollment token ${input.id}`);
+    if (!await markEnrollmentTokenRevoked(tx, input.id, now)) {
+      throw new AppError(409, "already_revoked", `enrollment token ${input.id} is already revoked`);
+    }
+    await recordAudit(deps, tx, {
+      principal: input.principal,
+      action: "enrollment_token.revoke",
+      targetType: "enrollment_token",
+      targetId: input.id,
+      details: { name: row.name, prefix: row.prefix },
+      address: input.address,
+    });
+    return enrollmentTokenView({ ...row, revokedAt: now }, now);
+  });
+}
+
+const REFUSALS: Record<Exclude<EnrollmentTokenState, "active">, { code: string; message: string }> = {
+  revoked: { code: "enrollment_token_revoked", message: "the enrollment token was revoked" },
+  expired: { code: "enrollment_token_expired", message: "the enrollment token has expired" },
+  exhausted: { code: "enrollment_token_exhausted", message: "the enrollment token has no uses left" },
+};
+
+/** Checks the token and counts one use, inside the registration's transaction (a rollback gives the use
+ * back). 401 with enrollment_token_invalid / _expired / _revoked / _exhausted when it cannot be used. */
+export async function consumeEnrollmentToken(
+  deps: Pick<CoreDeps, "settings" | "clock">,
+  tx: DbOrTx,
+  token: string,
+): Promise<EnrollmentTokenRow> {
+  const invalid = new AppError(401, "enrollment_token_invalid", "unknown enrollment token");
+  if (!token.startsWith(`${SECRET_PREFIX.enrollmentToken}_`)) throw invalid;
+  const row = await findEnrollmentTokenByHash(tx, await keyedHash(deps.settings.SECRET_KEY, token));
+  if (!row) throw invalid;
+  const now = deps.clock.now();
+  if (await takeEnrollmentTokenUse(tx, row.id, now)) return { ...row, uses: row.uses + 1, lastUsedAt: now };
+  // Refused: read it again (a concurrent registration may have taken the last use) to say why.
+  const current = await findEnrollmentTokenById(tx, row.id) ?? row;
+  const state = enrollmentTokenState(current, now);
+  const refusal = REFUSALS[state === "active" ? "exhausted" : state];
+  throw new AppError(401, refusal.code, refusal.message);
+}

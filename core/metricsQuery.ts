@@ -1,0 +1,339 @@
+// Metric reads for operators: a pool's bucketed series over a range, the fleet summary, and scaling event
+// lists. Ranges and steps are checked here so the API and the pages refuse the same inputs the same way.
+import { countActivePoolsAndInstances, findNodeRow, findPoolRow, type StatusCounts } from "../db/fleet.ts";
+import {
+  countEventsByDirection,
+  type EventRow,
+  listEventRows,
+  maxSample,
+  sampleAverages,
+  seriesRows,
+  type SeriesSource,
+} from "../db/metricsQuery.ts";
+import { cursorDate, decodeCursor, encodeCursor, invalidCursor } from "./cursor.ts";
+import type { CoreDeps } from "./deps.ts";
+import { notFound, validationFailed } from "./errors.ts";
+import { fleetStatusCounts } from "./fleet.ts";
+
+/** At most this many buckets per series (step too small for the range is refused). */
+export const MAX_POINTS = 1000;
+/** Without a step, the smallest of these giving at most DEFAULT_POINTS buckets. */
+export const NICE_STEPS_S = [60, 300, 900, 1800, 3600, 7200, 21_600, 43_200, 86_400] as const;
+export const DEFAULT_POINTS = 300;
+export const DEFAULT_HOURS = 24;
+
+/** Rollup tables exist but a later issue fills them; until then every series reads raw samples. Set this
+ * when the rollup job runs, and seriesSourceFor starts choosing the coarsest table that fits the step. */
+export const ROLLUPS_FILLED = false;
+
+export function seriesSourceFor(stepS: number, rollupsFilled = ROLLUPS_FILLED): SeriesSource {
+  if (!rollupsFilled) return "raw";
+  if (stepS % 3600 === 0) return "rollup_1h";
+  if (stepS % 300 === 0) return "rollup_5m";
+  return "raw";
+}
+
+const queryError = (field: string, message: string) =>
+  validationFailed(`invalid query: ${field}: ${message}`, [{ field, message, location: "query" }]);
+
+const DURATION = /^(\d{1,9})([smhd]?)$/;
+const UNIT_S: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** "300", "300s", "5m", "1h", "1d" -> seconds; 422 naming "step" otherwise. */
+export function parseStep(step: string): number {
+  const match = DURATION.exec(step.trim());
+  const seconds = match ? Number(match[1]) * UNIT_S[match[2]] : NaN;
+  if (!Number.isSafeInteger(seconds) || seconds < 1) {
+    throw queryError("step", "a whole number of seconds >= 1, or a duration like 30s, 5m, 1h, 1d");
+  }
+  return seconds;
+}
+
+function parseTime(value: string, field: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw queryError(field, "an ISO 8601 time with zone");
+  return date;
+}
+
+export interface RangeParams {
+  from?: string;
+  to?: string;
+  hours?: number;
+}
+
+export interface TimeRange {
+  from: Date;
+  to: Date;
+}
+
+/** from/to, or hours back from now (the original API's `hours=24`), within what is kept. */
+export function resolveRange(
+  deps: Pick<CoreDeps, "clock" | "settings">,
+  params: RangeParams,
+  defaultHours = DEFAULT_HOURS,
+): TimeRange {
+  const now = deps.clock.now();
+  const maxDays = deps.settings.METRICS_RETENTION_DAYS;
+  const maxMs = maxDays * 86_400_000;
+  if (params.hours !== undefined) {
+    if (params.from !== undefined || params.to !== undefined) {
+      throw queryError("hours", "give either hours or from/to, not both");
+    }
+    if (!Number.isInteger(params.hours) || params.hours < 1 || params.hours * 3_600_000 > maxMs) {
+      throw queryError(
+        "hours",
+        `a whole number of hours in 1..${maxDays * 24} (metrics are kept ${maxDays} days)`,
+      );
+    }
+  }
+  const to = params.to !== undefined ? parseTime(params.to, "to") : now;
+  const from = params.from !== undefined
+    ? parseTime(params.from, "from")
+    : new Date(to.getTime() - (params.hours ?? defaultHours) * 3_600_000);
+  if (from.getTime() >= to.getTime()) throw queryError("from", "must be before to");
+  if (to.getTime() - from.getTime() > maxMs) {
+    throw queryError("from", `the range may span at most ${maxDays} days (metrics are kept ${maxDays} days)`);
+  }
+  return { from, to };
+}
+
+/** Buckets (aligned to multiples of the step since the epoch) that [from, to] touches. */
+export function bucketCount(range: TimeRange, stepS: number): number {
+  const fromS = Math.floor(range.from.getTime() / 1000);
+  const toS = Math.floor(range.to.getTime() / 1000);
+  return Math.floor(toS / stepS) - Math.floor(fromS / stepS) + 1;
+}
+
+/** The step: the one asked for (refused when it makes more than MAX_POINTS buckets), else a nice default. */
+export function resolveStep(range: TimeRange, step?: string): number {
+  const spanS = Math.floor(range.to.getTime() / 1000) - Math.floor(range.from.getTime() / 1000);
+  const smallest = Math.max(1, Math.ceil(spanS / (MAX_POINTS - 1)));
+  if (step !== undefined) {
+    const stepS = parseStep(step);
+    if (bucketCount(range, stepS) > MAX_POINTS) {
+      throw queryError(
+        "step",
+        `${stepS}s makes ${
+          bucketCount(range, stepS)
+        } points over this range; at most ${MAX_POINTS} (use step >= ${smallest})`,
+      );
+    }
+    return stepS;
+  }
+  return NICE_STEPS_S.find((s) => bucketCount(range, s) <= DEFAULT_POINTS) ?? smallest;
+}
+
+export interface SeriesParams extends RangeParams {
+  step?: string;
+}
+
+export interface SeriesPoint {
+  ts: string;
+  samples: number;
+  cpu: { avg: number; min: number; max: number };
+  memory: { avg: number; min: number; max: number };
+  instance_count: number;
+}
+
+export interface PoolSeries {
+  node_id: string;
+  instance_pool_id: string;
+  display_name: string | null;
+  from: string;
+  to: string;
+  step_s: number;
+  source: SeriesSource;
+  points: SeriesPoint[];
+}
+
+const round3 = (value: number) => Math.round(value * 1000) / 1000;
+
+/** The pool's metrics per step bucket over the range; only buckets with samples are listed. */
+export async function poolSeries(
+  deps: Pick<CoreDeps, "db" | "clock" | "settings">,
+  nodeId: string,
+  poolOcid: string,
+  params: SeriesParams,
+): Promise<PoolSeries> {
+  const range = resolveRange(deps, params);
+  const stepS = resolveStep(range, params.step);
+  const node = await findNodeRow(deps.db, nodeId);
+  if (!node) throw notFound(`node ${nodeId}`);
+  const pool = await findPoolRow(deps.db, nodeId, poolOcid);
+  if (!pool) throw notFound(`pool ${poolOcid} on node ${node.name}`);
+  const source = seriesSourceFor(stepS);
+  const rows = await seriesRows(deps.db, source, { nodeId, poolId: pool.id, ...range, stepS });
+  return {
+    node_id: nodeId,
+    instance_pool_id: pool.poolOcid,
+    display_name: pool.displayName,
+    from: range.from.toISOString(),
+    to: range.to.toISOString(),
+    step_s: stepS,
+    source,
+    points: rows.map((row) => ({
+      ts: new Date(row.bucket * stepS * 1000).toISOString(),
+      samples: row.samples,
+      cpu: { avg: round3(row.cpuAvg), min: row.cpuMin, max: row.cpuMax },
+      memory: { avg: round3(row.memoryAvg), min: row.memoryMin, max: row.memoryMax },
+      instance_count: row.instanceCountLast,
+    })),
+  };
+}
+
+export interface Extreme {
+  value: number;
+  ts: string;
+  node_id: string;
+  node_name: string;
+  instance_pool_id: string;
+}
+
+export interface FleetSummary {
+  from: string;
+  to: string;
+  hours: number;
+  nodes: StatusCounts;
+  pools: number;
+  instances: number;
+  metrics: {
+    samples: number;
+    reporting_nodes: number;
+    reporting_pools: number;
+    avg_cpu_util: number | null;
+    avg_memory_util: number | null;
+    max_cpu: Extreme | null;
+    max_memory: Extreme | null;
+  };
+  scaling_events: { UP: number; DOWN: number; total: number };
+}
+
+/** Fleet figures over the last `hours`: averages, extremes, scaling events; current node counts per status
+ * and the pools and instances of nodes that are not decommissioned. */
+export async function fleetSummary(
+  deps: Pick<CoreDeps, "db" | "clock" | "settings">,
+  hours = DEFAULT_HOURS,
+): Promise<FleetSummary> {
+  const { from, to } = resolveRange(deps, { hours });
+  const [counts, inventory, averages, maxCpu, maxMemory, events] = await Promise.all([
+    fleetStatusCounts(deps),
+    countActivePoolsAndInstances(deps.db),
+    sampleAverages(deps.db, from, to),
+    maxSample(deps.db, "cpu", from, to),
+    maxSample(deps.db, "memory", from, to),
+    countEventsByDirection(deps.db, { from, to }),
+  ]);
+  const extreme = (row: typeof maxCpu): Extreme | null =>
+    row
+      ? {
+        value: row.value,
+        ts: row.ts.toISOString(),
+        node_id: row.nodeId,
+        node_name: row.nodeName,
+        instance_pool_id: row.poolOcid,
+      }
+      : null;
+  return {
+    from: from.toISOString(),
+    to: to.toISOString(),
+    hours,
+    nodes: counts,
+    pools: inventory.pools,
+    instances: inventory.instances,
+    metrics: {
+      samples: averages.samples,
+      reporting_nodes: averages.nodes,
+      reporting_pools: averages.pools,
+      avg_cpu_util: averages.cpuAvg === null ? null : round3(averages.cpuAvg),
+      avg_memory_util: averages.memoryAvg === null ? null : round3(averages.memoryAvg),
+      max_cpu: extreme(maxCpu),
+      max_memory: extreme(maxMemory),
+    },
+    scaling_events: { ...events, total: events.UP + events.DOWN },
+  };
+}
+
+export const EVENT_LIST_DEFAULT_LIMIT = 50;
+export const EVENT_LIST_MAX_LIMIT = 500;
+
+export interface EventListParams {
+  from?: string;
+  to?: string;
+  direction?: "UP" | "DOWN";
+  cursor?: string;
+  limit?: number;
+}
+
+export interface ScalingEventView {
+  id: number;
+  node_id: string;
+  node_name: string;
+  instance_pool_id: string;
+  pool_display_name: string | null;
+  ts: string;
+  direction: string;
+  from_count: number | null;
+  to_count: number | null;
+  reason: string | null;
+}
+
+function toEventView(row: EventRow): ScalingEventView {
+  return {
+    id: row.id,
+    node_id: row.nodeId,
+    node_name: row.nodeName,
+    instance_pool_id: row.poolOcid,
+    pool_display_name: row.poolDisplayName,
+    ts: row.ts.toISOString(),
+    direction: row.direction,
+    from_count: row.fromCount,
+    to_count: row.toCount,
+    reason: row.reason,
+  };
+}
+
+/** Scaling events newest first, fleet-wide or for one node or one of its pools (404 when unknown). */
+export async function listScalingEvents(
+  deps: Pick<CoreDeps, "db">,
+  scope: { nodeId?: string; poolOcid?: string },
+  params: EventListParams,
+): Promise<{ items: ScalingEventView[]; next_cursor: string | null }> {
+  const limit = params.limit ?? EVENT_LIST_DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > EVENT_LIST_MAX_LIMIT) {
+    throw queryError("limit", `must be an integer in 1..${EVENT_LIST_MAX_LIMIT}`);
+  }
+  const from = params.from !== undefined ? parseTime(params.from, "from") : undefined;
+  const to = params.to !== undefined ? parseTime(params.to, "to") : undefined;
+  if (from && to && from.getTime() > to.getTime()) throw queryError("from", "must not be after to");
+  let before: { ts: Date; id: number } | undefined;
+  if (params.cursor) {
+    const [ts, id] = decodeCursor(params.cursor);
+    if (!Number.isSafeInteger(id)) throw invalidCursor("not a cursor this server issued");
+    before = { ts: cursorDate(ts), id: id as number };
+  }
+  let poolId: number | undefined;
+  if (scope.nodeId !== undefined) {
+    const node = await findNodeRow(deps.db, scope.nodeId);
+    if (!node) throw notFound(`node ${scope.nodeId}`);
+    if (scope.poolOcid !== undefined) {
+      const pool = await findPoolRow(deps.db, scope.nodeId, scope.poolOcid);
+      if (!pool) throw notFound(`pool ${scope.poolOcid} on node ${node.name}`);
+      poolId = pool.id;
+    }
+  }
+  const rows = await listEventRows(deps.db, {
+    nodeId: scope.nodeId,
+    poolId,
+    from,
+    to,
+    direction: params.direction,
+    before,
+    limit,
+  });
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(toEventView),
+    next_cursor: rows.length > limit && last ? encodeCursor([last.ts.toISOString(), last.id]) : null,
+  };
+}

@@ -1,0 +1,270 @@
+// Operator accounts: create, list, change role / disabled, set password. Every change is audited in the
+// same transaction. The last enabled admin can be neither demoted nor disabled, so the service can
+// always be administered without touching the database by hand.
+import {
+  findUserById,
+  findUserByUsername,
+  insertUser,
+  listUsers as listUserRows,
+  lockEnabledAdmins,
+  lockUserById,
+  updateUser as updateUserRow,
+  type UserRow,
+} from "../db/users.ts";
+import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.ts";
+import { recordAudit } from "./audit.ts";
+import type { CoreDeps } from "./deps.ts";
+import { AppError, notFound, validationFailed } from "./errors.ts";
+import { hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
+import { type Principal, type Role, ROLES } from "./principal.ts";
+
+export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+export const USERNAME_RULE =
+  "1..64 characters: letters, digits and . _ @ - (starting with a letter or digit)";
+
+export interface UserView {
+  id: number;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  last_login_at: string | null;
+  password_changed_at: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export function toUserView(row: UserRow): UserView {
+  return {
+    id: row.id,
+    username: row.username,
+    role: asRole(row.role),
+    disabled: row.disabled,
+    last_login_at: row.lastLoginAt ? row.lastLoginAt.toISOString() : null,
+    password_changed_at: row.passwordChangedAt.toISOString(),
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === "string" && (ROLES as readonly string[]).includes(value);
+}
+
+function asRole(value: string): Role {
+  return isRole(value) ? value : "viewer";
+}
+
+export function usernameProblem(username: string): string | undefined {
+  return USERNAME_PATTERN.test(username) ? undefined : `must be ${USERNAME_RULE}`;
+}
+
+export interface CreateUserInput {
+  username: string;
+  password: string;
+  role: Role;
+}
+
+/** Creates an account. 422 naming the field for a bad username, password or role; 409 username_taken. */
+export async function createUser(
+  deps: CoreDeps,
+  actor: Principal,
+  input: CreateUserInput,
+  address?: string | null,
+): Promise<UserView> {
+  const problems = [
+    ...(usernameProblem(input.username)
+      ? [{ field: "username", message: usernameProblem(input.username)! }]
+      : []),
+    ...(passwordProblem(input.password)
+      ? [{ field: "password", message: passwordProblem(input.password)! }]
+      : []),
+    ...(isRole(input.role) ? [] : [{ field: "role", message: `must be one of ${ROLES.join(", ")}` }]),
+  ];
+  if (problems.length > 0) {
+    throw validationFailed(problems.map((p) => `${p.field}: ${p.message}`).join("; "), problems);
+  }
+  if (await findUserByUsername(deps.db, input.username)) throw usernameTaken(input.username);
+  const passwordHash = await hashPassword(input.password);
+  const now = deps.clock.now();
+  try {
+    const id = await deps.db.transaction(async (tx) => {
+      const newId = await insertUser(tx, {
+        username: input.username,
+        passwordHash,
+        role: input.role,
+        disabled: false,
+        passwordChangedAt: now,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await recordAudit(deps, tx, {
+        principal: actor,
+        action: "user.create",
+        targetType: "user",
+        targetId: newId,
+        details: { username: input.username, role: input.role },
+        address,
+      });
+      return newId;
+    });
+    return toUserView((await findUserById(deps.db, id))!);
+  } catch (error) {
+    // Two creates racing for one name: the unique index decides.
+    if (isDuplicateKey(error)) throw usernameTaken(input.username);
+    throw error;
+  }
+}
+
+function usernameTaken(username: string): AppError {
+  return new AppError(409, "username_taken", `username "${username}" is already taken`, [
+    { field: "username", message: "already taken" },
+  ]);
+}
+
+export function isDuplicateKey(error: unknown): boolean {
+  const code = (error as { code?: string })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
+  return code === "ER_DUP_ENTRY";
+}
+
+export async function listUsers(deps: Pick<CoreDeps, "db">): Promise<UserView[]> {
+  return (await listUserRows(deps.db)).map(toUserView);
+}
+
+export async function getUser(deps: Pick<CoreDeps, "db">, id: number): Promise<UserView> {
+  const row = await findUserById(deps.db, id);
+  if (!row) throw notFound(`user ${id}`);
+  return toUserView(row);
+}
+
+export async function getUserByUsername(deps: Pick<CoreDeps, "db">, username: string): Promise<UserView> {
+  const row = await findUserByUsername(deps.db, username);
+  if (!row) throw notFound(`user "${username}"`);
+  return toUserView(row);
+}
+
+export interface UpdateUserInput {
+  role?: Role;
+  disabled?: boolean;
+}
+
+/** Changes role and/or disabled. Disabling ends the user's sessions at once. 409 last_admin when the
+ * change would leave no enabled admin. */
+export async function updateUser(
+  deps: CoreDeps,
+  actor: Principal,
+  id: number,
+  input: UpdateUserInput,
+  address?: string | null,
+): Promise<UserView> {
+  if (input.role !== undefined && !isRole(input.role)) {
+    throw validationFailed(`role: must be one of ${ROLES.join(", ")}`, [
+      { field: "role", message: `must be one of ${ROLES.join(", ")}` },
+    ]);
+  }
+  await deps.db.transaction(async (tx) => {
+    const admins = await lockEnabledAdmins(tx);
+    const user = await lockUserById(tx, id);
+    if (!user) throw notFound(`user ${id}`);
+    const newRole = input.role ?? asRole(user.role);
+    const newDisabled = input.disabled ?? user.disabled;
+    const wasEnabledAdmin = user.role === "admin" && !user.disabled;
+    const staysEnabledAdmin = newRole === "admin" && !newDisabled;
+    if (wasEnabledAdmin && !staysEnabledAdmin && admins.filter((a) => a !== id).length === 0) {
+      throw new AppError(
+        409,
+        "last_admin",
+        "this is the last enabled admin: make another admin first",
+        [{ field: input.disabled ? "disabled" : "role", message: "would leave no enabled admin" }],
+      );
+    }
+    const changes: Record<string, unknown> = {};
+    if (newRole !== user.role) changes.role = { from: user.role, to: newRole };
+    if (newDisabled !== user.disabled) changes.disabled = { from: user.disabled, to: newDisabled };
+    if (Object.keys(changes).length === 0) return;
+    await updateUserRow(tx, id, { role: newRole, disabled: newDisabled, updatedAt: deps.clock.now() });
+    let sessionsEnded = 0;
+    if (newDisabled) sessionsEnded = await deleteSessionsOfUser(tx, id);
+    await recordAudit(deps, tx, {
+      principal: actor,
+      action: newDisabled && !user.disabled ? "user.disable" : "user.update",
+      targetType: "user",
+      targetId: id,
+      details: {
+        username: user.username,
+        ...changes,
+        ...(newDisabled ? { sessions_ended: sessionsEnded } : {}),
+      },
+      address,
+    });
+  });
+  return getUser(deps, id);
+}
+
+/** Sets a new password (policy checked) and ends the user's sessions, so a stolen session dies with
+ * the old password. */
+export async function setPassword(
+  deps: CoreDeps,
+  actor: Principal,
+  id: number,
+  password: string,
+  address?: string | null,
+): Promise<UserView> {
+  const problem = passwordProblem(password);
+  if (problem) throw validationFailed(`password: ${problem}`, [{ field: "password", message: problem }]);
+  const existing = await findUserById(deps.db, id);
+  if (!existing) throw notFound(`user ${id}`);
+  const passwordHash = await hashPassword(password);
+  await deps.db.transaction(async (tx) => {
+    const user = await lockUserById(tx, id);
+    if (!user) throw notFound(`user ${id}`);
+    const now = deps.clock.now();
+    await updateUserRow(tx, id, { passwordHash, passwordChangedAt: now, updatedAt: now });
+    const sessionsEnded = await deleteSessionsOfUser(tx, id);
+    await recordAudit(deps, tx, {
+      principal: actor,
+      action: "user.password_reset",
+      targetType: "user",
+      targetId: id,
+      details: { username: user.username, sessions_ended: sessionsEnded },
+      address,
+    });
+  });
+  return getUser(deps, id);
+}
+
+/** A user changes their own password: the current one must be right (422 naming current_password
+ * otherwise). Their other sessions end; the one making the change stays. */
+export async function changeOwnPassword(
+  deps: CoreDeps,
+  principal: Extract<Principal, { kind: "user" }>,
+  currentPassword: string,
+  newPassword: string,
+  address?: string | null,
+): Promise<void> {
+  const user = await findUserById(deps.db, principal.userId);
+  if (!user) throw notFound(`user ${principal.userId}`);
+  if (!(await verifyPassword(currentPassword, user.passwordHash))) {
+    throw validationFailed("current_password: is wrong", [{
+      field: "current_password",
+      message: "is wrong",
+    }]);
+  }
+  const problem = passwordProblem(newPassword);
+  if (problem) {
+    throw validationFailed(`new_password: ${problem}`, [{ field: "new_password", message: problem }]);
+  }
+  const passwordHash = await hashPassword(newPassword);
+  await deps.db.transaction(async (tx) => {
+    const now = deps.clock.now();
+    await updateUserRow(tx, user.id, { passwordHash, passwordChangedAt: now, updatedAt: now });
+    const sessionsEnded = await deleteOtherSessionsOfUser(tx, user.id, principal.sessionIdHash);
+    await recordAudit(deps, tx, {
+      principal,
+      action: "user.password_change",
+      targetType: "user",
+      targetId: user.id,
+      details: { username: user.username, other_sessions_ended: sessionsEnded },
+      address,
+    });
+  });
+}

@@ -1,0 +1,353 @@
+// What autoscalers write: registration (nodes + instance_pools), heartbeats and metric batches.
+// Heartbeats and metrics are the hot paths, so they use hand-written multi-row statements over a pooled
+// connection: one statement per batch, not one per row.
+import { eq, sql } from "drizzle-orm";
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { Database, Pool } from "./client.ts";
+import type { DbOrTx } from "./configs.ts";
+import { instancePools, nodes } from "./schema.ts";
+
+// ---------------------------------------------------------------------------------------------- register
+
+export interface NodeRegistrationRow {
+  id: string;
+  decommissionedAt: Date | null;
+  desiredVersionId: number | null;
+}
+
+/** The node of that name, locked until the transaction ends (serializes re-registrations of a name). */
+export async function findNodeByNameForUpdate(
+  db: DbOrTx,
+  name: string,
+): Promise<NodeRegistrationRow | undefined> {
+  const rows = await db.select({
+    id: nodes.id,
+    decommissionedAt: nodes.decommissionedAt,
+    desiredVersionId: nodes.desiredVersionId,
+  }).from(nodes).where(eq(nodes.name, name)).limit(1).for("update");
+  return rows[0];
+}
+
+export type NewNodeRow = typeof nodes.$inferInsert;
+
+export async function insertNode(db: DbOrTx, row: NewNodeRow): Promise<void> {
+  await db.insert(nodes).values(row);
+}
+
+export async function updateNodeRegistration(
+  db: DbOrTx,
+  id: string,
+  values: Partial<
+    Pick<
+      NewNodeRow,
+      | "hostname"
+      | "region"
+      | "agentVersion"
+      | "labels"
+      | "tokenHash"
+      | "tokenIssuedAt"
+      | "lastAddress"
+      | "updatedAt"
+    >
+  >,
+): Promise<void> {
+  await db.update(nodes).set(values).where(eq(nodes.id, id));
+}
+
+export interface RegisteredPool {
+  poolOcid: string;
+  displayName: string | null;
+  compartmentId: string | null;
+  region: string | null;
+  currentSize: number | null;
+  minSize: number | null;
+  maxSize: number | null;
+}
+
+/** Adds the node's pools or refreshes what the agent reported about them (absent fields keep their value). */
+export async function upsertRegisteredPools(
+  db: DbOrTx,
+  nodeId: string,
+  pools: RegisteredPool[],
+  now: Date,
+): Promise<void> {
+  if (pools.length === 0) return;
+  const keep = (column: string) => sql.raw(`COALESCE(VALUES(${column}), ${column})`);
+  await db.insert(instancePools).values(pools.map((pool) => ({
+    nodeId,
+    ...pool,
+    createdAt: now,
+    updatedAt: now,
+  }))).onDuplicateKeyUpdate({
+    set: {
+      updatedAt: sql.raw("VALUES(updated_at)"),
+      ...Object.fromEntries(
+        [
+          ["displayName", "display_name"],
+          ["compartmentId", "compartment_id"],
+          ["region", "region"],
+          ["currentSize", "current_size"],
+          ["minSize", "min_size"],
+          ["maxSize", "max_size"],
+        ].map(([key, column]) => [key, keep(column)]),
+      ),
+    },
+  });
+}
+
+// --------------------------------------------------------------------------------------------- heartbeat
+
+export interface HeartbeatWrite {
+  nodeId: string;
+  tokenHash: string;
+  at: Date;
+  address: string | null;
+  status: string | null;
+  uptimeS: number | null;
+  agentVersion: string | null;
+  /** undefined: the agent did not say; null: it runs no config. */
+  appliedHash: string | null | undefined;
+  pools: { poolOcid: string; instanceCount: number }[];
+}
+
+export interface HeartbeatOutcome {
+  /** False when the node is unknown, decommissioned or the token is not its own: nothing was written. */
+  written: boolean;
+  desiredHash: string | null;
+  appliedHash: string | null;
+}
+
+interface NodeAfterHeartbeat extends RowDataPacket {
+  id: string;
+  token_hash: string | null;
+  decommissioned_at: Date | null;
+  desired_hash: string | null;
+  applied_hash: string | null;
+}
+
+/** Writes a batch of heartbeats (one per node and token; the caller dedupes) in ONE multi-row UPDATE joined
+ * on (id, token hash), so a heartbeat with a wrong token changes nothing, then ONE upsert of the reported
+ * pool sizes joined the same way. In parallel, on a second connection, ONE SELECT tells which heartbeats
+ * belong to their node and reads the desired hash (neither is changed by a heartbeat, so it does not
+ * matter whether it sees the UPDATE). Two round trips per batch, however large, instead of three per
+ * heartbeat. Each statement is atomic on its own; the pool sizes are separate observations, so they are
+ * not tied to the node row by a transaction (that would cost two more round trips on the hot path). */
+export async function writeHeartbeats(pool: Pool, batch: HeartbeatWrite[]): Promise<HeartbeatOutcome[]> {
+  // Sorted by id, so concurrent batches (here and on other replicas) lock rows in the same order.
+  const sorted = [...batch].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  const write = async () => {
+    const params: unknown[] = [];
+    for (const hb of sorted) {
+      params.push(
+        hb.nodeId,
+        hb.tokenHash,
+        hb.at,
+        hb.address,
+        hb.status,
+        hb.uptimeS,
+        hb.agentVersion,
+        hb.appliedHash === undefined ? 0 : 1,
+        hb.appliedHash ?? null,
+      );
+    }
+    const derived = unionOf(
+      sorted.length,
+      "? AS id, ? AS token_hash, ? AS at, ? AS address, ? AS status, ? AS uptime_s, ? AS agent_version, " +
+        "? AS applied_set, ? AS applied_hash",
+    );
+    // config_state is set before applied_hash and reads only v.*, so the order of assignments (which
+    // MySQL does not promise for multi-table UPDATE) cannot matter.
+    await pool.query(
+      `UPDATE nodes n JOIN (${derived}) v
+         ON n.id = v.id AND n.token_hash = v.token_hash AND n.decommissioned_at IS NULL
+       SET n.config_state = CASE
+             WHEN v.applied_set = 0 OR n.desired_hash IS NULL THEN n.config_state
+             WHEN n.desired_hash = v.applied_hash THEN 'in_sync'
+             WHEN n.config_state = 'in_sync' THEN 'drifted'
+             ELSE n.config_state END,
+           n.applied_hash = IF(v.applied_set = 1, v.applied_hash, n.applied_hash),
+           n.last_heartbeat_at = v.at,
+           n.last_address = COALESCE(v.address, n.last_address),
+           n.reported_status = COALESCE(v.status, n.reported_status),
+           n.uptime_s = COALESCE(v.uptime_s, n.uptime_s),
+           n.agent_version = COALESCE(v.agent_version, n.agent_version),
+           n.updated_at = v.at`,
+      params,
+    );
+    const poolParams: unknown[] = [];
+    let poolRows = 0;
+    for (const hb of sorted) {
+      for (const p of [...hb.pools].sort((a, b) => (a.poolOcid < b.poolOcid ? -1 : 1))) {
+        poolParams.push(hb.nodeId, hb.tokenHash, p.poolOcid, p.instanceCount, hb.at);
+        poolRows++;
+      }
+    }
+    if (poolRows === 0) return;
+    await pool.query(
+      `INSERT INTO instance_pools (node_id, pool_ocid, current_size, created_at, updated_at)
+       SELECT v.node_id, v.pool_ocid, v.instance_count, v.at, v.at
+         FROM (${
+        unionOf(poolRows, "? AS node_id, ? AS token_hash, ? AS pool_ocid, ? AS instance_count, ? AS at")
+      }) v
+         JOIN nodes n ON n.id = v.node_id AND n.token_hash = v.token_hash AND n.decommissioned_at IS NULL
+       ON DUPLICATE KEY UPDATE current_size = VALUES(current_size), updated_at = VALUES(updated_at)`,
+      poolParams,
+    );
+  };
+  const read = async () => {
+    const [rows] = await pool.query<NodeAfterHeartbeat[]>(
+      "SELECT id, token_hash, decommissioned_at, desired_hash, applied_hash FROM nodes WHERE id IN (?)",
+      [sorted.map((hb) => hb.nodeId)],
+    );
+    return rows;
+  };
+  const [, rows] = await Promise.all([write(), read()]);
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return batch.map((hb): HeartbeatOutcome => {
+    const row = byId.get(hb.nodeId);
+    const written = row !== undefined && row.token_hash === hb.tokenHash && row.decommissioned_at === null;
+    return {
+      written,
+      desiredHash: row?.desired_hash ?? null,
+      appliedHash: hb.appliedHash !== undefined ? hb.appliedHash : row?.applied_hash ?? null,
+    };
+  });
+}
+
+/** `SELECT <first> UNION ALL SELECT ?, ?, ...` with as many rows as asked: a derived table of parameters
+ * that both MySQL 8 and MariaDB accept (their VALUES-row syntaxes differ). */
+function unionOf(rows: number, first: string): string {
+  const placeholders = first.split("?").length - 1;
+  const rest = `SELECT ${Array(placeholders).fill("?").join(", ")}`;
+  return [`SELECT ${first}`, ...Array(rows - 1).fill(rest)].join(" UNION ALL ");
+}
+
+// ---------------------------------------------------------------------------------------------- metrics
+
+export interface SampleRow {
+  poolOcid: string;
+  ts: Date;
+  cpuUtil: number;
+  memoryUtil: number;
+  instanceCount: number;
+}
+
+export interface ScalingEventRow {
+  poolOcid: string;
+  ts: Date;
+  direction: "UP" | "DOWN";
+  fromCount: number | null;
+  toCount: number | null;
+  reason: string | null;
+}
+
+export interface PoolLatest {
+  poolOcid: string;
+  ts: Date;
+  cpuUtil: number;
+  memoryUtil: number;
+  instanceCount: number;
+}
+
+interface PoolIdRow extends RowDataPacket {
+  id: number;
+  pool_ocid: string;
+}
+
+/** Stores one metric batch in one transaction: pools created when unknown, ONE multi-row INSERT IGNORE of
+ * the samples (the primary key (node, pool, ts) turns re-sent samples into ignored rows), ONE INSERT IGNORE
+ * of the scaling events, and each pool's latest values moved forward (never back) by the newest sample. */
+export async function writeMetricBatch(
+  pool: Pool,
+  nodeId: string,
+  input: { samples: SampleRow[]; events: ScalingEventRow[]; latest: PoolLatest[]; now: Date },
+): Promise<{ accepted: number }> {
+  return await inTransaction(pool, async (connection) => {
+    // The pools first: this creates unknown ones and moves each pool's latest values forward (never back:
+    // assignments in ON DUPLICATE KEY UPDATE run left to right, so last_metrics_at comes last and the
+    // conditions before it still see the stored time).
+    const newer = "VALUES(last_metrics_at) >= COALESCE(last_metrics_at, VALUES(last_metrics_at))";
+    const latest = [...input.latest].sort((a, b) => (a.poolOcid < b.poolOcid ? -1 : 1));
+    await connection.query(
+      `INSERT INTO instance_pools
+         (node_id, pool_ocid, last_cpu_util, last_memory_util, current_size, last_metrics_at, created_at, updated_at)
+       VALUES ?
+       ON DUPLICATE KEY UPDATE
+         last_cpu_util = IF(${newer}, VALUES(last_cpu_util), last_cpu_util),
+         last_memory_util = IF(${newer}, VALUES(last_memory_util), last_memory_util),
+         current_size = IF(${newer}, VALUES(current_size), current_size),
+         updated_at = VALUES(updated_at),
+         last_metrics_at = IF(${newer}, VALUES(last_metrics_at), last_metrics_at)`,
+      [latest.map((p) => [
+        nodeId,
+        p.poolOcid,
+        p.cpuUtil,
+        p.memoryUtil,
+        p.instanceCount,
+        sqlTime(p.ts),
+        sqlTime(input.now),
+        sqlTime(input.now),
+      ])],
+    );
+    const [poolRows] = await connection.query<PoolIdRow[]>(
+      "SELECT id, pool_ocid FROM instance_pools WHERE node_id = ? AND pool_ocid IN (?)",
+      [nodeId, latest.map((p) => p.poolOcid)],
+    );
+    const poolIds = new Map(poolRows.map((row) => [row.pool_ocid, row.id]));
+    const [inserted] = await connection.query<ResultSetHeader>(
+      "INSERT IGNORE INTO metric_samples (node_id, pool_id, ts, cpu_util, memory_util, instance_count) VALUES ?",
+      [input.samples.map((s) => [
+        nodeId,
+        poolIds.get(s.poolOcid),
+        sqlTime(s.ts),
+        s.cpuUtil,
+        s.memoryUtil,
+        s.instanceCount,
+      ])],
+    );
+    if (input.events.length > 0) {
+      await connection.query(
+        "INSERT IGNORE INTO scaling_events (node_id, pool_id, ts, direction, from_count, to_count, reason) VALUES ?",
+        [input.events.map((e) => [
+          nodeId,
+          poolIds.get(e.poolOcid),
+          sqlTime(e.ts),
+          e.direction,
+          e.fromCount,
+          e.toCount,
+          e.reason,
+        ])],
+      );
+    }
+    return { accepted: inserted.affectedRows };
+  });
+}
+
+/** A UTC time as MySQL DATETIME(3) text; cheaper than letting the driver format thousands of Dates. */
+function sqlTime(date: Date): string {
+  return date.toISOString().slice(0, 23).replace("T", " ");
+}
+
+// ------------------------------------------------------------------------------------------------ shared
+
+async function inTransaction<T>(pool: Pool, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  const connection = await pool.getConnection();
+  try {
+    await connection.beginTransaction();
+    try {
+      const result = await work(connection);
+      await connection.commit();
+      return result;
+    } catch (error) {
+      await connection.rollback().catch(() => {});
+      throw error;
+    }
+  } finally {
+    connection.release();
+  }
+}
+
+/** For tests and tools: marks a node decommissioned (the admin route for it lives elsewhere). */
+export async function setNodeDecommissioned(db: Database, nodeId: string, at: Date | null): Promise<void> {
+  await db.update(nodes).set({ decommissionedAt: at }).where(eq(nodes.id, nodeId));
+}

@@ -1,0 +1,168 @@
+// The agent's side of configuration: pull the desired config (ETag + long-poll) and ack what was applied.
+// Node-token authenticated; the rules live in core/configs.ts.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import { ackConfig, MAX_WAIT_S, pullConfig } from "../../core/configs.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses } from "../../core/errors.ts";
+import { authenticateNode, presentedToken } from "../../core/nodeAuth.ts";
+import { CONFIG_STATES } from "../../core/nodeStatus.ts";
+import type { Services } from "../../core/services.ts";
+import type { AppEnv } from "../env.ts";
+import { access } from "../guards.ts";
+
+const MAX_ERROR_LENGTH = 4000;
+
+const NodeParams = z.object({
+  id: z.string().min(1).max(64).openapi({
+    param: { name: "id", in: "path" },
+    example: "0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57",
+  }),
+});
+
+const PullQuery = z.object({
+  wait: z.coerce.number().int().min(0).max(MAX_WAIT_S).default(0).openapi({
+    param: { name: "wait", in: "query" },
+    description: `Seconds to hold the request open for a change (0..${MAX_WAIT_S}); 0 answers at once.`,
+    example: 30,
+  }),
+});
+
+const PullHeaders = z.object({
+  "if-none-match": z.string().max(2000).optional().openapi({
+    param: { name: "if-none-match", in: "header" },
+    description: 'The hash the agent runs, as an ETag: "<hash>" (W/ and lists accepted).',
+    example: '"3f0a9c1e4b7d2a6f8e5c1b9d0a7e3f2c4b6d8a0e1f3c5b7d9e2a4c6f8b0d1e3a"',
+  }),
+});
+
+const ConfigResponseSchema = z.object({
+  version: z.number().int(),
+  hash: z.string().openapi({ description: "sha256 of the canonical JSON of body; also the ETag" }),
+  body: z.record(z.string(), z.unknown()).openapi({ description: "The config.yaml document as JSON" }),
+  created_at: z.string().openapi({ example: "2026-06-01T12:00:00.000Z" }),
+}).openapi("AgentConfig");
+
+const AckBodySchema = z.object({
+  hash: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex characters").transform((hash) =>
+    hash.toLowerCase()
+  ),
+  status: z.enum(["applied", "failed"]),
+  error: z.string().max(MAX_ERROR_LENGTH).nullable().optional().openapi({
+    description: "Why applying failed; required when status is failed",
+  }),
+}).superRefine((ack, ctx) => {
+  if (ack.status === "failed" && !ack.error?.trim()) {
+    ctx.addIssue({ code: "custom", path: ["error"], message: "is required when status is failed" });
+  }
+}).openapi("ConfigAck");
+
+const AckResponseSchema = z.object({
+  config_state: z.enum(CONFIG_STATES),
+  desired_config_hash: z.string().nullable(),
+}).openapi("ConfigAckResult");
+
+const etagHeader = {
+  ETag: { schema: { type: "string" as const }, description: 'The config hash, quoted: "<hash>"' },
+};
+
+const pullRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes/{id}/config",
+  tags: ["agent"],
+  summary: "Pull the desired config (ETag, long-poll with ?wait=)",
+  description:
+    "200 with the config as soon as its hash differs from If-None-Match (at once when it already " +
+    "differs); 304 when unchanged at the end of the wait; 204 when the node has no config at all.",
+  // The full node-token check (nodeTokenRequired below) replaces access()'s cheap presence check.
+  ...access("node"),
+  request: { params: NodeParams, query: PullQuery, headers: PullHeaders },
+  responses: {
+    200: {
+      description: "The desired config",
+      headers: etagHeader,
+      content: { "application/json": { schema: ConfigResponseSchema } },
+    },
+    204: { description: "The node has no config" },
+    304: { description: "Unchanged: the agent's hash is still the desired one", headers: etagHeader },
+    ...errorResponses(401, 403, 404, 410, 422),
+  },
+});
+
+const ackRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/config/ack",
+  tags: ["agent"],
+  summary: "Report whether a config was applied",
+  // The full node-token check (nodeTokenRequired below) replaces access()'s cheap presence check.
+  ...access("node"),
+  request: {
+    params: NodeParams,
+    body: { required: true, content: { "application/json": { schema: AckBodySchema } } },
+  },
+  responses: {
+    200: { description: "Recorded", content: { "application/json": { schema: AckResponseSchema } } },
+    ...errorResponses(401, 403, 404, 410, 422),
+  },
+});
+
+/** If-None-Match -> the hashes it names ("*" for any). Accepts "h", W/"h", bare h and comma lists. */
+export function parseIfNoneMatch(header: string | undefined): string[] | "*" {
+  if (!header) return [];
+  const tags = header.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  if (tags.includes("*")) return "*";
+  return tags.map((tag) => tag.replace(/^W\//i, "").replace(/^"(.*)"$/, "$1").toLowerCase())
+    .filter((tag) => tag !== "");
+}
+
+export function registerAgentConfigRoutes(
+  app: OpenAPIHono<AppEnv>,
+  deps: CoreDeps,
+  services: Services,
+): void {
+  // Runs before the request validators, so a caller without this node's token learns nothing more.
+  const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
+    const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
+    c.set("principal", await authenticateNode(deps, c.req.param("id") ?? "", token));
+    await next();
+  });
+  const nodeOf = (principal: AppEnv["Variables"]["principal"]) => {
+    if (principal?.kind !== "node") throw new Error("node token middleware did not run");
+    return principal;
+  };
+
+  app.openapi({ ...pullRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
+    const { wait } = c.req.valid("query");
+    const headers = c.req.valid("header");
+    const node = nodeOf(c.get("principal"));
+    const result = await pullConfig(deps, services, {
+      nodeId: node.nodeId,
+      knownHashes: parseIfNoneMatch(headers["if-none-match"]),
+      waitS: wait,
+      signal: c.req.raw.signal,
+    });
+    c.header("Cache-Control", "no-cache");
+    if (result.kind === "none") return c.body(null, 204);
+    if (result.kind === "not_modified") {
+      c.header("ETag", `"${result.hash}"`);
+      return c.body(null, 304);
+    }
+    const { version, hash, body, created_at } = result.config;
+    c.header("ETag", `"${hash}"`);
+    return c.json({ version, hash, body, created_at }, 200);
+  });
+
+  app.openapi({ ...ackRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
+    const ack = c.req.valid("json");
+    const node = nodeOf(c.get("principal"));
+    const result = await ackConfig(deps, {
+      nodeId: node.nodeId,
+      hash: ack.hash,
+      status: ack.status,
+      error: ack.error ?? null,
+      principal: node,
+      address: c.get("clientAddress"),
+    });
+    return c.json(result, 200);
+  });
+}

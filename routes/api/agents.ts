@@ -1,0 +1,213 @@
+// The autoscaler protocol's write side: register (enrollment token in the body), heartbeat and metric
+// batches (node token). Rules live in core/agents.ts; this file parses, calls and shapes.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  ingestMetrics,
+  MAX_SAMPLES_PER_BATCH,
+  recordHeartbeat,
+  registerNode,
+  ZONED_TIMESTAMP,
+} from "../../core/agents.ts";
+import { poolConfigSchema } from "../../core/configDocument.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses } from "../../core/errors.ts";
+import { LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "../../core/fleet.ts";
+import { presentedToken } from "../../core/nodeAuth.ts";
+import type { Services } from "../../core/services.ts";
+import type { AppEnv } from "../env.ts";
+
+const MAX_POOLS = 100;
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const HASH = /^[0-9a-fA-F]{64}$/;
+
+// The same OCID rules as the config document, so a pool the agent reports is a pool its config can name.
+const poolOcid = poolConfigSchema.shape.instance_pool_id.openapi({
+  example: "ocid1.instancepool.oc1.iad.aaaaaaaaexampleuniqueid",
+});
+const compartmentOcid = poolConfigSchema.shape.compartment_id;
+const count = z.number().int("must be a whole number").min(0, "must be at least 0").max(1_000_000);
+const percent = z.number().min(0, "must be at least 0").max(100, "must be at most 100");
+const shortText = (max: number) => z.string().min(1).max(max);
+
+const Labels = z.record(
+  z.string().regex(
+    LABEL_KEY,
+    "label keys are 1..63 of A-Z a-z 0-9 . _ / - (starting with a letter or digit)",
+  ),
+  z.string().max(LABEL_VALUE_MAX),
+).refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
+  .openapi({ example: { env: "prod", team: "web" } });
+
+const RegisterPool = z.strictObject({
+  instance_pool_id: poolOcid,
+  display_name: z.string().max(255).nullish(),
+  compartment_id: compartmentOcid.nullish(),
+  region: z.string().max(64).nullish(),
+  current_size: count.nullish(),
+  min_size: count.nullish(),
+  max_size: count.nullish(),
+});
+
+const RegisterBody = z.strictObject({
+  enrollment_token: z.string().min(1).max(256).openapi({ description: "ace_... from an admin" }),
+  name: z.string().regex(NAME, "1..128 of A-Z a-z 0-9 . _ -").openapi({ example: "autoscaler-iad-1" }),
+  hostname: shortText(255).openapi({ example: "autoscaler-iad-1.example.internal" }),
+  address: z.string().max(64).nullish(),
+  agent_version: z.string().max(64).nullish(),
+  region: z.string().max(64).nullish(),
+  labels: Labels.nullish(),
+  pools: z.array(RegisterPool).max(MAX_POOLS, `at most ${MAX_POOLS} pools`).nullish(),
+  config: z.union([
+    z.string().max(256_000),
+    z.record(z.string(), z.unknown()),
+  ]).nullish().openapi({
+    description: "The agent's config.yaml (text) or the same document as JSON; stored as version 1 " +
+      "when the node has no config yet",
+  }),
+}).openapi("RegisterRequest");
+
+const RegisterResponse = z.object({
+  node_id: z.string(),
+  node_token: z.string().openapi({ description: "acn_...; shown once: store it" }),
+  heartbeat_interval_s: z.number().int(),
+  config: z.object({
+    version: z.number().int(),
+    hash: z.string(),
+    body: z.record(z.string(), z.unknown()),
+  }).nullable(),
+}).openapi("RegisterResult");
+
+const NodeParams = z.object({
+  id: z.string().min(1).max(64).openapi({
+    param: { name: "id", in: "path" },
+    example: "0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57",
+  }),
+});
+
+const HeartbeatBody = z.strictObject({
+  status: z.string().max(32).nullish().openapi({ example: "ok" }),
+  uptime_s: z.number().int("must be a whole number").min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
+  applied_config_hash: z.string().regex(HASH, "must be 64 hex characters").transform((h) => h.toLowerCase())
+    .nullish(),
+  agent_version: z.string().max(64).nullish(),
+  address: z.string().max(64).nullish(),
+  pools: z.array(z.strictObject({ instance_pool_id: poolOcid, instance_count: count }))
+    .max(MAX_POOLS, `at most ${MAX_POOLS} pools`).nullish(),
+}).openapi("Heartbeat");
+
+const HeartbeatResponse = z.object({
+  desired_config_hash: z.string().nullable(),
+  heartbeat_interval_s: z.number().int(),
+  config_changed: z.boolean().openapi({ description: "desired differs from applied: pull the config" }),
+}).openapi("HeartbeatResult");
+
+const Sample = z.strictObject({
+  instance_pool_id: poolOcid,
+  // The shape here; the calendar (no February 30) and the time window are checked by the service.
+  ts: z.string().max(64).regex(
+    ZONED_TIMESTAMP,
+    "must be an ISO 8601 time with a zone, e.g. 2026-06-01T12:00:00Z",
+  ),
+  cpu_util: percent,
+  memory_util: percent,
+  instance_count: count,
+  scaling_event: z.boolean().default(false),
+  scaling_direction: z.enum(["UP", "DOWN"]).nullish().openapi({
+    description: "required exactly when scaling_event is true (checked by the service: a refinement here " +
+      "cost as much as the rest of the validation)",
+  }),
+  from_count: count.nullish(),
+  to_count: count.nullish(),
+  reason: z.string().max(500).nullish(),
+}).openapi("MetricSample");
+
+const MetricsBody = z.strictObject({
+  samples: z.array(Sample).min(1, "at least one sample").max(
+    MAX_SAMPLES_PER_BATCH,
+    `at most ${MAX_SAMPLES_PER_BATCH} samples per batch`,
+  ),
+}).openapi("MetricBatch");
+
+const MetricsResponse = z.object({
+  accepted: z.number().int(),
+  duplicates: z.number().int().openapi({ description: "samples already stored (same node, pool, ts)" }),
+}).openapi("MetricBatchResult");
+
+const nodeErrors = errorResponses(401, 403, 404, 410, 413, 422);
+
+const registerRoute = createRoute({
+  method: "post",
+  path: "/api/v1/register",
+  tags: ["agent"],
+  summary: "Register an autoscaler (or re-register a known name, rotating its token)",
+  description: "Authenticated by the enrollment token in the body. 201 for a new node, 200 for a known " +
+    "name. 401 codes: enrollment_token_invalid, _expired, _revoked, _exhausted. 409 node_decommissioned.",
+  request: { body: { required: true, content: { "application/json": { schema: RegisterBody } } } },
+  responses: {
+    201: { description: "Registered", content: { "application/json": { schema: RegisterResponse } } },
+    200: { description: "Re-registered", content: { "application/json": { schema: RegisterResponse } } },
+    ...errorResponses(401, 409, 413, 422),
+  },
+});
+
+const heartbeatRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/heartbeat",
+  tags: ["agent"],
+  summary: "Heartbeat: status, uptime, applied config hash, pool sizes",
+  security: [{ nodeToken: [] }],
+  request: {
+    params: NodeParams,
+    body: { required: true, content: { "application/json": { schema: HeartbeatBody } } },
+  },
+  responses: {
+    200: { description: "Recorded", content: { "application/json": { schema: HeartbeatResponse } } },
+    ...nodeErrors,
+  },
+});
+
+const metricsRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/metrics",
+  tags: ["agent"],
+  summary: `Push a batch of 1..${MAX_SAMPLES_PER_BATCH} metric samples (idempotent per node, pool, ts)`,
+  security: [{ nodeToken: [] }],
+  request: {
+    params: NodeParams,
+    body: { required: true, content: { "application/json": { schema: MetricsBody } } },
+  },
+  responses: {
+    200: { description: "Stored", content: { "application/json": { schema: MetricsResponse } } },
+    ...nodeErrors,
+  },
+});
+
+export function registerAgentRoutes(
+  app: OpenAPIHono<AppEnv>,
+  deps: CoreDeps,
+  services: Pick<Services, "configWatcher" | "heartbeats">,
+): void {
+  app.openapi(registerRoute, async (c) => {
+    const result = await registerNode(deps, services, c.req.valid("json"), c.get("clientAddress"));
+    return result.created ? c.json(result.body, 201) : c.json(result.body, 200);
+  });
+
+  app.openapi(heartbeatRoute, async (c) => {
+    const result = await recordHeartbeat(deps, services, {
+      nodeId: c.req.valid("param").id,
+      token: presentedToken(c.req.header("authorization"), c.req.header("x-api-key")),
+      body: c.req.valid("json"),
+      clientAddress: c.get("clientAddress"),
+    });
+    return c.json(result, 200);
+  });
+
+  app.openapi(metricsRoute, async (c) => {
+    const result = await ingestMetrics(deps, {
+      nodeId: c.req.valid("param").id,
+      token: presentedToken(c.req.header("authorization"), c.req.header("x-api-key")),
+      samples: c.req.valid("json").samples,
+    });
+    return c.json(result, 200);
+  });
+}

@@ -1,0 +1,104 @@
+// API keys (admin only): list (never the secret), create (the `ack_...` key is shown once), revoke.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { API_KEY_MAX_DAYS, createApiKey, listApiKeys, revokeApiKey } from "../../core/apiKeys.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses } from "../../core/errors.ts";
+import { ROLES } from "../../core/principal.ts";
+import type { AppEnv } from "../env.ts";
+import { access, requireRole } from "../guards.ts";
+
+const time = z.string().openapi({ format: "date-time" });
+
+export const ApiKeySchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  prefix: z.string().openapi({ description: "First characters of the key, to tell keys apart" }),
+  role: z.enum(ROLES),
+  created_by: z.string(),
+  created_at: time,
+  expires_at: time.nullable(),
+  last_used_at: time.nullable().openapi({ description: "Updated at most once a minute" }),
+  revoked_at: time.nullable(),
+}).openapi("ApiKey");
+
+const CreateApiKeyBody = z.object({
+  name: z.string().trim().min(1).max(128),
+  role: z.enum(ROLES),
+  expires_in_days: z.number().int().min(1).max(API_KEY_MAX_DAYS).nullable().optional(),
+}).openapi("CreateApiKey");
+
+const CreatedApiKey = z.object({
+  key: z.string().openapi({
+    description: "The secret (ack_...): shown only in this response",
+    example: "ack_...",
+  }),
+  api_key: ApiKeySchema,
+}).openapi("CreatedApiKey");
+
+const KeyIdParams = z.object({
+  id: z.coerce.number().int().min(1).max(2_147_483_647).openapi({
+    param: { name: "id", in: "path" },
+    example: 1,
+  }),
+});
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/api/v1/api-keys",
+  tags: ["api keys"],
+  summary: "List API keys (without secrets)",
+  ...access("admin"),
+  responses: {
+    200: json(z.object({ api_keys: z.array(ApiKeySchema) }), "Keys"),
+    ...errorResponses(401, 403),
+  },
+});
+
+const createKeyRoute = createRoute({
+  method: "post",
+  path: "/api/v1/api-keys",
+  tags: ["api keys"],
+  summary: "Create an API key; the secret is in this response only",
+  ...access("admin"),
+  request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
+  responses: { 201: json(CreatedApiKey, "Created"), ...errorResponses(401, 403, 422) },
+});
+
+const revokeRoute = createRoute({
+  method: "delete",
+  path: "/api/v1/api-keys/{id}",
+  tags: ["api keys"],
+  summary: "Revoke an API key (idempotent; the row stays for the record)",
+  ...access("admin"),
+  request: { params: KeyIdParams },
+  responses: { 200: json(ApiKeySchema, "Revoked"), ...errorResponses(401, 403, 404, 422) },
+});
+
+export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
+  app.openapi(listRoute, async (c) => {
+    requireRole(c, "admin");
+    return c.json({ api_keys: await listApiKeys(deps) }, 200);
+  });
+
+  app.openapi(createKeyRoute, async (c) => {
+    const actor = requireRole(c, "admin");
+    const body = c.req.valid("json");
+    const created = await createApiKey(deps, actor, {
+      name: body.name,
+      role: body.role,
+      expiresInDays: body.expires_in_days,
+    }, c.get("clientAddress"));
+    c.header("Cache-Control", "no-store");
+    return c.json({ key: created.key, api_key: created.apiKey }, 201);
+  });
+
+  app.openapi(revokeRoute, async (c) => {
+    const actor = requireRole(c, "admin");
+    return c.json(await revokeApiKey(deps, actor, c.req.valid("param").id, c.get("clientAddress")), 200);
+  });
+}

@@ -1,0 +1,140 @@
+// POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/me.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { deleteCookie, setCookie } from "hono/cookie";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses } from "../../core/errors.ts";
+import { ROLES } from "../../core/principal.ts";
+import { login, logout, SESSION_COOKIE } from "../../core/sessions.ts";
+import { changeOwnPassword } from "../../core/users.ts";
+import { badRequest } from "../../core/errors.ts";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/passwords.ts";
+import type { AppEnv } from "../env.ts";
+import { access, requireRole } from "../guards.ts";
+
+const LoginBody = z.object({
+  username: z.string().min(1).max(256),
+  // Bounded so a huge "password" cannot make PBKDF2 work on megabytes.
+  password: z.string().min(1).max(1024),
+}).openapi("LoginRequest");
+
+const SessionUser = z.object({ username: z.string(), role: z.enum(ROLES) });
+
+const LoginResponse = z.object({
+  user: SessionUser,
+  csrf_token: z.string().openapi({ description: "Send as X-CSRF-Token on POST/PUT/PATCH/DELETE" }),
+  expires_at: z.string().openapi({ description: "Sliding: pushed forward by each request" }),
+}).openapi("LoginResponse");
+
+const MeResponse = z.object({
+  kind: z.enum(["user", "api_key"]),
+  username: z.string().optional(),
+  api_key: z.object({ id: z.number().int(), name: z.string() }).optional(),
+  role: z.enum(ROLES),
+}).openapi("Me");
+
+const loginRoute = createRoute({
+  method: "post",
+  path: "/api/v1/auth/login",
+  tags: ["auth"],
+  summary: "Log in: sets the acs_session cookie and returns the CSRF token",
+  ...access("public"),
+  request: { body: { required: true, content: { "application/json": { schema: LoginBody } } } },
+  responses: {
+    200: { description: "Logged in", content: { "application/json": { schema: LoginResponse } } },
+    ...errorResponses(401, 422, 429),
+  },
+});
+
+const logoutRoute = createRoute({
+  method: "post",
+  path: "/api/v1/auth/logout",
+  tags: ["auth"],
+  summary: "Log out: ends the session and clears the cookie (no-op for API keys)",
+  ...access("viewer"),
+  responses: { 204: { description: "Logged out" }, ...errorResponses(401, 403) },
+});
+
+const meRoute = createRoute({
+  method: "get",
+  path: "/api/v1/auth/me",
+  tags: ["auth"],
+  summary: "Who am I: the calling user or API key and its role",
+  ...access("viewer"),
+  responses: {
+    200: { description: "The caller", content: { "application/json": { schema: MeResponse } } },
+    ...errorResponses(401, 403),
+  },
+});
+
+const ChangePasswordBody = z.object({
+  current_password: z.string().min(1).max(1024),
+  new_password: z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH),
+}).openapi("ChangePassword");
+
+const passwordRoute = createRoute({
+  method: "post",
+  path: "/api/v1/auth/password",
+  tags: ["auth"],
+  summary: "Change your own password (logged-in users; your other sessions end)",
+  ...access("viewer"),
+  request: { body: { required: true, content: { "application/json": { schema: ChangePasswordBody } } } },
+  responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 403, 422) },
+});
+
+export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
+  app.openapi(loginRoute, async (c) => {
+    const body = c.req.valid("json");
+    const result = await login(deps, {
+      username: body.username,
+      password: body.password,
+      address: c.get("clientAddress"),
+      userAgent: c.req.header("user-agent"),
+    });
+    setCookie(c, SESSION_COOKIE, result.sessionToken, {
+      httpOnly: true,
+      sameSite: "Lax",
+      path: "/",
+      secure: deps.settings.ENVIRONMENT === "production",
+      // No Max-Age: the server decides expiry (sliding); the cookie lasts the browser session.
+    });
+    c.header("Cache-Control", "no-store");
+    return c.json({
+      user: { username: result.user.username, role: result.user.role },
+      csrf_token: result.csrfToken,
+      expires_at: result.expiresAt.toISOString(),
+    }, 200);
+  });
+
+  app.openapi(logoutRoute, async (c) => {
+    const principal = requireRole(c, "viewer");
+    if (principal.kind === "user") await logout(deps, principal, c.get("clientAddress"));
+    deleteCookie(c, SESSION_COOKIE, { path: "/", secure: deps.settings.ENVIRONMENT === "production" });
+    return c.body(null, 204);
+  });
+
+  app.openapi(meRoute, (c) => {
+    const principal = requireRole(c, "viewer");
+    if (principal.kind === "user") {
+      return c.json({ kind: "user" as const, username: principal.username, role: principal.role }, 200);
+    }
+    return c.json({
+      kind: "api_key" as const,
+      api_key: { id: principal.keyId, name: principal.name },
+      role: principal.role,
+    }, 200);
+  });
+
+  app.openapi(passwordRoute, async (c) => {
+    const principal = requireRole(c, "viewer");
+    const body = c.req.valid("json");
+    if (principal.kind !== "user") throw badRequest("API keys have no password; log in as a user");
+    await changeOwnPassword(
+      deps,
+      principal,
+      body.current_password,
+      body.new_password,
+      c.get("clientAddress"),
+    );
+    return c.body(null, 204);
+  });
+}

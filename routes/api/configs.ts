@@ -1,0 +1,273 @@
+// Operators' side of configuration (the rules live in core/configs.ts): versions, one version, set a new one
+// (JSON object, YAML string, or an application/yaml body), diff, rollback, desired-vs-applied status.
+// Viewer reads; operator writes. GET /api/v1/nodes/{id}/config (singular) is the agent's pull, elsewhere.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  configStatus,
+  diffConfigVersions,
+  getConfigVersion,
+  listConfigVersions,
+  MAX_COMMENT_LENGTH,
+  rollbackConfig,
+  setNodeConfig,
+} from "../../core/configs.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses, validationFailed } from "../../core/errors.ts";
+import { CONFIG_STATES } from "../../core/nodeStatus.ts";
+import type { Services } from "../../core/services.ts";
+import type { AppEnv } from "../env.ts";
+import { access, requireRole } from "../guards.ts";
+import { NodeIdParams } from "./nodes.ts";
+
+const YAML_TYPES = ["application/yaml", "text/yaml"];
+
+const versionNumber = (name: string) =>
+  z.coerce.number().int().min(1).max(2_147_483_647).openapi({ param: { name, in: "path" }, example: 3 });
+
+const VersionParams = NodeIdParams.extend({ version: versionNumber("version") });
+
+const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+
+const ConfigVersionSchema = z.object({
+  version: z.number().int(),
+  hash: z.string().openapi({ description: "sha256 of the canonical JSON of body" }),
+  body: z.record(z.string(), z.unknown()).openapi({ description: "The config.yaml document as JSON" }),
+  source: z.enum(["agent", "operator", "rollback"]),
+  author: z.string(),
+  comment: z.string().nullable(),
+  rolled_back_from: z.number().int().nullable(),
+  created_at: time,
+}).openapi("ConfigVersion");
+
+const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({
+    param: { name: "limit", in: "query" },
+  }),
+  before_version: z.coerce.number().int().min(1).optional().openapi({
+    param: { name: "before_version", in: "query" },
+    description: "next_before_version of the previous page",
+  }),
+});
+
+const VersionListSchema = z.object({
+  items: z.array(ConfigVersionSchema).openapi({ description: "Newest first" }),
+  next_before_version: z.number().int().nullable(),
+}).openapi("ConfigVersionList");
+
+const comment = z.string().max(MAX_COMMENT_LENGTH).optional();
+
+const SetConfigBody = z.object({
+  config: z.union([z.string(), z.record(z.string(), z.unknown())]).optional().openapi({
+    description: "The config.yaml document: an object, or its YAML text. Required.",
+  }),
+  comment,
+}).openapi("SetConfigRequest");
+
+const SetConfigQuery = z.object({
+  comment: comment.openapi({
+    param: { name: "comment", in: "query" },
+    description: "The comment, for application/yaml bodies (a JSON body carries its own)",
+  }),
+});
+
+const DiffQuery = z.object({
+  from: z.coerce.number().int().min(1).openapi({ param: { name: "from", in: "query" }, example: 1 }),
+  to: z.coerce.number().int().min(1).openapi({ param: { name: "to", in: "query" }, example: 2 }),
+});
+
+const DiffSchema = z.object({
+  from: ConfigVersionSchema,
+  to: ConfigVersionSchema,
+  diff: z.string().openapi({ description: "Unified diff of the two versions' YAML" }),
+}).openapi("ConfigDiff");
+
+const RollbackBody = z.object({ comment }).openapi("RollbackRequest");
+
+const StatusSchema = z.object({
+  desired: z.object({ version: z.number().int(), hash: z.string() }).nullable(),
+  applied_hash: z.string().nullable(),
+  state: z.enum(CONFIG_STATES),
+  error: z.string().nullable().openapi({ description: "The agent's error when state is failed" }),
+  acked_at: time.nullable(),
+}).openapi("ConfigStatus");
+
+const versionResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: ConfigVersionSchema } },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes/{id}/configs",
+  tags: ["configs"],
+  summary: "A node's config versions, newest first",
+  ...access("viewer"),
+  request: { params: NodeIdParams, query: ListQuery },
+  responses: {
+    200: { description: "Versions", content: { "application/json": { schema: VersionListSchema } } },
+    ...errorResponses(401, 403, 404, 422),
+  },
+});
+
+const diffRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes/{id}/configs/diff",
+  tags: ["configs"],
+  summary: "Unified diff between two versions",
+  ...access("viewer"),
+  request: { params: NodeIdParams, query: DiffQuery },
+  responses: {
+    200: { description: "The diff", content: { "application/json": { schema: DiffSchema } } },
+    ...errorResponses(401, 403, 404, 422),
+  },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes/{id}/configs/{version}",
+  tags: ["configs"],
+  summary: "One config version",
+  ...access("viewer"),
+  request: { params: VersionParams },
+  responses: { 200: versionResponse("The version"), ...errorResponses(401, 403, 404, 422) },
+});
+
+const createConfigRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/configs",
+  tags: ["configs"],
+  summary: "Set the node's desired config as a new version (operator); waiting agents get it at once",
+  description: "JSON `{config: object | YAML string, comment?}`, or the YAML itself with Content-Type " +
+    "application/yaml (comment in ?comment=). Invalid documents are 422 naming the field " +
+    "(config.pools.0.cpu_threshold.min) and write nothing. Setting the body that is already desired " +
+    "returns that version (200) instead of creating one (201).",
+  ...access("operator"),
+  request: {
+    params: NodeIdParams,
+    query: SetConfigQuery,
+    body: {
+      required: true,
+      content: {
+        "application/json": { schema: SetConfigBody },
+        "application/yaml": { schema: z.string().openapi({ description: "config.yaml text" }) },
+        "text/yaml": { schema: z.string().openapi({ description: "config.yaml text" }) },
+      },
+    },
+  },
+  responses: {
+    201: versionResponse("Created"),
+    200: versionResponse("Unchanged: that body is already the desired version"),
+    ...errorResponses(401, 403, 404, 409, 415, 422),
+  },
+});
+
+const rollbackRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/configs/{version}/rollback",
+  tags: ["configs"],
+  summary: "Roll back: a new version carrying the body of {version} (operator)",
+  ...access("operator"),
+  request: {
+    params: VersionParams,
+    body: { required: false, content: { "application/json": { schema: RollbackBody } } },
+  },
+  responses: {
+    201: versionResponse("The new version"),
+    200: versionResponse("Unchanged: that body is already the desired version"),
+    ...errorResponses(401, 403, 404, 409, 422),
+  },
+});
+
+const statusRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes/{id}/config-status",
+  tags: ["configs"],
+  summary: "Desired vs applied config, and the agent's failure if any",
+  ...access("viewer"),
+  request: { params: NodeIdParams },
+  responses: {
+    200: { description: "Status", content: { "application/json": { schema: StatusSchema } } },
+    ...errorResponses(401, 403, 404, 422),
+  },
+});
+
+const isYaml = (contentType: string | undefined) =>
+  YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());
+
+export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {
+  app.openapi(listRoute, async (c) => {
+    requireRole(c, "viewer");
+    const { limit, before_version } = c.req.valid("query");
+    const page = await listConfigVersions(deps, c.req.valid("param").id, {
+      limit,
+      beforeVersion: before_version,
+    });
+    return c.json({ items: page.versions, next_before_version: page.next_before_version }, 200);
+  });
+
+  // Registered before /configs/{version} so "diff" is never read as a version number.
+  app.openapi(diffRoute, async (c) => {
+    requireRole(c, "viewer");
+    const { from, to } = c.req.valid("query");
+    return c.json(await diffConfigVersions(deps, c.req.valid("param").id, from, to), 200);
+  });
+
+  app.openapi(getRoute, async (c) => {
+    requireRole(c, "viewer");
+    const { id, version } = c.req.valid("param");
+    return c.json(await getConfigVersion(deps, id, version), 200);
+  });
+
+  app.openapi(createConfigRoute, async (c) => {
+    const principal = requireRole(c, "operator");
+    const nodeId = c.req.valid("param").id;
+    let input: unknown;
+    let note: string | undefined;
+    if (isYaml(c.req.header("content-type"))) {
+      input = await c.req.text();
+      note = c.req.valid("query").comment;
+    } else {
+      // The JSON validator ran on this body (only the json target is validated; YAML is read above).
+      const body = c.req.valid("json") as z.infer<typeof SetConfigBody>;
+      input = body.config;
+      note = body.comment ?? c.req.valid("query").comment;
+    }
+    if (input === undefined || input === "") {
+      throw validationFailed("invalid body: config: required", [
+        {
+          field: "config",
+          message: "required: the config.yaml document (object or YAML text)",
+          location: "body",
+        },
+      ]);
+    }
+    const before = await configStatus(deps, nodeId);
+    const view = await setNodeConfig(deps, services, {
+      nodeId,
+      input,
+      principal,
+      comment: note,
+      address: c.get("clientAddress"),
+    });
+    return before.desired?.hash === view.hash ? c.json(view, 200) : c.json(view, 201);
+  });
+
+  app.openapi(rollbackRoute, async (c) => {
+    const principal = requireRole(c, "operator");
+    const { id, version } = c.req.valid("param");
+    const before = await configStatus(deps, id);
+    const view = await rollbackConfig(deps, services, {
+      nodeId: id,
+      toVersion: version,
+      principal,
+      comment: c.req.valid("json").comment,
+      address: c.get("clientAddress"),
+    });
+    return before.desired?.hash === view.hash ? c.json(view, 200) : c.json(view, 201);
+  });
+
+  app.openapi(statusRoute, async (c) => {
+    requireRole(c, "viewer");
+    return c.json(await configStatus(deps, c.req.valid("param").id), 200);
+  });
+}

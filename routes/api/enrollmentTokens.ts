@@ -1,0 +1,133 @@
+// Enrollment tokens (admin): list, create (the token is shown once, in the response), revoke.
+// The rules live in core/enrollment.ts; registration consumes the tokens (routes/api/agents.ts).
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { CoreDeps } from "../../core/deps.ts";
+import {
+  createEnrollmentToken,
+  ENROLLMENT_TOKEN_STATES,
+  listEnrollmentTokens,
+  revokeEnrollmentToken,
+} from "../../core/enrollment.ts";
+import { errorResponses } from "../../core/errors.ts";
+import type { AppEnv } from "../env.ts";
+import { access, requireRole } from "../guards.ts";
+
+const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+
+const TokenSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  prefix: z.string().openapi({ description: "The token's first characters, to recognise it by" }),
+  created_by: z.string(),
+  created_at: time,
+  expires_at: time.nullable(),
+  max_uses: z.number().int().nullable(),
+  uses: z.number().int(),
+  last_used_at: time.nullable(),
+  revoked_at: time.nullable(),
+  state: z.enum(ENROLLMENT_TOKEN_STATES),
+}).openapi("EnrollmentToken");
+
+const CreatedSchema = TokenSchema.extend({
+  token: z.string().openapi({
+    description: "The enrollment token (ace_...). Shown only here; only its keyed hash is stored.",
+  }),
+}).openapi("EnrollmentTokenCreated");
+
+const CreateBody = z.object({
+  name: z.string().trim().min(1).max(128).openapi({ example: "rollout-2026-06" }),
+  expires_in_s: z.number().int().min(1).nullable().optional().openapi({
+    description: "Lifetime in seconds; absent or null: never expires",
+    example: 86_400,
+  }),
+  max_uses: z.number().int().min(1).nullable().optional().openapi({
+    description: "Registrations it allows; absent or null: unlimited",
+    example: 10,
+  }),
+}).openapi("EnrollmentTokenCreate");
+
+const ListQuery = z.object({
+  include_revoked: z.enum(["true", "false"]).default("false").openapi({
+    param: { name: "include_revoked", in: "query" },
+  }),
+});
+
+const IdParams = z.object({
+  id: z.coerce.number().int().min(1).max(2_147_483_647).openapi({
+    param: { name: "id", in: "path" },
+    example: 7,
+  }),
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/api/v1/enrollment-tokens",
+  tags: ["enrollment-tokens"],
+  summary: "Enrollment tokens, newest first (admin)",
+  ...access("admin"),
+  request: { query: ListQuery },
+  responses: {
+    200: {
+      description: "Tokens (never the secret)",
+      content: { "application/json": { schema: z.object({ items: z.array(TokenSchema) }) } },
+    },
+    ...errorResponses(401, 403, 422),
+  },
+});
+
+const createTokenRoute = createRoute({
+  method: "post",
+  path: "/api/v1/enrollment-tokens",
+  tags: ["enrollment-tokens"],
+  summary: "Create an enrollment token; the response is the only time it is shown (admin)",
+  ...access("admin"),
+  request: { body: { required: true, content: { "application/json": { schema: CreateBody } } } },
+  responses: {
+    201: { description: "Created", content: { "application/json": { schema: CreatedSchema } } },
+    ...errorResponses(401, 403, 422),
+  },
+});
+
+const revokeRoute = createRoute({
+  method: "delete",
+  path: "/api/v1/enrollment-tokens/{id}",
+  tags: ["enrollment-tokens"],
+  summary: "Revoke an enrollment token: registrations with it stop at once (admin)",
+  ...access("admin"),
+  request: { params: IdParams },
+  responses: {
+    200: { description: "The revoked token", content: { "application/json": { schema: TokenSchema } } },
+    ...errorResponses(401, 403, 404, 409, 422),
+  },
+});
+
+export function registerEnrollmentTokenRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
+  app.openapi(listRoute, async (c) => {
+    requireRole(c, "admin");
+    const includeRevoked = c.req.valid("query").include_revoked === "true";
+    return c.json({ items: await listEnrollmentTokens(deps, { includeRevoked }) }, 200);
+  });
+
+  app.openapi(createTokenRoute, async (c) => {
+    const principal = requireRole(c, "admin");
+    const body = c.req.valid("json");
+    const { token, view } = await createEnrollmentToken(deps, {
+      name: body.name,
+      expiresInS: body.expires_in_s,
+      maxUses: body.max_uses,
+      principal,
+      address: c.get("clientAddress"),
+    });
+    return c.json({ ...view, token }, 201);
+  });
+
+  app.openapi(revokeRoute, async (c) => {
+    const principal = requireRole(c, "admin");
+    const view = await revokeEnrollmentToken(deps, {
+      id: c.req.valid("param").id,
+      principal,
+      address: c.get("clientAddress"),
+    });
+    return c.json(view, 200);
+  });
+}

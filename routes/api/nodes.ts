@@ -1,0 +1,286 @@
+// Operators' view of nodes: GET /api/v1/nodes (filters, keyset pagination), GET /api/v1/nodes/{id},
+// PATCH (display name, labels), POST .../decommission, DELETE (the node and all its data).
+// Roles: viewer reads, operator changes and decommissions, admin deletes (irreversible: it drops history).
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses } from "../../core/errors.ts";
+import {
+  decommissionNode,
+  deleteNode,
+  getNode,
+  LABEL_KEY,
+  LABEL_VALUE_MAX,
+  listNodes,
+  MAX_LABELS,
+  NODE_LIST_DEFAULT_LIMIT,
+  NODE_LIST_MAX_LIMIT,
+  NODE_SORT_KEYS,
+  updateNode,
+} from "../../core/fleet.ts";
+import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
+import type { AppEnv } from "../env.ts";
+import { access, requireRole } from "../guards.ts";
+
+/** A query parameter that may repeat (`?label=a:b&label=c:d`): always an array after parsing. */
+export function repeatable<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (value) => (value === undefined || Array.isArray(value) ? value : [value]),
+    z.array(item).max(50).optional(),
+  );
+}
+
+export const NodeIdParams = z.object({
+  id: z.string().min(1).max(64).openapi({
+    param: { name: "id", in: "path" },
+    example: "0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57",
+  }),
+});
+
+const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+
+export const NodeSummarySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  display_name: z.string().nullable(),
+  hostname: z.string(),
+  region: z.string().nullable(),
+  agent_version: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  status: z.enum(NODE_STATUSES).openapi({ description: "Derived at read time from the last heartbeat" }),
+  last_heartbeat_at: time.nullable(),
+  registered_at: time,
+  last_address: z.string().nullable(),
+  reported_status: z.string().nullable(),
+  config: z.object({
+    state: z.string().openapi({ description: "pending | in_sync | failed | drifted" }),
+    desired_hash: z.string().nullable(),
+    desired_version: z.number().int().nullable(),
+    applied_hash: z.string().nullable(),
+    error: z.string().nullable(),
+  }),
+  pool_count: z.number().int(),
+}).openapi("NodeSummary");
+
+const PoolSchema = z.object({
+  instance_pool_id: z.string().openapi({ description: "The pool OCID" }),
+  display_name: z.string().nullable(),
+  compartment_id: z.string().nullable(),
+  region: z.string().nullable(),
+  current_size: z.number().int().nullable(),
+  min_size: z.number().int().nullable(),
+  max_size: z.number().int().nullable(),
+  last_cpu_util: z.number().nullable(),
+  last_memory_util: z.number().nullable(),
+  last_metrics_at: time.nullable(),
+}).openapi("NodePool");
+
+const NodeDetailSchema = NodeSummarySchema.extend({
+  uptime_s: z.number().int().nullable(),
+  token_issued_at: time.nullable(),
+  decommissioned_at: time.nullable(),
+  config_acked_at: time.nullable(),
+  pools: z.array(PoolSchema),
+  figures: z.object({
+    instances: z.number().int().openapi({ description: "Sum of the pools' last known sizes" }),
+    avg_cpu_util: z.number().nullable().openapi({ description: "Mean of the pools' last cpu %" }),
+    avg_memory_util: z.number().nullable(),
+    max_cpu_util: z.number().nullable(),
+    max_memory_util: z.number().nullable(),
+    last_metrics_at: time.nullable(),
+    scaling_events_24h: z.object({ UP: z.number().int(), DOWN: z.number().int() }),
+  }),
+}).openapi("NodeDetail");
+
+const NodeListQuery = z.object({
+  status: repeatable(z.enum(NODE_STATUSES)).openapi({
+    param: { name: "status", in: "query", style: "form", explode: true },
+    description: "Repeatable; any of them matches",
+  }),
+  region: z.string().min(1).max(64).optional().openapi({ param: { name: "region", in: "query" } }),
+  label: repeatable(z.string().min(1).max(320)).openapi({
+    param: { name: "label", in: "query", style: "form", explode: true },
+    description: "`key:value` (value equal) or `key` (has the key); repeatable, all must match",
+    example: ["env:prod"],
+  }),
+  q: z.string().min(1).max(128).optional().openapi({
+    param: { name: "q", in: "query" },
+    description: "Substring of name, hostname or display name",
+  }),
+  config_state: repeatable(z.enum(CONFIG_STATES)).openapi({
+    param: { name: "config_state", in: "query", style: "form", explode: true },
+  }),
+  sort: z.enum(NODE_SORT_KEYS).default("name").openapi({
+    param: { name: "sort", in: "query" },
+    description:
+      "Status is not a sort key: it changes with the clock, which would break cursors; filter by it",
+  }),
+  order: z.enum(["asc", "desc"]).optional().openapi({
+    param: { name: "order", in: "query" },
+    description: "Default asc for name, desc (newest first) for times",
+  }),
+  cursor: z.string().min(1).max(1000).optional().openapi({
+    param: { name: "cursor", in: "query" },
+    description: "next_cursor of the previous page (with the same sort and order)",
+  }),
+  limit: z.coerce.number().int().min(1).max(NODE_LIST_MAX_LIMIT).default(NODE_LIST_DEFAULT_LIMIT).openapi({
+    param: { name: "limit", in: "query" },
+  }),
+});
+
+const NodeListSchema = z.object({
+  items: z.array(NodeSummarySchema),
+  next_cursor: z.string().nullable().openapi({
+    description: "Pass as cursor for the next page; null at the end",
+  }),
+}).openapi("NodeList");
+
+const NodePatchSchema = z.strictObject({
+  display_name: z.string().trim().min(1).max(255).nullable().optional().openapi({
+    description: "null clears it",
+  }),
+  labels: z.record(
+    z.string().regex(LABEL_KEY, "label keys: letters, digits and . _ / -, at most 63, starting alphanumeric"),
+    z.string().max(LABEL_VALUE_MAX),
+  ).optional().openapi({ description: "Replaces all labels" }),
+}).superRefine((patch, ctx) => {
+  if (patch.display_name === undefined && patch.labels === undefined) {
+    ctx.addIssue({ code: "custom", path: [], message: "give display_name and/or labels" });
+  }
+  if (patch.labels && Object.keys(patch.labels).length > MAX_LABELS) {
+    ctx.addIssue({ code: "custom", path: ["labels"], message: `at most ${MAX_LABELS} labels` });
+  }
+}).openapi("NodePatch");
+
+const DeletedSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  deleted: z.object({
+    nodes: z.number().int(),
+    instance_pools: z.number().int(),
+    metric_samples: z.number().int(),
+    metric_rollups_5m: z.number().int(),
+    metric_rollups_1h: z.number().int(),
+    scaling_events: z.number().int(),
+    config_versions: z.number().int(),
+  }).openapi({ description: "Rows removed per table" }),
+}).openapi("NodeDeleted");
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes",
+  tags: ["nodes"],
+  summary: "List nodes with filters, newest-first or by name, cursor-paginated",
+  ...access("viewer"),
+  request: { query: NodeListQuery },
+  responses: {
+    200: { description: "One page of nodes", content: { "application/json": { schema: NodeListSchema } } },
+    ...errorResponses(401, 403, 422),
+  },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/api/v1/nodes/{id}",
+  tags: ["nodes"],
+  summary: "A node with its pools and latest figures",
+  ...access("viewer"),
+  request: { params: NodeIdParams },
+  responses: {
+    200: { description: "The node", content: { "application/json": { schema: NodeDetailSchema } } },
+    ...errorResponses(401, 403, 404, 422),
+  },
+});
+
+const patchRoute = createRoute({
+  method: "patch",
+  path: "/api/v1/nodes/{id}",
+  tags: ["nodes"],
+  summary: "Change a node's display name and/or labels (operator)",
+  ...access("operator"),
+  request: {
+    params: NodeIdParams,
+    body: { required: true, content: { "application/json": { schema: NodePatchSchema } } },
+  },
+  responses: {
+    200: {
+      description: "The node after the change",
+      content: { "application/json": { schema: NodeDetailSchema } },
+    },
+    ...errorResponses(401, 403, 404, 422),
+  },
+});
+
+const decommissionRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/decommission",
+  tags: ["nodes"],
+  summary: "Decommission a node: its token stops working at once (operator)",
+  ...access("operator"),
+  request: { params: NodeIdParams },
+  responses: {
+    200: {
+      description: "The decommissioned node",
+      content: { "application/json": { schema: NodeDetailSchema } },
+    },
+    ...errorResponses(401, 403, 404, 409),
+  },
+});
+
+const deleteRoute = createRoute({
+  method: "delete",
+  path: "/api/v1/nodes/{id}",
+  tags: ["nodes"],
+  summary: "Delete a node and all its data: pools, samples, rollups, events, config versions (admin)",
+  description: "Irreversible, so admin only; decommission is the operator's way to retire a node. " +
+    "The audit log keeps the node's history.",
+  ...access("admin"),
+  request: { params: NodeIdParams },
+  responses: {
+    200: { description: "What was deleted", content: { "application/json": { schema: DeletedSchema } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
+  app.openapi(listRoute, async (c) => {
+    requireRole(c, "viewer");
+    const query = c.req.valid("query");
+    return c.json(await listNodes(deps, query), 200);
+  });
+
+  app.openapi(getRoute, async (c) => {
+    requireRole(c, "viewer");
+    return c.json(await getNode(deps, c.req.valid("param").id), 200);
+  });
+
+  app.openapi(patchRoute, async (c) => {
+    const principal = requireRole(c, "operator");
+    const node = await updateNode(
+      deps,
+      { principal, address: c.get("clientAddress") },
+      c.req.valid("param").id,
+      c.req.valid("json"),
+    );
+    return c.json(node, 200);
+  });
+
+  app.openapi(decommissionRoute, async (c) => {
+    const principal = requireRole(c, "operator");
+    const node = await decommissionNode(
+      deps,
+      { principal, address: c.get("clientAddress") },
+      c.req.valid("param").id,
+    );
+    return c.json(node, 200);
+  });
+
+  app.openapi(deleteRoute, async (c) => {
+    const principal = requireRole(c, "admin");
+    const result = await deleteNode(
+      deps,
+      { principal, address: c.get("clientAddress") },
+      c.req.valid("param").id,
+    );
+    return c.json(result, 200);
+  });
+}

@@ -1,0 +1,156 @@
+// Operator accounts (admin only): list, create, read, change role / disabled, reset password.
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { CoreDeps } from "../../core/deps.ts";
+import { errorResponses } from "../../core/errors.ts";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/passwords.ts";
+import { ROLES } from "../../core/principal.ts";
+import {
+  createUser,
+  getUser,
+  listUsers,
+  setPassword,
+  updateUser,
+  USERNAME_PATTERN,
+  USERNAME_RULE,
+} from "../../core/users.ts";
+import type { AppEnv } from "../env.ts";
+import { access, requireRole } from "../guards.ts";
+
+const time = z.string().openapi({ format: "date-time" });
+
+export const UserSchema = z.object({
+  id: z.number().int(),
+  username: z.string(),
+  role: z.enum(ROLES),
+  disabled: z.boolean(),
+  last_login_at: time.nullable(),
+  password_changed_at: time,
+  created_at: time,
+  updated_at: time,
+}).openapi("User");
+
+const password = z.string()
+  .refine((v) => [...v].length >= PASSWORD_MIN_LENGTH, `must be at least ${PASSWORD_MIN_LENGTH} characters`)
+  .refine((v) => [...v].length <= PASSWORD_MAX_LENGTH, `must be at most ${PASSWORD_MAX_LENGTH} characters`)
+  .refine((v) => v.trim().length > 0, "must not be only whitespace")
+  .openapi({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH });
+
+const CreateUserBody = z.object({
+  username: z.string().regex(USERNAME_PATTERN, `must be ${USERNAME_RULE}`),
+  password,
+  role: z.enum(ROLES),
+}).openapi("CreateUser");
+
+const UpdateUserBody = z.object({
+  role: z.enum(ROLES).optional(),
+  disabled: z.boolean().optional(),
+}).refine((b) => b.role !== undefined || b.disabled !== undefined, {
+  message: "give role and/or disabled",
+  path: ["role"],
+}).openapi("UpdateUser");
+
+const PasswordBody = z.object({ password }).openapi("SetPassword");
+
+const UserIdParams = z.object({
+  id: z.coerce.number().int().min(1).max(2_147_483_647).openapi({
+    param: { name: "id", in: "path" },
+    example: 1,
+  }),
+});
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/api/v1/users",
+  tags: ["users"],
+  summary: "List operator accounts",
+  ...access("admin"),
+  responses: { 200: json(z.object({ users: z.array(UserSchema) }), "Users"), ...errorResponses(401, 403) },
+});
+
+const createUserRoute = createRoute({
+  method: "post",
+  path: "/api/v1/users",
+  tags: ["users"],
+  summary: "Create an account (password policy: 12..256 characters)",
+  ...access("admin"),
+  request: { body: { required: true, content: { "application/json": { schema: CreateUserBody } } } },
+  responses: { 201: json(UserSchema, "Created"), ...errorResponses(401, 403, 409, 422) },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/api/v1/users/{id}",
+  tags: ["users"],
+  summary: "One account",
+  ...access("admin"),
+  request: { params: UserIdParams },
+  responses: { 200: json(UserSchema, "The user"), ...errorResponses(401, 403, 404, 422) },
+});
+
+const updateRoute = createRoute({
+  method: "patch",
+  path: "/api/v1/users/{id}",
+  tags: ["users"],
+  summary: "Change role and/or disabled (disabling ends the user's sessions; the last admin stays)",
+  ...access("admin"),
+  request: {
+    params: UserIdParams,
+    body: { required: true, content: { "application/json": { schema: UpdateUserBody } } },
+  },
+  responses: { 200: json(UserSchema, "Updated"), ...errorResponses(401, 403, 404, 409, 422) },
+});
+
+const passwordRoute = createRoute({
+  method: "post",
+  path: "/api/v1/users/{id}/password",
+  tags: ["users"],
+  summary: "Reset a user's password (ends their sessions)",
+  ...access("admin"),
+  request: {
+    params: UserIdParams,
+    body: { required: true, content: { "application/json": { schema: PasswordBody } } },
+  },
+  responses: { 200: json(UserSchema, "Password changed"), ...errorResponses(401, 403, 404, 422) },
+});
+
+export function registerUserRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
+  app.openapi(listRoute, async (c) => {
+    requireRole(c, "admin");
+    return c.json({ users: await listUsers(deps) }, 200);
+  });
+
+  app.openapi(createUserRoute, async (c) => {
+    const actor = requireRole(c, "admin");
+    const user = await createUser(deps, actor, c.req.valid("json"), c.get("clientAddress"));
+    return c.json(user, 201);
+  });
+
+  app.openapi(getRoute, async (c) => {
+    requireRole(c, "admin");
+    return c.json(await getUser(deps, c.req.valid("param").id), 200);
+  });
+
+  app.openapi(updateRoute, async (c) => {
+    const actor = requireRole(c, "admin");
+    const user = await updateUser(
+      deps,
+      actor,
+      c.req.valid("param").id,
+      c.req.valid("json"),
+      c.get("clientAddress"),
+    );
+    return c.json(user, 200);
+  });
+
+  app.openapi(passwordRoute, async (c) => {
+    const actor = requireRole(c, "admin");
+    const { id } = c.req.valid("param");
+    const user = await setPassword(deps, actor, id, c.req.valid("json").password, c.get("clientAddress"));
+    return c.json(user, 200);
+  });
+}

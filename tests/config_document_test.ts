@@ -1,0 +1,360 @@
+// The config.yaml schema, canonical JSON and hash: pure functions, no database.
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import {
+  canonicalJson,
+  configHash,
+  parseConfigInput,
+  prefixDetails,
+  toYaml,
+} from "../core/configDocument.ts";
+import type { ErrorDetail } from "../core/errors.ts";
+
+const POOL_OCID = "ocid1.instancepool.oc1.iad.aaaaaaaaexamplepool0001";
+const COMPARTMENT_OCID = "ocid1.compartment.oc1..aaaaaaaaexamplecompartment";
+
+function validPool(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    instance_pool_id: POOL_OCID,
+    compartment_id: COMPARTMENT_OCID,
+    region: "us-ashburn-1",
+    monitoring_method: "oci",
+    cpu_threshold: { min: 30, max: 75 },
+    ram_threshold: { min: 20, max: 75 },
+    scaling_limits: { min: 1, max: 10 },
+    scheduler_max_instances: 3,
+    schedules: [{ start_time: "05:30", end_time: "05:50" }],
+    ...overrides,
+  };
+}
+
+const VALID_YAML = `# the autoscaler's own file
+pools:
+  - instance_pool_id: ${POOL_OCID}
+    compartment_id: ${COMPARTMENT_OCID}
+    region: us-ashburn-1
+    monitoring_method: oci          # or prometheus, with prometheus_url
+    cpu_threshold: {min: 30, max: 75}
+    ram_threshold: {min: 20, max: 75}
+    scaling_limits: {min: 1, max: 10}
+    scheduler_max_instances: 3
+    schedules: [{start_time: "05:30", end_time: "05:50"}]
+`;
+
+/** Parses, expecting a refusal; returns the details. */
+function refused(input: unknown): ErrorDetail[] {
+  const result = parseConfigInput(input);
+  assert.equal(result.ok, false, `expected a refusal for ${JSON.stringify(input)}`);
+  return result.ok ? [] : result.details;
+}
+
+function refusedPool(overrides: Record<string, unknown>, extraPools: Record<string, unknown>[] = []) {
+  return refused({ pools: [validPool(overrides), ...extraPools] });
+}
+
+function fields(details: ErrorDetail[]): string[] {
+  return details.map((d) => d.field ?? "");
+}
+
+Deno.test("config document: valid inputs", async (t) => {
+  await t.step("the DESIGN example as YAML text parses to the same body as the object", () => {
+    const fromYaml = parseConfigInput(VALID_YAML);
+    const fromObject = parseConfigInput({ pools: [validPool()] });
+    assert.ok(fromYaml.ok && fromObject.ok);
+    assert.deepEqual(fromYaml.body, fromObject.body);
+    // Unquoted 05:30 is a string in YAML 1.2 (not sexagesimal 330).
+    const pool = (fromYaml.body.pools as Record<string, unknown>[])[0];
+    assert.deepEqual(pool.schedules, [{ start_time: "05:30", end_time: "05:50" }]);
+  });
+
+  await t.step("optional fields may be left out; the body is stored as written (no defaults added)", () => {
+    const minimal = validPool();
+    delete minimal.monitoring_method;
+    delete minimal.scheduler_max_instances;
+    delete minimal.schedules;
+    const result = parseConfigInput({ pools: [minimal] });
+    assert.ok(result.ok);
+    assert.equal("monitoring_method" in (result.body.pools as Record<string, unknown>[])[0], false);
+  });
+
+  await t.step("prometheus with a URL, tenancy as root compartment, other regions and realms", () => {
+    const result = parseConfigInput({
+      pools: [
+        validPool({ monitoring_method: "prometheus", prometheus_url: "https://prom.example:9090/api" }),
+        validPool({
+          instance_pool_id: "ocid1.instancepool.oc2.eu-frankfurt-1.bbbbbbbb2",
+          compartment_id: "ocid1.tenancy.oc1..aaaaaaaatenancy",
+          region: "us-gov-ashburn-1",
+        }),
+      ],
+    });
+    assert.ok(result.ok, JSON.stringify(result));
+  });
+
+  await t.step("edge values: 0 and 100, min == max limits, scheduler at the bounds", () => {
+    const result = parseConfigInput({
+      pools: [validPool({
+        cpu_threshold: { min: 0, max: 100 },
+        scaling_limits: { min: 0, max: 0 },
+        scheduler_max_instances: 0,
+        schedules: [{ start_time: "00:00", end_time: "23:59" }],
+      })],
+    });
+    assert.ok(result.ok, JSON.stringify(result));
+  });
+
+  await t.step("unknown keys survive at every level, from YAML and from JSON", () => {
+    const yamlText = `log_level: debug
+pools:
+  - instance_pool_id: ${POOL_OCID}
+    compartment_id: ${COMPARTMENT_OCID}
+    region: us-ashburn-1
+    cpu_threshold: {min: 30, max: 75, smoothing: 3}
+    ram_threshold: {min: 20, max: 75}
+    scaling_limits: {min: 1, max: 10, cooldown_s: 120}
+    schedules: [{start_time: "05:30", end_time: "05:50", days: [mon, tue]}]
+    future_option: {nested: [1, 2]}
+`;
+    const fromYaml = parseConfigInput(yamlText);
+    assert.ok(fromYaml.ok, JSON.stringify(fromYaml));
+    const pool = (fromYaml.body.pools as Record<string, Record<string, unknown>>[])[0];
+    assert.equal(fromYaml.body.log_level, "debug");
+    assert.deepEqual(pool.future_option, { nested: [1, 2] });
+    assert.equal(pool.cpu_threshold.smoothing, 3);
+    assert.equal(pool.scaling_limits.cooldown_s, 120);
+    assert.deepEqual((pool.schedules as unknown as Record<string, unknown>[])[0].days, ["mon", "tue"]);
+    const fromJson = parseConfigInput(JSON.parse(JSON.stringify(fromYaml.body)));
+    assert.ok(fromJson.ok);
+    assert.deepEqual(fromJson.body, fromYaml.body);
+    // And back through YAML text.
+    assert.deepEqual(parse(toYaml(fromYaml.body)), fromYaml.body);
+  });
+});
+
+Deno.test("config document: every rule refuses with the field named", async (t) => {
+  const cases: [string, () => ErrorDetail[], string][] = [
+    ["pools missing", () => refused({}), "pools"],
+    ["pools empty", () => refused({ pools: [] }), "pools"],
+    ["pools not a list", () => refused({ pools: { a: 1 } }), "pools"],
+    [
+      "pool OCID malformed",
+      () => refusedPool({ instance_pool_id: "ocid1.instancepool.oc1" }),
+      "pools.0.instance_pool_id",
+    ],
+    [
+      "pool OCID of another type",
+      () => refusedPool({ instance_pool_id: "ocid1.instance.oc1.iad.aaaa" }),
+      "pools.0.instance_pool_id",
+    ],
+    [
+      "pool OCID uppercase",
+      () => refusedPool({ instance_pool_id: POOL_OCID.toUpperCase() }),
+      "pools.0.instance_pool_id",
+    ],
+    ["pool OCID missing", () => refusedPool({ instance_pool_id: undefined }), "pools.0.instance_pool_id"],
+    [
+      "compartment OCID malformed",
+      () => refusedPool({ compartment_id: "compartment-1" }),
+      "pools.0.compartment_id",
+    ],
+    [
+      "compartment OCID of a pool",
+      () => refusedPool({ compartment_id: POOL_OCID }),
+      "pools.0.compartment_id",
+    ],
+    ["region malformed", () => refusedPool({ region: "Ashburn" }), "pools.0.region"],
+    ["region missing", () => refusedPool({ region: undefined }), "pools.0.region"],
+    [
+      "monitoring_method unknown",
+      () => refusedPool({ monitoring_method: "datadog" }),
+      "pools.0.monitoring_method",
+    ],
+    [
+      "prometheus without URL",
+      () => refusedPool({ monitoring_method: "prometheus" }),
+      "pools.0.prometheus_url",
+    ],
+    [
+      "prometheus with a non-http URL",
+      () => refusedPool({ monitoring_method: "prometheus", prometheus_url: "ftp://x" }),
+      "pools.0.prometheus_url",
+    ],
+    [
+      "prometheus with no URL at all",
+      () => refusedPool({ monitoring_method: "prometheus", prometheus_url: "not a url" }),
+      "pools.0.prometheus_url",
+    ],
+    [
+      "cpu min above 100",
+      () => refusedPool({ cpu_threshold: { min: 101, max: 75 } }),
+      "pools.0.cpu_threshold.min",
+    ],
+    [
+      "cpu max below 0",
+      () => refusedPool({ cpu_threshold: { min: 10, max: -1 } }),
+      "pools.0.cpu_threshold.max",
+    ],
+    [
+      "cpu min not below max",
+      () => refusedPool({ cpu_threshold: { min: 75, max: 75 } }),
+      "pools.0.cpu_threshold.min",
+    ],
+    [
+      "cpu min as a string",
+      () => refusedPool({ cpu_threshold: { min: "30", max: 75 } }),
+      "pools.0.cpu_threshold.min",
+    ],
+    ["cpu threshold missing", () => refusedPool({ cpu_threshold: undefined }), "pools.0.cpu_threshold"],
+    [
+      "ram min above max",
+      () => refusedPool({ ram_threshold: { min: 80, max: 75 } }),
+      "pools.0.ram_threshold.min",
+    ],
+    ["ram max missing", () => refusedPool({ ram_threshold: { min: 20 } }), "pools.0.ram_threshold.max"],
+    [
+      "limits min above max",
+      () => refusedPool({ scaling_limits: { min: 5, max: 2 } }),
+      "pools.0.scaling_limits.min",
+    ],
+    [
+      "limits negative",
+      () => refusedPool({ scaling_limits: { min: -1, max: 2 } }),
+      "pools.0.scaling_limits.min",
+    ],
+    [
+      "limits fractional",
+      () => refusedPool({ scaling_limits: { min: 1, max: 2.5 } }),
+      "pools.0.scaling_limits.max",
+    ],
+    [
+      "scheduler above limits",
+      () => refusedPool({ scheduler_max_instances: 11 }),
+      "pools.0.scheduler_max_instances",
+    ],
+    [
+      "scheduler below limits",
+      () => refusedPool({ scaling_limits: { min: 2, max: 10 }, scheduler_max_instances: 1 }),
+      "pools.0.scheduler_max_instances",
+    ],
+    [
+      "scheduler fractional",
+      () => refusedPool({ scheduler_max_instances: 2.5 }),
+      "pools.0.scheduler_max_instances",
+    ],
+    [
+      "schedule time malformed",
+      () => refusedPool({ schedules: [{ start_time: "5:30", end_time: "05:50" }] }),
+      "pools.0.schedules.0.start_time",
+    ],
+    [
+      "schedule hour 24",
+      () => refusedPool({ schedules: [{ start_time: "05:30", end_time: "24:00" }] }),
+      "pools.0.schedules.0.end_time",
+    ],
+    [
+      "schedule start after end",
+      () => refusedPool({ schedules: [{ start_time: "06:00", end_time: "05:50" }] }),
+      "pools.0.schedules.0.start_time",
+    ],
+    [
+      "schedule start equal to end",
+      () => refusedPool({ schedules: [{ start_time: "05:50", end_time: "05:50" }] }),
+      "pools.0.schedules.0.start_time",
+    ],
+    [
+      "schedule end missing",
+      () => refusedPool({ schedules: [{ start_time: "05:30" }] }),
+      "pools.0.schedules.0.end_time",
+    ],
+    ["schedules not a list", () => refusedPool({ schedules: "05:30-05:50" }), "pools.0.schedules"],
+    ["duplicate pool id", () => refusedPool({}, [validPool()]), "pools.1.instance_pool_id"],
+    [
+      "second pool bad",
+      () =>
+        refused({
+          pools: [
+            validPool(),
+            validPool({ instance_pool_id: "ocid1.instancepool.oc1.iad.other", region: "x" }),
+          ],
+        }),
+      "pools.1.region",
+    ],
+    ["document is a list", () => refused([validPool()]), ""],
+    ["document is null", () => refused(null), ""],
+    ["document is a number", () => refused(42), ""],
+    ["YAML that is a scalar", () => refused("just text"), ""],
+    ["YAML empty", () => refused(""), ""],
+    ["YAML .inf in an unknown key", () => refused(VALID_YAML + "extra: .inf\n"), "extra"],
+    [
+      "YAML .nan as a threshold",
+      () => refused(VALID_YAML.replace("{min: 30, max: 75}", "{min: .nan, max: 75}")),
+      "pools.0.cpu_threshold.min",
+    ],
+  ];
+  for (const [name, run, field] of cases) {
+    await t.step(name, () => {
+      const details = run();
+      assert.ok(fields(details).includes(field), `expected field "${field}" in ${JSON.stringify(details)}`);
+      for (const detail of details) assert.ok(detail.message.length > 0);
+    });
+  }
+
+  await t.step("YAML syntax error names the line", () => {
+    const details = refused("pools:\n  - a: [1\n  b: 2\n");
+    assert.equal(details[0].field, "");
+    assert.equal(details[0].code, "yaml_syntax");
+    assert.equal(typeof details[0].line, "number");
+    assert.match(details[0].message, /YAML syntax/);
+  });
+
+  await t.step("YAML duplicate key is refused", () => {
+    const details = refused(VALID_YAML + "pools: []\n");
+    assert.equal(details[0].code, "yaml_syntax");
+  });
+
+  await t.step("several problems are reported together", () => {
+    const details = refusedPool({ region: "nowhere", monitoring_method: "bogus" });
+    assert.deepEqual(fields(details).sort(), ["pools.0.monitoring_method", "pools.0.region"]);
+  });
+
+  await t.step("prefixDetails puts fields under the caller's prefix", () => {
+    const details = prefixDetails(
+      [{ field: "pools.0.region", message: "x" }, { field: "", message: "y" }],
+      "config",
+    );
+    assert.deepEqual(fields(details), ["config.pools.0.region", "config"]);
+  });
+});
+
+Deno.test("config document: canonical JSON, hash and YAML", async (t) => {
+  await t.step("canonical JSON sorts keys at every level and keeps array order", () => {
+    assert.equal(
+      canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: "x" }, e: null }),
+      '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1,"e":null}',
+    );
+    assert.equal(canonicalJson({ a: undefined, b: 1 }), '{"b":1}');
+    assert.equal(canonicalJson("é\n"), JSON.stringify("é\n"));
+  });
+
+  await t.step("hash is sha256 hex of canonical JSON, independent of key order", async () => {
+    const a = await configHash({ pools: [validPool()], x: 1 });
+    const b = await configHash({ x: 1, pools: [Object.fromEntries(Object.entries(validPool()).reverse())] });
+    assert.match(a, /^[0-9a-f]{64}$/);
+    assert.equal(a, b);
+    assert.notEqual(a, await configHash({ pools: [validPool({ region: "eu-frankfurt-1" })], x: 1 }));
+    assert.equal(
+      await configHash({}),
+      "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", // sha256("{}")
+    );
+  });
+
+  await t.step("toYaml keeps the written key order and round-trips", () => {
+    const body = { pools: [validPool()], zeta: true, alpha: "a" };
+    const text = toYaml(body);
+    assert.ok(text.indexOf("zeta") < text.indexOf("alpha"));
+    assert.deepEqual(parse(text), body);
+    const again = parseConfigInput(text);
+    assert.ok(again.ok);
+    assert.deepEqual(again.body, body);
+  });
+});

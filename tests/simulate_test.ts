@@ -1,0 +1,274 @@
+// The fleet simulator: its scaling rule and load model, a short run of 5 simulated autoscalers against the
+// real service (online, samples, scaling events, a config change applied and acked and then driving the
+// rule), and the `simulate` command as users run it.
+import assert from "node:assert/strict";
+import { count, eq, inArray } from "drizzle-orm";
+import {
+  dailyDemand,
+  decide,
+  DEFAULT_RULE,
+  initialConfig,
+  inScheduleWindow,
+  type PoolRule,
+  ruleFromConfig,
+  startFleet,
+} from "../core/simulator.ts";
+import { configVersions, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
+import { eventually, startTestServer } from "./helpers/server.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+Deno.test("simulator: the original autoscaler's scaling rule", () => {
+  const rule: PoolRule = {
+    ...DEFAULT_RULE,
+    cpuMin: 30,
+    cpuMax: 75,
+    ramMin: 20,
+    ramMax: 75,
+    minCount: 2,
+    maxCount: 5,
+  };
+  assert.deepEqual(decide(rule, { cpu: 80, ram: 50, count: 3 }, false), {
+    direction: "UP",
+    to: 4,
+    reason: "cpu 80.0 > max 75",
+  });
+  assert.equal(decide(rule, { cpu: 50, ram: 90, count: 3 }, false)?.direction, "UP"); // ram alone
+  assert.equal(decide(rule, { cpu: 99, ram: 99, count: 5 }, false), null); // at scaling_limits.max: hold
+  assert.deepEqual(decide(rule, { cpu: 10, ram: 40, count: 3 }, false), {
+    direction: "DOWN",
+    to: 2,
+    reason: "cpu 10.0 < min 30",
+  });
+  assert.equal(decide(rule, { cpu: 10, ram: 10, count: 2 }, false), null); // at scaling_limits.min: hold
+  assert.equal(decide(rule, { cpu: 50, ram: 50, count: 3 }, false), null); // inside the band
+  assert.equal(decide(rule, { cpu: 50, ram: 50, count: 1 }, false)?.direction, "UP"); // below min
+  assert.equal(decide(rule, { cpu: 50, ram: 50, count: 7 }, false)?.direction, "DOWN"); // above max
+  // A schedule window holds at least scheduler_max_instances.
+  const scheduled = { ...rule, schedulerMax: 4, schedules: [{ start: "05:30", end: "05:50" }] };
+  assert.deepEqual(decide(scheduled, { cpu: 5, ram: 5, count: 3 }, true), {
+    direction: "UP",
+    to: 4,
+    reason: "schedule wants 4",
+  });
+  assert.equal(decide(scheduled, { cpu: 5, ram: 5, count: 4 }, true), null);
+  assert.equal(decide(scheduled, { cpu: 5, ram: 5, count: 4 }, false)?.direction, "DOWN");
+  assert.equal(inScheduleWindow(scheduled.schedules, Date.parse("2026-06-01T05:40:00Z")), true);
+  assert.equal(inScheduleWindow(scheduled.schedules, Date.parse("2026-06-01T05:50:00Z")), false);
+});
+
+Deno.test("simulator: config entries become rules; the daily curve peaks at its hour", () => {
+  const config = initialConfig("sim", 1, 2, "us-ashburn-1");
+  const pools = config.pools as Record<string, unknown>[];
+  assert.equal(pools.length, 2);
+  assert.match(String(pools[0].instance_pool_id), /^ocid1\.instancepool\.oc1\.iad\.aaaasimn001p1$/);
+  assert.deepEqual(ruleFromConfig(pools[0]), {
+    cpuMin: 30,
+    cpuMax: 75,
+    ramMin: 20,
+    ramMax: 75,
+    minCount: 1,
+    maxCount: 10,
+    schedulerMax: 4,
+    schedules: [{ start: "05:30", end: "05:50" }],
+  });
+  assert.deepEqual(ruleFromConfig({ cpu_threshold: { min: 5, max: 9 } }), {
+    ...DEFAULT_RULE,
+    cpuMin: 5,
+    cpuMax: 9,
+    schedulerMax: undefined,
+  });
+  const shape = { peakDemand: 6, peakHour: 14, nightShare: 0.2, spikeRatePerHour: 0 };
+  const at = (hour: number) => dailyDemand(shape, Date.UTC(2026, 5, 1, hour));
+  assert.equal(at(14), 6);
+  assert.ok(Math.abs(at(2) - 1.2) < 1e-9);
+  assert.ok(at(10) > at(6) && at(14) > at(10));
+});
+
+Deno.test("simulator: 5 nodes against the real service", async (t) => {
+  const server = await startTestServer("simulate", { env: { HEARTBEAT_INTERVAL_S: "1" } });
+  const dir = await Deno.makeTempDir({ prefix: "central-sim-" });
+  const db = server.ctx.deps.db;
+  const fleet = await startFleet({
+    url: server.apiUrl,
+    token: await server.enrollmentToken({ maxUses: 5 }),
+    nodes: 5,
+    pools: 2,
+    speed: 3600,
+    tickMs: 100,
+    dir,
+    prefix: "simtest",
+    seed: 42,
+    clientOptions: {
+      heartbeatIntervalMs: 200,
+      flushIntervalMs: 100,
+      configWaitS: 2,
+      retryBaseMs: 50,
+      retryMaxMs: 300,
+    },
+  });
+  try {
+    const ids = () => fleet.agents.map((agent) => agent.client.nodeId!);
+
+    await t.step("every node registers, heartbeats and brings its config.yaml as version 1", async () => {
+      await eventually("5 registered", () => fleet.agents.every((agent) => agent.client.nodeId));
+      const rows = await eventually("5 nodes heartbeating", async () => {
+        const found = await db.select().from(nodes).where(inArray(nodes.id, ids()));
+        return found.length === 5 && found.every((row) => row.lastHeartbeatAt) ? found : undefined;
+      });
+      assert.deepEqual(rows.map((row) => row.name).sort(), [
+        "simtest-001",
+        "simtest-002",
+        "simtest-003",
+        "simtest-004",
+        "simtest-005",
+      ]);
+      assert.ok(rows.every((row) => row.labels.simulated === "true" && row.agentVersion === "simulator-1.0"));
+      const versions = await db.select().from(configVersions).where(inArray(configVersions.nodeId, ids()));
+      assert.equal(versions.length, 5);
+      assert.ok(versions.every((version) => version.source === "agent" && version.version === 1));
+    });
+
+    await t.step("samples from every pool of every node arrive", async () => {
+      await eventually("samples for all 10 pools", async () => {
+        const rows = await db.select({
+          nodeId: metricSamples.nodeId,
+          poolId: metricSamples.poolId,
+          n: count(),
+        })
+          .from(metricSamples).where(inArray(metricSamples.nodeId, ids()))
+          .groupBy(metricSamples.nodeId, metricSamples.poolId);
+        return rows.length === 10 && rows.every((row) => Number(row.n) >= 3);
+      });
+    });
+
+    await t.step(
+      "a config change from the server is applied, acked, and drives the scaling rule",
+      async () => {
+        const agent = fleet.agents[0];
+        const nodeId = agent.client.nodeId!;
+        const body = initialConfig("simtest", 1, 2, "us-ashburn-1");
+        for (const pool of body.pools as Record<string, unknown>[]) {
+          pool.cpu_threshold = { min: 0, max: 1 }; // any load is too much: scale up to the limit
+          pool.scaling_limits = { min: 1, max: 12 };
+          pool.scheduler_max_instances = 2;
+        }
+        const set = await server.setConfig(nodeId, body);
+        await eventually("in sync on the new config", async () => {
+          const [row] = await db.select().from(nodes).where(eq(nodes.id, nodeId));
+          return row.configState === "in_sync" && row.appliedHash === set.hash;
+        });
+        assert.ok(
+          [...agent.pools.values()].every((pool) => pool.rule.cpuMax === 1 && pool.rule.maxCount === 12),
+        );
+        assert.match(await Deno.readTextFile(agent.configPath), /max: 12/);
+        await eventually(
+          "both pools scaled to 12",
+          () => [...agent.pools.values()].every((pool) => pool.count === 12),
+        );
+        const events = await eventually("UP events to 12 stored", async () => {
+          const rows = await db.select().from(scalingEvents).where(eq(scalingEvents.nodeId, nodeId));
+          return rows.filter((row) => row.toCount === 12).length === 2 ? rows : undefined;
+        });
+        const last = events.filter((row) => row.toCount === 12);
+        assert.ok(
+          last.every((row) =>
+            row.direction === "UP" && row.fromCount === 11 && row.reason?.startsWith("cpu")
+          ),
+        );
+        assert.ok(fleet.summary().configs_applied >= 1);
+      },
+    );
+
+    await t.step("stop flushes every buffer; nothing dropped", async () => {
+      const summary = await fleet.stop(5_000);
+      assert.equal(summary.registered, 5);
+      assert.equal(summary.samples_buffered, 0);
+      assert.equal(summary.samples_dropped, 0);
+      const [stored] = await db.select({ n: count() }).from(metricSamples).where(
+        inArray(metricSamples.nodeId, ids()),
+      );
+      assert.equal(Number(stored.n), summary.samples_sent);
+      const [events] = await db.select({ n: count() }).from(scalingEvents).where(
+        inArray(scalingEvents.nodeId, ids()),
+      );
+      assert.equal(Number(events.n), summary.scaling_up + summary.scaling_down);
+    });
+  } finally {
+    await fleet.stop(500);
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+Deno.test("simulate command: runs for --seconds and prints a summary; bad arguments exit 2", async (t) => {
+  const server = await startTestServer("simulate_cli", { env: { HEARTBEAT_INTERVAL_S: "1" } });
+  try {
+    await t.step("two nodes for two seconds", async () => {
+      const token = await server.enrollmentToken();
+      const run = await cli([
+        "simulate",
+        "--url",
+        server.apiUrl,
+        "--nodes",
+        "2",
+        "--token",
+        token,
+        "--pools",
+        "1",
+        "--seconds",
+        "2",
+        "--speed",
+        "600",
+        "--tick-ms",
+        "200",
+        "--prefix",
+        "clisim",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const summary = JSON.parse(run.stdout.trim().split("\n").at(-1)!);
+      assert.equal(summary.nodes, 2);
+      assert.equal(summary.registered, 2);
+      assert.equal(summary.samples_buffered, 0);
+      assert.ok(summary.samples_sent > 0);
+      const rows = await server.ctx.deps.db.select().from(nodes);
+      assert.deepEqual(rows.map((row) => row.name).sort(), ["clisim-001", "clisim-002"]);
+      const [stored] = await server.ctx.deps.db.select({ n: count() }).from(metricSamples);
+      assert.equal(Number(stored.n), summary.samples_sent);
+    });
+
+    await t.step("usage errors name the option and exit 2", async () => {
+      const cases: [string[], RegExp][] = [
+        [["--nodes", "2", "--token", "ace_x"], /--url is required/],
+        [["--url", server.apiUrl, "--token", "ace_x"], /--nodes is required/],
+        [
+          ["--url", server.apiUrl, "--nodes", "0", "--token", "ace_x"],
+          /--nodes must be a whole number in 1\.\.10000/,
+        ],
+        [
+          ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--speed", "fast"],
+          /--speed must be a number/,
+        ],
+        [["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--prefix", "a b"], /--prefix/],
+      ];
+      for (const [args, message] of cases) {
+        const run = await cli(["simulate", ...args]);
+        assert.equal(run.code, 2, args.join(" "));
+        assert.match(run.stderr, message);
+        assert.match(run.stderr, /Usage: autoscaler-central simulate/);
+      }
+    });
+  } finally {
+    await server.close();
+  }
+});
