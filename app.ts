@@ -138,7 +138,11 @@ export function createApp(deps: CoreDeps): App {
       if (status === 415) {
         return errorResponse(
           c,
-          new AppError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
+          new AppError(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+          ),
         );
       }
       const code = status === 400 ? "bad_request" : status === 401 ? "unauthorized" : `http_${status}`;

@@ -1,6 +1,8 @@
 // Load benchmark of the autoscaler protocol against a real server process on loopback.
 //
 //   deno task bench [--agents N] [--seconds S] [--pulls N] [--quick]
+//                   [--concurrency N] [--rate N] [--metric-workers N] [--phases abcd] [--log-level L]
+//                   [--profile DIR (server --cpu-prof)] [--server-log FILE]
 //
 // It creates a throwaway database, starts `main.ts serve` as a subprocess (so the peak RSS is the
 // server's own), enrolls N agents over HTTP, then runs these phases:
@@ -29,10 +31,12 @@ const args = parseArgs({
     pulls: { type: "string" },
     concurrency: { type: "string" },
     rate: { type: "string" },
+    "metric-workers": { type: "string" },
     quick: { type: "boolean" },
     "log-level": { type: "string" },
     phases: { type: "string" },
     profile: { type: "string" },
+    "server-log": { type: "string" },
   },
   strict: true,
 });
@@ -50,6 +54,7 @@ const AGENTS = positive("agents", args.values.agents, quick ? 40 : 2000, 50_000)
 const SECONDS = positive("seconds", args.values.seconds, quick ? 2 : 10, 600);
 const PULLS = positive("pulls", args.values.pulls, quick ? 200 : 10_000, 30_000);
 const CONCURRENCY = positive("concurrency", args.values.concurrency, 64, 2_000);
+const METRIC_WORKERS = positive("metric-workers", args.values["metric-workers"], 8, 256);
 const RATE = positive("rate", args.values.rate, quick ? 200 : 1000, 100_000);
 const LOG_LEVEL = args.values["log-level"] ?? "info";
 const PHASES = new Set((args.values.phases ?? "abcd").split(""));
@@ -89,6 +94,12 @@ function peakRssMb(pid: number): number {
 
 async function raiseFileLimit(wanted: number): Promise<string> {
   try {
+    const current = new TextDecoder().decode(
+      (await new Deno.Command("sh", { args: ["-c", "ulimit -Sn; ulimit -Hn"], stdout: "piped" }).output())
+        .stdout,
+    ).trim().split("\n").map((v) => (v === "unlimited" ? Infinity : Number(v)));
+    if (current[0] >= wanted) return `${current[0]} (enough)`;
+    wanted = Math.min(wanted, current[1]);
     const out = await new Deno.Command("prlimit", {
       args: [`--pid=${Deno.pid}`, `--nofile=${wanted}:${wanted}`],
       stderr: "piped",
@@ -170,6 +181,13 @@ async function inParallel(count: number, parallel: number, job: (i: number) => P
 
 // ------------------------------------------------------------------------------------------------- setup
 
+const loadAtStart = (() => {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  } catch {
+    return "?";
+  }
+})();
 const fileLimit = await raiseFileLimit(Math.max(20_000, PULLS * 2 + 2_000));
 const database = await createTestDatabase("bench", { env: { SECRET_KEY } });
 const deps: CoreDeps = {
@@ -206,9 +224,14 @@ const server = new Deno.Command(Deno.execPath(), {
     LOG_LEVEL,
   },
   stdin: "null",
-  stdout: "null",
+  stdout: args.values["server-log"] ? "piped" : "null",
   stderr: "inherit",
 }).spawn();
+const serverLog = args.values["server-log"]
+  ? server.stdout.pipeTo(
+    (await Deno.open(args.values["server-log"], { write: true, create: true, truncate: true })).writable,
+  )
+  : undefined;
 
 const results: [string, string][] = [];
 const record = (name: string, value: string) => {
@@ -285,6 +308,32 @@ try {
     return performance.now() - started;
   };
 
+  // ------------------------------------------------------- h. (optional) the floor: GET /healthz, no database
+  if (PHASES.has("h")) {
+    const latencies: number[] = [];
+    const deadline = performance.now() + SECONDS * 1000;
+    const started = performance.now();
+    const [, cpu] = await withCpu(
+      () => latencies.length,
+      () =>
+        Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          while (performance.now() < deadline) {
+            const t0 = performance.now();
+            const res = await fetch(`${base}/healthz`);
+            await res.text();
+            latencies.push(performance.now() - t0);
+          }
+        })),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    const { p50, p99 } = summarize(latencies);
+    record(
+      `h. GET /healthz, ${CONCURRENCY} concurrent`,
+      `${Math.round(latencies.length / elapsed)}/s  p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms`,
+    );
+    record("h. cost", cpu);
+  }
+
   // ------------------------------------------------------------------------------ a. max heartbeats/s
   if (PHASES.has("a")) {
     const latencies: number[] = [];
@@ -341,7 +390,7 @@ try {
   if (PHASES.has("c")) {
     const latencies: number[] = [];
     let samples = 0;
-    const workers = 8;
+    const workers = METRIC_WORKERS;
     const deadline = performance.now() + SECONDS * 1000;
     let next = 0;
     const started = performance.now();
@@ -418,10 +467,23 @@ try {
       pulls.push(pull);
       if (i % 250 === 249) await sleep(20); // let the listener accept; no SYN storm
     }
-    await sleep(2_000);
+    // Sent is not yet received: wait until the server has worked through the backlog (its CPU goes quiet),
+    // so every pull is really parked in the server's watcher before the change is made.
+    const quietDeadline = performance.now() + 60_000;
+    for (let busy = true; busy && performance.now() < quietDeadline;) {
+      const before = cpuMs(server.pid);
+      await sleep(500);
+      busy = cpuMs(server.pid) - before > 50; // more than 10% of a core
+    }
+    const openS = (performance.now() - openStart) / 1000;
+    await sleep(1_000);
     pullsHeld = pulls.filter((p) => !p.settled).length;
-    const openS = (performance.now() - openStart) / 1000 - 2;
-    record("d. waiting config pulls held", `${pullsHeld} of ${PULLS} (opened in ${openS.toFixed(1)} s)`);
+    record(
+      "d. waiting config pulls held",
+      `${pullsHeld} of ${PULLS} (sent and parked in ${openS.toFixed(1)} s; server RSS now ${
+        peakRssMb(server.pid)
+      } MB peak)`,
+    );
 
     // A new config for some nodes, written here as another replica would: the server sees it by its poll.
     const changed = agents.slice(0, Math.min(100, AGENTS));
@@ -479,14 +541,15 @@ try {
   } catch { /* already stopped */ }
   const status = await Promise.race([server.status, sleep(35_000).then(() => undefined)]);
   if (!status) server.kill("SIGKILL");
+  await serverLog;
   await database.drop();
 }
 
 const width = Math.max(...results.map(([name]) => name.length));
 console.log(
-  `\nAutoscaler Central bench: ${AGENTS} agents, ${SECONDS} s per phase, ${Deno.build.os}, ${navigator.hardwareConcurrency} cpus, server LOG_LEVEL=${LOG_LEVEL}${
+  `\nAutoscaler Central bench: ${AGENTS} agents, ${SECONDS} s per phase, ${Deno.build.os}, ${navigator.hardwareConcurrency} cpus (load average ${loadAtStart} at start), server LOG_LEVEL=${LOG_LEVEL}${
     quick ? " (quick)" : ""
-  }`,
+  }\n  (client, server and database share this machine; "cost" lines are CPU per operation of each part)`,
 );
 for (const [name, value] of results) console.log(`  ${name.padEnd(width)}  ${value}`);
 if (PHASES.has("d") && pullsHeld < PULLS) {

@@ -224,9 +224,10 @@ function unionOf(rows: number, first: string): string {
 
 // ---------------------------------------------------------------------------------------------- metrics
 
+/** Times in these rows are UTC text "YYYY-MM-DD HH:MM:SS.mmm" (see parseZonedTimestamp in core/agents.ts). */
 export interface SampleRow {
   poolOcid: string;
-  ts: Date;
+  ts: string;
   cpuUtil: number;
   memoryUtil: number;
   instanceCount: number;
@@ -234,7 +235,7 @@ export interface SampleRow {
 
 export interface ScalingEventRow {
   poolOcid: string;
-  ts: Date;
+  ts: string;
   direction: "UP" | "DOWN";
   fromCount: number | null;
   toCount: number | null;
@@ -243,7 +244,7 @@ export interface ScalingEventRow {
 
 export interface PoolLatest {
   poolOcid: string;
-  ts: Date;
+  ts: string;
   cpuUtil: number;
   memoryUtil: number;
   instanceCount: number;
@@ -284,7 +285,7 @@ export async function writeMetricBatch(
         p.cpuUtil,
         p.memoryUtil,
         p.instanceCount,
-        sqlTime(p.ts),
+        p.ts,
         sqlTime(input.now),
         sqlTime(input.now),
       ])],
@@ -299,7 +300,7 @@ export async function writeMetricBatch(
       [input.samples.map((s) => [
         nodeId,
         poolIds.get(s.poolOcid),
-        sqlTime(s.ts),
+        s.ts,
         s.cpuUtil,
         s.memoryUtil,
         s.instanceCount,
@@ -311,7 +312,7 @@ export async function writeMetricBatch(
         [input.events.map((e) => [
           nodeId,
           poolIds.get(e.poolOcid),
-          sqlTime(e.ts),
+          e.ts,
           e.direction,
           e.fromCount,
           e.toCount,
@@ -323,7 +324,7 @@ export async function writeMetricBatch(
   });
 }
 
-/** A UTC time as MySQL DATETIME(3) text; cheaper than letting the driver format thousands of Dates. */
+/** A UTC time as DATETIME(3) text, like the sample times. */
 function sqlTime(date: Date): string {
   return date.toISOString().slice(0, 23).replace("T", " ");
 }

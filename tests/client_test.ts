@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { and, count, eq } from "drizzle-orm";
 import { CentralManagementClient, type ClientOptions, normalizeApiUrl, toYaml } from "../client/mod.ts";
 import { configVersions, enrollmentTokens, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
+import { parse as parseYaml } from "yaml";
 import { eventually, startTestServer, type TestServer } from "./helpers/server.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaclienttesta";
@@ -491,6 +492,31 @@ Deno.test("TypeScript client against the real service", async (t) => {
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("client: the YAML it writes reads back as the same document", () => {
+  const documents: Record<string, unknown>[] = [
+    configDocument(),
+    {
+      pools: [{
+        instance_pool_id: POOL_A,
+        prometheus_url: "http://prom:9090",
+        note: "line1\nline2 # not a comment",
+      }],
+      odd_keys: {
+        "has space": 1,
+        "05:30": "yes",
+        "": "empty key",
+        "-dash": -1.25,
+        "null": null,
+        "true": false,
+      },
+      unicode: "Zürich ✓",
+      numbers_as_text: ["1", "1e3", "0x1F", "010", ".5", "+1", "1_000"],
+      nested: [[["deep"]], [], {}],
+    },
+  ];
+  for (const document of documents) assert.deepEqual(parseYaml(toYaml(document, ["a comment"])), document);
 });
 
 Deno.test("client: API URL normalization and the YAML it writes", () => {

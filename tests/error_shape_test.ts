@@ -64,7 +64,9 @@ Deno.test("error shape", async (t) => {
 
     await t.step("query parameters are named with location query", async () => {
       const node = await createNodeWithToken(ctx, "shape-node");
-      const res = await ctx.call("GET", `/api/v1/nodes/${node.nodeId}/config?wait=abc`, { token: node.token });
+      const res = await ctx.call("GET", `/api/v1/nodes/${node.nodeId}/config?wait=abc`, {
+        token: node.token,
+      });
       assert.equal(res.status, 422);
       const body = await json<ErrorBody>(res);
       assert.deepEqual(body.error.details?.map((d) => [d.field, d.location]), [["wait", "query"]]);

@@ -1,6 +1,7 @@
 // POST /api/v1/nodes/{id}/metrics: storing batches, duplicates, scaling events, pool latest values, and
 // every refusal (bad samples, time window, size limits, node-token errors) writing nothing.
 import assert from "node:assert/strict";
+import { parseZonedTimestamp } from "../core/agents.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
@@ -249,5 +250,31 @@ Deno.test("metrics ingestion", async (t) => {
     });
   } finally {
     await ctx.close();
+  }
+});
+
+Deno.test("parseZonedTimestamp: zones, fractions, calendar", () => {
+  assert.deepEqual(parseZonedTimestamp("2026-06-01T12:00:00Z"), {
+    ms: Date.UTC(2026, 5, 1, 12),
+    utc: "2026-06-01 12:00:00.000",
+  });
+  assert.equal(parseZonedTimestamp("2026-06-01T12:00:00.987654+00:00")?.utc, "2026-06-01 12:00:00.987");
+  assert.equal(parseZonedTimestamp("2026-06-01T01:30:00.5-05:30")?.utc, "2026-06-01 07:00:00.500");
+  assert.equal(parseZonedTimestamp("2026-06-01T01:00:00+0200")?.utc, "2026-05-31 23:00:00.000");
+  assert.equal(parseZonedTimestamp("2026-06-01 12:00Z")?.utc, "2026-06-01 12:00:00.000");
+  assert.equal(parseZonedTimestamp("2028-02-29T00:00:00Z")?.utc, "2028-02-29 00:00:00.000");
+  for (
+    const bad of [
+      "2026-02-29T00:00:00Z",
+      "2026-04-31T00:00:00Z",
+      "2026-06-01T24:00:00Z",
+      "2026-06-01T12:00:00",
+      "2026-06-01",
+      "2026-13-01T00:00:00Z",
+      "2026-06-01T12:00:00+25:00",
+      "1712345678",
+    ]
+  ) {
+    assert.equal(parseZonedTimestamp(bad), undefined, bad);
   }
 });

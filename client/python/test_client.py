@@ -45,9 +45,10 @@ class Server:
 
     def __init__(self):
         deno = shutil.which("deno") or "deno"
+        self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [deno, "run", "-A", "tests/helpers/serve_for_python.ts"], cwd=REPO, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1,
             env={**os.environ, "NO_COLOR": "1"})
         self.lock = threading.Lock()
         hello = self._read()
@@ -57,7 +58,9 @@ class Server:
         while True:
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError("serve_for_python.ts exited (code %s)" % self.process.poll())
+                self.stderr.seek(0)
+                raise RuntimeError("serve_for_python.ts exited (code %s): %s"
+                                   % (self.process.wait(10), self.stderr.read()[-2000:]))
             line = line.strip()
             if line.startswith("{"):  # anything else is runtime chatter
                 return json.loads(line)
@@ -78,6 +81,7 @@ class Server:
         except Exception:
             self.process.kill()
             self.process.wait()
+        self.stderr.close()
 
 
 SERVER = None
@@ -392,6 +396,23 @@ class ArgumentTest(ClientTestCase):
             CentralManagementClient(central_api_url=SERVER.url, local_config_path="x", node_name="bad name!")
         with self.assertRaisesRegex(ValueError, "buffer_size"):
             CentralManagementClient(central_api_url=SERVER.url, local_config_path="x", buffer_size=0)
+
+    def test_yaml_reads_back_as_the_same_document(self):
+        try:
+            import yaml  # PyYAML (YAML 1.1) is the stricter reader; only for this check
+        except ImportError:
+            self.skipTest("PyYAML not installed")
+        documents = [config_document(), {
+            "pools": [{"instance_pool_id": POOL_A, "prometheus_url": "http://prom:9090",
+                       "note": "line1\nline2 # not a comment"}],
+            "odd_keys": {"has space": 1, "05:30": "yes", "": "empty key", "-dash": -1.25, "null": None,
+                         "true": False},
+            "unicode": "Z\u00fcrich \u2713",
+            "numbers_as_text": ["1", "1e3", "0x1F", "010", ".5", "+1", "1_000", "1:20", "on", "Y"],
+            "nested": [[["deep"]], [], {}],
+        }]
+        for document in documents:
+            self.assertEqual(yaml.safe_load(to_yaml(document, ["a comment"])), document)
 
     def test_url_normalization(self):
         self.assertEqual(normalize_api_url("http://c:8000/api"), "http://c:8000/api/v1")

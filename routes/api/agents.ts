@@ -15,6 +15,7 @@ import { LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "../../core/fleet.ts";
 import { presentedToken } from "../../core/nodeAuth.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
+import { access } from "../guards.ts";
 
 const MAX_POOLS = 100;
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -136,6 +137,7 @@ const MetricsResponse = z.object({
 const nodeErrors = errorResponses(401, 403, 404, 410, 413, 422);
 
 const registerRoute = createRoute({
+  ...access("public"),
   method: "post",
   path: "/api/v1/register",
   tags: ["agent"],
@@ -155,7 +157,7 @@ const heartbeatRoute = createRoute({
   path: "/api/v1/nodes/{id}/heartbeat",
   tags: ["agent"],
   summary: "Heartbeat: status, uptime, applied config hash, pool sizes",
-  security: [{ nodeToken: [] }],
+  ...access("node"),
   request: {
     params: NodeParams,
     body: { required: true, content: { "application/json": { schema: HeartbeatBody } } },
@@ -171,7 +173,7 @@ const metricsRoute = createRoute({
   path: "/api/v1/nodes/{id}/metrics",
   tags: ["agent"],
   summary: `Push a batch of 1..${MAX_SAMPLES_PER_BATCH} metric samples (idempotent per node, pool, ts)`,
-  security: [{ nodeToken: [] }],
+  ...access("node"),
   request: {
     params: NodeParams,
     body: { required: true, content: { "application/json": { schema: MetricsBody } } },

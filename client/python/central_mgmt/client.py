@@ -696,6 +696,8 @@ class CentralManagementClient:
                 self._error("heartbeat", error)
                 return
             except Exception as error:  # noqa: BLE001 - reported, then retried on the next beat
+                if self._stop_event.is_set():
+                    return
                 self._error("heartbeat", error)
             if self._stop_event.wait(self.heartbeat_interval * random.uniform(0.9, 1.1)):
                 return
@@ -760,6 +762,8 @@ class CentralManagementClient:
                 self._error("config", error)
                 return
             except Exception as error:  # noqa: BLE001 - reported, then retried with backoff
+                if self._stop_event.is_set():
+                    return  # the long-poll outlived stop(): nothing to report
                 self._error("config", error)
                 if self._stop_event.wait(self._backoff(failures)):
                     return
