@@ -1,12 +1,13 @@
 // Load benchmark of the autoscaler protocol against a real server process on loopback.
 //
 //   deno task bench [--agents N] [--seconds S] [--pulls N] [--quick]
-//                   [--concurrency N] [--rate N] [--metric-workers N] [--phases abcd] [--log-level L]
+//                   [--concurrency N] [--rate N] [--metric-workers N] [--phases awbcd] [--log-level L]
 //                   [--profile DIR (server --cpu-prof)] [--server-log FILE]
 //
 // It creates a throwaway database, starts `main.ts serve` as a subprocess (so the peak RSS is the
 // server's own), enrolls N agents over HTTP, then runs these phases:
 //   a. heartbeats as fast as 64 concurrent clients can send them   -> heartbeats/s, p50/p99
+//   w. the same from wrk (when installed), a load generator that leaves the CPU to the server
 //   b. heartbeats at a fixed 1,000/s (open loop)                    -> p50/p99
 //   c. metric batches of 500..1,000 samples from many agents        -> samples/s, p50/p99 per batch
 //   d. 10,000 waiting config pulls (wait=60, current ETag): all held, then a new config for some nodes
@@ -57,7 +58,7 @@ const CONCURRENCY = positive("concurrency", args.values.concurrency, 64, 2_000);
 const METRIC_WORKERS = positive("metric-workers", args.values["metric-workers"], 8, 256);
 const RATE = positive("rate", args.values.rate, quick ? 200 : 1000, 100_000);
 const LOG_LEVEL = args.values["log-level"] ?? "info";
-const PHASES = new Set((args.values.phases ?? "abcd").split(""));
+const PHASES = new Set((args.values.phases ?? "awbcd").split(""));
 const SECRET_KEY = "bench-secret-key-bench-secret-key-0123456789";
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -356,6 +357,19 @@ try {
     record("a. cost", cpu);
   }
 
+  // ------------------------------------ w. max heartbeats/s from a lean load generator (wrk), when installed
+  // The fetch clients of phase a cost the machine about as much CPU per heartbeat as the server does; on
+  // 2 shared cores that caps what a can show. wrk (Debian package) costs far less, so w shows the server
+  // and database's own capacity on the same machine.
+  if (PHASES.has("w")) {
+    const wrk = await wrkHeartbeats(agents, base, SECONDS, CONCURRENCY);
+    if (wrk) {
+      record(`w. heartbeats, ${CONCURRENCY} connections (wrk)`, wrk);
+    } else {
+      record("w. heartbeats (wrk)", "skipped: wrk is not installed (apt-get install wrk)");
+    }
+  }
+
   // --------------------------------------------------------------------------- b. fixed-rate heartbeats
   if (PHASES.has("b")) {
     const total = RATE * SECONDS;
@@ -556,3 +570,51 @@ if (PHASES.has("d") && pullsHeld < PULLS) {
   console.log(`  NOTE: only ${pullsHeld} of ${PULLS} pulls were held`);
 }
 Deno.exit(exitCode);
+
+/** Runs wrk against the heartbeat route, cycling through the agents; undefined when wrk is missing. */
+async function wrkHeartbeats(
+  agents: Agent[],
+  base: string,
+  seconds: number,
+  connections: number,
+): Promise<string | undefined> {
+  const dir = await Deno.makeTempDir({ prefix: "bench-wrk-" });
+  try {
+    const rows = agents.map((a) => `{"${a.id}","${a.token}","${a.pool}","${a.hash}"}`).join(",\n");
+    const script = `${dir}/heartbeat.lua`;
+    await Deno.writeTextFile(
+      script,
+      `local nodes = {\n${rows}\n}
+local i = 0
+request = function()
+  i = i + 1
+  local n = nodes[(i % #nodes) + 1]
+  local body = '{"status":"ok","uptime_s":' .. i .. ',"applied_config_hash":"' .. n[4] ..
+    '","agent_version":"bench","pools":[{"instance_pool_id":"' .. n[3] .. '","instance_count":2}]}'
+  return wrk.format("POST", "/api/v1/nodes/" .. n[1] .. "/heartbeat",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. n[2]}, body)
+end
+`,
+    );
+    let output;
+    try {
+      output = await new Deno.Command("wrk", {
+        args: ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, base],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+    const text = new TextDecoder().decode(output.stdout);
+    const rate = text.match(/Requests\/sec:\s+([\d.]+)/)?.[1];
+    const p50 = text.match(/^\s+50%\s+(\S+)/m)?.[1];
+    const p99 = text.match(/^\s+99%\s+(\S+)/m)?.[1];
+    const failed = text.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1];
+    if (!rate) throw new Error(`wrk printed no rate: ${text} ${new TextDecoder().decode(output.stderr)}`);
+    return `${Math.round(Number(rate))}/s  p50 ${p50}  p99 ${p99}${failed ? `  (${failed} not 200!)` : ""}`;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -206,7 +206,6 @@ CREATE INDEX `login_failures_address_at_idx` ON `login_failures` (`address`,`at`
 CREATE INDEX `metric_rollups_1h_bucket_idx` ON `metric_rollups_1h` (`bucket_start`);--> statement-breakpoint
 CREATE INDEX `metric_rollups_5m_bucket_idx` ON `metric_rollups_5m` (`bucket_start`);--> statement-breakpoint
 CREATE INDEX `metric_samples_ts_idx` ON `metric_samples` (`ts`);--> statement-breakpoint
-CREATE INDEX `metric_samples_pool_ts_idx` ON `metric_samples` (`pool_id`,`ts`);--> statement-breakpoint
 CREATE INDEX `nodes_token_hash_idx` ON `nodes` (`token_hash`);--> statement-breakpoint
 CREATE INDEX `nodes_region_idx` ON `nodes` (`region`);--> statement-breakpoint
 CREATE INDEX `nodes_last_heartbeat_idx` ON `nodes` (`last_heartbeat_at`);--> statement-breakpoint

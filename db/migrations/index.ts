@@ -9,5 +9,5 @@ export interface EmbeddedMigration {
 }
 
 export const migrations: EmbeddedMigration[] = [
-  { tag: "0000_initial", when: 1795837695029, breakpoints: true, sql: m0 },
+  { tag: "0000_initial", when: 1795840543003, breakpoints: true, sql: m0 },
 ];
