@@ -204,6 +204,7 @@ const server = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-A",
+    "--unstable-no-legacy-abort",
     ...(args.values.profile ? ["--cpu-prof", `--cpu-prof-dir=${args.values.profile}`] : []),
     "main.ts",
     "serve",

@@ -1,5 +1,5 @@
 // Reading the audit log: filters, newest first, opaque cursor pagination.
-import { type AuditLogRow, queryAudit } from "../db/audit.ts";
+import { type AuditFilter, type AuditLogRow, queryAudit } from "../db/audit.ts";
 import { decodeCursor, encodeCursor, invalidCursor } from "./cursor.ts";
 import type { CoreDeps } from "./deps.ts";
 import { validationFailed } from "./errors.ts";
@@ -7,13 +7,8 @@ import { validationFailed } from "./errors.ts";
 export const AUDIT_DEFAULT_LIMIT = 50;
 export const AUDIT_MAX_LIMIT = 500;
 
-export interface AuditQuery {
-  actor?: string;
-  action?: string;
-  targetType?: string;
-  targetId?: string;
-  from?: Date;
-  to?: Date;
+/** The filters of db/audit.ts, plus a page size and the cursor of the previous page. */
+export interface AuditQuery extends Omit<AuditFilter, "beforeId"> {
   limit?: number;
   cursor?: string;
 }
@@ -70,15 +65,8 @@ export async function listAudit(deps: Pick<CoreDeps, "db">, query: AuditQuery): 
     beforeId = id;
   }
   // One row more than asked tells whether another page exists.
-  const rows = await queryAudit(deps.db, {
-    actor: query.actor,
-    action: query.action,
-    targetType: query.targetType,
-    targetId: query.targetId,
-    from: query.from,
-    to: query.to,
-    beforeId,
-  }, limit + 1);
+  const { limit: _limit, cursor: _cursor, ...filter } = query;
+  const rows = await queryAudit(deps.db, { ...filter, beforeId }, limit + 1);
   const page = rows.slice(0, limit);
   const more = rows.length > limit;
   return {

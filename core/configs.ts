@@ -77,26 +77,43 @@ export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
  * (parseConfigInput). After the caller commits it should call `services.configWatcher.notify(nodeId, hash)`.
  * Throws 404 for an unknown node.
  */
-export function createConfigVersion(
+export async function createConfigVersion(
   deps: Pick<CoreDeps, "clock">,
   db: DbOrTx,
-  input: {
-    nodeId: string;
-    body: Record<string, unknown>;
-    source: ConfigSource;
-    principal: Principal;
-    comment?: string | null;
-    rolledBackFrom?: number | null;
-    address?: string | null;
-  },
+  input: ConfigVersionInput,
 ): Promise<ConfigVersionView> {
+  return (await writeConfigVersion(deps, db, input)).view;
+}
+
+/** What a config write did: the version now desired, and whether this call created it. */
+export interface ConfigChange {
+  view: ConfigVersionView;
+  created: boolean;
+}
+
+interface ConfigVersionInput {
+  nodeId: string;
+  body: Record<string, unknown>;
+  source: ConfigSource;
+  principal: Principal;
+  comment?: string | null;
+  rolledBackFrom?: number | null;
+  address?: string | null;
+}
+
+/** createConfigVersion, also telling whether a version was created (false: the body was already desired). */
+export function writeConfigVersion(
+  deps: Pick<CoreDeps, "clock">,
+  db: DbOrTx,
+  input: ConfigVersionInput,
+): Promise<ConfigChange> {
   return db.transaction(async (tx) => {
     const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
     if (!node) throw notFound(`node ${input.nodeId}`);
     const hash = await configHash(input.body);
     if (node.desiredHash === hash && node.desiredVersionId !== null) {
       const current = await findConfigVersionById(tx, node.desiredVersionId);
-      if (current) return toConfigVersionView(current);
+      if (current) return { view: toConfigVersionView(current), created: false };
     }
     const now = deps.clock.now();
     const version = (await maxConfigVersion(tx, input.nodeId)) + 1;
@@ -134,7 +151,7 @@ export function createConfigVersion(
       },
       address: input.address,
     });
-    return toConfigVersionView({ id, ...row });
+    return { view: toConfigVersionView({ id, ...row }), created: true };
   });
 }
 
@@ -143,14 +160,25 @@ export function createConfigVersion(
 export async function setNodeConfig(
   deps: CoreDeps,
   services: WatcherHolder,
-  input: {
-    nodeId: string;
-    input: unknown;
-    principal: Principal;
-    comment?: string | null;
-    address?: string | null;
-  },
+  input: SetConfigInput,
 ): Promise<ConfigVersionView> {
+  return (await changeNodeConfig(deps, services, input)).view;
+}
+
+interface SetConfigInput {
+  nodeId: string;
+  input: unknown;
+  principal: Principal;
+  comment?: string | null;
+  address?: string | null;
+}
+
+/** setNodeConfig, also telling whether a version was created (the API answers 201 or 200). */
+export async function changeNodeConfig(
+  deps: CoreDeps,
+  services: WatcherHolder,
+  input: SetConfigInput,
+): Promise<ConfigChange> {
   const comment = checkComment(input.comment);
   const parsed = parseConfigInput(input.input);
   if (!parsed.ok) {
@@ -158,8 +186,8 @@ export async function setNodeConfig(
     throw validationFailed(`invalid config: ${describeDetails(details)}`, details);
   }
   await requireWritableNode(deps, input.nodeId);
-  const view = await deps.db.transaction((tx) =>
-    createConfigVersion(deps, tx, {
+  const change = await deps.db.transaction((tx) =>
+    writeConfigVersion(deps, tx, {
       nodeId: input.nodeId,
       body: parsed.body,
       source: "operator",
@@ -168,8 +196,8 @@ export async function setNodeConfig(
       address: input.address,
     })
   );
-  services.configWatcher.notify(input.nodeId, view.hash);
-  return view;
+  services.configWatcher.notify(input.nodeId, change.view.hash);
+  return change;
 }
 
 /** A new version carrying the body of `toVersion` (source rollback, rolled_back_from = toVersion).
@@ -178,20 +206,31 @@ export async function setNodeConfig(
 export async function rollbackConfig(
   deps: CoreDeps,
   services: WatcherHolder,
-  input: {
-    nodeId: string;
-    toVersion: number;
-    principal: Principal;
-    comment?: string | null;
-    address?: string | null;
-  },
+  input: RollbackInput,
 ): Promise<ConfigVersionView> {
+  return (await rollbackNodeConfig(deps, services, input)).view;
+}
+
+interface RollbackInput {
+  nodeId: string;
+  toVersion: number;
+  principal: Principal;
+  comment?: string | null;
+  address?: string | null;
+}
+
+/** rollbackConfig, also telling whether a version was created. */
+export async function rollbackNodeConfig(
+  deps: CoreDeps,
+  services: WatcherHolder,
+  input: RollbackInput,
+): Promise<ConfigChange> {
   const comment = checkComment(input.comment);
   await requireWritableNode(deps, input.nodeId);
   const target = await findConfigVersion(deps.db, input.nodeId, input.toVersion);
   if (!target) throw notFound(`config version ${input.toVersion} of node ${input.nodeId}`);
-  const view = await deps.db.transaction((tx) =>
-    createConfigVersion(deps, tx, {
+  const change = await deps.db.transaction((tx) =>
+    writeConfigVersion(deps, tx, {
       nodeId: input.nodeId,
       body: target.body,
       source: "rollback",
@@ -201,8 +240,8 @@ export async function rollbackConfig(
       address: input.address,
     })
   );
-  services.configWatcher.notify(input.nodeId, view.hash);
-  return view;
+  services.configWatcher.notify(input.nodeId, change.view.hash);
+  return change;
 }
 
 /** Versions newest first, at most `limit` (1..100); `beforeVersion` pages back. `next_before_version` is

@@ -65,20 +65,9 @@ export async function withNamedLock<T>(
   timeoutS: number,
   work: () => Promise<T>,
 ): Promise<T> {
-  const connection = await pool.getConnection();
-  try {
-    const [rows] = await connection.query("SELECT GET_LOCK(?, ?) AS got", [name, timeoutS]);
-    if ((rows as { got: number | null }[])[0]?.got !== 1) {
-      throw new Error(`could not take the database lock "${name}" within ${timeoutS}s`);
-    }
-    try {
-      return await work();
-    } finally {
-      await connection.query("SELECT RELEASE_LOCK(?)", [name]);
-    }
-  } finally {
-    connection.release();
-  }
+  return await holdingNamedLock(pool, name, timeoutS, work, () => {
+    throw new Error(`could not take the database lock "${name}" within ${timeoutS}s`);
+  });
 }
 
 /** Like withNamedLock, but gives up at once (returns undefined) when another holder has the lock. */
@@ -87,10 +76,22 @@ export async function tryWithNamedLock<T>(
   name: string,
   work: () => Promise<T>,
 ): Promise<T | undefined> {
+  return await holdingNamedLock(pool, name, 0, work, () => undefined);
+}
+
+/** GET_LOCK on one pooled connection, `work`, RELEASE_LOCK on that same connection; `busy` when the
+ * lock was not had within `timeoutS`. */
+async function holdingNamedLock<T, B>(
+  pool: Pool,
+  name: string,
+  timeoutS: number,
+  work: () => Promise<T>,
+  busy: () => B,
+): Promise<T | B> {
   const connection = await pool.getConnection();
   try {
-    const [rows] = await connection.query("SELECT GET_LOCK(?, 0) AS got", [name]);
-    if ((rows as { got: number | null }[])[0]?.got !== 1) return undefined;
+    const [rows] = await connection.query("SELECT GET_LOCK(?, ?) AS got", [name, timeoutS]);
+    if ((rows as { got: number | null }[])[0]?.got !== 1) return busy();
     try {
       return await work();
     } finally {

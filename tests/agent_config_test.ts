@@ -17,6 +17,7 @@ import { AppError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
 import { auditLog, configVersions, nodes } from "../db/schema.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import { expectError } from "./helpers/assertions.ts";
 import { createNodeWithToken, decommissionNode } from "./helpers/nodes.ts";
 
 const OPERATOR: Principal = { kind: "user", userId: 7, username: "alice", role: "operator" };
@@ -48,23 +49,6 @@ function configObject(cpuMax = 75): Record<string, unknown> {
       scaling_limits: { min: 1, max: 10 },
     }],
   };
-}
-
-type ErrorBody = {
-  error: { code: string; message: string; details?: { field?: string; location?: string }[] };
-};
-
-async function expectError(res: Response, status: number, code: string, field?: string) {
-  const body = await json<ErrorBody>(res);
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code);
-  if (field !== undefined) {
-    assert.ok(
-      body.error.details?.some((d) => d.field === field),
-      `expected field ${field} in ${JSON.stringify(body.error.details)}`,
-    );
-  }
-  return body;
 }
 
 async function expectAppError(promise: Promise<unknown>, status: number, code: string, field?: string) {

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { createApiKey } from "../core/apiKeys.ts";
 import { AppError } from "../core/errors.ts";
 import { keyedHash } from "../core/secrets.ts";
-import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import { createTestApp, json } from "./helpers/app.ts";
+import { countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 
-type ErrorBody = { error: { code: string; details?: { field?: string }[] } };
 type KeyView = {
   id: number;
   name: string;
@@ -15,23 +15,6 @@ type KeyView = {
   expires_at: string | null;
   revoked_at: string | null;
 };
-
-async function count(ctx: TestApp, sql: string, params: unknown[] = []): Promise<number> {
-  const [rows] = await ctx.database.pool.query(sql, params);
-  return Number((rows as { n: number }[])[0].n);
-}
-
-async function expectError(res: Response, status: number, code: string, field?: string): Promise<void> {
-  const body = await json<ErrorBody>(res);
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code);
-  if (field) {
-    assert.ok(
-      body.error.details?.some((d) => d.field === field),
-      `field ${field} in ${JSON.stringify(body)}`,
-    );
-  }
-}
 
 Deno.test("API keys", async (t) => {
   const ctx = await createTestApp("api_keys");
@@ -53,9 +36,9 @@ Deno.test("API keys", async (t) => {
       assert.equal(created.api_key.prefix, created.key.slice(0, 12));
       assert.equal(created.api_key.expires_at, "2026-07-01T12:00:00.000Z");
       const hash = await keyedHash(ctx.deps.settings.SECRET_KEY, created.key);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM api_keys WHERE key_hash = ?", [hash]), 1);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys WHERE key_hash = ?", [hash]), 1);
       assert.equal(
-        await count(
+        await countRows(
           ctx,
           "SELECT COUNT(*) n FROM audit_log WHERE action = 'api_key.create' AND target_id = ?",
           [
@@ -80,7 +63,7 @@ Deno.test("API keys", async (t) => {
     });
 
     await t.step("bad input: 422 naming the field, nothing written", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) n FROM api_keys");
+      const before = await countRows(ctx, "SELECT COUNT(*) n FROM api_keys");
       const post = (body: unknown) => ctx.call("POST", "/api/v1/api-keys", { token: admin, json: body });
       await expectError(await post({ name: "", role: "viewer" }), 422, "validation_failed", "name");
       await expectError(
@@ -108,7 +91,7 @@ Deno.test("API keys", async (t) => {
         "validation_failed",
         "expires_in_days",
       );
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM api_keys"), before);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys"), before);
     });
 
     await t.step("revoke: the key stops working at once; revoking again changes nothing", async () => {
@@ -128,7 +111,7 @@ Deno.test("API keys", async (t) => {
         new Date(ctx.clock.now().getTime() - 1000).toISOString(),
       );
       assert.equal(
-        await count(
+        await countRows(
           ctx,
           "SELECT COUNT(*) n FROM audit_log WHERE action = 'api_key.revoke' AND target_id = ?",
           [
@@ -151,7 +134,7 @@ Deno.test("API keys", async (t) => {
     });
 
     await t.step("operators and viewers cannot list, create or revoke keys", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) n FROM api_keys");
+      const before = await countRows(ctx, "SELECT COUNT(*) n FROM api_keys");
       for (const role of ["viewer", "operator"] as const) {
         const key = await createApiKeyWithRole(ctx, role);
         await expectError(await ctx.call("GET", "/api/v1/api-keys", { token: key.token }), 403, "forbidden");
@@ -169,12 +152,12 @@ Deno.test("API keys", async (t) => {
           "forbidden",
         );
       }
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM api_keys"), before + 2);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM api_keys WHERE revoked_at IS NOT NULL"), 1);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys"), before + 2);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys WHERE revoked_at IS NOT NULL"), 1);
     });
 
     await t.step("no one hands out a role above their own (role_too_high)", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) n FROM api_keys");
+      const before = await countRows(ctx, "SELECT COUNT(*) n FROM api_keys");
       await assert.rejects(
         createApiKey(ctx.deps, { kind: "api_key", keyId: 1, name: "op", role: "operator" }, {
           name: "up",
@@ -183,7 +166,7 @@ Deno.test("API keys", async (t) => {
         (error: unknown) =>
           error instanceof AppError && error.status === 403 && error.code === "role_too_high",
       );
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM api_keys"), before);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys"), before);
     });
   } finally {
     await ctx.close();

@@ -1,20 +1,11 @@
 // GET /api/v1/audit: filters, newest first, cursor pagination, bad filters, who may read it.
 import assert from "node:assert/strict";
 import { recordAudit } from "../core/audit.ts";
+import type { AuditPage } from "../core/auditQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole, createUserWithRole, loginAs } from "./helpers/auth.ts";
 
-type Entry = {
-  id: number;
-  at: string;
-  actor: { type: string; id: string | null; name: string };
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  details: Record<string, unknown> | null;
-  address: string | null;
-};
-type Page = { entries: Entry[]; next_cursor: string | null };
+type Page = AuditPage;
 type ErrorBody = { error: { code: string; details?: { field?: string; location?: string }[] } };
 
 Deno.test("audit log API", async (t) => {

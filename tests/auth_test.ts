@@ -1,30 +1,17 @@
 // Login, sessions, logout, CSRF, API key authentication and login throttling, against a real database.
 import assert from "node:assert/strict";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import { countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole, createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { updateUser } from "../core/users.ts";
 import { TEST_SETUP } from "./helpers/auth.ts";
-
-type ErrorBody = { error: { code: string; message: string; details?: { field?: string }[] } };
-
-async function count(ctx: TestApp, sql: string, params: unknown[] = []): Promise<number> {
-  const [rows] = await ctx.database.pool.query(sql, params);
-  return Number((rows as { n: number }[])[0].n);
-}
 
 function login(ctx: TestApp, username: string, password: string, address = "10.0.0.1") {
   return ctx.call("POST", "/api/v1/auth/login", {
     json: { username, password },
     headers: { "x-forwarded-for": address },
   });
-}
-
-async function expectError(res: Response, status: number, code: string): Promise<ErrorBody> {
-  const body = await json<ErrorBody>(res);
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code);
-  return body;
 }
 
 Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
@@ -55,17 +42,20 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
       // The table holds the keyed hash, never the cookie value.
       const value = /acs_session=([^;]+)/.exec(cookie)![1];
       const hash = await keyedHash(ctx.deps.settings.SECRET_KEY, value);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [hash]), 1);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [value]), 0);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [hash]), 1);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [value]), 0);
       assert.equal(
-        await count(
+        await countRows(
           ctx,
           "SELECT COUNT(*) n FROM audit_log WHERE action = 'auth.login' AND actor_name = 'alice'",
         ),
         1,
       );
       assert.equal(
-        await count(ctx, "SELECT COUNT(*) n FROM users WHERE username='alice' AND last_login_at IS NOT NULL"),
+        await countRows(
+          ctx,
+          "SELECT COUNT(*) n FROM users WHERE username='alice' AND last_login_at IS NOT NULL",
+        ),
         1,
       );
     });
@@ -84,7 +74,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
     });
 
     await t.step("wrong password and unknown user: the same 401 invalid_credentials, recorded", async () => {
-      const sessionsBefore = await count(ctx, "SELECT COUNT(*) n FROM sessions");
+      const sessionsBefore = await countRows(ctx, "SELECT COUNT(*) n FROM sessions");
       const wrong = await expectError(
         await login(ctx, "alice", "not-the-password", "10.0.1.1"),
         401,
@@ -96,8 +86,11 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
         "invalid_credentials",
       );
       assert.equal(wrong.error.message, unknown.error.message);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions"), sessionsBefore);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM login_failures WHERE address = '10.0.1.1'"), 2);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions"), sessionsBefore);
+      assert.equal(
+        await countRows(ctx, "SELECT COUNT(*) n FROM login_failures WHERE address = '10.0.1.1'"),
+        2,
+      );
       const [rows] = await ctx.database.pool.query(
         "SELECT actor_type, actor_name, details, address FROM audit_log WHERE action = 'auth.login_failed' ORDER BY id",
       );
@@ -122,7 +115,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
       await updateUser(ctx.deps, TEST_SETUP, user.id, { disabled: true });
       await expectError(await login(ctx, "dora", user.password, "10.0.2.1"), 401, "account_disabled");
       await expectError(await login(ctx, "dora", "wrong-password-x", "10.0.2.1"), 401, "invalid_credentials");
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions WHERE user_id = ?", [user.id]), 0);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE user_id = ?", [user.id]), 0);
     });
 
     await t.step("disabling a user ends their sessions at once", async () => {
@@ -140,7 +133,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
         401,
         "unauthorized",
       );
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions WHERE user_id = ?", [user.id]), 0);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE user_id = ?", [user.id]), 0);
     });
 
     await t.step("sliding expiry: each request pushes it forward; idle past the TTL ends it", async () => {
@@ -153,7 +146,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
       ctx.clock.advance(12 * 3600_000 + 1000);
       await expectError(await me(), 401, "unauthorized");
       const hash = await keyedHash(ctx.deps.settings.SECRET_KEY, session.cookie.slice("acs_session=".length));
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [hash]), 0);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [hash]), 0);
     });
 
     await t.step("logout deletes the session and clears the cookie", async () => {
@@ -167,7 +160,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
         "unauthorized",
       );
       assert.equal(
-        await count(
+        await countRows(
           ctx,
           "SELECT COUNT(*) n FROM audit_log WHERE action = 'auth.logout' AND actor_name = 'victor'",
         ),
@@ -177,7 +170,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
 
     await t.step("CSRF: a cookie POST needs the session's X-CSRF-Token and our own Origin", async () => {
       const session = await loginAs(ctx, "alice", admin.password);
-      const keysBefore = await count(ctx, "SELECT COUNT(*) n FROM api_keys");
+      const keysBefore = await countRows(ctx, "SELECT COUNT(*) n FROM api_keys");
       const create = (headers: Record<string, string>) =>
         ctx.call("POST", "/api/v1/api-keys", { json: { name: "csrf", role: "viewer" }, headers });
       await expectError(await create({ cookie: session.cookie }), 403, "csrf_failed");
@@ -198,7 +191,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
         "csrf_failed",
       );
       await expectError(await create({ ...session.headers, origin: "null" }), 403, "csrf_failed");
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM api_keys"), keysBefore);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys"), keysBefore);
       // Same origin with the token: allowed. GET needs no token.
       const ok = await create({ ...session.headers, origin: "http://localhost" });
       assert.equal(ok.status, 201);
@@ -345,7 +338,7 @@ Deno.test("auth: API keys in requests", async (t) => {
         "api_key_revoked",
       );
       // Refused before the route runs, and nothing is written.
-      const usersBefore = await count(ctx, "SELECT COUNT(*) n FROM users");
+      const usersBefore = await countRows(ctx, "SELECT COUNT(*) n FROM users");
       await expectError(
         await ctx.call("POST", "/api/v1/users", {
           token: revoked.token,
@@ -354,7 +347,7 @@ Deno.test("auth: API keys in requests", async (t) => {
         401,
         "api_key_revoked",
       );
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM users"), usersBefore);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM users"), usersBefore);
       const expiring = await createApiKeyWithRole(ctx, "viewer", { expiresInDays: 1 });
       assert.equal((await ctx.call("GET", "/api/v1/auth/me", { token: expiring.token })).status, 200);
       ctx.clock.advance(86_400_000);
@@ -409,9 +402,9 @@ Deno.test("auth: login throttling", async (t) => {
         const res = await login(ctx, "tom", user.password, "10.1.1.1");
         await expectError(res, 429, "too_many_attempts");
         assert.equal(res.headers.get("retry-after"), String(14 * 60)); // the oldest failure ages out then
-        assert.equal(await count(ctx, "SELECT COUNT(*) n FROM sessions"), 0);
+        assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions"), 0);
         // Refused before the password is checked, so not recorded as another failure.
-        assert.equal(await count(ctx, "SELECT COUNT(*) n FROM login_failures WHERE username = 'tom'"), 5);
+        assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM login_failures WHERE username = 'tom'"), 5);
         ctx.clock.advance(14 * 60_000);
         const ok = await login(ctx, "tom", user.password, "10.1.1.1");
         assert.equal(ok.status, 200);

@@ -1,41 +1,7 @@
 // The CLI as users run it: a subprocess, its exit code and what it prints.
 import assert from "node:assert/strict";
-import { createTestDatabase, testSettings } from "./helpers/app.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const cwd = await Deno.makeTempDir(); // no stray .env is read
-  try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      cwd,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-    }).output();
-    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-  }
-}
-
-function databaseEnv(database: string): Record<string, string> {
-  const db = testSettings(database).database;
-  return {
-    MYSQL_HOST: db.host,
-    MYSQL_PORT: String(db.port),
-    MYSQL_USER: db.user,
-    MYSQL_PASSWORD: db.password,
-    MYSQL_DB: database,
-  };
-}
+import { createTestDatabase } from "./helpers/app.ts";
+import { databaseEnv, MAIN, runCli } from "./helpers/cli.ts";
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -46,44 +12,44 @@ function freePort(): number {
 
 Deno.test("cli: help, version and usage errors", async (t) => {
   await t.step("--help lists the commands, exit 0", async () => {
-    const run = await cli(["--help"]);
+    const run = await runCli(["--help"]);
     assert.equal(run.code, 0);
     for (const command of ["serve", "migrate", "healthcheck", "version"]) {
       assert.match(run.stdout, new RegExp(command));
     }
   });
   await t.step("command --help shows its usage, exit 0", async () => {
-    const run = await cli(["migrate", "--help"]);
+    const run = await runCli(["migrate", "--help"]);
     assert.equal(run.code, 0);
     assert.match(run.stdout, /Usage: autoscaler-central migrate/);
   });
   await t.step("version prints the version, exit 0", async () => {
-    const run = await cli(["version"]);
+    const run = await runCli(["version"]);
     assert.equal(run.code, 0);
     assert.match(run.stdout, /^autoscaler-central \d+\.\d+\.\d+/);
   });
   await t.step("unknown command: named, exit 2", async () => {
-    const run = await cli(["frobnicate"]);
+    const run = await runCli(["frobnicate"]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /unknown command "frobnicate"/);
   });
   await t.step("unknown flag: named, exit 2", async () => {
-    const run = await cli(["serve", "--colour"]);
+    const run = await runCli(["serve", "--colour"]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--colour/);
   });
   await t.step("bad flag value: named, exit 2", async () => {
-    const run = await cli(["serve", "--port", "http"]);
+    const run = await runCli(["serve", "--port", "http"]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--port/);
   });
   await t.step("bad setting: variable named, exit 1", async () => {
-    const run = await cli(["migrate"], { API_PORT: "eighty" });
+    const run = await runCli(["migrate"], { env: { API_PORT: "eighty" } });
     assert.equal(run.code, 1);
     assert.match(run.stderr, /API_PORT/);
   });
   await t.step("production with the default SECRET_KEY does not start, exit 1", async () => {
-    const run = await cli(["serve"], { ENVIRONMENT: "production" });
+    const run = await runCli(["serve"], { env: { ENVIRONMENT: "production" } });
     assert.equal(run.code, 1);
     assert.match(run.stderr, /SECRET_KEY/);
   });
@@ -93,10 +59,10 @@ Deno.test("cli: migrate creates the database and is idempotent", async () => {
   const database = await createTestDatabase("cli_migrate", { migrate: false });
   const name = `${database.name}_fresh`;
   try {
-    const first = await cli(["migrate"], databaseEnv(name));
+    const first = await runCli(["migrate"], { env: databaseEnv(name) });
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /applied \d+ migration/);
-    const second = await cli(["migrate"], databaseEnv(name));
+    const second = await runCli(["migrate"], { env: databaseEnv(name) });
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /up to date/);
     const [rows] = await database.pool.query(
@@ -134,9 +100,9 @@ Deno.test("cli: serve answers, healthcheck passes, SIGTERM stops it cleanly", as
       }
     }
     assert.ok(up, "service did not become ready");
-    const healthy = await cli(["healthcheck", "--url", `http://127.0.0.1:${port}/healthz`]);
+    const healthy = await runCli(["healthcheck", "--url", `http://127.0.0.1:${port}/healthz`]);
     assert.equal(healthy.code, 0, healthy.stderr);
-    const down = await cli(["healthcheck", "--url", "http://127.0.0.1:1/healthz"]);
+    const down = await runCli(["healthcheck", "--url", "http://127.0.0.1:1/healthz"]);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /healthcheck/);
   } finally {

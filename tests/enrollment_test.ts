@@ -9,10 +9,10 @@ import {
 import { AppError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
-import { createTestApp, testSettings } from "./helpers/app.ts";
+import { createTestApp } from "./helpers/app.ts";
+import { databaseEnv, runCli } from "./helpers/cli.ts";
 
 const ADMIN: Principal = { kind: "user", userId: 1, username: "alice", role: "admin" };
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 async function rejects(work: Promise<unknown>, status: number, code: string, field?: string) {
   try {
@@ -219,39 +219,9 @@ Deno.test("enrollment tokens: service", async (t) => {
   }
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  const cwd = await Deno.makeTempDir();
-  try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      cwd,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-    }).output();
-    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-  }
-}
-
 Deno.test("cli: token create / list / revoke", async (t) => {
   const ctx = await createTestApp("enrollment_cli");
-  const db = testSettings(ctx.database.name).database;
-  const env = {
-    MYSQL_HOST: db.host,
-    MYSQL_PORT: String(db.port),
-    MYSQL_USER: db.user,
-    MYSQL_PASSWORD: db.password,
-    MYSQL_DB: ctx.database.name,
-    SECRET_KEY: ctx.deps.settings.SECRET_KEY,
-  };
+  const env = databaseEnv(ctx.database.name, { SECRET_KEY: ctx.deps.settings.SECRET_KEY });
   const rows = async () => {
     const [result] = await ctx.database.pool.query(
       "SELECT id, name, max_uses, expires_at, revoked_at FROM enrollment_tokens",
@@ -276,7 +246,7 @@ Deno.test("cli: token create / list / revoke", async (t) => {
           [["token", "revoke"], /--id/],
         ] as const
       ) {
-        const run = await cli([...args], env);
+        const run = await runCli([...args], { env });
         assert.equal(run.code, 2, run.stderr);
         assert.match(run.stderr, named);
       }
@@ -287,7 +257,7 @@ Deno.test("cli: token create / list / revoke", async (t) => {
     await t.step(
       "create prints the token once with id and expiry; the hash is what the token hashes to",
       async () => {
-        const run = await cli([
+        const run = await runCli([
           "token",
           "create",
           "--name",
@@ -296,7 +266,7 @@ Deno.test("cli: token create / list / revoke", async (t) => {
           "12h",
           "--max-uses",
           "5",
-        ], env);
+        ], { env });
         assert.equal(run.code, 0, run.stderr);
         const [token, ...rest] = run.stdout.trim().split("\n");
         assert.match(token, /^ace_[A-Za-z0-9_-]{43}$/);
@@ -315,26 +285,26 @@ Deno.test("cli: token create / list / revoke", async (t) => {
           (hash as { token_hash: string }[])[0].token_hash,
           await keyedHash(env.SECRET_KEY, token),
         );
-        const never = await cli(["token", "create", "--expires", "never"], env);
+        const never = await runCli(["token", "create", "--expires", "never"], { env });
         assert.equal(never.code, 0, never.stderr);
         assert.match(never.stdout, /expires: never/);
       },
     );
 
     await t.step("list shows it; revoke revokes it, a second revoke fails (exit 1)", async () => {
-      const list = await cli(["token", "list"], env);
+      const list = await runCli(["token", "list"], { env });
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /first agents/);
       assert.match(list.stdout, /active/);
-      const revoke = await cli(["token", "revoke", "--id", String(id)], env);
+      const revoke = await runCli(["token", "revoke", "--id", String(id)], { env });
       assert.equal(revoke.code, 0, revoke.stderr);
       assert.ok((await rows()).find((r) => r.id === id)?.revoked_at);
-      const again = await cli(["token", "revoke", "--id", String(id)], env);
+      const again = await runCli(["token", "revoke", "--id", String(id)], { env });
       assert.equal(again.code, 1);
       assert.match(again.stderr, /already revoked/);
-      const hidden = await cli(["token", "list"], env);
+      const hidden = await runCli(["token", "list"], { env });
       assert.doesNotMatch(hidden.stdout, /first agents/);
-      const all = await cli(["token", "list", "--all"], env);
+      const all = await runCli(["token", "list", "--all"], { env });
       assert.match(all.stdout, /first agents.*revoked/);
     });
   } finally {

@@ -1,22 +1,11 @@
 import assert from "node:assert/strict";
+import type { ScalingEventView } from "../core/metricsQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { insertEvents, insertNode, insertPool, poolOcid } from "./helpers/fixtures.ts";
 
 type ErrorBody = { error: { code: string; details?: { field?: string }[] } };
-type Event = {
-  id: number;
-  node_id: string;
-  node_name: string;
-  instance_pool_id: string;
-  pool_display_name: string | null;
-  ts: string;
-  direction: string;
-  from_count: number | null;
-  to_count: number | null;
-  reason: string | null;
-};
-type Page = { items: Event[]; next_cursor: string | null };
+type Page = { items: ScalingEventView[]; next_cursor: string | null };
 
 Deno.test("scaling events API", async (t) => {
   const ctx = await createTestApp("events_api");

@@ -14,9 +14,8 @@ import {
   startFleet,
 } from "../core/simulator.ts";
 import { configVersions, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
+import { runCli } from "./helpers/cli.ts";
 import { eventually, startTestServer } from "./helpers/server.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 Deno.test("simulator: the original autoscaler's scaling rule", () => {
   const rule: PoolRule = {
@@ -201,22 +200,12 @@ Deno.test("simulator: 5 nodes against the real service", async (t) => {
   }
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
-
 Deno.test("simulate command: runs for --seconds and prints a summary; bad arguments exit 2", async (t) => {
   const server = await startTestServer("simulate_cli", { env: { HEARTBEAT_INTERVAL_S: "1" } });
   try {
     await t.step("two nodes for two seconds", async () => {
       const token = await server.enrollmentToken();
-      const run = await cli([
+      const run = await runCli([
         "simulate",
         "--url",
         server.apiUrl,
@@ -262,7 +251,7 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
         [["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--prefix", "a b"], /--prefix/],
       ];
       for (const [args, message] of cases) {
-        const run = await cli(["simulate", ...args]);
+        const run = await runCli(["simulate", ...args]);
         assert.equal(run.code, 2, args.join(" "));
         assert.match(run.stderr, message);
         assert.match(run.stderr, /Usage: autoscaler-central simulate/);

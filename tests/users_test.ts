@@ -1,31 +1,12 @@
 // Operator accounts over the API (admin only) and from the CLI.
 import assert from "node:assert/strict";
-import { createTestApp, json, type TestApp, testSettings } from "./helpers/app.ts";
+import { createTestApp, json } from "./helpers/app.ts";
+import { countRows, expectError } from "./helpers/assertions.ts";
+import { databaseEnv, runCli } from "./helpers/cli.ts";
 import { createApiKeyWithRole, createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { hashPassword, PBKDF2_ITERATIONS, verifyPassword } from "../core/passwords.ts";
 
-type ErrorBody = {
-  error: { code: string; message: string; details?: { field?: string; location?: string }[] };
-};
 type UserBody = { id: number; username: string; role: string; disabled: boolean };
-
-async function count(ctx: TestApp, sql: string, params: unknown[] = []): Promise<number> {
-  const [rows] = await ctx.database.pool.query(sql, params);
-  return Number((rows as { n: number }[])[0].n);
-}
-
-async function expectError(res: Response, status: number, code: string, field?: string): Promise<ErrorBody> {
-  const body = await json<ErrorBody>(res);
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code);
-  if (field) {
-    assert.ok(
-      body.error.details?.some((d) => d.field === field),
-      `field ${field} in ${JSON.stringify(body)}`,
-    );
-  }
-  return body;
-}
 
 Deno.test("passwords: PBKDF2-SHA256 format, per-user salt, verify", async () => {
   const a = await hashPassword("correct horse battery staple");
@@ -77,8 +58,8 @@ Deno.test("users API", async (t) => {
     });
 
     await t.step("bad input: 422 naming the field, nothing written", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) n FROM users");
-      const auditBefore = await count(ctx, "SELECT COUNT(*) n FROM audit_log");
+      const before = await countRows(ctx, "SELECT COUNT(*) n FROM users");
+      const auditBefore = await countRows(ctx, "SELECT COUNT(*) n FROM audit_log");
       await expectError(
         await call("POST", "/api/v1/users", { username: "weak", password: "short", role: "viewer" }),
         422,
@@ -117,12 +98,12 @@ Deno.test("users API", async (t) => {
         "validation_failed",
         "role",
       );
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM users"), before);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM audit_log"), auditBefore);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM users"), before);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM audit_log"), auditBefore);
     });
 
     await t.step("duplicate username (any case): 409 username_taken, nothing written", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) n FROM users");
+      const before = await countRows(ctx, "SELECT COUNT(*) n FROM users");
       for (const username of ["carol", "CAROL"]) {
         await expectError(
           await call("POST", "/api/v1/users", { username, password: "another long password", role: "admin" }),
@@ -131,9 +112,9 @@ Deno.test("users API", async (t) => {
           "username",
         );
       }
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM users"), before);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM users"), before);
       assert.equal(
-        await count(ctx, "SELECT COUNT(*) n FROM users WHERE username = 'carol' AND role = 'operator'"),
+        await countRows(ctx, "SELECT COUNT(*) n FROM users WHERE username = 'carol' AND role = 'operator'"),
         1,
       );
     });
@@ -170,7 +151,7 @@ Deno.test("users API", async (t) => {
       );
       await expectError(await call("PATCH", "/api/v1/users/999999", { role: "viewer" }), 404, "not_found");
       assert.equal(
-        await count(ctx, "SELECT COUNT(*) n FROM users WHERE id = ? AND role = 'operator'", [carol.id]),
+        await countRows(ctx, "SELECT COUNT(*) n FROM users WHERE id = ? AND role = 'operator'", [carol.id]),
         1,
       );
     });
@@ -190,9 +171,13 @@ Deno.test("users API", async (t) => {
         "disabled",
       );
       assert.equal(
-        await count(ctx, "SELECT COUNT(*) n FROM users WHERE id = ? AND role = 'admin' AND disabled = 0", [
-          admin.id,
-        ]),
+        await countRows(
+          ctx,
+          "SELECT COUNT(*) n FROM users WHERE id = ? AND role = 'admin' AND disabled = 0",
+          [
+            admin.id,
+          ],
+        ),
         1,
       );
       // With a second admin the first may step down.
@@ -235,7 +220,7 @@ Deno.test("users API", async (t) => {
       );
       await loginAs(ctx, "pat", "a brand new password");
       assert.equal(
-        await count(
+        await countRows(
           ctx,
           "SELECT COUNT(*) n FROM audit_log WHERE action = 'user.password_reset' AND target_id = ?",
           [
@@ -259,7 +244,7 @@ Deno.test("users API", async (t) => {
           "forbidden",
         );
       }
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM users WHERE username LIKE 'by-%'"), 0);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM users WHERE username LIKE 'by-%'"), 0);
     });
   } finally {
     await ctx.close();
@@ -268,48 +253,14 @@ Deno.test("users API", async (t) => {
 
 // ---- CLI --------------------------------------------------------------------------------------------
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function cli(args: string[], env: Record<string, string>, stdin?: string) {
-  const cwd = await Deno.makeTempDir();
-  try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      cwd,
-      env: { NO_COLOR: "1", ...env },
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(stdin));
-      await writer.close();
-    }
-    const output = await child.output();
-    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-  }
-}
-
 Deno.test("cli: user create, passwd, disable, list", async (t) => {
   const ctx = await createTestApp("users_cli");
-  const db = testSettings(ctx.database.name).database;
-  const env = {
-    MYSQL_HOST: db.host,
-    MYSQL_PORT: String(db.port),
-    MYSQL_USER: db.user,
-    MYSQL_PASSWORD: db.password,
-    MYSQL_DB: ctx.database.name,
-  };
+  const env = databaseEnv(ctx.database.name);
   try {
     await t.step("create reads the password from stdin; the user can log in", async () => {
-      const run = await cli(
+      const run = await runCli(
         ["user", "create", "--username", "first-admin", "--role", "admin"],
-        env,
-        "the first password\n",
+        { env, stdin: "the first password\n" },
       );
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /created user first-admin/);
@@ -321,7 +272,7 @@ Deno.test("cli: user create, passwd, disable, list", async (t) => {
     });
 
     await t.step("bad arguments: exit 2, nothing written", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) n FROM users");
+      const before = await countRows(ctx, "SELECT COUNT(*) n FROM users");
       for (
         const [args, input, message] of [
           [
@@ -345,46 +296,44 @@ Deno.test("cli: user create, passwd, disable, list", async (t) => {
           [["user", "list", "--nope"], undefined, /Unknown option/],
         ] as [string[], string | undefined, RegExp][]
       ) {
-        const run = await cli(args, env, input);
+        const run = await runCli(args, { env, stdin: input });
         assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
         assert.match(run.stderr, message);
       }
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM users"), before);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM users"), before);
     });
 
     await t.step("duplicate username: exit 1 with a message", async () => {
-      const run = await cli(
+      const run = await runCli(
         ["user", "create", "--username", "first-admin", "--role", "viewer"],
-        env,
-        "another long password\n",
+        { env, stdin: "another long password\n" },
       );
       assert.equal(run.code, 1);
       assert.match(run.stderr, /already taken/);
-      assert.equal(await count(ctx, "SELECT COUNT(*) n FROM users"), 1);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM users"), 1);
     });
 
     await t.step("passwd and disable end sessions; the last admin cannot be disabled", async () => {
       const session = await loginAs(ctx, "first-admin", "the first password");
-      const passwd = await cli(
+      const passwd = await runCli(
         ["user", "passwd", "--username", "first-admin", "--password-stdin"],
-        env,
-        "second password!!\n",
+        { env, stdin: "second password!!\n" },
       );
       assert.equal(passwd.code, 0, passwd.stderr);
       assert.equal((await ctx.call("GET", "/api/v1/auth/me", { headers: session.headers })).status, 401);
       await loginAs(ctx, "first-admin", "second password!!");
-      const lastAdmin = await cli(["user", "disable", "--username", "first-admin"], env);
+      const lastAdmin = await runCli(["user", "disable", "--username", "first-admin"], { env });
       assert.equal(lastAdmin.code, 1);
       assert.match(lastAdmin.stderr, /last enabled admin/);
       const op = await createUserWithRole(ctx, "operator", "op-one");
       const opSession = await loginAs(ctx, "op-one", op.password);
-      const disable = await cli(["user", "disable", "--username", "op-one"], env);
+      const disable = await runCli(["user", "disable", "--username", "op-one"], { env });
       assert.equal(disable.code, 0, disable.stderr);
       assert.equal((await ctx.call("GET", "/api/v1/auth/me", { headers: opSession.headers })).status, 401);
-      const unknown = await cli(["user", "disable", "--username", "ghost"], env);
+      const unknown = await runCli(["user", "disable", "--username", "ghost"], { env });
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /not found/);
-      const list = await cli(["user", "list"], env);
+      const list = await runCli(["user", "list"], { env });
       assert.equal(list.code, 0);
       assert.match(list.stdout, /first-admin\s+admin\s+enabled/);
       assert.match(list.stdout, /op-one\s+operator\s+disabled/);

@@ -3,13 +3,13 @@
 // Viewer reads; operator writes. GET /api/v1/nodes/{id}/config (singular) is the agent's pull, elsewhere.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import {
+  changeNodeConfig,
   configStatus,
   diffConfigVersions,
   getConfigVersion,
   listConfigVersions,
   MAX_COMMENT_LENGTH,
-  rollbackConfig,
-  setNodeConfig,
+  rollbackNodeConfig,
 } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses, validationFailed } from "../../core/errors.ts";
@@ -241,29 +241,27 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
         },
       ]);
     }
-    const before = await configStatus(deps, nodeId);
-    const view = await setNodeConfig(deps, services, {
+    const { view, created } = await changeNodeConfig(deps, services, {
       nodeId,
       input,
       principal,
       comment: note,
       address: c.get("clientAddress"),
     });
-    return before.desired?.hash === view.hash ? c.json(view, 200) : c.json(view, 201);
+    return created ? c.json(view, 201) : c.json(view, 200);
   });
 
   app.openapi(rollbackRoute, async (c) => {
     const principal = requireRole(c, "operator");
     const { id, version } = c.req.valid("param");
-    const before = await configStatus(deps, id);
-    const view = await rollbackConfig(deps, services, {
+    const { view, created } = await rollbackNodeConfig(deps, services, {
       nodeId: id,
       toVersion: version,
       principal,
       comment: c.req.valid("json").comment,
       address: c.get("clientAddress"),
     });
-    return before.desired?.hash === view.hash ? c.json(view, 200) : c.json(view, 201);
+    return created ? c.json(view, 201) : c.json(view, 200);
   });
 
   app.openapi(statusRoute, async (c) => {

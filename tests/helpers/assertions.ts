@@ -1,0 +1,37 @@
+// Assertions the API tests share: the error shape of a refused request, and reading counts back.
+import assert from "node:assert/strict";
+import { json, type TestApp } from "./app.ts";
+
+export type ErrorBody = {
+  error: {
+    code: string;
+    message: string;
+    details?: { field?: string; message?: string; location?: string }[];
+    request_id?: string;
+  };
+};
+
+/** Asserts the status and error code (and, when given, that a detail names `field`); returns the body. */
+export async function expectError(
+  res: Response,
+  status: number,
+  code: string,
+  field?: string,
+): Promise<ErrorBody> {
+  const body = await json<ErrorBody>(res);
+  assert.equal(res.status, status, JSON.stringify(body));
+  assert.equal(body.error.code, code);
+  if (field !== undefined) {
+    assert.ok(
+      body.error.details?.some((d) => d.field === field),
+      `field ${field} in ${JSON.stringify(body)}`,
+    );
+  }
+  return body;
+}
+
+/** The `n` column of a `SELECT COUNT(*) AS n ...` run straight on the test database. */
+export async function countRows(ctx: TestApp, sql: string, params: unknown[] = []): Promise<number> {
+  const [rows] = await ctx.database.pool.query(sql, params);
+  return Number((rows as { n: number }[])[0].n);
+}
