@@ -6,8 +6,9 @@ import { errorResponses } from "../../core/errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
+import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
 
-const time = z.string().openapi({ format: "date-time" });
+const time = isoTime;
 
 export const ApiKeySchema = z.object({
   id: z.number().int(),
@@ -35,17 +36,9 @@ const CreatedApiKey = z.object({
   api_key: ApiKeySchema,
 }).openapi("CreatedApiKey");
 
-const KeyIdParams = z.object({
-  id: z.coerce.number().int().min(1).max(2_147_483_647).openapi({
-    param: { name: "id", in: "path" },
-    example: 1,
-  }),
-});
+const KeyIdParams = IntIdParams;
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
+const json = jsonResponse;
 
 const listRoute = createRoute({
   method: "get",

@@ -18,15 +18,15 @@ import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
 import { NodeIdParams } from "./nodes.ts";
+import { intPathParam, isoTime } from "./schemas.ts";
 
 const YAML_TYPES = ["application/yaml", "text/yaml"];
 
-const versionNumber = (name: string) =>
-  z.coerce.number().int().min(1).max(2_147_483_647).openapi({ param: { name, in: "path" }, example: 3 });
+const versionNumber = (name: string) => intPathParam(name, 3);
 
 const VersionParams = NodeIdParams.extend({ version: versionNumber("version") });
 
-const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+const time = isoTime;
 
 const ConfigVersionSchema = z.object({
   version: z.number().int(),

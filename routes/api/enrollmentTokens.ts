@@ -11,8 +11,9 @@ import {
 import { errorResponses } from "../../core/errors.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
+import { intPathParam, isoTime } from "./schemas.ts";
 
-const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+const time = isoTime;
 
 const TokenSchema = z.object({
   id: z.number().int(),
@@ -52,12 +53,7 @@ const ListQuery = z.object({
   }),
 });
 
-const IdParams = z.object({
-  id: z.coerce.number().int().min(1).max(2_147_483_647).openapi({
-    param: { name: "id", in: "path" },
-    example: 7,
-  }),
-});
+const IdParams = z.object({ id: intPathParam("id", 7) });
 
 const listRoute = createRoute({
   method: "get",

@@ -6,8 +6,9 @@ import { errorResponses } from "../../core/errors.ts";
 import { DEFAULT_HOURS, fleetSummary, MAX_POINTS, poolSeries } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
+import { isoTime as responseTime } from "./schemas.ts";
 
-const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+const time = responseTime;
 const isoTime = z.iso.datetime({ offset: true, message: "an ISO 8601 time with zone" });
 
 const SeriesParams = z.object({

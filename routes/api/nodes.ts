@@ -20,6 +20,7 @@ import {
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
+import { isoTime } from "./schemas.ts";
 
 /** A query parameter that may repeat (`?label=a:b&label=c:d`): always an array after parsing. */
 export function repeatable<T extends z.ZodType>(item: T) {
@@ -36,7 +37,7 @@ export const NodeIdParams = z.object({
   }),
 });
 
-const time = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+const time = isoTime;
 
 export const NodeSummarySchema = z.object({
   id: z.string(),

@@ -15,8 +15,9 @@ import {
 } from "../../core/users.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
+import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
 
-const time = z.string().openapi({ format: "date-time" });
+const time = isoTime;
 
 export const UserSchema = z.object({
   id: z.number().int(),
@@ -51,17 +52,9 @@ const UpdateUserBody = z.object({
 
 const PasswordBody = z.object({ password }).openapi("SetPassword");
 
-const UserIdParams = z.object({
-  id: z.coerce.number().int().min(1).max(2_147_483_647).openapi({
-    param: { name: "id", in: "path" },
-    example: 1,
-  }),
-});
+const UserIdParams = IntIdParams;
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
+const json = jsonResponse;
 
 const listRoute = createRoute({
   method: "get",

@@ -1,0 +1,18 @@
+// Pieces of request and response schemas that every resource's routes share.
+import { z } from "@hono/zod-openapi";
+
+/** A timestamp in responses (ISO 8601, UTC). */
+export const isoTime = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
+
+/** A positive INT path parameter (an auto-increment id or a version number). */
+export const intPathParam = (name: string, example = 1) =>
+  z.coerce.number().int().min(1).max(2_147_483_647).openapi({ param: { name, in: "path" }, example });
+
+/** `{ id }` in the path, as an INT id. */
+export const IntIdParams = z.object({ id: intPathParam("id") });
+
+/** A createRoute response entry with a JSON body. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
