@@ -9,6 +9,11 @@ import { createServices, type Services } from "./core/services.ts";
 import { VERSION } from "./core/version.ts";
 import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
+import { registerMetricsEndpoint } from "./routes/prometheus.ts";
+import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
+import { fleetStatusCounts } from "./core/fleet.ts";
+import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
+import { routePath } from "hono/route";
 import { authenticate } from "./routes/auth.ts";
 import { noSniff, noStoreByDefault } from "./routes/securityHeaders.ts";
 import { registerAuthRoutes } from "./routes/api/auth.ts";
@@ -33,9 +38,12 @@ export interface App {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-export function createApp(deps: CoreDeps): App {
+export function createApp(givenDeps: CoreDeps): App {
+  const telemetry = givenDeps.telemetry ?? createTelemetry({ clock: () => givenDeps.clock.now().getTime() });
+  const deps: CoreDeps = { ...givenDeps, telemetry };
   const services = createServices(deps);
   const app = createRouter();
+  connectTelemetrySources(deps, services, telemetry);
 
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
@@ -46,12 +54,18 @@ export function createApp(deps: CoreDeps): App {
     c.set("clientAddress", clientAddress(c, deps.settings.TRUST_PROXY));
     await next();
     c.res.headers.set("X-Request-Id", requestId);
+    const durationMs = performance.now() - started;
+    const status = c.res.status;
+    telemetry.request(c.req.method, routeTemplate(c), status, durationMs / 1000);
+    if (status === 413 || status === 429 || status === 503) {
+      telemetry.refusal(c.get("errorCode") ?? `http_${status}`);
+    }
     deps.logger.info("request", {
       request_id: requestId,
       method: c.req.method,
       path: c.req.path,
-      status: c.res.status,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      status,
+      duration_ms: Math.round(durationMs * 100) / 100,
       address: c.get("clientAddress"),
     });
   });
@@ -94,6 +108,7 @@ export function createApp(deps: CoreDeps): App {
 
   // Each resource registers its routes here; all share the services above.
   registerSystemRoutes(app, deps);
+  registerMetricsEndpoint(app, deps, telemetry);
   registerAuthRoutes(app, deps);
   registerUserRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
@@ -151,7 +166,9 @@ export function createApp(deps: CoreDeps): App {
       const code = status === 400 ? "bad_request" : status === 401 ? "unauthorized" : `http_${status}`;
       return errorResponse(c, new AppError(status, code, error.message || "request refused"));
     }
+    if ((error as { sqlMessage?: string })?.sqlMessage !== undefined) telemetry.dbError("query");
     if (isDatabaseUnavailable(error)) {
+      telemetry.dbError("unavailable");
       deps.logger.error("database unavailable", { request_id: c.get("requestId"), error });
       return errorResponse(
         c,
@@ -167,6 +184,7 @@ export function createApp(deps: CoreDeps): App {
 
 export function errorResponse(c: Context, error: AppError): Response {
   const requestId = c.get("requestId") as string | undefined;
+  c.set("errorCode", error.code);
   const body = {
     error: {
       code: error.code,
@@ -227,4 +245,25 @@ function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
   const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
   if (methods.has("GET")) methods.add("HEAD");
   return [...methods];
+}
+
+/** The matched route's template ("/api/v1/nodes/:id/heartbeat"), or "unmatched": label values stay few. */
+function routeTemplate(c: Context): string {
+  const path = routePath(c, -1);
+  return path && !path.endsWith("*") ? path : "unmatched";
+}
+
+/** Gauges read at scrape time: this replica's waiting pulls and pool, and the fleet (cached by telemetry). */
+function connectTelemetrySources(deps: CoreDeps, services: Services, telemetry: Telemetry): void {
+  telemetry.sources.longPollsWaiting = () => services.configWatcher.waiting;
+  telemetry.sources.configPollErrors = () => services.configWatcher.stats().poll_errors;
+  telemetry.sources.dbPool = () => poolStats(deps.pool);
+  telemetry.sources.fleet = async () => {
+    const [status, configState] = await Promise.all([
+      fleetStatusCounts(deps),
+      countNodesByConfigState(deps.db),
+    ]);
+    const { total: _total, ...byStatus } = status;
+    return { status: byStatus, configState };
+  };
 }

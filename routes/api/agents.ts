@@ -123,6 +123,7 @@ const Sample = z.strictObject({
 }).openapi("MetricSample");
 
 const MetricsBody = z.strictObject({
+  // MAX_BATCH_SAMPLES (default 1000) is checked by the service and answered 413; this is the hard ceiling.
   samples: z.array(Sample).min(1, "at least one sample").max(
     MAX_SAMPLES_PER_BATCH,
     `at most ${MAX_SAMPLES_PER_BATCH} samples per batch`,
@@ -148,7 +149,7 @@ const registerRoute = createRoute({
   responses: {
     201: { description: "Registered", content: { "application/json": { schema: RegisterResponse } } },
     200: { description: "Re-registered", content: { "application/json": { schema: RegisterResponse } } },
-    ...errorResponses(401, 409, 413, 422),
+    ...errorResponses(401, 409, 413, 422, 429),
   },
 });
 
@@ -172,7 +173,10 @@ const metricsRoute = createRoute({
   method: "post",
   path: "/api/v1/nodes/{id}/metrics",
   tags: ["agent"],
-  summary: `Push a batch of 1..${MAX_SAMPLES_PER_BATCH} metric samples (idempotent per node, pool, ts)`,
+  summary: "Push a batch of metric samples (idempotent per node, pool, ts)",
+  description:
+    "At most MAX_BATCH_SAMPLES samples (default 1,000): a larger batch gets 413 batch_too_large, " +
+    "and the clients halve their batch size.",
   ...access("node"),
   request: {
     params: NodeParams,
@@ -187,7 +191,7 @@ const metricsRoute = createRoute({
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats">,
+  services: Pick<Services, "configWatcher" | "heartbeats" | "registrationLimiter">,
 ): void {
   app.openapi(registerRoute, async (c) => {
     const result = await registerNode(deps, services, c.req.valid("json"), c.get("clientAddress"));
