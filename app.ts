@@ -10,6 +10,7 @@ import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 import { authenticate } from "./routes/auth.ts";
 import { type ErrorPageRenderer, ErrorSchema, registerErrorHandlers } from "./routes/errors.ts";
+import { noSniff, noStoreByDefault } from "./routes/securityHeaders.ts";
 import { registerAuthRoutes } from "./routes/api/auth.ts";
 import { registerUserRoutes } from "./routes/api/users.ts";
 import { registerApiKeyRoutes } from "./routes/api/apiKeys.ts";
@@ -41,6 +42,7 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
   const services = createServices(deps);
   const app = createRouter();
 
+  app.use("*", noSniff);
   app.use("*", async (c, next) => {
     const started = performance.now();
     const incoming = c.req.header("x-request-id");
@@ -59,6 +61,7 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
     });
   });
 
+  app.use("/api/*", noStoreByDefault);
   app.use(
     "/api/*",
     bodyLimit({
