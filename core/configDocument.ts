@@ -2,7 +2,7 @@
 // sha256 is the config hash), canonical JSON to compare meanings.
 // Unknown keys pass through untouched at every level (newer agents add settings this server does not know),
 // and the stored body is the document as given: defaults (monitoring_method: oci) are meaning, not rewrites.
-import { z } from "@hono/zod-openapi";
+import { z } from "zod";
 import {
   Document,
   isAlias,
