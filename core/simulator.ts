@@ -330,7 +330,8 @@ export interface SimulationOptions {
   cooldownMs?: number;
   /** Write this much past history for each node before going live, up to `untilMs` (default: now). */
   backfill?: { spanMs: number; stepMs: number; untilMs?: number };
-  /** How long the backfill waits for a node to register before leaving it out. Default 30,000 ms. */
+  /** How long the backfill waits for the nodes to register; one still unregistered is left out. Default
+   * 60,000 ms. */
   registerTimeoutMs?: number;
   /** The clock (epoch milliseconds). Default Date.now. */
   now?: () => number;
@@ -382,8 +383,9 @@ export interface SimulationSummary {
   backfill: BackfillSummary | null;
 }
 
-/** Samples a backfill lets wait in a client's buffer (which drops the oldest beyond 10,000). */
-const BACKFILL_IN_FLIGHT = 5_000;
+/** Samples a backfill lets wait in a client's buffer (which drops the oldest beyond 10,000): a batch in
+ * flight and the next one ready. */
+const BACKFILL_IN_FLIGHT = 2_000;
 
 export class SimulatedAutoscaler {
   readonly pools = new Map<string, SimulatedPool>();
@@ -593,14 +595,15 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
       refused: null,
     };
     backfill = summary;
-    const registerTimeoutMs = options.registerTimeoutMs ?? 30_000;
+    // Every node registers before any history goes out: registrations queued behind a flood of metric
+    // batches would time out.
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(agents.map((agent) => agent.client.whenRegistered())),
+      new Promise((resolve) => waited = setTimeout(resolve, options.registerTimeoutMs ?? 60_000)),
+    ]);
+    clearTimeout(waited);
     const refusals = await Promise.all(agents.map(async (agent) => {
-      let waited: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        agent.client.whenRegistered(),
-        new Promise((resolve) => waited = setTimeout(resolve, registerTimeoutMs)),
-      ]);
-      clearTimeout(waited);
       if (!agent.client.nodeId || stopping) return undefined;
       summary.nodes++;
       return await agent.backfill(window, progress, () => stopping || summary.refused !== null)

@@ -407,6 +407,7 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
     });
 
     await t.step("usage errors name the option and exit 2", async () => {
+      const given = ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x"];
       const cases: [string[], RegExp][] = [
         [["--nodes", "2", "--token", "ace_x"], /--url is required/],
         [["--url", server.apiUrl, "--token", "ace_x"], /--nodes is required/],
@@ -414,53 +415,16 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
           ["--url", server.apiUrl, "--nodes", "0", "--token", "ace_x"],
           /--nodes must be a whole number in 1\.\.10000/,
         ],
-        [
-          ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--speed", "fast"],
-          /--speed must be a number/,
-        ],
-        [
-          ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--speed", "600"],
-          /--speed is no longer supported: .*Use --backfill 1d/,
-        ],
-        ...[["0"], ["7x"], ["abc"], ["5m"], ["400d"], ["1.5d"]].map(([value]): [string[], RegExp] => [
-          ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--backfill", value],
+        [[...given, "--speed", "fast"], /--speed must be a number/],
+        [[...given, "--speed", "600"], /--speed is no longer supported: .*Use --backfill 1d/],
+        [[...given, "--prefix", "a b"], /--prefix/],
+        ...["0", "7x", "abc", "5m", "400d", "1.5d"].map((value): [string[], RegExp] => [
+          [...given, "--backfill", value],
           new RegExp(`--backfill must be a span like 30m, 12h, 7d \\(got "${value}"\\)`),
         ]),
-        [
-          [
-            "--url",
-            server.apiUrl,
-            "--nodes",
-            "2",
-            "--token",
-            "ace_x",
-            "--backfill",
-            "1d",
-            "--backfill-step",
-            "5s",
-          ],
-          /--backfill-step must be a span like 10s, 1m, 5m/,
-        ],
-        [
-          ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--backfill-step", "1m"],
-          /--backfill-step needs --backfill/,
-        ],
-        [
-          [
-            "--url",
-            server.apiUrl,
-            "--nodes",
-            "2",
-            "--token",
-            "ace_x",
-            "--backfill",
-            "1h",
-            "--backfill-step",
-            "1h",
-          ],
-          /--backfill must span at least two --backfill-step/,
-        ],
-        [["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--prefix", "a b"], /--prefix/],
+        [[...given, "--backfill", "1d", "--backfill-step", "5s"], /--backfill-step must be a span like 10s/],
+        [[...given, "--backfill-step", "1m"], /--backfill-step needs --backfill/],
+        [[...given, "--backfill", "1h", "--backfill-step", "1h"], /--backfill must span at least two/],
       ];
       for (const [args, message] of cases) {
         const run = await runCli(["simulate", ...args]);
