@@ -1,6 +1,6 @@
 // Metric reads for operators: a pool's bucketed series over a range, the fleet summary, and scaling event
 // lists. Ranges and steps are checked here so the API and the pages refuse the same inputs the same way.
-import { countActivePoolsAndInstances, findNodeRow, findPoolRow, type StatusCounts } from "../db/fleet.ts";
+import { countActivePoolsAndInstances, findNodeRow, findPoolRow, type StatusCounts } from "../db/nodes.ts";
 import {
   countEventsByDirection,
   type EventRow,
@@ -16,7 +16,7 @@ import { JOB_NAMES, rawCutoff } from "./housekeeping.ts";
 import { cursorDate, decodeCursor, encodeCursor, invalidCursor } from "./cursor.ts";
 import type { CoreDeps } from "./deps.ts";
 import { notFound, validationFailed } from "./errors.ts";
-import { fleetStatusCounts } from "./fleet.ts";
+import { fleetStatusCounts } from "./nodes.ts";
 
 /** At most this many buckets per series (step too small for the range is refused). */
 export const MAX_POINTS = 1000;
