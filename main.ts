@@ -208,7 +208,8 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     const applied = await migrate(handle.db, handle.pool);
     logger.info("migrations", { applied });
   }
-  const { app, close } = createApp({ ...handle, settings, clock: systemClock, logger });
+  const { app, services, close } = createApp({ ...handle, settings, clock: systemClock, logger });
+  if (settings.JOBS_ENABLED) services.jobs.start();
   const server = Deno.serve({
     hostname: settings.API_HOST,
     port: settings.API_PORT,
