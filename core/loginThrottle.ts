@@ -25,7 +25,7 @@ import {
   pruneLoginFailures,
 } from "../db/loginFailures.ts";
 import { hasLoggedInFrom } from "../db/audit.ts";
-import type { Database } from "../db/client.ts";
+import type { DbOrTx } from "../db/client.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError } from "./errors.ts";
 
@@ -50,13 +50,11 @@ export interface AttemptKey {
   address: string;
 }
 
-type Executor = Pick<Database, "select" | "insert" | "delete">;
-
 export interface AttemptReservation {
   /** The password was right: the attempt does not count, and this (username, address) starts afresh. */
-  succeeded(db?: Executor): Promise<void>;
+  succeeded(db?: DbOrTx): Promise<void>;
   /** The password was right but the attempt is refused for another reason: it does not count. */
-  release(db?: Executor): Promise<void>;
+  release(db?: DbOrTx): Promise<void>;
   /** The password was wrong: the recorded attempt stays as a failure. */
   failed(): Promise<void>;
 }
