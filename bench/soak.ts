@@ -171,7 +171,6 @@ const fleet = await startFleet({
   token,
   nodes: AGENTS,
   pools: POOLS,
-  speed: 1, // real time: samples carry the real clock, as agents' do
   tickMs: TICK_MS,
   dir,
   prefix: "soak",

@@ -48,7 +48,7 @@ echo "== a living source database: $SOURCE_DB"
 serve "$SOURCE_DB" "$API_PORT_SRC"
 TOKEN="$(MYSQL_DB="$SOURCE_DB" SECRET_KEY="$SECRET" deno run --allow-all main.ts token create --name backup-check --expires 1h | grep -o 'ace_[A-Za-z0-9_-]*' | head -1)"
 MYSQL_DB="$SOURCE_DB" SECRET_KEY="$SECRET" deno run --allow-all main.ts simulate \
-  --url "http://127.0.0.1:$API_PORT_SRC/api" --nodes 5 --pools 2 --seconds 12 --speed 1 --tick-ms 500 \
+  --url "http://127.0.0.1:$API_PORT_SRC/api" --nodes 5 --pools 2 --seconds 12 --tick-ms 500 \
   --dir "$WORK/fleet" --token "$TOKEN" >"$WORK/simulate.log" 2>&1
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 
