@@ -22,6 +22,8 @@ import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { registerUiRoutes } from "./routes/ui/index.ts";
+import { pageErrorResponse, wantsHtml } from "./routes/ui/errors.ts";
 
 export interface App {
   app: OpenAPIHono<AppEnv>;
@@ -102,6 +104,11 @@ export function createApp(deps: CoreDeps): App {
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
   registerEnrollmentTokenRoutes(app, deps);
+  // The console's pages (plain routes: not in /openapi.json).
+  const ui = registerUiRoutes(app, deps);
+  // Browsers asking for a page get HTML errors; everything else the API's JSON shape.
+  const respondWithError = (c: Context, error: AppError) =>
+    wantsHtml(c) ? pageErrorResponse(ui, c, error) : errorResponse(c, error);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
@@ -115,7 +122,7 @@ export function createApp(deps: CoreDeps): App {
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path);
     if (allowed.length > 0 && !allowed.includes(c.req.method)) {
-      return errorResponse(
+      return respondWithError(
         c,
         new AppError(
           405,
@@ -128,15 +135,15 @@ export function createApp(deps: CoreDeps): App {
         ),
       );
     }
-    return errorResponse(c, new AppError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+    return respondWithError(c, new AppError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
   });
 
   app.onError((error, c) => {
-    if (error instanceof AppError) return errorResponse(c, error);
+    if (error instanceof AppError) return respondWithError(c, error);
     if (error instanceof HTTPException) {
       const status = error.status as AppError["status"];
       if (status === 415) {
-        return errorResponse(
+        return respondWithError(
           c,
           new AppError(
             415,
@@ -146,17 +153,17 @@ export function createApp(deps: CoreDeps): App {
         );
       }
       const code = status === 400 ? "bad_request" : status === 401 ? "unauthorized" : `http_${status}`;
-      return errorResponse(c, new AppError(status, code, error.message || "request refused"));
+      return respondWithError(c, new AppError(status, code, error.message || "request refused"));
     }
     if (isDatabaseUnavailable(error)) {
       deps.logger.error("database unavailable", { request_id: c.get("requestId"), error });
-      return errorResponse(
+      return respondWithError(
         c,
         new AppError(503, "database_unavailable", "the database is unreachable; retry later"),
       );
     }
     deps.logger.error("unhandled error", { request_id: c.get("requestId"), error });
-    return errorResponse(c, new AppError(500, "internal_error", "internal error"));
+    return respondWithError(c, new AppError(500, "internal_error", "internal error"));
   });
 
   return { app, services, close: () => services.close() };

@@ -244,3 +244,11 @@ export const auditLog = mysqlTable("audit_log", {
   index("audit_log_action_at_idx").on(t.action, t.at),
   index("audit_log_target_at_idx").on(t.targetType, t.targetId, t.at),
 ]);
+
+/** One-time codes for the first-run setup page: `serve` issues one at start while no user exists and
+ * prints it; any replica accepts any code still here; creating the first admin deletes them all. */
+export const setupCodes = mysqlTable("setup_codes", {
+  codeHash: char("code_hash", { length: 64 }).primaryKey(),
+  createdAt: ms("created_at").notNull(),
+  expiresAt: ms("expires_at").notNull(),
+});
