@@ -10,6 +10,7 @@ import { VERSION } from "./core/version.ts";
 import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 import { authenticate } from "./routes/auth.ts";
+import { noSniff, noStoreByDefault } from "./routes/securityHeaders.ts";
 import { registerAuthRoutes } from "./routes/api/auth.ts";
 import { registerUserRoutes } from "./routes/api/users.ts";
 import { registerApiKeyRoutes } from "./routes/api/apiKeys.ts";
@@ -38,6 +39,7 @@ export function createApp(deps: CoreDeps): App {
   const services = createServices(deps);
   const app = createRouter();
 
+  app.use("*", noSniff);
   app.use("*", async (c, next) => {
     const started = performance.now();
     const incoming = c.req.header("x-request-id");
@@ -56,6 +58,7 @@ export function createApp(deps: CoreDeps): App {
     });
   });
 
+  app.use("/api/*", noStoreByDefault);
   app.use(
     "/api/*",
     bodyLimit({

@@ -210,7 +210,8 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     logger.info("migrations", { applied });
   }
   const deps = { ...handle, settings, clock: systemClock, logger };
-  const { app, close } = createApp(deps);
+  const { app, services, close } = createApp(deps);
+  if (settings.JOBS_ENABLED) services.jobs.start();
   const setupCode = await issueSetupCode(deps);
   if (setupCode) {
     logger.warn("setup code: no user exists yet; open the console and enter this code to create the admin", {

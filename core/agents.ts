@@ -20,6 +20,7 @@ import { parseConfigInput, prefixDetails } from "./configDocument.ts";
 import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
+import { LATE_SAMPLE_MS } from "./housekeeping.ts";
 import { consumeEnrollmentToken } from "./enrollment.ts";
 import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
 import { authenticateNode } from "./nodeAuth.ts";
@@ -445,6 +446,8 @@ export async function ingestMetrics(
   const samples: SampleRow[] = [];
   const events: ScalingEventRow[] = [];
   const latest = new Map<string, { row: PoolLatest; ms: number }>();
+  const lateBefore = now.getTime() - LATE_SAMPLE_MS;
+  const lateHours = new Set<string>();
   input.samples.forEach((s, i) => {
     if (Boolean(s.scaling_event) !== Boolean(s.scaling_direction)) {
       problems.push({
@@ -475,6 +478,8 @@ export async function ingestMetrics(
       });
       return;
     }
+    // A sample arriving late may land in a bucket the rollup job has passed: mark its hour for recomputation.
+    if (ms < lateBefore) lateHours.add(`${ts.slice(0, 13)}:00:00.000`);
     const row = {
       poolOcid: s.instance_pool_id,
       ts,
@@ -503,6 +508,7 @@ export async function ingestMetrics(
     samples,
     events,
     latest: [...latest.values()].map((entry) => entry.row),
+    lateHours: [...lateHours],
     now,
   });
   return { accepted, duplicates: samples.length - accepted };

@@ -73,7 +73,8 @@ export function resolveRange(
   defaultHours = DEFAULT_HOURS,
 ): TimeRange {
   const now = deps.clock.now();
-  const maxDays = deps.settings.METRICS_RETENTION_DAYS;
+  // The 1-hour rollups are the longest-kept series: a range may reach back that far.
+  const maxDays = deps.settings.ROLLUP_1H_RETENTION_DAYS;
   const maxMs = maxDays * 86_400_000;
   if (params.hours !== undefined) {
     if (params.from !== undefined || params.to !== undefined) {

@@ -13,21 +13,12 @@ import { type Role, roleAtLeast } from "../../core/principal.ts";
 import { VERSION } from "../../core/version.ts";
 import { TEMPLATES } from "../../views/templates.ts";
 import type { AppEnv } from "../env.ts";
+import { formatCsp, STRICT_CSP } from "../securityHeaders.ts";
 import { assetUrl } from "./assets.ts";
 import { createFormat, type Format } from "./format.ts";
 
-/** Strict policy: scripts and styles only from our own origin (no inline script, no eval), never framed. */
-export const PAGE_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-  "object-src 'none'",
-].join("; ");
+/** The shared strict policy (routes/securityHeaders.ts): no inline script, no eval, never framed. */
+export const PAGE_CSP = formatCsp(STRICT_CSP);
 
 const FLASH_COOKIE = "acs_flash";
 
@@ -90,7 +81,6 @@ export function isPartialRequest(c: Context): boolean {
 export function setPageHeaders(response: Response): Response {
   const h = response.headers;
   h.set("Content-Security-Policy", PAGE_CSP);
-  h.set("X-Content-Type-Options", "nosniff");
   h.set("Referrer-Policy", "same-origin");
   h.set("X-Frame-Options", "DENY");
   h.set("Cache-Control", "no-store");
