@@ -9,9 +9,9 @@ import { VERSION } from "./core/version.ts";
 import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { issueSetupCode, SETUP_CODE_TTL_MS } from "./core/setup.ts";
-import { TOKEN_OPTIONS, TOKEN_USAGE, tokenCommand } from "./core/cli/token.ts";
-import { USER_OPTIONS, USER_USAGE, userCommand } from "./core/cli/user.ts";
-import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./core/cli/simulate.ts";
+import { TOKEN_OPTIONS, TOKEN_USAGE, tokenCommand } from "./tools/cli/token.ts";
+import { USER_OPTIONS, USER_USAGE, userCommand } from "./tools/cli/user.ts";
+import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./tools/cli/simulate.ts";
 
 export class UsageError extends Error {}
 

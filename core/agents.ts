@@ -15,6 +15,7 @@ import {
   writeMetricBatch,
 } from "../db/agents.ts";
 import { findConfigVersionById, findNodeConfig } from "../db/configs.ts";
+import { isRetryableWrite } from "../db/errors.ts";
 import { recordAudit } from "./audit.ts";
 import { parseConfigInput, prefixDetails } from "./configDocument.ts";
 import { createConfigVersion } from "./configs.ts";
@@ -65,7 +66,6 @@ export interface RegisterResult {
 
 type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
 
-const RETRYABLE = new Set(["ER_DUP_ENTRY", "ER_LOCK_DEADLOCK"]);
 const REGISTER_ATTEMPTS = 3;
 
 /** Registers an agent (or re-registers a known name, rotating its token). One transaction: the enrollment
@@ -211,8 +211,7 @@ export async function registerNode(
       };
     } catch (error) {
       // Two first registrations of one name race on the unique name: the loser retries and re-registers.
-      const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-      if (code && RETRYABLE.has(code) && attempt < REGISTER_ATTEMPTS) continue;
+      if (isRetryableWrite(error) && attempt < REGISTER_ATTEMPTS) continue;
       throw error;
     }
   }

@@ -1,10 +1,10 @@
 // Adding or removing one label on many nodes at once (the node list's bulk action). One transaction;
 // each node that actually changes gets its own node.update audit entry, like a single PATCH would.
-import { lockNodeRow, updateNodeRow } from "../db/fleet.ts";
+import { lockNodeRow, updateNodeRow } from "../db/nodes.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { type ErrorDetail, validationFailed } from "./errors.ts";
-import { type Actor, LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "./fleet.ts";
+import { type Actor, LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "./nodes.ts";
 
 export const BULK_MAX_NODES = 500;
 

@@ -2,9 +2,9 @@
 // current fleet cpu/memory, the nodes that need attention, the latest scaling events and the fleet's
 // instance count over the last 24 hours. Every figure comes from the same rules the API uses.
 import { countNodesByConfigState, currentPoolAverages, fleetInstanceRows } from "../db/dashboard.ts";
-import { countActivePoolsAndInstances, type StatusCounts } from "../db/fleet.ts";
+import { countActivePoolsAndInstances, type StatusCounts } from "../db/nodes.ts";
 import type { CoreDeps } from "./deps.ts";
-import { fleetStatusCounts, listNodes, type NodeSummary } from "./fleet.ts";
+import { fleetStatusCounts, listNodes, type NodeSummary } from "./nodes.ts";
 import { listScalingEvents, type ScalingEventView } from "./metricsQuery.ts";
 import { CONFIG_STATES } from "./nodeStatus.ts";
 

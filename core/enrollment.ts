@@ -1,7 +1,6 @@
 // Enrollment tokens: created by admins (or the CLI), presented by an autoscaler at registration.
 // Only the keyed hash is stored; the token itself is shown once, at creation.
 import {
-  type DbOrTx,
   type EnrollmentTokenRow,
   findEnrollmentTokenByHash,
   findEnrollmentTokenById,
@@ -10,6 +9,7 @@ import {
   markEnrollmentTokenRevoked,
   takeEnrollmentTokenUse,
 } from "../db/enrollment.ts";
+import type { DbOrTx } from "../db/client.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, type ErrorDetail, notFound, validationFailed } from "./errors.ts";

@@ -3,8 +3,7 @@
 // connection: one statement per batch, not one per row.
 import { eq, sql } from "drizzle-orm";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
-import type { Database, Pool } from "./client.ts";
-import type { DbOrTx } from "./configs.ts";
+import type { Database, DbOrTx, Pool } from "./client.ts";
 import { instancePools, nodes } from "./schema.ts";
 
 // ---------------------------------------------------------------------------------------------- register

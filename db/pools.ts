@@ -1,7 +1,7 @@
 // Every instance pool of the fleet with its node, for the console's Pools page.
 import { and, asc, eq, isNull, like, or, type SQL, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { containsPattern, type NodeStatusFilter, statusCondition } from "./fleet.ts";
+import { containsPattern, type NodeStatusFilter, statusCondition } from "./nodes.ts";
 import { instancePools, nodes, scalingEvents } from "./schema.ts";
 
 export interface FleetPoolQuery {

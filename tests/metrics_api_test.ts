@@ -244,10 +244,9 @@ Deno.test("metrics API", async (t) => {
     });
 
     await t.step("rollup seam: source choice by step, and the rollup query weights averages", async () => {
-      assert.equal(seriesSourceFor(300), "raw"); // rollups not filled yet
-      assert.equal(seriesSourceFor(300, true), "rollup_5m");
-      assert.equal(seriesSourceFor(7200, true), "rollup_1h");
-      assert.equal(seriesSourceFor(90, true), "raw");
+      assert.equal(seriesSourceFor(300), "rollup_5m");
+      assert.equal(seriesSourceFor(7200), "rollup_1h");
+      assert.equal(seriesSourceFor(90), "raw");
       const base = { nodeId: db, poolId: dbPool, cpuMin: 0, memoryMin: 0, memoryAvg: 50, memoryMax: 90 };
       await insertRollups(ctx, "5m", [
         {

@@ -8,7 +8,8 @@ import { auditEntries } from "./helpers/fixtures.ts";
 import { HOSTILE_NAME, type SeededFleet, seedFleet } from "./helpers/fleet_seed.ts";
 
 const HTML = { accept: "text/html" };
-const PARTIAL = { "hx-request": "true", "hx-request-type": "partial" };
+// What htmx 4 sends with a fragment request (it always asks for text/html).
+const PARTIAL = { "hx-request": "true", "hx-request-type": "partial", accept: "text/html" };
 
 async function page(
   ctx: TestApp,

@@ -1,7 +1,7 @@
 // POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/me.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import { login, logout } from "../../core/sessions.ts";
 import { changeOwnPassword } from "../../core/users.ts";

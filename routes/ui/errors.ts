@@ -8,14 +8,6 @@ import type { Context } from "hono";
 import type { AppError } from "../../core/errors.ts";
 import type { AppEnv } from "../env.ts";
 import { isPartialRequest, setPageHeaders, type Ui } from "./render.ts";
-import { isPagePath } from "./session.ts";
-
-/** Requests that should get an HTML error: page paths asked for by a browser or htmx. */
-export function wantsHtml(c: Context): boolean {
-  if (!isPagePath(c.req.path)) return false;
-  if (c.req.header("hx-request") === "true") return true;
-  return (c.req.header("accept") ?? "").includes("text/html");
-}
 
 const TITLES: Record<number, string> = {
   400: "Bad request",

@@ -6,7 +6,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { changeNodeLabels, type LabelChange, labelChangeProblems } from "../../core/bulkLabels.ts";
 import { AppError } from "../../core/errors.ts";
-import { listNodes, type NodeSummary } from "../../core/fleet.ts";
+import { listNodes, type NodeSummary } from "../../core/nodes.ts";
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import { fleetRegions } from "../../core/pools.ts";
 import type { AppEnv } from "../env.ts";

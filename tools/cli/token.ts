@@ -2,12 +2,12 @@
 // agents before anyone has logged in to the UI. The token is printed once; only its hash is kept.
 import type { Settings } from "../../config.ts";
 import { loadSettings } from "../../config.ts";
-import { systemClock } from "../clock.ts";
-import type { CoreDeps } from "../deps.ts";
-import { createEnrollmentToken, listEnrollmentTokens, revokeEnrollmentToken } from "../enrollment.ts";
-import { AppError } from "../errors.ts";
-import { createLogger, type Logger } from "../logger.ts";
-import type { Principal } from "../principal.ts";
+import { systemClock } from "../../core/clock.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { createEnrollmentToken, listEnrollmentTokens, revokeEnrollmentToken } from "../../core/enrollment.ts";
+import { AppError } from "../../core/errors.ts";
+import { createLogger, type Logger } from "../../core/logger.ts";
+import type { Principal } from "../../core/principal.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 
 export const TOKEN_USAGE =
