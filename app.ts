@@ -1,15 +1,16 @@
 // createApp(deps): the whole HTTP surface, used by main.ts and by the tests.
 import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { getConnInfo } from "hono/deno";
-import { AppError, ErrorSchema } from "./core/errors.ts";
+import { AppError } from "./core/errors.ts";
 import type { CoreDeps } from "./core/deps.ts";
 import { createServices, type Services } from "./core/services.ts";
 import { VERSION } from "./core/version.ts";
 import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 import { authenticate } from "./routes/auth.ts";
+import { type ErrorPageRenderer, ErrorSchema, registerErrorHandlers } from "./routes/errors.ts";
+import { noSniff, noStoreByDefault } from "./routes/securityHeaders.ts";
 import { registerAuthRoutes } from "./routes/api/auth.ts";
 import { registerUserRoutes } from "./routes/api/users.ts";
 import { registerApiKeyRoutes } from "./routes/api/apiKeys.ts";
@@ -32,10 +33,16 @@ export interface App {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-export function createApp(deps: CoreDeps): App {
+export interface AppOptions {
+  /** How pages (paths outside /api asked for as HTML) show an error; without it every error is JSON. */
+  renderErrorPage?: ErrorPageRenderer;
+}
+
+export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
   const services = createServices(deps);
   const app = createRouter();
 
+  app.use("*", noSniff);
   app.use("*", async (c, next) => {
     const started = performance.now();
     const incoming = c.req.header("x-request-id");
@@ -54,6 +61,7 @@ export function createApp(deps: CoreDeps): App {
     });
   });
 
+  app.use("/api/*", noStoreByDefault);
   app.use(
     "/api/*",
     bodyLimit({
@@ -112,69 +120,9 @@ export function createApp(deps: CoreDeps): App {
     },
   });
 
-  app.notFound((c) => {
-    const allowed = allowedMethods(app, c.req.path);
-    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
-      return errorResponse(
-        c,
-        new AppError(
-          405,
-          "method_not_allowed",
-          `${c.req.method} is not allowed on ${c.req.path}`,
-          undefined,
-          {
-            Allow: allowed.join(", "),
-          },
-        ),
-      );
-    }
-    return errorResponse(c, new AppError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
-  });
-
-  app.onError((error, c) => {
-    if (error instanceof AppError) return errorResponse(c, error);
-    if (error instanceof HTTPException) {
-      const status = error.status as AppError["status"];
-      if (status === 415) {
-        return errorResponse(
-          c,
-          new AppError(
-            415,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-          ),
-        );
-      }
-      const code = status === 400 ? "bad_request" : status === 401 ? "unauthorized" : `http_${status}`;
-      return errorResponse(c, new AppError(status, code, error.message || "request refused"));
-    }
-    if (isDatabaseUnavailable(error)) {
-      deps.logger.error("database unavailable", { request_id: c.get("requestId"), error });
-      return errorResponse(
-        c,
-        new AppError(503, "database_unavailable", "the database is unreachable; retry later"),
-      );
-    }
-    deps.logger.error("unhandled error", { request_id: c.get("requestId"), error });
-    return errorResponse(c, new AppError(500, "internal_error", "internal error"));
-  });
+  registerErrorHandlers(app, deps.logger, options.renderErrorPage);
 
   return { app, services, close: () => services.close() };
-}
-
-export function errorResponse(c: Context, error: AppError): Response {
-  const requestId = c.get("requestId") as string | undefined;
-  const body = {
-    error: {
-      code: error.code,
-      message: error.message,
-      ...(error.details ? { details: error.details } : {}),
-      ...(requestId ? { request_id: requestId } : {}),
-    },
-  };
-  const response = c.json(body, error.status);
-  for (const [name, value] of Object.entries(error.headers ?? {})) response.headers.set(name, value);
-  return response;
 }
 
 function clientAddress(c: Context, trustProxy: boolean): string {
@@ -187,41 +135,4 @@ function clientAddress(c: Context, trustProxy: boolean): string {
   } catch {
     return "unknown"; // app.request() in tests has no connection
   }
-}
-
-const DB_DOWN_CODES = new Set([
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "PROTOCOL_CONNECTION_LOST",
-  "ER_CON_COUNT_ERROR",
-  "EPIPE",
-  "ECONNRESET",
-]);
-
-export function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: string })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
-  return code !== undefined && DB_DOWN_CODES.has(code);
-}
-
-const routePatterns = new WeakMap<object, { method: string; regex: RegExp }[]>();
-
-function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
-  let patterns = routePatterns.get(app);
-  if (!patterns) {
-    patterns = app.routes
-      .filter((r) => r.method !== "ALL")
-      .map((r) => ({
-        method: r.method,
-        regex: new RegExp(
-          "^" +
-            r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*") +
-            "/?$",
-        ),
-      }));
-    routePatterns.set(app, patterns);
-  }
-  const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
-  if (methods.has("GET")) methods.add("HEAD");
-  return [...methods];
 }

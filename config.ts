@@ -4,6 +4,7 @@ import { z } from "zod";
 
 export const DEFAULT_SECRET_KEY = "change_me_in_production";
 const MIN_PRODUCTION_SECRET_LENGTH = 32;
+export const DEFAULT_RAW_RETENTION_DAYS = 7;
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -24,7 +25,20 @@ const settingsSchema = z.object({
   API_PORT: port.default(8000),
   HEARTBEAT_INTERVAL_S: positiveInt.max(3600).default(30),
   OFFLINE_AFTER_S: positiveInt.max(86400).default(90),
-  METRICS_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  // Legacy name: when set without RAW_RETENTION_DAYS it is the raw retention; when both are set it may only
+  // narrow the ingestion window (see `ingestionDays` below).
+  METRICS_RETENTION_DAYS: positiveInt.max(3650).optional(),
+  RAW_RETENTION_DAYS: positiveInt.max(3650).optional(),
+  ROLLUP_5M_RETENTION_DAYS: positiveInt.max(3650).default(90),
+  ROLLUP_1H_RETENTION_DAYS: positiveInt.max(36500).default(730),
+  SCALING_EVENTS_RETENTION_DAYS: positiveInt.max(36500).default(365),
+  AUDIT_RETENTION_DAYS: positiveInt.max(36500).default(365),
+  JOBS_ENABLED: z.enum(["true", "false", "1", "0"]).default("true").transform((v) =>
+    v === "true" || v === "1"
+  ),
+  ROLLUP_INTERVAL_S: z.coerce.number().int().min(5).max(3600).default(60),
+  RETENTION_INTERVAL_S: z.coerce.number().int().min(10).max(86_400).default(3600),
+  RETENTION_BATCH_ROWS: z.coerce.number().int().min(100).max(100_000).default(5000),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
   CONFIG_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),
   SESSION_TTL_HOURS: positiveInt.max(24 * 90).default(12),
@@ -35,10 +49,17 @@ const settingsSchema = z.object({
   ),
 });
 
-export type Settings = z.infer<typeof settingsSchema> & {
-  /** Connection details resolved from DATABASE_URL or the MYSQL_* variables. */
-  database: DatabaseSettings;
-};
+export type Settings =
+  & Omit<z.infer<typeof settingsSchema>, "METRICS_RETENTION_DAYS" | "RAW_RETENTION_DAYS">
+  & {
+    /** Raw samples are kept this many days (RAW_RETENTION_DAYS, else METRICS_RETENTION_DAYS, else 7). */
+    RAW_RETENTION_DAYS: number;
+    /** Samples older than this many days are refused at ingestion: never more than the raw retention, since an
+     * older sample would be deleted by the next retention run before its hour could be rolled up again. */
+    METRICS_RETENTION_DAYS: number;
+    /** Connection details resolved from DATABASE_URL or the MYSQL_* variables. */
+    database: DatabaseSettings;
+  };
 
 export interface DatabaseSettings {
   host: string;
@@ -94,8 +115,20 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
   if (values.OFFLINE_AFTER_S <= values.HEARTBEAT_INTERVAL_S) {
     problems.push("OFFLINE_AFTER_S: must be greater than HEARTBEAT_INTERVAL_S");
   }
+  const rawDays = values.RAW_RETENTION_DAYS ?? values.METRICS_RETENTION_DAYS ?? DEFAULT_RAW_RETENTION_DAYS;
+  const ingestionDays = values.METRICS_RETENTION_DAYS ?? rawDays;
+  if (ingestionDays > rawDays) {
+    problems.push(
+      `METRICS_RETENTION_DAYS: samples older than RAW_RETENTION_DAYS (${rawDays}) are deleted, so they cannot be accepted; set it to ${rawDays} or less`,
+    );
+  }
+  for (const name of ["ROLLUP_5M_RETENTION_DAYS", "ROLLUP_1H_RETENTION_DAYS"] as const) {
+    if (values[name] < rawDays) {
+      problems.push(`${name}: must be at least RAW_RETENTION_DAYS (${rawDays}): rollups outlive raw samples`);
+    }
+  }
   if (problems.length > 0) throw new SettingsError(problems);
-  return { ...values, database };
+  return { ...values, RAW_RETENTION_DAYS: rawDays, METRICS_RETENTION_DAYS: ingestionDays, database };
 }
 
 function parseDatabaseUrl(raw: string): DatabaseSettings | string {

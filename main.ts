@@ -8,9 +8,9 @@ import { createLogger, type Logger } from "./core/logger.ts";
 import { VERSION } from "./core/version.ts";
 import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
-import { TOKEN_OPTIONS, TOKEN_USAGE, tokenCommand } from "./core/cli/token.ts";
-import { USER_OPTIONS, USER_USAGE, userCommand } from "./core/cli/user.ts";
-import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./core/cli/simulate.ts";
+import { TOKEN_OPTIONS, TOKEN_USAGE, tokenCommand } from "./tools/cli/token.ts";
+import { USER_OPTIONS, USER_USAGE, userCommand } from "./tools/cli/user.ts";
+import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./tools/cli/simulate.ts";
 
 export class UsageError extends Error {}
 
@@ -208,7 +208,8 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     const applied = await migrate(handle.db, handle.pool);
     logger.info("migrations", { applied });
   }
-  const { app, close } = createApp({ ...handle, settings, clock: systemClock, logger });
+  const { app, services, close } = createApp({ ...handle, settings, clock: systemClock, logger });
+  if (settings.JOBS_ENABLED) services.jobs.start();
   const server = Deno.serve({
     hostname: settings.API_HOST,
     port: settings.API_PORT,

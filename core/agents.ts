@@ -15,14 +15,16 @@ import {
   writeMetricBatch,
 } from "../db/agents.ts";
 import { findConfigVersionById, findNodeConfig } from "../db/configs.ts";
+import { isRetryableWrite } from "../db/errors.ts";
 import { recordAudit } from "./audit.ts";
 import { parseConfigInput, prefixDetails } from "./configDocument.ts";
 import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
+import { LATE_SAMPLE_MS } from "./housekeeping.ts";
 import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
-import { findNodeByTokenHash } from "../db/nodes.ts";
+import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
 import { authenticateNode } from "./nodeAuth.ts";
 import type { Principal } from "./principal.ts";
@@ -67,7 +69,6 @@ export interface RegisterResult {
 
 type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
 
-const RETRYABLE = new Set(["ER_DUP_ENTRY", "ER_LOCK_DEADLOCK"]);
 const REGISTER_ATTEMPTS = 3;
 
 /** The credential check POST /register runs before it validates anything else of the body (so an
@@ -268,8 +269,7 @@ export async function registerNode(
       };
     } catch (error) {
       // Two first registrations of one name race on the unique name: the loser retries and re-registers.
-      const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-      if (code && RETRYABLE.has(code) && attempt < REGISTER_ATTEMPTS) continue;
+      if (isRetryableWrite(error) && attempt < REGISTER_ATTEMPTS) continue;
       throw error;
     }
   }
@@ -516,6 +516,8 @@ export async function ingestMetrics(
   const samples: SampleRow[] = [];
   const events: ScalingEventRow[] = [];
   const latest = new Map<string, { row: PoolLatest; ms: number }>();
+  const lateBefore = now.getTime() - LATE_SAMPLE_MS;
+  const lateHours = new Set<string>();
   input.samples.forEach((s, i) => {
     if (Boolean(s.scaling_event) !== Boolean(s.scaling_direction)) {
       problems.push({
@@ -546,6 +548,8 @@ export async function ingestMetrics(
       });
       return;
     }
+    // A sample arriving late may land in a bucket the rollup job has passed: mark its hour for recomputation.
+    if (ms < lateBefore) lateHours.add(`${ts.slice(0, 13)}:00:00.000`);
     const row = {
       poolOcid: s.instance_pool_id,
       ts,
@@ -574,6 +578,7 @@ export async function ingestMetrics(
     samples,
     events,
     latest: [...latest.values()].map((entry) => entry.row),
+    lateHours: [...lateHours],
     now,
   });
   return { accepted, duplicates: samples.length - accepted };

@@ -9,12 +9,13 @@ import {
   revokeApiKey as revokeApiKeyRow,
   touchApiKeyLastUsed,
 } from "../db/apiKeys.ts";
+import { isDuplicateKey } from "../db/errors.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, forbidden, notFound, validationFailed } from "./errors.ts";
 import { actorOf, type Principal, type Role, roleAtLeast, ROLES } from "./principal.ts";
 import { keyedHash, newSecret, SECRET_PREFIX } from "./secrets.ts";
-import { isDuplicateKey, isRole } from "./users.ts";
+import { isRole } from "./users.ts";
 
 export type ApiKeyPrincipal = Extract<Principal, { kind: "api_key" }>;
 

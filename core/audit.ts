@@ -1,6 +1,6 @@
 // Every change by a person, key or node is recorded here, in the same transaction as the change
 // where there is one.
-import type { Database } from "../db/client.ts";
+import type { DbOrTx } from "../db/client.ts";
 import { insertAudit } from "../db/audit.ts";
 import type { Clock } from "./clock.ts";
 import { actorOf, type Principal } from "./principal.ts";
@@ -16,7 +16,7 @@ export interface AuditEntry {
 
 export async function recordAudit(
   deps: { clock: Clock },
-  db: Pick<Database, "insert">,
+  db: DbOrTx,
   entry: AuditEntry,
 ): Promise<void> {
   await insertAudit(db, {

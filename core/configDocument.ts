@@ -1,7 +1,7 @@
 // The autoscaler's config.yaml: one zod schema for the rules, canonical JSON for the hash, YAML for people.
 // Unknown keys pass through untouched at every level (newer agents add settings this server does not know),
 // and the stored body is the document as given: defaults (monitoring_method: oci) are meaning, not rewrites.
-import { z } from "@hono/zod-openapi";
+import { z } from "zod";
 import { parseDocument, stringify } from "yaml";
 import type { ErrorDetail } from "./errors.ts";
 import { sha256Hex } from "./secrets.ts";

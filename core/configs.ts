@@ -3,7 +3,6 @@
 import { createTwoFilesPatch } from "diff";
 import {
   type ConfigVersionRow,
-  type DbOrTx,
   findConfigVersion,
   findConfigVersionById,
   findDesiredHash,
@@ -15,6 +14,7 @@ import {
   setNodeAck,
   setNodeDesired,
 } from "../db/configs.ts";
+import type { DbOrTx } from "../db/client.ts";
 import { recordAudit } from "./audit.ts";
 import { configHash, parseConfigInput, prefixDetails, toYaml } from "./configDocument.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";

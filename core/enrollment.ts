@@ -1,8 +1,7 @@
 // Enrollment tokens: created by admins (or the CLI), presented by an autoscaler at registration.
 // Only the keyed hash is stored; the token itself is shown once, at creation.
-import { findNodeByIdOrName } from "../db/nodes.ts";
+import { findNodeByIdOrName } from "../db/nodeAuth.ts";
 import {
-  type DbOrTx,
   type EnrollmentTokenRow,
   findEnrollmentTokenByHash,
   findEnrollmentTokenById,
@@ -11,6 +10,7 @@ import {
   markEnrollmentTokenRevoked,
   takeEnrollmentTokenUse,
 } from "../db/enrollment.ts";
+import type { DbOrTx } from "../db/client.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, type ErrorDetail, notFound, validationFailed } from "./errors.ts";

@@ -1,6 +1,6 @@
-// One error type for the whole service; app.ts turns it into the API's error shape
-// { "error": { "code", "message", "details"? } } with the status it carries.
-import { z } from "@hono/zod-openapi";
+// One error type for the whole service: a status, a stable code and the fields at fault. How it becomes a
+// response (JSON for the API, HTML for pages) is routes/errors.ts's business.
+import type { z } from "zod";
 
 export interface ErrorDetail {
   /** Dotted path of the offending field, e.g. "samples.3.cpu_util" or "query.wait". */
@@ -48,38 +48,4 @@ export function describeDetails(details: ErrorDetail[]): string {
   const named = details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message));
   const head = named.slice(0, 3).join("; ");
   return named.length > 3 ? `${head}; and ${named.length - 3} more` : head;
-}
-
-export const ErrorSchema = z.object({
-  error: z.object({
-    code: z.string().openapi({ example: "validation_failed" }),
-    message: z.string().openapi({ example: "body.name: Required" }),
-    details: z.array(
-      z.object({ field: z.string().optional(), message: z.string() }).passthrough(),
-    ).optional(),
-    request_id: z.string().optional(),
-  }),
-}).openapi("Error");
-
-/** Response entries for createRoute(): `responses: { 200: ..., ...errorResponses(401, 404) }`. */
-export function errorResponses<const S extends number>(...statuses: S[]) {
-  const descriptions: Record<number, string> = {
-    400: "Malformed request",
-    401: "Missing or invalid credentials",
-    403: "Credentials valid but not allowed",
-    404: "Not found",
-    409: "Conflict with the current state",
-    410: "Gone (decommissioned)",
-    413: "Body too large",
-    415: "Unsupported content type",
-    422: "Validation failed; details name each field",
-    429: "Too many requests; see Retry-After",
-    503: "Unavailable",
-  };
-  return Object.fromEntries(
-    statuses.map((s) => [s, {
-      description: descriptions[s] ?? "Error",
-      content: { "application/json": { schema: ErrorSchema } },
-    }]),
-  ) as { [K in S]: { description: string; content: { "application/json": { schema: typeof ErrorSchema } } } };
 }

@@ -1,19 +1,22 @@
 // Metric reads for operators: a pool's bucketed series over a range, the fleet summary, and scaling event
 // lists. Ranges and steps are checked here so the API and the pages refuse the same inputs the same way.
-import { countActivePoolsAndInstances, findNodeRow, findPoolRow, type StatusCounts } from "../db/fleet.ts";
+import { countActivePoolsAndInstances, findNodeRow, findPoolRow, type StatusCounts } from "../db/nodes.ts";
 import {
   countEventsByDirection,
   type EventRow,
   listEventRows,
   maxSample,
   sampleAverages,
+  type SeriesRow,
   seriesRows,
   type SeriesSource,
 } from "../db/metricsQuery.ts";
+import { readJobWatermark } from "../db/jobs.ts";
+import { JOB_NAMES, rawCutoff } from "./housekeeping.ts";
 import { cursorDate, decodeCursor, encodeCursor, invalidCursor } from "./cursor.ts";
 import type { CoreDeps } from "./deps.ts";
 import { notFound, validationFailed } from "./errors.ts";
-import { fleetStatusCounts } from "./fleet.ts";
+import { fleetStatusCounts } from "./nodes.ts";
 
 /** At most this many buckets per series (step too small for the range is refused). */
 export const MAX_POINTS = 1000;
@@ -22,15 +25,71 @@ export const NICE_STEPS_S = [60, 300, 900, 1800, 3600, 7200, 21_600, 43_200, 86_
 export const DEFAULT_POINTS = 300;
 export const DEFAULT_HOURS = 24;
 
-/** Rollup tables exist but a later issue fills them; until then every series reads raw samples. Set this
- * when the rollup job runs, and seriesSourceFor starts choosing the coarsest table that fits the step. */
-export const ROLLUPS_FILLED = false;
-
-export function seriesSourceFor(stepS: number, rollupsFilled = ROLLUPS_FILLED): SeriesSource {
-  if (!rollupsFilled) return "raw";
+/** The table whose buckets tile the step's: 1-hour rollups for whole hours, 5-minute rollups for multiples
+ * of 5 minutes, raw samples otherwise. */
+export function seriesSourceFor(stepS: number): SeriesSource {
   if (stepS % 3600 === 0) return "rollup_1h";
   if (stepS % 300 === 0) return "rollup_5m";
   return "raw";
+}
+
+const GRANULARITY_MS: Record<SeriesSource, number> = { raw: 1, rollup_5m: 300_000, rollup_1h: 3_600_000 };
+
+/** Combines partial rows of the same bucket (parts given oldest first): sums, weighted averages, extremes
+ * of extremes, the newest part's last instance count. */
+export function mergeSeriesParts(parts: SeriesRow[][]): SeriesRow[] {
+  const byBucket = new Map<number, SeriesRow>();
+  for (const part of parts) {
+    for (const row of part) {
+      const seen = byBucket.get(row.bucket);
+      if (!seen) {
+        byBucket.set(row.bucket, { ...row });
+        continue;
+      }
+      const samples = seen.samples + row.samples;
+      seen.cpuAvg = (seen.cpuAvg * seen.samples + row.cpuAvg * row.samples) / samples;
+      seen.memoryAvg = (seen.memoryAvg * seen.samples + row.memoryAvg * row.samples) / samples;
+      seen.samples = samples;
+      seen.cpuMin = Math.min(seen.cpuMin, row.cpuMin);
+      seen.cpuMax = Math.max(seen.cpuMax, row.cpuMax);
+      seen.memoryMin = Math.min(seen.memoryMin, row.memoryMin);
+      seen.memoryMax = Math.max(seen.memoryMax, row.memoryMax);
+      seen.instanceCountLast = row.instanceCountLast;
+    }
+  }
+  return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket);
+}
+
+/** Reads a series from the table that fits the step: whole rollup buckets inside the range and before the
+ * rollup job's watermark come from the rollup table; the edges of the range and what is newer than the
+ * watermark come from raw samples, so the answer is the same whichever table serves it. */
+async function readSeries(
+  deps: Pick<CoreDeps, "db">,
+  query: { nodeId: string; poolId: number; from: Date; to: Date; stepS: number },
+): Promise<{ source: SeriesSource; rows: SeriesRow[] }> {
+  const table = seriesSourceFor(query.stepS);
+  const raw = (from: Date, to: Date, toExclusive: boolean) =>
+    seriesRows(deps.db, "raw", { ...query, from, to, toExclusive });
+  if (table === "raw") return { source: "raw", rows: await raw(query.from, query.to, false) };
+  const granularity = GRANULARITY_MS[table];
+  const rolledUpTo = await readJobWatermark(deps.db, JOB_NAMES.rollups);
+  const headEnd = Math.ceil(query.from.getTime() / granularity) * granularity;
+  const settledEnd = Math.min(
+    Math.floor((rolledUpTo?.getTime() ?? 0) / granularity) * granularity,
+    Math.floor((query.to.getTime() + 1) / granularity) * granularity,
+  );
+  if (settledEnd <= headEnd) return { source: "raw", rows: await raw(query.from, query.to, false) };
+  const parts = await Promise.all([
+    query.from.getTime() < headEnd ? raw(query.from, new Date(headEnd), true) : Promise.resolve([]),
+    seriesRows(deps.db, table, {
+      ...query,
+      from: new Date(headEnd),
+      to: new Date(settledEnd),
+      toExclusive: true,
+    }),
+    raw(new Date(settledEnd), query.to, false),
+  ]);
+  return { source: table, rows: mergeSeriesParts(parts) };
 }
 
 const queryError = (field: string, message: string) =>
@@ -73,7 +132,8 @@ export function resolveRange(
   defaultHours = DEFAULT_HOURS,
 ): TimeRange {
   const now = deps.clock.now();
-  const maxDays = deps.settings.METRICS_RETENTION_DAYS;
+  // The 1-hour rollups are the longest-kept series: a range may reach back that far.
+  const maxDays = deps.settings.ROLLUP_1H_RETENTION_DAYS;
   const maxMs = maxDays * 86_400_000;
   if (params.hours !== undefined) {
     if (params.from !== undefined || params.to !== undefined) {
@@ -104,8 +164,11 @@ export function bucketCount(range: TimeRange, stepS: number): number {
   return Math.floor(toS / stepS) - Math.floor(fromS / stepS) + 1;
 }
 
-/** The step: the one asked for (refused when it makes more than MAX_POINTS buckets), else a nice default. */
-export function resolveStep(range: TimeRange, step?: string): number {
+/** The step: the one asked for (refused when it makes more than MAX_POINTS buckets), else a nice default.
+ * A range reaching back before `rawSince` (where raw samples have been deleted) needs a step the rollups
+ * serve: a multiple of 5 minutes. */
+export function resolveStep(range: TimeRange, step?: string, rawSince?: Date): number {
+  const needsRollups = rawSince !== undefined && range.from.getTime() < rawSince.getTime();
   const spanS = Math.floor(range.to.getTime() / 1000) - Math.floor(range.from.getTime() / 1000);
   const smallest = Math.max(1, Math.ceil(spanS / (MAX_POINTS - 1)));
   if (step !== undefined) {
@@ -118,9 +181,19 @@ export function resolveStep(range: TimeRange, step?: string): number {
         } points over this range; at most ${MAX_POINTS} (use step >= ${smallest})`,
       );
     }
+    if (needsRollups && stepS % 300 !== 0) {
+      throw queryError(
+        "step",
+        "must be a multiple of 300 (5m) for a range older than the raw samples kept; only rollups reach back there",
+      );
+    }
     return stepS;
   }
-  return NICE_STEPS_S.find((s) => bucketCount(range, s) <= DEFAULT_POINTS) ?? smallest;
+  const nice = NICE_STEPS_S.find((s) =>
+    bucketCount(range, s) <= DEFAULT_POINTS && (!needsRollups || s % 300 === 0)
+  );
+  // Past the nice steps, whole hours: the 1-hour rollups serve them.
+  return nice ?? Math.ceil(smallest / 3600) * 3600;
 }
 
 export interface SeriesParams extends RangeParams {
@@ -156,13 +229,16 @@ export async function poolSeries(
   params: SeriesParams,
 ): Promise<PoolSeries> {
   const range = resolveRange(deps, params);
-  const stepS = resolveStep(range, params.step);
+  const stepS = resolveStep(
+    range,
+    params.step,
+    rawCutoff(deps.clock.now(), deps.settings.RAW_RETENTION_DAYS),
+  );
   const node = await findNodeRow(deps.db, nodeId);
   if (!node) throw notFound(`node ${nodeId}`);
   const pool = await findPoolRow(deps.db, nodeId, poolOcid);
   if (!pool) throw notFound(`pool ${poolOcid} on node ${node.name}`);
-  const source = seriesSourceFor(stepS);
-  const rows = await seriesRows(deps.db, source, { nodeId, poolId: pool.id, ...range, stepS });
+  const { source, rows } = await readSeries(deps, { nodeId, poolId: pool.id, ...range, stepS });
   return {
     node_id: nodeId,
     instance_pool_id: pool.poolOcid,

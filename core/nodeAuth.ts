@@ -1,5 +1,5 @@
 // Node tokens: a node's routes accept only its own token (Bearer, or X-API-Key as the original client sent).
-import { findNodeAuth, findNodeIdByTokenHash } from "../db/nodes.ts";
+import { findNodeAuth, findNodeIdByTokenHash } from "../db/nodeAuth.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, forbidden, notFound, unauthorized } from "./errors.ts";
 import type { Principal } from "./principal.ts";

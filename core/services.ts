@@ -2,12 +2,16 @@
 import type { CoreDeps } from "./deps.ts";
 import { type ConfigWatcher, createConfigWatcher } from "./configWatcher.ts";
 import { createHeartbeatWriter, type HeartbeatWriter } from "./agents.ts";
+import { createJobRunner, type JobRunner } from "./jobs.ts";
+import { standardJobs } from "./housekeeping.ts";
 
 export interface Services {
   /** Long-poll engine for agents' config pulls (core/configWatcher.ts). */
   configWatcher: ConfigWatcher;
   /** Group commit of heartbeat writes (core/agents.ts). */
   heartbeats: HeartbeatWriter;
+  /** Rollups, retention and pruning (core/housekeeping.ts); main.ts starts its timers, tests tick it. */
+  jobs: JobRunner;
   /** Stops background work this app started. */
   close(): Promise<void>;
 }
@@ -15,10 +19,13 @@ export interface Services {
 export function createServices(deps: CoreDeps): Services {
   const configWatcher = createConfigWatcher(deps);
   const heartbeats = createHeartbeatWriter(deps);
+  const jobs = createJobRunner(deps, standardJobs(deps.settings));
   return {
     configWatcher,
     heartbeats,
+    jobs,
     close: async () => {
+      await jobs.close();
       await configWatcher.close();
       await heartbeats.close();
     },

@@ -11,6 +11,7 @@ import {
   updateUser as updateUserRow,
   type UserRow,
 } from "../db/users.ts";
+import { isDuplicateKey } from "../db/errors.ts";
 import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
@@ -119,11 +120,6 @@ function usernameTaken(username: string): AppError {
   return new AppError(409, "username_taken", `username "${username}" is already taken`, [
     { field: "username", message: "already taken" },
   ]);
-}
-
-export function isDuplicateKey(error: unknown): boolean {
-  const code = (error as { code?: string })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
-  return code === "ER_DUP_ENTRY";
 }
 
 export async function listUsers(deps: Pick<CoreDeps, "db">): Promise<UserView[]> {

@@ -3,8 +3,7 @@
 // connection: one statement per batch, not one per row.
 import { eq, sql } from "drizzle-orm";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
-import type { Database, Pool } from "./client.ts";
-import type { DbOrTx } from "./configs.ts";
+import type { Database, DbOrTx, Pool } from "./client.ts";
 import { instancePools, nodes } from "./schema.ts";
 
 // ---------------------------------------------------------------------------------------------- register
@@ -263,7 +262,14 @@ interface PoolIdRow extends RowDataPacket {
 export async function writeMetricBatch(
   pool: Pool,
   nodeId: string,
-  input: { samples: SampleRow[]; events: ScalingEventRow[]; latest: PoolLatest[]; now: Date },
+  input: {
+    samples: SampleRow[];
+    events: ScalingEventRow[];
+    latest: PoolLatest[];
+    /** Hour starts ("YYYY-MM-DD HH:00:00.000") holding late samples, for the rollup job to recompute. */
+    lateHours?: string[];
+    now: Date;
+  },
 ): Promise<{ accepted: number }> {
   return await inTransaction(pool, async (connection) => {
     // The pools first: this creates unknown ones and moves each pool's latest values forward (never back:
@@ -320,6 +326,15 @@ export async function writeMetricBatch(
           e.toCount,
           e.reason,
         ])],
+      );
+    }
+    if (input.lateHours?.length) {
+      // Written in the same transaction as the samples, so a crash cannot keep one without the other; the
+      // mark only ever moves forward, so the job clears it only when nothing newer arrived meanwhile.
+      await connection.query(
+        `INSERT INTO metric_rollup_dirty (node_id, hour_start, marked_at) VALUES ?
+         ON DUPLICATE KEY UPDATE marked_at = GREATEST(VALUES(marked_at), marked_at + INTERVAL 1000 MICROSECOND)`,
+        [input.lateHours.map((hour) => [nodeId, hour, sqlTime(input.now)])],
       );
     }
     return { accepted: inserted.affectedRows };

@@ -1,38 +1,37 @@
 // API key rows (prefix for display, keyed hash for lookup).
 import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import type { DbOrTx } from "./client.ts";
 import { apiKeys } from "./schema.ts";
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
-type Executor = Pick<Database, "select" | "insert" | "update" | "delete">;
 
-export async function insertApiKey(db: Executor, row: typeof apiKeys.$inferInsert): Promise<number> {
+export async function insertApiKey(db: DbOrTx, row: typeof apiKeys.$inferInsert): Promise<number> {
   const [{ id }] = await db.insert(apiKeys).values(row).$returningId();
   return id;
 }
 
-export async function findApiKeyByHash(db: Executor, keyHash: string): Promise<ApiKeyRow | undefined> {
+export async function findApiKeyByHash(db: DbOrTx, keyHash: string): Promise<ApiKeyRow | undefined> {
   const rows = await db.select().from(apiKeys).where(eq(apiKeys.keyHash, keyHash)).limit(1);
   return rows[0];
 }
 
-export async function findApiKeyById(db: Executor, id: number): Promise<ApiKeyRow | undefined> {
+export async function findApiKeyById(db: DbOrTx, id: number): Promise<ApiKeyRow | undefined> {
   const rows = await db.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
   return rows[0];
 }
 
-export function listApiKeys(db: Executor): Promise<ApiKeyRow[]> {
+export function listApiKeys(db: DbOrTx): Promise<ApiKeyRow[]> {
   return db.select().from(apiKeys).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
 }
 
-export async function revokeApiKey(db: Executor, id: number, at: Date): Promise<void> {
+export async function revokeApiKey(db: DbOrTx, id: number, at: Date): Promise<void> {
   await db.update(apiKeys).set({ revokedAt: at }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)));
 }
 
 /** Sets last_used_at unless another request (or replica) did so after `staleBefore`: one write per
  * key per interval however busy the key is. */
 export async function touchApiKeyLastUsed(
-  db: Executor,
+  db: DbOrTx,
   id: number,
   at: Date,
   staleBefore: Date,

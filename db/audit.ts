@@ -1,12 +1,12 @@
 // Audit log writes (and reads, for the management API).
 import { and, desc, eq, gte, like, lt, lte, type SQL } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import type { DbOrTx } from "./client.ts";
 import { auditLog } from "./schema.ts";
 
 export type AuditRow = typeof auditLog.$inferInsert;
 
 /** Inserts one entry; pass a transaction as `db` to make it part of the change it records. */
-export async function insertAudit(db: Pick<Database, "insert">, row: AuditRow): Promise<void> {
+export async function insertAudit(db: DbOrTx, row: AuditRow): Promise<void> {
   await db.insert(auditLog).values(row);
 }
 
@@ -26,7 +26,7 @@ export interface AuditFilter {
 
 /** Entries matching `filter`, newest first (by id: insertion order, the same on every replica). */
 export function queryAudit(
-  db: Pick<Database, "select">,
+  db: DbOrTx,
   filter: AuditFilter,
   limit: number,
 ): Promise<AuditLogRow[]> {

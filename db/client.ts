@@ -6,6 +6,10 @@ import * as schema from "./schema.ts";
 
 export type Database = MySql2Database<typeof schema>;
 export type Pool = mysql.Pool;
+/** A Drizzle transaction (what db.transaction hands its callback). */
+export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
+/** What every query function takes: the database or a transaction on it. */
+export type DbOrTx = Database | Transaction;
 
 export interface DatabaseHandle {
   pool: Pool;

@@ -1,12 +1,7 @@
 // Config versions (immutable rows) and the desired/applied config columns of nodes.
 import { and, desc, eq, gt, lt, max } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import type { DbOrTx } from "./client.ts";
 import { configVersions, nodes } from "./schema.ts";
-
-/** A Drizzle transaction (what db.transaction hands its callback). */
-export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
-/** The database or a transaction on it. */
-export type DbOrTx = Database | Transaction;
 
 export type ConfigVersionRow = typeof configVersions.$inferSelect;
 export type NewConfigVersionRow = typeof configVersions.$inferInsert;

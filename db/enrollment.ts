@@ -1,14 +1,10 @@
 // Enrollment tokens: the secrets an autoscaler presents once, at registration, to join the fleet.
 import { and, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import type { DbOrTx } from "./client.ts";
 import { enrollmentTokens } from "./schema.ts";
 
 export type EnrollmentTokenRow = typeof enrollmentTokens.$inferSelect;
 export type NewEnrollmentTokenRow = typeof enrollmentTokens.$inferInsert;
-
-/** A transaction handle as Drizzle passes it to `db.transaction(async (tx) => ...)`. */
-export type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
-export type DbOrTx = Database | Tx;
 
 export async function insertEnrollmentToken(db: DbOrTx, row: NewEnrollmentTokenRow): Promise<number> {
   const [inserted] = await db.insert(enrollmentTokens).values(row).$returningId();

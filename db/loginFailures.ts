@@ -1,12 +1,10 @@
 // Failed logins, for throttling that holds across replicas.
 import { and, asc, eq, gt, lt } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import type { DbOrTx } from "./client.ts";
 import { loginFailures } from "./schema.ts";
 
-type Executor = Pick<Database, "select" | "insert" | "delete">;
-
 export async function insertLoginFailure(
-  db: Executor,
+  db: DbOrTx,
   row: { username: string; address: string; at: Date },
 ): Promise<void> {
   await db.insert(loginFailures).values(row);
@@ -14,7 +12,7 @@ export async function insertLoginFailure(
 
 /** Times of the failures for a username after `since`, oldest first (at most `limit`). */
 export async function failureTimesForUsername(
-  db: Executor,
+  db: DbOrTx,
   username: string,
   since: Date,
   limit: number,
@@ -27,7 +25,7 @@ export async function failureTimesForUsername(
 
 /** Times of the failures from an address after `since`, oldest first (at most `limit`). */
 export async function failureTimesForAddress(
-  db: Executor,
+  db: DbOrTx,
   address: string,
   since: Date,
   limit: number,
@@ -39,6 +37,6 @@ export async function failureTimesForAddress(
 }
 
 /** Deletes failures older than `before` (they no longer count); bounded so one call stays cheap. */
-export async function pruneLoginFailures(db: Executor, before: Date, limit = 500): Promise<void> {
+export async function pruneLoginFailures(db: DbOrTx, before: Date, limit = 500): Promise<void> {
   await db.delete(loginFailures).where(lt(loginFailures.at, before)).limit(limit);
 }

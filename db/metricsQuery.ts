@@ -12,15 +12,15 @@ import {
   scalingEvents,
 } from "./schema.ts";
 
-/** Where a series is read from. Raw samples today; the rollup tables once the rollup job fills them
- * (core/metricsQuery.ts seriesSourceFor decides). */
+/** Where a series is read from (core/metricsQuery.ts seriesSourceFor decides). */
 export type SeriesSource = "raw" | "rollup_5m" | "rollup_1h";
 
 export interface SeriesQuery {
   nodeId: string;
   poolId: number;
   from: Date;
-  to: Date; // inclusive
+  to: Date; // inclusive, unless toExclusive
+  toExclusive?: boolean;
   stepS: number;
 }
 
@@ -76,7 +76,7 @@ export async function seriesRows(
           eq(t.nodeId, query.nodeId),
           eq(t.poolId, query.poolId),
           gte(t.ts, query.from),
-          lte(t.ts, query.to),
+          query.toExclusive ? lt(t.ts, query.to) : lte(t.ts, query.to),
         ),
       )
       .groupBy(sql`bucket`).orderBy(sql`bucket`);
@@ -101,7 +101,7 @@ export async function seriesRows(
         eq(t.nodeId, query.nodeId),
         eq(t.poolId, query.poolId),
         gte(t.bucketStart, query.from),
-        lte(t.bucketStart, query.to),
+        query.toExclusive ? lt(t.bucketStart, query.to) : lte(t.bucketStart, query.to),
       ),
     )
     .groupBy(sql`bucket`).orderBy(sql`bucket`);

@@ -247,3 +247,26 @@ export const auditLog = mysqlTable("audit_log", {
   index("audit_log_action_at_idx").on(t.action, t.at),
   index("audit_log_target_at_idx").on(t.targetType, t.targetId, t.at),
 ]);
+
+/** One row per periodic job (core/jobs.ts): when it last ran, where it got to, so a replica that takes the
+ * job over continues from the watermark instead of starting again. */
+export const jobState = mysqlTable("job_state", {
+  name: varchar("name", { length: 64 }).primaryKey(),
+  watermark: ms("watermark"),
+  owner: varchar("owner", { length: 128 }),
+  startedAt: ms("started_at"),
+  finishedAt: ms("finished_at"),
+  lastOutcome: varchar("last_outcome", { length: 16 }),
+  lastError: varchar("last_error", { length: 1000 }),
+  lastDurationMs: int("last_duration_ms"),
+  runs: bigint("runs", { mode: "number" }).notNull().default(0),
+});
+
+/** Hours of a node that received samples after the rollup job had passed them (agents that were cut off
+ * send their buffers late); the rollup job recomputes these hours from raw samples. Written only for late
+ * batches, so live ingestion pays nothing. */
+export const metricRollupDirty = mysqlTable("metric_rollup_dirty", {
+  nodeId: char("node_id", { length: 36 }).notNull(),
+  hourStart: ms("hour_start").notNull(),
+  markedAt: ms("marked_at").notNull(),
+}, (t) => [primaryKey({ name: "metric_rollup_dirty_pk", columns: [t.nodeId, t.hourStart] })]);

@@ -1,12 +1,11 @@
 // Server-side sessions (only the keyed hash of the cookie value is stored).
 import { and, eq, lt, ne } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import type { DbOrTx } from "./client.ts";
 import { sessions, users } from "./schema.ts";
 
 export type SessionRow = typeof sessions.$inferSelect;
-type Executor = Pick<Database, "select" | "insert" | "update" | "delete">;
 
-export async function insertSession(db: Executor, row: typeof sessions.$inferInsert): Promise<void> {
+export async function insertSession(db: DbOrTx, row: typeof sessions.$inferInsert): Promise<void> {
   await db.insert(sessions).values(row);
 }
 
@@ -17,7 +16,7 @@ export interface SessionWithUser {
 
 /** The session and its user in one query (every cookie-authenticated request makes it). */
 export async function findSessionWithUser(
-  db: Executor,
+  db: DbOrTx,
   idHash: string,
 ): Promise<SessionWithUser | undefined> {
   const rows = await db.select({
@@ -29,7 +28,7 @@ export async function findSessionWithUser(
 }
 
 export async function touchSession(
-  db: Executor,
+  db: DbOrTx,
   idHash: string,
   lastSeenAt: Date,
   expiresAt: Date,
@@ -37,19 +36,19 @@ export async function touchSession(
   await db.update(sessions).set({ lastSeenAt, expiresAt }).where(eq(sessions.idHash, idHash));
 }
 
-export async function deleteSession(db: Executor, idHash: string): Promise<number> {
+export async function deleteSession(db: DbOrTx, idHash: string): Promise<number> {
   const [result] = await db.delete(sessions).where(eq(sessions.idHash, idHash));
   return result.affectedRows;
 }
 
-export async function deleteSessionsOfUser(db: Executor, userId: number): Promise<number> {
+export async function deleteSessionsOfUser(db: DbOrTx, userId: number): Promise<number> {
   const [result] = await db.delete(sessions).where(eq(sessions.userId, userId));
   return result.affectedRows;
 }
 
 /** Ends a user's sessions except `keepIdHash` (the one changing the password). */
 export async function deleteOtherSessionsOfUser(
-  db: Executor,
+  db: DbOrTx,
   userId: number,
   keepIdHash?: string,
 ): Promise<number> {
@@ -62,7 +61,7 @@ export async function deleteOtherSessionsOfUser(
 }
 
 /** Deletes expired sessions, at most `limit` per call so it can run on a request path. */
-export async function deleteExpiredSessions(db: Executor, now: Date, limit = 100): Promise<number> {
+export async function deleteExpiredSessions(db: DbOrTx, now: Date, limit = 100): Promise<number> {
   const [result] = await db.delete(sessions).where(lt(sessions.expiresAt, now)).limit(limit);
   return result.affectedRows;
 }

@@ -6,6 +6,7 @@ import { notFound } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 import { assets } from "../static/assets.ts";
 import type { AppEnv } from "./env.ts";
+import { contentSecurityPolicy, STRICT_CSP } from "./securityHeaders.ts";
 
 const HealthSchema = z.object({ status: z.literal("ok"), version: z.string() }).openapi("Health");
 const ReadinessSchema = z.object({
@@ -45,7 +46,7 @@ const docsPage = (title: string, body: string, head = "") =>
 <title>${title}</title>
 ${head}
 </head>
-<body style="margin:0">
+<body>
 ${body}
 </body>
 </html>
@@ -94,8 +95,14 @@ export function registerSystemRoutes(app: OpenAPIHono<AppEnv>, deps: Pick<CoreDe
     return readiness.ready ? c.json(body, 200) : c.json(body, 503);
   });
 
-  app.get("/docs", (c) => c.html(SWAGGER_HTML));
-  app.get("/redoc", (c) => c.html(REDOC_HTML));
+  // The docs run third-party bundles that inject inline styles (ReDoc's styled-components) and
+  // ReDoc's search runs in a blob: worker; script-src stays strict (docs-init.js, no inline script).
+  const docsCsp = contentSecurityPolicy({
+    "style-src": [...STRICT_CSP["style-src"], "'unsafe-inline'"],
+    "worker-src": [...STRICT_CSP["worker-src"], "blob:"],
+  });
+  app.get("/docs", docsCsp, (c) => c.html(SWAGGER_HTML));
+  app.get("/redoc", docsCsp, (c) => c.html(REDOC_HTML));
 
   app.get("/static/:name", async (c) => {
     const name = c.req.param("name");

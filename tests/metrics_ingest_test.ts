@@ -181,7 +181,7 @@ Deno.test("metrics ingestion", async (t) => {
       "time window: > 5 min ahead or older than retention -> samples.<i>.ts; edges accepted",
       async () => {
         const before = await snapshot();
-        // The clock stands at 2026-06-01T12:00:00Z; retention is 30 days.
+        // The clock stands at 2026-06-01T12:00:00Z; raw samples are kept (and accepted) 7 days.
         const ahead = await push([
           sample({ ts: "2026-06-01T11:50:00Z" }),
           sample({ ts: "2026-06-01T12:05:01Z" }),
@@ -189,14 +189,14 @@ Deno.test("metrics ingestion", async (t) => {
         assert.equal(ahead.status, 422);
         const aheadError = (await json<ErrorBody>(ahead)).error;
         assert.ok(aheadError.details?.some((d) => d.field === "samples.1.ts" && /future/.test(d.message)));
-        const old = await push([sample({ ts: "2026-05-02T11:59:59Z" })]);
+        const old = await push([sample({ ts: "2026-05-25T11:59:59Z" })]);
         assert.equal(old.status, 422);
         const oldError = (await json<ErrorBody>(old)).error;
         assert.ok(oldError.details?.some((d) => d.field === "samples.0.ts" && /retention/.test(d.message)));
         assert.deepEqual(await snapshot(), before, "nothing of a refused batch is written");
         const edges = await push([
           sample({ ts: "2026-06-01T12:05:00Z" }),
-          sample({ ts: "2026-05-02T12:00:00Z" }),
+          sample({ ts: "2026-05-25T12:00:00Z" }),
         ]);
         assert.deepEqual(await json(edges), { accepted: 2, duplicates: 0 });
       },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { setNodeConfig } from "../core/configs.ts";
-import { updateNode } from "../core/fleet.ts";
+import { updateNode } from "../core/nodes.ts";
 import { AppError } from "../core/errors.ts";
 import { keyedHash, newSecret, SECRET_PREFIX } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";

@@ -78,6 +78,11 @@ Deno.test("settings: every bad value is refused with the variable named", async 
     [{ HEARTBEAT_INTERVAL_S: "60", OFFLINE_AFTER_S: "30" }, "OFFLINE_AFTER_S"],
     [{ DB_POOL_SIZE: "0" }, "DB_POOL_SIZE"],
     [{ METRICS_RETENTION_DAYS: "1.5" }, "METRICS_RETENTION_DAYS"],
+    [{ RAW_RETENTION_DAYS: "7", METRICS_RETENTION_DAYS: "30" }, "METRICS_RETENTION_DAYS"],
+    [{ RAW_RETENTION_DAYS: "120" }, "ROLLUP_5M_RETENTION_DAYS"],
+    [{ ROLLUP_1H_RETENTION_DAYS: "3" }, "ROLLUP_1H_RETENTION_DAYS"],
+    [{ RETENTION_BATCH_ROWS: "10" }, "RETENTION_BATCH_ROWS"],
+    [{ JOBS_ENABLED: "yes" }, "JOBS_ENABLED"],
     [{ CONFIG_POLL_MS: "5" }, "CONFIG_POLL_MS"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ TRUST_PROXY: "maybe" }, "TRUST_PROXY"],
@@ -88,6 +93,20 @@ Deno.test("settings: every bad value is refused with the variable named", async 
       assert.ok(problems.some((p) => p.startsWith(`${variable}:`)), problems.join("\n"));
     });
   }
+});
+
+Deno.test("settings: raw retention, and the ingestion window it bounds", () => {
+  const defaults = parseSettings({});
+  assert.equal(defaults.RAW_RETENTION_DAYS, 7);
+  assert.equal(defaults.METRICS_RETENTION_DAYS, 7);
+  assert.equal(defaults.ROLLUP_5M_RETENTION_DAYS, 90);
+  assert.equal(defaults.ROLLUP_1H_RETENTION_DAYS, 730);
+  // The original name alone still sets the raw retention (an upgrade keeps what it had).
+  const legacy = parseSettings({ METRICS_RETENTION_DAYS: "30" });
+  assert.equal(legacy.RAW_RETENTION_DAYS, 30);
+  assert.equal(legacy.METRICS_RETENTION_DAYS, 30);
+  const narrower = parseSettings({ RAW_RETENTION_DAYS: "14", METRICS_RETENTION_DAYS: "3" });
+  assert.deepEqual([narrower.RAW_RETENTION_DAYS, narrower.METRICS_RETENTION_DAYS], [14, 3]);
 });
 
 Deno.test("settings: production refuses a default or short SECRET_KEY", async (t) => {

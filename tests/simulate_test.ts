@@ -12,7 +12,7 @@ import {
   type PoolRule,
   ruleFromConfig,
   startFleet,
-} from "../core/simulator.ts";
+} from "../tools/simulator.ts";
 import { configVersions, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
 import { runCli } from "./helpers/cli.ts";
 import { eventually, startTestServer } from "./helpers/server.ts";

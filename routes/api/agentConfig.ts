@@ -4,7 +4,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { ackConfig, MAX_WAIT_S, pullConfig } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { authenticateNode, presentedToken } from "../../core/nodeAuth.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";

@@ -11,8 +11,8 @@ import {
 } from "../../core/agents.ts";
 import { poolConfigSchema } from "../../core/configDocument.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
-import { LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "../../core/fleet.ts";
+import { errorResponses } from "../errors.ts";
+import { LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "../../core/nodes.ts";
 import { presentedToken } from "../../core/nodeAuth.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
@@ -23,7 +23,7 @@ const NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const HASH = /^[0-9a-fA-F]{64}$/;
 
 // The same OCID rules as the config document, so a pool the agent reports is a pool its config can name.
-const poolOcid = poolConfigSchema.shape.instance_pool_id.openapi({
+const poolOcid = poolConfigSchema.shape.instance_pool_id.meta({
   example: "ocid1.instancepool.oc1.iad.aaaaaaaaexampleuniqueid",
 });
 const compartmentOcid = poolConfigSchema.shape.compartment_id;

@@ -2,7 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { API_KEY_MAX_DAYS, createApiKey, listApiKeys, revokeApiKey } from "../../core/apiKeys.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";

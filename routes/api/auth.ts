@@ -2,7 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { deleteCookie, setCookie } from "hono/cookie";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import { login, logout, SESSION_COOKIE } from "../../core/sessions.ts";
 import { changeOwnPassword } from "../../core/users.ts";

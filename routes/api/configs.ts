@@ -12,7 +12,8 @@ import {
   rollbackNodeConfig,
 } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses, validationFailed } from "../../core/errors.ts";
+import { validationFailed } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";

@@ -8,7 +8,7 @@ import {
   listEnrollmentTokens,
   revokeEnrollmentToken,
 } from "../../core/enrollment.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
 import { intPathParam, isoTime } from "./schemas.ts";

@@ -2,7 +2,7 @@
 // GET /api/v1/metrics/summary (fleet figures), the original API's resource names under /api/v1. Viewer.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { DEFAULT_HOURS, fleetSummary, MAX_POINTS, poolSeries } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";

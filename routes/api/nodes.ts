@@ -3,7 +3,7 @@
 // Roles: viewer reads, operator changes and decommissions, admin deletes (irreversible: it drops history).
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import {
   decommissionNode,
   deleteNode,
@@ -16,7 +16,7 @@ import {
   NODE_LIST_MAX_LIMIT,
   NODE_SORT_KEYS,
   updateNode,
-} from "../../core/fleet.ts";
+} from "../../core/nodes.ts";
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";

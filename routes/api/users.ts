@@ -1,7 +1,7 @@
 // Operator accounts (admin only): list, create, read, change role / disabled, reset password.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../../core/errors.ts";
+import { errorResponses } from "../errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/passwords.ts";
 import { ROLES } from "../../core/principal.ts";
 import {

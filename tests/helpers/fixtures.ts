@@ -1,6 +1,6 @@
 // Fleet data for read tests, inserted directly through the db/ functions (no agent round trips), with
 // times taken from the test's clock unless given.
-import { insertNodeRows, insertPoolRows, type NodeInsert, type PoolInsert } from "../../db/fleet.ts";
+import { insertNodeRows, insertPoolRows, type NodeInsert, type PoolInsert } from "../../db/nodes.ts";
 import {
   type EventInsert,
   insertEventRows,

@@ -4,12 +4,12 @@
 import type { Settings } from "../../config.ts";
 import { loadSettings } from "../../config.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
-import { systemClock } from "../clock.ts";
-import type { CoreDeps } from "../deps.ts";
-import { AppError } from "../errors.ts";
-import { createLogger, type Logger } from "../logger.ts";
-import { passwordProblem } from "../passwords.ts";
-import { type Principal, type Role, ROLES } from "../principal.ts";
+import { systemClock } from "../../core/clock.ts";
+import type { CoreDeps } from "../../core/deps.ts";
+import { AppError } from "../../core/errors.ts";
+import { createLogger, type Logger } from "../../core/logger.ts";
+import { passwordProblem } from "../../core/passwords.ts";
+import { type Principal, type Role, ROLES } from "../../core/principal.ts";
 import {
   createUser,
   getUserByUsername,
@@ -18,7 +18,7 @@ import {
   setPassword,
   updateUser,
   usernameProblem,
-} from "../users.ts";
+} from "../../core/users.ts";
 
 export const USER_USAGE = "user create --username U --role admin|operator|viewer [--password-stdin] | " +
   "user passwd --username U [--password-stdin] | user disable|enable --username U | user list";

@@ -2,18 +2,18 @@
 // agents before anyone has logged in to the UI. The token is printed once; only its hash is kept.
 import type { Settings } from "../../config.ts";
 import { loadSettings } from "../../config.ts";
-import { systemClock } from "../clock.ts";
-import type { CoreDeps } from "../deps.ts";
+import { systemClock } from "../../core/clock.ts";
+import type { CoreDeps } from "../../core/deps.ts";
 import {
   createEnrollmentToken,
   createReenrollmentToken,
   listEnrollmentTokens,
   REENROLLMENT_MAX_EXPIRES_S,
   revokeEnrollmentToken,
-} from "../enrollment.ts";
-import { AppError } from "../errors.ts";
-import { createLogger, type Logger } from "../logger.ts";
-import type { Principal } from "../principal.ts";
+} from "../../core/enrollment.ts";
+import { AppError } from "../../core/errors.ts";
+import { createLogger, type Logger } from "../../core/logger.ts";
+import type { Principal } from "../../core/principal.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 
 export const TOKEN_USAGE = "token create [--name N] [--expires 7d|12h|30m|never] [--max-uses N] | " +

@@ -1,4 +1,4 @@
-// `autoscaler-central simulate`: a fleet of simulated autoscalers (core/simulator.ts) against a running
+// `autoscaler-central simulate`: a fleet of simulated autoscalers (tools/simulator.ts) against a running
 // service, each embedding the real TypeScript client. Runs until SIGINT/SIGTERM or --seconds, printing a
 // progress line every few seconds and a JSON summary at the end.
 import { type SimulationSummary, startFleet } from "../simulator.ts";

@@ -17,7 +17,7 @@ import {
   type SortOrder,
   type StatusCounts,
   updateNodeRow,
-} from "../db/fleet.ts";
+} from "../db/nodes.ts";
 import { countEventsByDirection } from "../db/metricsQuery.ts";
 import { recordAudit } from "./audit.ts";
 import { cursorDate, decodeCursor, encodeCursor, invalidCursor } from "./cursor.ts";

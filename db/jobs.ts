@@ -1,0 +1,162 @@
+// SQL of the periodic jobs (core/jobs.ts, core/housekeeping.ts): job state rows, rollups, batched deletes.
+// Rollups read with a plain SELECT and then upsert what they computed: an INSERT ... SELECT would put shared
+// locks on the raw rows (and gaps) it reads and hold up ingestion.
+import { eq, sql } from "drizzle-orm";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { Database, Pool } from "./client.ts";
+import { jobState } from "./schema.ts";
+
+export type JobStateRow = typeof jobState.$inferSelect;
+
+/** The job's row, created on first use. */
+export async function readJobState(db: Database, name: string): Promise<JobStateRow> {
+  await db.insert(jobState).ignore().values({ name, runs: 0 });
+  const rows = await db.select().from(jobState).where(eq(jobState.name, name)).limit(1);
+  return rows[0];
+}
+
+export async function markJobStarted(db: Database, name: string, owner: string, at: Date): Promise<void> {
+  await db.update(jobState).set({ owner, startedAt: at }).where(eq(jobState.name, name));
+}
+
+export async function markJobFinished(
+  db: Database,
+  name: string,
+  outcome: { at: Date; outcome: string; error: string | null; durationMs: number },
+): Promise<void> {
+  await db.update(jobState).set({
+    finishedAt: outcome.at,
+    lastOutcome: outcome.outcome,
+    lastError: outcome.error?.slice(0, 1000) ?? null,
+    lastDurationMs: Math.round(outcome.durationMs),
+    runs: sql`${jobState.runs} + 1`,
+  }).where(eq(jobState.name, name));
+}
+
+export async function saveJobWatermark(db: Database, name: string, watermark: Date): Promise<void> {
+  await db.update(jobState).set({ watermark }).where(eq(jobState.name, name));
+}
+
+export async function readJobWatermark(db: Database, name: string): Promise<Date | null> {
+  const rows = await db.select({ watermark: jobState.watermark }).from(jobState)
+    .where(eq(jobState.name, name)).limit(1);
+  return rows[0]?.watermark ?? null;
+}
+
+export async function oldestSampleTime(pool: Pool): Promise<Date | null> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT MIN(ts) AS ts FROM metric_samples");
+  return (rows[0]?.ts as Date | null) ?? null;
+}
+
+const UPSERT_ROLLUP = (table: string) =>
+  `INSERT INTO ${table} (node_id, pool_id, bucket_start, samples, cpu_avg, cpu_min, cpu_max,
+     memory_avg, memory_min, memory_max, instance_count_last) VALUES ?
+   ON DUPLICATE KEY UPDATE samples = VALUES(samples), cpu_avg = VALUES(cpu_avg), cpu_min = VALUES(cpu_min),
+     cpu_max = VALUES(cpu_max), memory_avg = VALUES(memory_avg), memory_min = VALUES(memory_min),
+     memory_max = VALUES(memory_max), instance_count_last = VALUES(instance_count_last)`;
+
+// The last value in the group, in SQL both databases accept (only the first element is read, so
+// group_concat_max_len does not matter).
+const LAST = (column: string, order: string) =>
+  `CAST(SUBSTRING_INDEX(GROUP_CONCAT(${column} ORDER BY ${order} DESC SEPARATOR ','), ',', 1) AS SIGNED)`;
+const EPOCH_S = (column: string) => `TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', ${column})`;
+
+/** Recomputes the 5-minute rollups of every bucket in [from, to) (5-minute aligned) from raw samples,
+ * replacing what was there: running it twice gives the same rows. Returns the buckets written. */
+export async function rollup5mFromRaw(pool: Pool, from: Date, to: Date, nodeId?: string): Promise<number> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT node_id, pool_id, ${EPOCH_S("ts")} DIV 300 AS bucket, COUNT(*) AS samples,
+       AVG(cpu_util) AS cpu_avg, MIN(cpu_util) AS cpu_min, MAX(cpu_util) AS cpu_max,
+       AVG(memory_util) AS memory_avg, MIN(memory_util) AS memory_min, MAX(memory_util) AS memory_max,
+       ${LAST("instance_count", "ts")} AS instance_count_last
+     FROM metric_samples WHERE ts >= ? AND ts < ? ${nodeId ? "AND node_id = ?" : ""}
+     GROUP BY node_id, pool_id, bucket`,
+    nodeId ? [from, to, nodeId] : [from, to],
+  );
+  await upsertRollups(pool, "metric_rollups_5m", rows, 300);
+  return rows.length;
+}
+
+/** Recomputes the 1-hour rollups of every hour in [from, to) (hour aligned) from the 5-minute rollups. */
+export async function rollup1hFrom5m(pool: Pool, from: Date, to: Date, nodeId?: string): Promise<number> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT node_id, pool_id, ${EPOCH_S("bucket_start")} DIV 3600 AS bucket, SUM(samples) AS samples,
+       SUM(cpu_avg * samples) / SUM(samples) AS cpu_avg, MIN(cpu_min) AS cpu_min, MAX(cpu_max) AS cpu_max,
+       SUM(memory_avg * samples) / SUM(samples) AS memory_avg, MIN(memory_min) AS memory_min,
+       MAX(memory_max) AS memory_max, ${LAST("instance_count_last", "bucket_start")} AS instance_count_last
+     FROM metric_rollups_5m WHERE bucket_start >= ? AND bucket_start < ? ${nodeId ? "AND node_id = ?" : ""}
+     GROUP BY node_id, pool_id, bucket`,
+    nodeId ? [from, to, nodeId] : [from, to],
+  );
+  await upsertRollups(pool, "metric_rollups_1h", rows, 3600);
+  return rows.length;
+}
+
+async function upsertRollups(pool: Pool, table: string, rows: RowDataPacket[], stepS: number) {
+  for (let i = 0; i < rows.length; i += 1000) {
+    await pool.query(UPSERT_ROLLUP(table), [
+      rows.slice(i, i + 1000).map((r) => [
+        r.node_id,
+        r.pool_id,
+        new Date(Number(r.bucket) * stepS * 1000),
+        Number(r.samples),
+        Number(r.cpu_avg),
+        Number(r.cpu_min),
+        Number(r.cpu_max),
+        Number(r.memory_avg),
+        Number(r.memory_min),
+        Number(r.memory_max),
+        Number(r.instance_count_last),
+      ]),
+    ]);
+  }
+}
+
+export interface DirtyHour {
+  nodeId: string;
+  hourStart: Date;
+  markedAt: Date;
+}
+
+export async function listDirtyHours(pool: Pool, limit: number): Promise<DirtyHour[]> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    "SELECT node_id, hour_start, marked_at FROM metric_rollup_dirty ORDER BY hour_start LIMIT ?",
+    [limit],
+  );
+  return rows.map((r) => ({ nodeId: r.node_id, hourStart: r.hour_start, markedAt: r.marked_at }));
+}
+
+/** Clears a dirty mark unless a later batch marked the hour again meanwhile. */
+export async function clearDirtyHour(pool: Pool, hour: DirtyHour): Promise<void> {
+  await pool.query(
+    "DELETE FROM metric_rollup_dirty WHERE node_id = ? AND hour_start = ? AND marked_at <= ?",
+    [hour.nodeId, hour.hourStart, hour.markedAt],
+  );
+}
+
+/** Tables and time columns the retention job may delete from (names are never taken from input). */
+export const RETENTION_TABLES = {
+  metric_samples: "ts",
+  metric_rollups_5m: "bucket_start",
+  metric_rollups_1h: "bucket_start",
+  scaling_events: "ts",
+  audit_log: "at",
+  sessions: "expires_at",
+  login_failures: "at",
+  metric_rollup_dirty: "hour_start",
+} as const;
+export type RetentionTable = keyof typeof RETENTION_TABLES;
+
+/** Deletes at most `limit` rows older than `before`; one short statement, so no table is locked for long. */
+export async function deleteOlderBatch(
+  pool: Pool,
+  table: RetentionTable,
+  before: Date,
+  limit: number,
+): Promise<number> {
+  const [result] = await pool.query<ResultSetHeader>(
+    `DELETE FROM ${table} WHERE ${RETENTION_TABLES[table]} < ? LIMIT ?`,
+    [before, limit],
+  );
+  return result.affectedRows;
+}
