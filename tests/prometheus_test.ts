@@ -57,9 +57,10 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
   });
   try {
     const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "prom", principal: ADMIN });
-    const register = (name: string) =>
+    const register = (name: string, nodeToken?: string) =>
       ctx.call("POST", "/api/v1/register", {
         json: { enrollment_token: enrollment, name, hostname: `${name}.test` },
+        token: nodeToken,
       });
 
     await t.step("before any traffic every family is there, at zero", async () => {
@@ -84,8 +85,8 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
     });
 
     await t.step("an agent talks; limits refuse what is over them, with Retry-After", async () => {
-      assert.equal((await register("prom-1")).status, 201);
-      const again = await register("prom-1"); // re-registration: a new token
+      const first = await json<{ node_token: string }>(await register("prom-1"));
+      const again = await register("prom-1", first.node_token); // re-registration: a new token
       assert.equal(again.status, 200);
       const { node_id: nodeId, node_token: token } = await json<{ node_id: string; node_token: string }>(
         again,
