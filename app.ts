@@ -13,7 +13,7 @@ import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
-import { routePath } from "hono/route";
+import { matchedRoutes } from "hono/route";
 import { authenticate } from "./routes/auth.ts";
 import { type ErrorPageRenderer, ErrorSchema, registerErrorHandlers } from "./routes/errors.ts";
 import { noSniff, noStoreByDefault } from "./routes/securityHeaders.ts";
@@ -166,10 +166,15 @@ function clientAddress(c: Context, trustProxy: boolean): string {
   }
 }
 
-/** The matched route's template ("/api/v1/nodes/:id/heartbeat"), or "unmatched": label values stay few. */
+/** The template of the route that answered ("/api/v1/nodes/:id/heartbeat"), or "unmatched": label values
+ * stay few. Middlewares (method ALL, wildcard paths) match too, before and after the handler. */
 function routeTemplate(c: Context): string {
-  const path = routePath(c, -1);
-  return path && !path.endsWith("*") ? path : "unmatched";
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i--) {
+    const route = routes[i];
+    if (route.method !== "ALL" && !route.path.endsWith("*")) return route.path;
+  }
+  return "unmatched";
 }
 
 /** Gauges read at scrape time: this replica's waiting pulls and pool, and the fleet (cached by telemetry). */
