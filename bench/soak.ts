@@ -10,12 +10,9 @@
 // Prints a table per minute and a summary, writes a JSON of every window and a small SVG chart.
 import { parseArgs } from "node:util";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { systemClock } from "../core/clock.ts";
-import type { CoreDeps } from "../core/deps.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
-import { createLogger } from "../core/logger.ts";
 import { startFleet } from "../tools/simulator.ts";
-import { createTestDatabase } from "../tests/helpers/app.ts";
+import { benchDatabase, freePort, serverEnv } from "./helpers.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -53,13 +50,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function rssMb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 // ---- /metrics reading: counters and histogram buckets by the labels we care about
@@ -108,14 +98,7 @@ function quantileOfDelta(before: Map<number, number>, after: Map<number, number>
 
 // ---- setup
 
-const database = await createTestDatabase("soak", { env: { SECRET_KEY } });
-const deps: CoreDeps = {
-  db: database.db,
-  pool: database.pool,
-  settings: database.settings,
-  clock: systemClock,
-  logger: createLogger("warn", (line) => console.error(line)),
-};
+const { database, deps } = await benchDatabase("soak", SECRET_KEY);
 const port = freePort();
 const base = `http://127.0.0.1:${port}`;
 const server = new Deno.Command(Deno.execPath(), {
@@ -131,18 +114,11 @@ const server = new Deno.Command(Deno.execPath(), {
     String(port),
   ],
   cwd: ROOT,
-  env: {
-    MYSQL_HOST: database.settings.database.host,
-    MYSQL_PORT: String(database.settings.database.port),
-    MYSQL_USER: database.settings.database.user,
-    MYSQL_PASSWORD: database.settings.database.password,
-    MYSQL_DB: database.name,
-    SECRET_KEY,
-    ENVIRONMENT: "test",
+  env: serverEnv(database, SECRET_KEY, {
     LOG_LEVEL: "warn",
     ROLLUP_INTERVAL_S: "60",
     RETENTION_INTERVAL_S: "300",
-  },
+  }),
   stdin: "null",
   stdout: "null",
   stderr: "inherit",

@@ -71,40 +71,55 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
     help: "Heartbeats recorded",
     registers,
   });
-  const samples = new Counter({
-    name: "autoscaler_central_metric_samples_total",
-    help: "Metric samples received, by outcome (accepted, duplicate, refused)",
-    labelNames: ["outcome"] as const,
-    registers,
-  });
-  const registrations = new Counter({
-    name: "autoscaler_central_registrations_total",
-    help: "Node registrations, by outcome (created, reregistered, refused)",
-    labelNames: ["outcome"] as const,
-    registers,
-  });
-  const deliveries = new Counter({
-    name: "autoscaler_central_config_deliveries_total",
-    help: "Config pulls answered, by outcome (config sent, not_modified, none)",
-    labelNames: ["outcome"] as const,
-    registers,
-  });
-  const acks = new Counter({
-    name: "autoscaler_central_config_acks_total",
-    help: "Config acks from nodes, by outcome (applied, failed)",
-    labelNames: ["outcome"] as const,
-    registers,
-  });
+  /** A counter with one label whose values are known: each child bound once and exported from zero. */
+  const outcomes = <const V extends string>(
+    name: string,
+    help: string,
+    label: string,
+    values: readonly V[],
+  ) => {
+    const counter = new Counter({ name, help, labelNames: [label], registers });
+    const children = {} as Record<V, { inc(value?: number): void }>;
+    for (const value of values) {
+      children[value] = counter.labels(value);
+      children[value].inc(0);
+    }
+    return children;
+  };
+  const sampleChildren = outcomes(
+    "autoscaler_central_metric_samples_total",
+    "Metric samples received, by outcome (accepted, duplicate, refused)",
+    "outcome",
+    ["accepted", "duplicate", "refused"],
+  );
+  const registrationChildren = outcomes(
+    "autoscaler_central_registrations_total",
+    "Node registrations, by outcome (created, reregistered, refused)",
+    "outcome",
+    ["created", "reregistered", "refused"],
+  );
+  const deliveryChildren = outcomes(
+    "autoscaler_central_config_deliveries_total",
+    "Config pulls answered, by outcome (config sent, not_modified, none)",
+    "outcome",
+    ["config", "not_modified", "none"],
+  );
+  const ackChildren = outcomes(
+    "autoscaler_central_config_acks_total",
+    "Config acks from nodes, by outcome (applied, failed)",
+    "outcome",
+    ["applied", "failed"],
+  );
+  const dbErrorChildren = outcomes(
+    "autoscaler_central_db_errors_total",
+    "Database errors that reached a request, by kind (unavailable, query)",
+    "kind",
+    ["unavailable", "query"],
+  );
   const refusals = new Counter({
     name: "autoscaler_central_refusals_total",
     help: "Requests refused by a limit or for protection (413, 429, 503), by error code",
     labelNames: ["code"] as const,
-    registers,
-  });
-  const dbErrors = new Counter({
-    name: "autoscaler_central_db_errors_total",
-    help: "Database errors that reached a request, by kind (unavailable, query)",
-    labelNames: ["kind"] as const,
     registers,
   });
   const jobRuns = new Counter({
@@ -193,28 +208,6 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
   // Children bound once per (route, method, status): the request path pays two increments, no lookup by
   // label object.
   const children = new Map<string, Map<string, Map<number, RequestChildren>>>();
-  const sampleChildren = {
-    accepted: samples.labels("accepted"),
-    duplicate: samples.labels("duplicate"),
-    refused: samples.labels("refused"),
-  };
-  for (const child of Object.values(sampleChildren)) child.inc(0);
-  const registrationChildren = {
-    created: registrations.labels("created"),
-    reregistered: registrations.labels("reregistered"),
-    refused: registrations.labels("refused"),
-  };
-  for (const child of Object.values(registrationChildren)) child.inc(0);
-  const deliveryChildren = {
-    config: deliveries.labels("config"),
-    not_modified: deliveries.labels("not_modified"),
-    none: deliveries.labels("none"),
-  };
-  for (const child of Object.values(deliveryChildren)) child.inc(0);
-  const ackChildren = { applied: acks.labels("applied"), failed: acks.labels("failed") };
-  for (const child of Object.values(ackChildren)) child.inc(0);
-  const dbErrorChildren = { unavailable: dbErrors.labels("unavailable"), query: dbErrors.labels("query") };
-  for (const child of Object.values(dbErrorChildren)) child.inc(0);
   heartbeats.inc(0);
 
   return {
