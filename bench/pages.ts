@@ -21,6 +21,7 @@
 // on main yet (404) are listed as such.
 import { parseArgs } from "node:util";
 import { createApp } from "../app.ts";
+import { toYaml } from "../client/mod.ts";
 import { systemClock } from "../core/clock.ts";
 import { configHash } from "../core/configDocument.ts";
 import type { CoreDeps } from "../core/deps.ts";
@@ -149,7 +150,8 @@ async function seed(
     const kind = kindOf(index);
     const configState = configStateOf(index, kind);
     const body = initialConfig(PREFIX, index + 1, POOLS, region);
-    const hash = await configHash(body);
+    const yamlText = toYaml(body);
+    const hash = await configHash(yamlText);
     // Offline nodes went quiet 1 to 20 hours ago; decommissioned ones 2 to 5 days ago.
     const lastSeen = kind === "online"
       ? now - hashUnit(SEED, 103, index) * 25_000
@@ -193,6 +195,7 @@ async function seed(
       nodeId: id,
       version: 1,
       body,
+      yamlText,
       hash,
       source: "agent",
       author: name,
