@@ -20,9 +20,18 @@ import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
 import { type Principal, type Role, ROLES } from "./principal.ts";
 
-export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+/** What a username must be once normalised (normalizeUsername). */
+export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 export const USERNAME_RULE =
-  "1..64 characters: letters, digits and . _ @ - (starting with a letter or digit)";
+  "1..64 characters: letters, digits and . _ @ - (starting with a letter or digit); case, surrounding " +
+  "spaces and full-width forms are not significant";
+
+/** The one spelling of a username that is stored and compared: NFKC, trimmed, lower-cased. Applied
+ * at creation and at every look-up (login, CLI), so `ADMIN`, `admin ` and full-width `ａｄｍｉｎ` all
+ * mean `admin` on purpose, and a new name that would collide with a taken one is refused. */
+export function normalizeUsername(raw: string): string {
+  return raw.normalize("NFKC").trim().toLowerCase().normalize("NFKC");
+}
 
 export interface UserView {
   id: number;
@@ -56,8 +65,9 @@ function asRole(value: string): Role {
   return isRole(value) ? value : "viewer";
 }
 
+/** Why `username` (as typed; it is normalised first) cannot be a username, or undefined. */
 export function usernameProblem(username: string): string | undefined {
-  return USERNAME_PATTERN.test(username) ? undefined : `must be ${USERNAME_RULE}`;
+  return USERNAME_PATTERN.test(normalizeUsername(username)) ? undefined : `must be ${USERNAME_RULE}`;
 }
 
 export interface CreateUserInput {
@@ -66,13 +76,15 @@ export interface CreateUserInput {
   role: Role;
 }
 
-/** Creates an account. 422 naming the field for a bad username, password or role; 409 username_taken. */
+/** Creates an account under the normalised username. 422 naming the field for a bad username,
+ * password or role; 409 username_taken when the normalised name is taken. */
 export async function createUser(
   deps: CoreDeps,
   actor: Principal,
   input: CreateUserInput,
   address?: string | null,
 ): Promise<UserView> {
+  const username = normalizeUsername(input.username);
   const problems = [
     ...(usernameProblem(input.username)
       ? [{ field: "username", message: usernameProblem(input.username)! }]
@@ -85,13 +97,13 @@ export async function createUser(
   if (problems.length > 0) {
     throw validationFailed(problems.map((p) => `${p.field}: ${p.message}`).join("; "), problems);
   }
-  if (await findUserByUsername(deps.db, input.username)) throw usernameTaken(input.username);
+  if (await findUserByUsername(deps.db, username)) throw usernameTaken(username);
   const passwordHash = await hashPassword(input.password);
   const now = deps.clock.now();
   try {
     const id = await deps.db.transaction(async (tx) => {
       const newId = await insertUser(tx, {
-        username: input.username,
+        username: username,
         passwordHash,
         role: input.role,
         disabled: false,
@@ -104,7 +116,7 @@ export async function createUser(
         action: "user.create",
         targetType: "user",
         targetId: newId,
-        details: { username: input.username, role: input.role },
+        details: { username: username, role: input.role },
         address,
       });
       return newId;
@@ -112,7 +124,7 @@ export async function createUser(
     return toUserView((await findUserById(deps.db, id))!);
   } catch (error) {
     // Two creates racing for one name: the unique index decides.
-    if (isDuplicateKey(error)) throw usernameTaken(input.username);
+    if (isDuplicateKey(error)) throw usernameTaken(username);
     throw error;
   }
 }
@@ -134,7 +146,7 @@ export async function getUser(deps: Pick<CoreDeps, "db">, id: number): Promise<U
 }
 
 export async function getUserByUsername(deps: Pick<CoreDeps, "db">, username: string): Promise<UserView> {
-  const row = await findUserByUsername(deps.db, username);
+  const row = await findUserByUsername(deps.db, normalizeUsername(username));
   if (!row) throw notFound(`user "${username}"`);
   return toUserView(row);
 }

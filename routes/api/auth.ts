@@ -1,6 +1,6 @@
 // POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/me.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { deleteCookie, setCookie } from "hono/cookie";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
@@ -90,6 +90,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
       password: body.password,
       address: c.get("clientAddress"),
       userAgent: c.req.header("user-agent"),
+      currentSessionToken: getCookie(c, SESSION_COOKIE),
     });
     setCookie(c, SESSION_COOKIE, result.sessionToken, {
       httpOnly: true,
