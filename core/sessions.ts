@@ -7,32 +7,19 @@ import {
   insertSession,
   touchSession,
 } from "../db/sessions.ts";
-import {
-  failureTimesForAddress,
-  failureTimesForUsername,
-  insertLoginFailure,
-  pruneLoginFailures,
-} from "../db/loginFailures.ts";
 import { findUserByUsername, updateUser } from "../db/users.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError } from "./errors.ts";
 import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
 import type { Principal, Role } from "./principal.ts";
+import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { keyedHash, newSecret, SECRET_PREFIX, toBase64Url } from "./secrets.ts";
 import { isRole } from "./users.ts";
 
 export const SESSION_COOKIE = "acs_session";
-/** Failed logins counted over this window. */
-export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
-/** Failed attempts allowed per username (since its last successful login) within the window. */
-export const LOGIN_USERNAME_LIMIT = 5;
-/** Failed attempts allowed per client address within the window (success does not reset this). */
-export const LOGIN_ADDRESS_LIMIT = 20;
 /** A busy session's expiry is pushed forward at most once per this interval (one write a minute). */
 const SESSION_TOUCH_INTERVAL_MS = 60 * 1000;
-/** Failures older than this are deleted opportunistically. */
-const LOGIN_FAILURE_KEEP_MS = 24 * 60 * 60 * 1000;
 
 export type UserPrincipal = Extract<Principal, { kind: "user" }>;
 
@@ -53,20 +40,20 @@ export interface LoginResult {
 
 const invalidCredentials = () => new AppError(401, "invalid_credentials", "wrong username or password");
 
-/** Checks the password and opens a session. Throttled per username and per address (429 with
- * Retry-After) before the password is even looked at. */
+/** Checks the password and opens a session. The attempt is recorded and throttled (429 with
+ * Retry-After, core/loginThrottle.ts) before the password is even looked at. */
 export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginResult> {
   const now = deps.clock.now();
   const username = input.username.slice(0, 64);
   const address = input.address.slice(0, 64);
+  const attempt = await reservePasswordAttempt(deps, { username, address });
   const user = await findUserByUsername(deps.db, username);
-  await refuseWhenThrottled(deps, username, address, now, user?.lastLoginAt ?? null);
 
   // Unknown users are checked against a dummy hash so both paths take the same time.
   const ok = await verifyPassword(input.password, user?.passwordHash ?? await dummyPasswordHash());
   if (!user || !ok || !isRole(user.role)) {
+    await attempt.failed();
     await deps.db.transaction(async (tx) => {
-      await insertLoginFailure(tx, { username, address, at: now });
       await recordAudit(deps, tx, {
         principal: { kind: "system", name: username || "(empty)" },
         action: "auth.login_failed",
@@ -76,10 +63,10 @@ export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginRes
         address,
       });
     });
-    await pruneLoginFailures(deps.db, new Date(now.getTime() - LOGIN_FAILURE_KEEP_MS));
     throw invalidCredentials();
   }
   if (user.disabled) {
+    await attempt.release();
     await recordAudit(deps, deps.db, {
       principal: { kind: "system", name: username },
       action: "auth.login_failed",
@@ -96,6 +83,7 @@ export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginRes
   const expiresAt = new Date(now.getTime() + deps.settings.SESSION_TTL_HOURS * 3600_000);
   const idHash = await keyedHash(deps.settings.SECRET_KEY, sessionToken);
   await deps.db.transaction(async (tx) => {
+    await attempt.succeeded(tx);
     await insertSession(tx, {
       idHash,
       userId: user.id,
@@ -123,39 +111,6 @@ export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginRes
     expiresAt,
     user: { id: user.id, username: user.username, role: user.role },
   };
-}
-
-async function refuseWhenThrottled(
-  deps: CoreDeps,
-  username: string,
-  address: string,
-  now: Date,
-  lastLoginAt: Date | null,
-): Promise<void> {
-  const windowStart = new Date(now.getTime() - LOGIN_WINDOW_MS);
-  // A successful login resets the username's count (not the address's).
-  const usernameSince = lastLoginAt && lastLoginAt > windowStart ? lastLoginAt : windowStart;
-  const [byUsername, byAddress] = await Promise.all([
-    failureTimesForUsername(deps.db, username, usernameSince, LOGIN_USERNAME_LIMIT),
-    failureTimesForAddress(deps.db, address, windowStart, LOGIN_ADDRESS_LIMIT),
-  ]);
-  // Oldest-first lists cut at the limit: when full, the first entry is the one whose expiry reopens a slot.
-  const blockedUntil = [
-    byUsername.length >= LOGIN_USERNAME_LIMIT ? byUsername[0].getTime() + LOGIN_WINDOW_MS : 0,
-    byAddress.length >= LOGIN_ADDRESS_LIMIT ? byAddress[0].getTime() + LOGIN_WINDOW_MS : 0,
-  ];
-  const until = Math.max(...blockedUntil);
-  if (until > now.getTime()) {
-    const retryAfterS = Math.max(1, Math.ceil((until - now.getTime()) / 1000));
-    deps.logger.warn("login throttled", { username, address, retry_after_s: retryAfterS });
-    throw new AppError(
-      429,
-      "too_many_attempts",
-      `too many failed logins; retry in ${retryAfterS} s`,
-      undefined,
-      { "Retry-After": String(retryAfterS) },
-    );
-  }
 }
 
 export interface ResolvedSession {

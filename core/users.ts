@@ -17,6 +17,7 @@ import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, notFound, validationFailed } from "./errors.ts";
 import * as fields from "./fields.ts";
+import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { type Principal, type Role, ROLES } from "./principal.ts";
 
@@ -222,7 +223,8 @@ export async function setPassword(
 }
 
 /** A user changes their own password: the current one must be right (422 naming current_password
- * otherwise). Their other sessions end; the one making the change stays. */
+ * otherwise), and guesses of it are throttled like logins (429). Their other sessions end; the one
+ * making the change stays. */
 export async function changeOwnPassword(
   deps: CoreDeps,
   principal: Extract<Principal, { kind: "user" }>,
@@ -232,7 +234,12 @@ export async function changeOwnPassword(
 ): Promise<void> {
   const user = await findUserById(deps.db, principal.userId);
   if (!user) throw notFound(`user ${principal.userId}`);
+  const attempt = await reservePasswordAttempt(deps, {
+    username: user.username,
+    address: address ?? "unknown",
+  });
   if (!(await verifyPassword(currentPassword, user.passwordHash))) {
+    await attempt.failed();
     throw validationFailed("current_password: is wrong", [{
       field: "current_password",
       message: "is wrong",
@@ -240,10 +247,12 @@ export async function changeOwnPassword(
   }
   const problem = fields.problemWith(fields.newPassword, newPassword);
   if (problem) {
+    await attempt.succeeded();
     throw validationFailed(`new_password: ${problem}`, [{ field: "new_password", message: problem }]);
   }
   const passwordHash = await hashPassword(newPassword);
   await deps.db.transaction(async (tx) => {
+    await attempt.succeeded(tx);
     const now = deps.clock.now();
     await updateUserRow(tx, user.id, { passwordHash, passwordChangedAt: now, updatedAt: now });
     const sessionsEnded = await deleteOtherSessionsOfUser(tx, user.id, principal.sessionIdHash);

@@ -50,3 +50,19 @@ export function queryAudit(
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 }
+
+/** Whether `username` logged in successfully from `address` since `since` (a familiar address). */
+export async function hasLoggedInFrom(
+  db: DbOrTx,
+  username: string,
+  address: string,
+  since: Date,
+): Promise<boolean> {
+  const rows = await db.select({ id: auditLog.id }).from(auditLog).where(and(
+    eq(auditLog.actorName, username),
+    gte(auditLog.at, since),
+    eq(auditLog.action, "auth.login"),
+    eq(auditLog.address, address),
+  )).limit(1);
+  return rows.length > 0;
+}

@@ -386,33 +386,82 @@ Deno.test("auth: login throttling", async (t) => {
   const ctx = await createTestApp("auth_throttle", { env: { TRUST_PROXY: "true" } });
   try {
     const user = await createUserWithRole(ctx, "operator", "tom");
+    const failuresFor = (username: string) =>
+      countRows(ctx, "SELECT COUNT(*) n FROM login_failures WHERE username = ?", [username]);
+
+    await t.step("40 concurrent guesses for one user from one address: at most 5 are checked", async () => {
+      const target = await createUserWithRole(ctx, "operator", "concurrent");
+      const started = ctx.clock.now();
+      const answers = await Promise.all(
+        Array.from({ length: 40 }, () => login(ctx, "concurrent", "wrong-password-x", "10.0.9.1")),
+      );
+      const statuses = answers.map((res) => res.status);
+      const checked = statuses.filter((status) => status === 401).length;
+      assert.ok(checked <= 5, `checked ${checked} of 40: ${statuses.join(",")}`);
+      assert.equal(statuses.filter((status) => status === 429).length, 40 - checked);
+      for (const res of answers) {
+        if (res.status === 429) {
+          assert.ok(Number(res.headers.get("retry-after")) > 0);
+          await expectError(res, 429, "too_many_attempts");
+        } else await res.body?.cancel();
+      }
+      // Only the checked guesses are recorded as failures.
+      assert.equal(await failuresFor("concurrent"), checked);
+      // The right password from there is refused too until the window has passed.
+      while ((await failuresFor("concurrent")) < 5) {
+        await (await login(ctx, "concurrent", "wrong-password-x", "10.0.9.1")).body?.cancel();
+      }
+      await expectError(
+        await login(ctx, "concurrent", target.password, "10.0.9.1"),
+        429,
+        "too_many_attempts",
+      );
+      ctx.clock.set(new Date(started.getTime() + 15 * 60_000 + 1000));
+      const ok = await login(ctx, "concurrent", target.password, "10.0.9.1");
+      assert.equal(ok.status, 200);
+      await ok.body?.cancel();
+    });
 
     await t.step(
-      "after 5 failures for a username: 429 with Retry-After, even with the right password",
+      "after 5 failures for a username from one address: 429 with Retry-After there, even with the right password",
       async () => {
         for (let i = 0; i < 5; i++) {
-          // Different addresses: the username limit alone must trip.
           await expectError(
-            await login(ctx, "tom", "wrong-password-x", `10.1.0.${i}`),
+            await login(ctx, "tom", "wrong-password-x", "10.1.0.1"),
             401,
             "invalid_credentials",
           );
         }
         ctx.clock.advance(60_000);
-        const res = await login(ctx, "tom", user.password, "10.1.1.1");
+        const res = await login(ctx, "tom", user.password, "10.1.0.1");
         await expectError(res, 429, "too_many_attempts");
         assert.equal(res.headers.get("retry-after"), String(14 * 60)); // the oldest failure ages out then
-        assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions"), 0);
+        assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions"), 1); // the step above
         // Refused before the password is checked, so not recorded as another failure.
-        assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM login_failures WHERE username = 'tom'"), 5);
+        assert.equal(await failuresFor("tom"), 5);
         ctx.clock.advance(14 * 60_000);
-        const ok = await login(ctx, "tom", user.password, "10.1.1.1");
+        const ok = await login(ctx, "tom", user.password, "10.1.0.1");
         assert.equal(ok.status, 200);
         await ok.body?.cancel();
       },
     );
 
-    await t.step("a successful login resets the username count", async () => {
+    await t.step("a stranger's failures do not lock the operator out of their own address", async () => {
+      ctx.clock.advance(3600_000);
+      for (let i = 0; i < 5; i++) {
+        await expectError(
+          await login(ctx, "tom", "wrong-password-x", "10.66.0.1"),
+          401,
+          "invalid_credentials",
+        );
+      }
+      await expectError(await login(ctx, "tom", "wrong-password-x", "10.66.0.1"), 429, "too_many_attempts");
+      const res = await login(ctx, "tom", user.password, "10.1.0.1");
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    });
+
+    await t.step("a right password starts that (user, address) afresh", async () => {
       ctx.clock.advance(3600_000);
       for (let i = 0; i < 4; i++) {
         await expectError(
@@ -422,17 +471,17 @@ Deno.test("auth: login throttling", async (t) => {
         );
       }
       ctx.clock.advance(1000);
-      assert.equal((await login(ctx, "tom", user.password, "10.2.0.2")).status, 200);
+      assert.equal((await login(ctx, "tom", user.password, "10.2.0.1")).status, 200);
       ctx.clock.advance(1000);
       for (let i = 0; i < 4; i++) {
         await expectError(
-          await login(ctx, "tom", "wrong-password-x", "10.2.0.3"),
+          await login(ctx, "tom", "wrong-password-x", "10.2.0.1"),
           401,
           "invalid_credentials",
         );
       }
       ctx.clock.advance(1000);
-      const res = await login(ctx, "tom", user.password, "10.2.0.4");
+      const res = await login(ctx, "tom", user.password, "10.2.0.1");
       assert.equal(res.status, 200);
       await res.body?.cancel();
     });
@@ -454,6 +503,70 @@ Deno.test("auth: login throttling", async (t) => {
       assert.ok(Number(res.headers.get("retry-after")) > 0);
       // Another address is not affected.
       assert.equal((await login(ctx, "tom", user.password, "10.3.0.2")).status, 200);
+    });
+
+    await t.step(
+      "guesses from many addresses: past 20, strangers share one attempt per 30 s; familiar addresses log in",
+      async () => {
+        ctx.clock.advance(3600_000);
+        for (let i = 0; i < 20; i++) {
+          await expectError(
+            await login(ctx, "tom", "wrong-password-x", `10.4.${i}.1`),
+            401,
+            "invalid_credentials",
+          );
+        }
+        const slowed = await login(ctx, "tom", "wrong-password-x", "10.4.100.1");
+        await expectError(slowed, 429, "too_many_attempts");
+        assert.equal(slowed.headers.get("retry-after"), "30");
+        // The operator's usual address (logged in from there before) is not slowed.
+        const own = await login(ctx, "tom", user.password, "10.1.0.1");
+        assert.equal(own.status, 200);
+        await own.body?.cancel();
+        // A stranger gets one checked attempt per interval, not a lockout.
+        ctx.clock.advance(30_000);
+        await expectError(
+          await login(ctx, "tom", "wrong-password-x", "10.4.101.1"),
+          401,
+          "invalid_credentials",
+        );
+        await expectError(
+          await login(ctx, "tom", "wrong-password-x", "10.4.102.1"),
+          429,
+          "too_many_attempts",
+        );
+        ctx.clock.advance(30_000);
+        const traveller = await login(ctx, "tom", user.password, "10.4.103.1");
+        assert.equal(traveller.status, 200);
+        await traveller.body?.cancel();
+      },
+    );
+
+    await t.step("POST /auth/password: wrong current passwords are throttled the same way", async () => {
+      ctx.clock.advance(3600_000);
+      const paul = await createUserWithRole(ctx, "viewer", "paul");
+      const session = await loginAs(ctx, "paul", paul.password);
+      const change = (current: string) =>
+        ctx.call("POST", "/api/v1/auth/password", {
+          json: { current_password: current, new_password: "a brand new password" },
+          headers: session.headers,
+        });
+      for (let i = 0; i < 5; i++) {
+        await expectError(await change(`not it ${i}`), 422, "validation_failed", "current_password");
+      }
+      const refused = await change("not it again");
+      await expectError(refused, 429, "too_many_attempts");
+      assert.ok(Number(refused.headers.get("retry-after")) > 0);
+      await expectError(await change(paul.password), 429, "too_many_attempts");
+      const [rows] = await ctx.database.pool.query("SELECT password_changed_at FROM users WHERE id = ?", [
+        paul.id,
+      ]);
+      assert.equal(
+        (rows as { password_changed_at: Date }[])[0].password_changed_at.getTime(),
+        ctx.clock.now().getTime(),
+      );
+      ctx.clock.advance(15 * 60_000 + 1000);
+      assert.equal((await change(paul.password)).status, 204);
     });
   } finally {
     await ctx.close();

@@ -75,9 +75,10 @@ const passwordRoute = createRoute({
   path: "/api/v1/auth/password",
   tags: ["auth"],
   summary: "Change your own password (logged-in users; your other sessions end)",
+  description: "Wrong current passwords are throttled like failed logins (429 with Retry-After).",
   ...access("viewer"),
   request: { body: { required: true, content: { "application/json": { schema: ChangePasswordBody } } } },
-  responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 403, 422) },
+  responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 403, 422, 429) },
 });
 
 export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
