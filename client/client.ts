@@ -22,7 +22,7 @@ export interface ReceivedConfig {
   version: number;
   hash: string;
   body: Record<string, unknown>;
-  /** The YAML text written to localConfigPath. */
+  /** The YAML text written to localConfigPath: the server's text as the operator wrote it. */
   yaml: string;
 }
 
@@ -784,7 +784,8 @@ export class CentralManagementClient {
       return;
     }
     let failure: string | undefined;
-    const yaml = toYaml(body, [
+    // The server sends the text the operator wrote; older servers send only the body, rendered here.
+    const yaml = typeof config.yaml === "string" ? config.yaml : toYaml(body, [
       `Managed by Autoscaler Central: version ${version}, hash ${hash.slice(0, 12)}.`,
       "Local edits are replaced when the server's config changes; edit it there.",
     ]);

@@ -1,5 +1,6 @@
 // A small YAML emitter for the config document (objects, arrays, scalars), so the client needs no YAML
-// library. Strings are written plain only when no YAML 1.1 or 1.2 reader could take them for anything but
+// library. Servers send config.yaml as the operator wrote it (the `yaml` field), which the client writes as
+// is; this rendering is only the fallback for older servers that send the body alone. Strings are written plain only when no YAML 1.1 or 1.2 reader could take them for anything but
 // a string (so "05:30", "yes", "1e3" and "null" are quoted); everything else is double-quoted JSON, which
 // is valid YAML.
 

@@ -79,14 +79,14 @@ export async function registerNode(
   clientAddress: string | null,
 ): Promise<RegisterResult> {
   // Checked before any write, so a bad config costs no enrollment use.
-  let configBody: Record<string, unknown> | undefined;
+  let configBody: { body: Record<string, unknown>; text: string } | undefined;
   if (input.config !== undefined && input.config !== null) {
     const parsed = parseConfigInput(input.config);
     if (!parsed.ok) {
       const details = prefixDetails(parsed.details, "config").map((d) => ({ ...d, location: "body" }));
       throw validationFailed(`invalid config: ${describe(details)}`, details);
     }
-    configBody = parsed.body;
+    configBody = { body: parsed.body, text: parsed.text };
   }
   const nodeToken = newSecret(SECRET_PREFIX.nodeToken);
   const tokenHash = await keyedHash(deps.settings.SECRET_KEY, nodeToken);
@@ -153,7 +153,8 @@ export async function registerNode(
         if (configBody && !existing?.desiredVersionId) {
           await createConfigVersion(deps, tx, {
             nodeId,
-            body: configBody,
+            body: configBody.body,
+            text: configBody.text,
             source: "agent",
             principal,
             comment: "brought by the agent at registration",

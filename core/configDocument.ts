@@ -1,8 +1,22 @@
-// The autoscaler's config.yaml: one zod schema for the rules, canonical JSON for the hash, YAML for people.
+// The autoscaler's config.yaml: one zod schema for the rules, the text as written for people and agents (its
+// sha256 is the config hash), canonical JSON to compare meanings.
 // Unknown keys pass through untouched at every level (newer agents add settings this server does not know),
 // and the stored body is the document as given: defaults (monitoring_method: oci) are meaning, not rewrites.
 import { z } from "zod";
-import { parseDocument, stringify } from "yaml";
+import {
+  Document,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parse,
+  parseDocument,
+  Parser,
+  Scalar,
+  visit,
+} from "yaml";
 import type { ErrorDetail } from "./errors.ts";
 import * as fields from "./fields.ts";
 import { sha256Hex } from "./secrets.ts";
@@ -99,55 +113,150 @@ export const configDocumentSchema = z.looseObject({
 
 export type ConfigDocument = z.infer<typeof configDocumentSchema>;
 
+/** A valid config: the body (JSON), its config.yaml text, and how it came (YAML text or a JSON object). */
 export type ParsedConfig =
-  | { ok: true; body: Record<string, unknown> }
+  | { ok: true; body: Record<string, unknown>; text: string; from: "yaml" | "json" }
   | { ok: false; details: ErrorDetail[] };
 
+/** Where a problem sits in the YAML text, 1-based (absent for JSON input). */
+interface TextPosition {
+  line: number;
+  column: number;
+}
+
+type Issue = { path: readonly PropertyKey[]; message: string; code: string };
+
+/** The text as stored and delivered: LF line ends (browsers post CRLF), no BOM, one final newline. */
+export function normalizeConfigText(text: string): string {
+  const lf = text.replace(/^\uFEFF/, "").replace(/\r\n?/g, "\n");
+  return lf.endsWith("\n") ? lf : `${lf}\n`;
+}
+
 /** Validates a config given as YAML text or as an already-parsed object. Details name the dotted path
- * inside the document ("pools.0.cpu_threshold.min"; "" for the document itself); see prefixDetails. */
+ * inside the document ("pools.0.cpu_threshold.min"; "" for the document itself; see prefixDetails) and,
+ * for YAML text, the line and column of that field (of its nearest written parent when it is missing). */
 export function parseConfigInput(input: unknown): ParsedConfig {
-  let value: unknown = input;
-  if (typeof input === "string") {
-    const document = parseDocument(input, { prettyErrors: true, uniqueKeys: true });
-    if (document.errors.length > 0) {
-      return {
-        ok: false,
-        details: document.errors.map((error) => ({
+  if (typeof input !== "string") {
+    const problems = checkDocument(input);
+    if (problems.length > 0) return { ok: false, details: problems.map((issue) => toDetail(issue)) };
+    return {
+      ok: true,
+      body: input as Record<string, unknown>,
+      text: toYaml(input as Record<string, unknown>),
+      from: "json",
+    };
+  }
+  const text = normalizeConfigText(input);
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
+  if (document.errors.length > 0) {
+    // The parser notices an unclosed {…} or […] only where the next line starts; the operator's mistake is
+    // where it opened.
+    const opened = unclosedFlowCollection(text);
+    return {
+      ok: false,
+      details: document.errors.map((error) => {
+        const at = error.linePos?.[0];
+        const start = opened !== undefined && error.pos[0] >= opened ? lineCounter.linePos(opened) : at;
+        return {
           field: "",
           message: `YAML syntax: ${error.message.split("\n")[0]}`,
           code: "yaml_syntax",
-          line: error.linePos?.[0].line,
-          column: error.linePos?.[0].col,
-        })),
-      };
-    }
-    value = document.toJS({ maxAliasCount: 100 });
+          line: start?.line,
+          column: start?.col,
+        };
+      }),
+    };
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+  let value: unknown;
+  try {
+    value = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // Alias bombs ("excessive alias count") and the like.
     return {
       ok: false,
-      details: [{
-        field: "",
-        message: "must be a mapping (an object with a pools list)",
-        code: "invalid_type",
-      }],
+      details: [{ field: "", message: `YAML: ${(error as Error).message}`, code: "yaml_syntax" }],
     };
+  }
+  const problems = checkDocument(value);
+  if (problems.length > 0) {
+    return {
+      ok: false,
+      details: problems.map((issue) => toDetail(issue, positionOf(document, lineCounter, issue.path))),
+    };
+  }
+  return { ok: true, body: value as Record<string, unknown>, text, from: "yaml" };
+}
+
+/** Offset of the first flow collection ({…} or […]) the text opens and never closes. */
+function unclosedFlowCollection(text: string): number | undefined {
+  let first: number | undefined;
+  const walk = (token: unknown): void => {
+    if (Array.isArray(token)) return token.forEach(walk);
+    if (token === null || typeof token !== "object") return;
+    const node = token as { type?: string; offset?: number; end?: { type?: string }[] };
+    if (node.type === "flow-collection" && node.offset !== undefined) {
+      const closed = node.end?.some((end) => end.type === "flow-map-end" || end.type === "flow-seq-end");
+      if (!closed && (first === undefined || node.offset < first)) first = node.offset;
+    }
+    Object.values(token).forEach(walk);
+  };
+  for (const token of new Parser().parse(text)) walk(token);
+  return first;
+}
+
+function toDetail(issue: Issue, position?: TextPosition): ErrorDetail {
+  return {
+    field: issue.path.map(String).join("."),
+    message: issue.message,
+    code: issue.code,
+    ...(position ? { line: position.line, column: position.column } : {}),
+  };
+}
+
+function checkDocument(value: unknown): Issue[] {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return [{ path: [], message: "must be a mapping (an object with a pools list)", code: "invalid_type" }];
   }
   const notJson = nonJsonValues(value, []);
-  if (notJson.length > 0) return { ok: false, details: notJson };
+  if (notJson.length > 0) return notJson;
   const parsed = configDocumentSchema.safeParse(value);
-  if (!parsed.success) {
-    return {
-      ok: false,
-      details: parsed.error.issues.map((issue) => ({
-        field: issue.path.map(String).join("."),
-        message: issue.message,
-        code: issue.code,
-      })),
-    };
+  // The input, not parsed.data, is what gets stored: the body as written (see the header comment).
+  return parsed.success
+    ? []
+    : parsed.error.issues.map(({ path, message, code }) => ({ path, message, code }));
+}
+
+/** The line of `path` in the text: the key of the deepest mapping entry (or the sequence item) along the
+ * path that the text has, so a missing field points at the entry that should hold it. */
+function positionOf(
+  document: Document.Parsed,
+  lineCounter: LineCounter,
+  path: readonly PropertyKey[],
+): TextPosition | undefined {
+  let node: unknown = document.contents;
+  let offset = isNode(node) ? node.range?.[0] : undefined;
+  for (const segment of path) {
+    if (isAlias(node)) node = node.resolve(document);
+    if (isMap(node)) {
+      const pair = node.items.find((item) =>
+        String(isScalar(item.key) ? item.key.value : item.key) === String(segment)
+      );
+      if (!pair) break;
+      offset = (isNode(pair.key) ? pair.key.range?.[0] : undefined) ?? offset;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(segment)];
+      if (!isNode(item)) break;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      break;
+    }
   }
-  // The input, not parsed.data: the body is stored as written (see the header comment).
-  return { ok: true, body: value as Record<string, unknown> };
+  if (offset === undefined) return undefined;
+  const { line, col } = lineCounter.linePos(offset);
+  return { line, column: col };
 }
 
 /** Details with their field moved under `prefix` ("config" + "pools.0.region" -> "config.pools.0.region"). */
@@ -159,22 +268,18 @@ export function prefixDetails(details: ErrorDetail[], prefix: string): ErrorDeta
 }
 
 // YAML can express values JSON cannot (.inf, .nan); they would change meaning when stored, so refuse them.
-function nonJsonValues(value: unknown, path: string[]): ErrorDetail[] {
+function nonJsonValues(value: unknown, path: PropertyKey[]): Issue[] {
   if (typeof value === "number") {
-    return Number.isFinite(value)
-      ? []
-      : [{ field: path.join("."), message: "must be a finite number", code: "invalid_type" }];
+    return Number.isFinite(value) ? [] : [{ path, message: "must be a finite number", code: "invalid_type" }];
   }
   if (value === null || typeof value === "string" || typeof value === "boolean") return [];
-  if (Array.isArray(value)) {
-    return value.flatMap((item, index) => nonJsonValues(item, [...path, String(index)]));
-  }
+  if (Array.isArray(value)) return value.flatMap((item, index) => nonJsonValues(item, [...path, index]));
   if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
     return Object.entries(value as Record<string, unknown>).flatMap(([key, item]) =>
       nonJsonValues(item, [...path, key])
     );
   }
-  return [{ field: path.join("."), message: "is not a JSON value", code: "invalid_type" }];
+  return [{ path, message: "is not a JSON value", code: "invalid_type" }];
 }
 
 /** JSON with object keys sorted at every level: equal documents give equal text whatever the key order. */
@@ -190,12 +295,35 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-/** The config hash: sha256 hex of the canonical JSON (what ETag, heartbeat and ack carry). */
-export function configHash(body: Record<string, unknown>): Promise<string> {
-  return sha256Hex(canonicalJson(body));
+/** The config hash (what ETag, heartbeat and ack carry): sha256 hex of the config.yaml text delivered to the
+ * agent, so any change to that text, a comment included, is a new config the agent receives and acks, and
+ * `sha256sum config.yaml` on the agent equals it. */
+export function configHash(text: string): Promise<string> {
+  return sha256Hex(text);
 }
 
-/** The body as config.yaml text, keys in the order they were written. */
+/** Whether two bodies mean the same document (key order aside). */
+export function sameBody(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** The body as config.yaml text, keys in the order they were written. A string is written plain only when
+ * YAML 1.2 and 1.1 readers (PyYAML, which the autoscalers use) both read it back as that string: "05:30",
+ * "yes", "0o17" and "null" are quoted. */
 export function toYaml(body: Record<string, unknown>): string {
-  return stringify(body, { lineWidth: 0 });
+  const document = new Document(body);
+  visit(document, {
+    Scalar(_key, node) {
+      if (typeof node.value === "string" && !readsBackAsItself(node.value)) node.type = Scalar.QUOTE_DOUBLE;
+    },
+  });
+  return document.toString({ lineWidth: 0 });
+}
+
+function readsBackAsItself(text: string): boolean {
+  try {
+    return parse(text) === text && parse(text, { version: "1.1" }) === text;
+  } catch {
+    return false;
+  }
 }

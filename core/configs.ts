@@ -16,7 +16,7 @@ import {
 } from "../db/configs.ts";
 import type { DbOrTx } from "../db/client.ts";
 import { recordAudit } from "./audit.ts";
-import { configHash, parseConfigInput, prefixDetails, toYaml } from "./configDocument.ts";
+import { configHash, parseConfigInput, prefixDetails, sameBody, toYaml } from "./configDocument.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, describeDetails, notFound, validationFailed } from "./errors.ts";
@@ -34,6 +34,8 @@ export interface ConfigVersionView {
   version: number;
   hash: string;
   body: Record<string, unknown>;
+  /** config.yaml as written (comments, key order); what agents write to disk. */
+  yaml: string;
   source: ConfigSource;
   author: string;
   comment: string | null;
@@ -56,6 +58,8 @@ export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
     version: row.version,
     hash: row.hash,
     body: row.body,
+    // Versions from before texts were kept are rendered from their body.
+    yaml: row.yamlText ?? toYaml(row.body),
     source: row.source as ConfigSource,
     author: row.author,
     comment: row.comment,
@@ -65,12 +69,14 @@ export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
 }
 
 /**
- * Makes `body` the node's desired config as a new immutable version (next number for the node), sets the
- * node's desired_* columns and config_state (in_sync when it equals the applied hash, else pending), and
- * audits "config.create" ("config.rollback" for source rollback).
+ * Makes `text` (with its parsed `body`) the node's desired config as a new immutable version (next number
+ * for the node; hash = sha256 of the text), sets the node's desired_* columns and config_state (in_sync when
+ * it equals the applied hash, else pending), and audits "config.create" ("config.rollback" for source
+ * rollback).
  *
- * Idempotent: when the body's hash equals the node's current desired hash, no version is created, nothing
- * is written, and the current version is returned.
+ * Idempotent: when the text is the desired one (same hash), or with `sameBodyIsUnchanged` when the body
+ * means the same as the desired body, no version is created, nothing is written, and the current version
+ * is returned.
  *
  * `db` may be the database or a transaction; the work runs in a (nested) transaction with the node row
  * locked, so concurrent writers get consecutive version numbers. The body must already be valid
@@ -94,6 +100,10 @@ export interface ConfigChange {
 interface ConfigVersionInput {
   nodeId: string;
   body: Record<string, unknown>;
+  /** config.yaml text of body, normalized (normalizeConfigText) */
+  text: string;
+  /** JSON input: a body equal to the desired one keeps that version and its text (comments stay). */
+  sameBodyIsUnchanged?: boolean;
   source: ConfigSource;
   principal: Principal;
   comment?: string | null;
@@ -110,10 +120,12 @@ export function writeConfigVersion(
   return db.transaction(async (tx) => {
     const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
     if (!node) throw notFound(`node ${input.nodeId}`);
-    const hash = await configHash(input.body);
-    if (node.desiredHash === hash && node.desiredVersionId !== null) {
+    const hash = await configHash(input.text);
+    if (node.desiredVersionId !== null && (node.desiredHash === hash || input.sameBodyIsUnchanged)) {
       const current = await findConfigVersionById(tx, node.desiredVersionId);
-      if (current) return { view: toConfigVersionView(current), created: false };
+      if (current && (current.hash === hash || sameBody(current.body, input.body))) {
+        return { view: toConfigVersionView(current), created: false };
+      }
     }
     const now = deps.clock.now();
     const version = (await maxConfigVersion(tx, input.nodeId)) + 1;
@@ -121,6 +133,7 @@ export function writeConfigVersion(
       nodeId: input.nodeId,
       version,
       body: input.body,
+      yamlText: input.text,
       hash,
       source: input.source,
       author: actorOf(input.principal).actorName.slice(0, 128),
@@ -190,6 +203,9 @@ export async function changeNodeConfig(
     writeConfigVersion(deps, tx, {
       nodeId: input.nodeId,
       body: parsed.body,
+      text: parsed.text,
+      // JSON says what, YAML also says how: only YAML text that differs makes a new version.
+      sameBodyIsUnchanged: parsed.from === "json",
       source: "operator",
       principal: input.principal,
       comment,
@@ -233,6 +249,9 @@ export async function rollbackNodeConfig(
     writeConfigVersion(deps, tx, {
       nodeId: input.nodeId,
       body: target.body,
+      text: target.yamlText ?? toYaml(target.body),
+      // A version from before texts were kept has no text to compare: its body decides.
+      sameBodyIsUnchanged: target.yamlText === null,
       source: "rollback",
       principal: input.principal,
       comment,
@@ -287,7 +306,8 @@ export async function getDesiredConfig(
   return row ? toConfigVersionView(row) : null;
 }
 
-/** Unified diff of the YAML of two versions (file names "v<from>" and "v<to>"). 404 unknown version. */
+/** Unified diff of the YAML texts of two versions, comments included (file names "v<from>" and "v<to>").
+ * 404 unknown version. */
 export async function diffConfigVersions(
   deps: Pick<CoreDeps, "db">,
   nodeId: string,
@@ -299,8 +319,8 @@ export async function diffConfigVersions(
   const diff = createTwoFilesPatch(
     `v${from.version}`,
     `v${to.version}`,
-    toYaml(from.body),
-    toYaml(to.body),
+    from.yaml,
+    to.yaml,
     from.hash.slice(0, 12),
     to.hash.slice(0, 12),
   );

@@ -6,6 +6,9 @@ export interface ErrorDetail {
   /** Dotted path of the offending field, e.g. "samples.3.cpu_util" or "query.wait". */
   field?: string;
   message: string;
+  /** 1-based line and column in the YAML text the field came from (config documents). */
+  line?: number;
+  column?: number;
   [extra: string]: unknown;
 }
 

@@ -10,6 +10,7 @@ import {
   double,
   index,
   int,
+  mediumtext,
   mysqlTable,
   primaryKey,
   text,
@@ -145,6 +146,10 @@ export const configVersions = mysqlTable("config_versions", {
   nodeId: char("node_id", { length: 36 }).notNull(),
   version: int("version").notNull(),
   body: jsonText<Record<string, unknown>>("body").notNull(),
+  // config.yaml exactly as the operator or agent wrote it (comments, key order), delivered to agents beside
+  // body. Null only for versions written before this column existed: those are rendered from body.
+  yamlText: mediumtext("yaml_text"),
+  // sha256 of yaml_text (of canonical JSON of body for the older versions without text)
   hash: char("hash", { length: 64 }).notNull(),
   source: varchar("source", { length: 16 }).notNull(), // agent | operator | rollback
   author: varchar("author", { length: 128 }).notNull(),

@@ -15,7 +15,15 @@ export const ErrorSchema = z.object({
     code: z.string().openapi({ example: "validation_failed" }),
     message: z.string().openapi({ example: "body.name: Required" }),
     details: z.array(
-      z.object({ field: z.string().optional(), message: z.string() }).passthrough(),
+      z.object({
+        field: z.string().optional(),
+        message: z.string(),
+        line: z.number().int().optional().openapi({
+          description: "Config documents sent as YAML text: the 1-based line of the field (or of the " +
+            "nearest parent the text has, when the field is missing), or of a syntax error",
+        }),
+        column: z.number().int().optional().openapi({ description: "1-based column, with line" }),
+      }).passthrough(),
     ).optional(),
     request_id: z.string().optional(),
   }),

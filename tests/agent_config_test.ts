@@ -12,7 +12,7 @@ import {
   rollbackConfig,
   setNodeConfig,
 } from "../core/configs.ts";
-import { configHash } from "../core/configDocument.ts";
+import { configHash, toYaml } from "../core/configDocument.ts";
 import { AppError } from "../core/errors.ts";
 import type { Principal } from "../core/principal.ts";
 import { auditLog, configVersions, nodes } from "../db/schema.ts";
@@ -145,10 +145,12 @@ Deno.test("agent config protocol", async (t) => {
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("etag"), `"${firstHash}"`);
       const body = await json(res);
-      assert.deepEqual(Object.keys(body).sort(), ["body", "created_at", "hash", "version"]);
+      assert.deepEqual(Object.keys(body).sort(), ["body", "created_at", "hash", "version", "yaml"]);
       assert.equal(body.version, 1);
       assert.equal(body.hash, firstHash);
-      assert.equal(await configHash(body.body as Record<string, unknown>), firstHash);
+      // The text the operator wrote, byte for byte, and the hash is its sha256.
+      assert.equal(body.yaml, configYaml());
+      assert.equal(await configHash(body.yaml as string), firstHash);
     });
 
     await t.step("X-API-Key works like the original client sent it", async () => {
@@ -575,8 +577,8 @@ Deno.test("agent config protocol", async (t) => {
       assert.equal(result.to.version, 2);
       assert.match(result.diff, /^--- v1\t/m);
       assert.match(result.diff, /^\+\+\+ v2\t/m);
-      assert.match(result.diff, /^-\s+max: 75$/m);
-      assert.match(result.diff, /^\+\s+max: 80$/m);
+      assert.match(result.diff, /^-\s+cpu_threshold: \{min: 30, max: 75\}$/m);
+      assert.match(result.diff, /^\+\s+cpu_threshold: \{min: 30, max: 80\}$/m);
       const same = await diffConfigVersions(ctx.deps, node.nodeId, 1, 1);
       assert.doesNotMatch(same.diff, /^@@/m);
       await expectAppError(diffConfigVersions(ctx.deps, node.nodeId, 1, 999), 404, "not_found");
@@ -630,6 +632,7 @@ Deno.test("agent config protocol", async (t) => {
           createConfigVersion(ctx.deps, tx, {
             nodeId: agentNode.nodeId,
             body: configObject(),
+            text: toYaml(configObject()),
             source: "agent",
             principal: agent,
           })
@@ -655,11 +658,20 @@ Deno.test("agent config protocol", async (t) => {
     );
 
     await t.step("the routes are in /openapi.json with the node token security", async () => {
-      const doc = await json<{ paths: Record<string, Record<string, { security?: unknown }>> }>(
-        await ctx.call("GET", "/openapi.json"),
-      );
+      type Schema = { properties: Record<string, { description?: string }>; required?: string[] };
+      const doc = await json<{
+        paths: Record<string, Record<string, { security?: unknown }>>;
+        components: { schemas: Record<string, Schema> };
+      }>(await ctx.call("GET", "/openapi.json"));
       assert.deepEqual(doc.paths["/api/v1/nodes/{id}/config"].get.security, [{ nodeToken: [] }]);
       assert.deepEqual(doc.paths["/api/v1/nodes/{id}/config/ack"].post.security, [{ nodeToken: [] }]);
+      // The text beside the body, and the line of a refused field, are documented.
+      const agentConfig = doc.components.schemas.AgentConfig;
+      assert.match(agentConfig.properties.yaml.description ?? "", /exactly as the operator/);
+      assert.match(agentConfig.properties.hash.description ?? "", /config\.yaml text/);
+      assert.ok(doc.components.schemas.ConfigVersion.properties.yaml);
+      const errorSchema = JSON.stringify(doc.components.schemas.Error);
+      assert.match(errorSchema, /"line"/);
     });
   } finally {
     await ctx.close();

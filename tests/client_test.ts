@@ -97,6 +97,8 @@ Deno.test("TypeScript client against the real service", async (t) => {
         assert.equal(versions.length, 1);
         assert.equal(versions[0].source, "agent");
         assert.deepEqual(versions[0].body, configDocument());
+        // The agent's own file is kept as its text: what the console shows and what a rollback restores.
+        assert.equal(versions[0].yamlText, await Deno.readTextFile(`${dir}/config.yaml`));
         const row = await eventually("config in sync", async () => {
           const node = await nodeRow(server, "agent-1");
           return node.configState === "in_sync" ? node : undefined;
@@ -178,6 +180,66 @@ Deno.test("TypeScript client against the real service", async (t) => {
         assert.deepEqual(leftovers, []);
       },
     );
+
+    await t.step(
+      "the operator's YAML lands in config.yaml byte for byte, a comment-only edit too; sha256 is the hash",
+      async () => {
+        const written = `# web tier: raised after the March incident
+pools:
+  - instance_pool_id: ${POOL_A}   # the main pool
+    compartment_id: ocid1.compartment.oc1..aaaaclienttest
+    region: us-ashburn-1
+    cpu_threshold: {min: 30, max: 81}
+    ram_threshold: {min: 20, max: 75}
+    scaling_limits: {min: 1, max: 10}
+`;
+        for (const text of [written, written.replace("March", "April")]) {
+          const set = await server.setConfig(nodeId, text);
+          await eventually("in_sync on the operator's text", async () => {
+            const row = await nodeRow(server, "agent-1");
+            return row.configState === "in_sync" && row.appliedHash === set.hash;
+          });
+          const onDisk = await Deno.readFile(`${dir}/config.yaml`);
+          assert.equal(new TextDecoder().decode(onDisk), text);
+          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", onDisk));
+          assert.equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), set.hash);
+        }
+      },
+    );
+
+    await t.step("an older server that sends only the body: the client renders it itself", async () => {
+      const legacyDir = `${dir}/legacy`;
+      await Deno.mkdir(legacyDir);
+      // Stands in for a server from before the yaml field: the real answer without it.
+      const withoutYaml: typeof fetch = async (input, init) => {
+        const response = await fetch(input, init);
+        if (!String(input).includes("/config?") || response.status !== 200) return response;
+        const { yaml: _dropped, ...answer } = await response.json();
+        return new Response(JSON.stringify(answer), { status: 200, headers: response.headers });
+      };
+      const legacy = track(
+        new CentralManagementClient(fastOptions(server, legacyDir, {
+          enrollmentToken: token,
+          nodeName: "agent-legacy",
+          fetch: withoutYaml,
+        })),
+      );
+      await legacy.start();
+      await legacy.whenRegistered();
+      const set = await server.setConfig(
+        legacy.nodeId!,
+        "# this comment cannot survive\n" + toYaml(configDocument(66)),
+      );
+      await eventually(
+        "legacy in sync",
+        async () => (await nodeRow(server, "agent-legacy")).appliedHash === set.hash,
+      );
+      const text = await Deno.readTextFile(`${legacyDir}/config.yaml`);
+      assert.match(text, /^# Managed by Autoscaler Central: version 1, hash /);
+      assert.doesNotMatch(text, /cannot survive/);
+      assert.deepEqual(parseYaml(text), configDocument(66));
+      await legacy.stop();
+    });
 
     await t.step(
       "restart: same node id from the state file, no enrollment use, nothing re-registered",

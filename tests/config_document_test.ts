@@ -4,8 +4,10 @@ import { parse } from "yaml";
 import {
   canonicalJson,
   configHash,
+  normalizeConfigText,
   parseConfigInput,
   prefixDetails,
+  sameBody,
   toYaml,
 } from "../core/configDocument.ts";
 import type { ErrorDetail } from "../core/errors.ts";
@@ -326,6 +328,149 @@ Deno.test("config document: every rule refuses with the field named", async (t) 
   });
 });
 
+Deno.test("config document: the text as written, and where a problem is", async (t) => {
+  await t.step("YAML text is kept as written: comments, key order, quoting", () => {
+    const parsed = parseConfigInput(VALID_YAML);
+    assert.ok(parsed.ok);
+    assert.equal(parsed.text, VALID_YAML);
+    assert.equal(parsed.from, "yaml");
+  });
+
+  await t.step("line ends become LF, a BOM goes, one final newline is added", () => {
+    assert.equal(normalizeConfigText("\uFEFFa: 1\r\nb: 2\rc: 3"), "a: 1\nb: 2\nc: 3\n");
+    assert.equal(normalizeConfigText("a: 1\n"), "a: 1\n");
+    const parsed = parseConfigInput(VALID_YAML.replaceAll("\n", "\r\n"));
+    assert.ok(parsed.ok);
+    assert.equal(parsed.text, VALID_YAML);
+  });
+
+  await t.step("an object is stored with a YAML rendering in its key order", () => {
+    const parsed = parseConfigInput({ pools: [validPool()] });
+    assert.ok(parsed.ok);
+    assert.equal(parsed.from, "json");
+    assert.equal(parsed.text, toYaml({ pools: [validPool()] }));
+    assert.ok(parsed.text.indexOf("instance_pool_id") < parsed.text.indexOf("schedules"));
+  });
+
+  const lineOf = (text: string, needle: string, occurrence = 0) => {
+    const lines = text.split("\n");
+    const matching = lines.flatMap((line, index) => (line.includes(needle) ? [index + 1] : []));
+    return matching[occurrence];
+  };
+  const detailFor = (details: ErrorDetail[], field: string) => {
+    const detail = details.find((d) => d.field === field);
+    assert.ok(detail, `no detail for ${field} in ${JSON.stringify(details)}`);
+    return detail;
+  };
+
+  await t.step("a schema error names the field and its line and column", () => {
+    const text = VALID_YAML.replace(
+      "cpu_threshold: {min: 30, max: 75}",
+      "cpu_threshold: {min: 30, max: 175}",
+    );
+    const detail = detailFor(refused(text), "pools.0.cpu_threshold.max");
+    assert.equal(detail.line, lineOf(text, "cpu_threshold"));
+    assert.equal(detail.column, text.split("\n")[detail.line! - 1].indexOf("max:") + 1);
+  });
+
+  await t.step("block style, the second pool, a schedule item: each on its own line", () => {
+    const text = `pools:
+  - instance_pool_id: ${POOL_OCID}
+    compartment_id: ${COMPARTMENT_OCID}
+    region: us-ashburn-1
+    cpu_threshold: {min: 30, max: 75}
+    ram_threshold: {min: 20, max: 75}
+    scaling_limits: {min: 1, max: 10}
+  # the second pool
+  - instance_pool_id: ${POOL_OCID.replace("0001", "0002")}
+    compartment_id: ${COMPARTMENT_OCID}
+    region: us-ashburn-1
+    cpu_threshold:
+      min: 30
+      max: 75
+    ram_threshold:
+      min: 90   # above max
+      max: 75
+    scaling_limits: {min: 1, max: 10}
+    schedules:
+      - start_time: "05:30"
+        end_time: "05:50"
+      - start_time: "25:00"
+        end_time: "26:00"
+`;
+    const details = refused(text);
+    assert.equal(detailFor(details, "pools.1.ram_threshold.min").line, lineOf(text, "min: 90"));
+    assert.equal(detailFor(details, "pools.1.ram_threshold.min").column, 7);
+    assert.equal(detailFor(details, "pools.1.schedules.1.start_time").line, lineOf(text, "25:00"));
+    assert.equal(detailFor(details, "pools.1.schedules.1.end_time").line, lineOf(text, "26:00"));
+  });
+
+  await t.step("a missing field points at the entry that should hold it", () => {
+    const text = VALID_YAML.replace("    region: us-ashburn-1\n", "");
+    const detail = detailFor(refused(text), "pools.0.region");
+    assert.equal(detail.line, lineOf(text, "instance_pool_id"));
+    const empty = detailFor(refused("# nothing yet\npools: []\n"), "pools");
+    assert.equal(empty.line, 2);
+  });
+
+  await t.step("a document that is not a mapping, and a non-JSON value, have lines too", () => {
+    const scalar = refused("# a comment\njust a string\n");
+    assert.equal(scalar[0].field, "");
+    assert.equal(scalar[0].line, 2);
+    const nan = detailFor(
+      refused(VALID_YAML.replace("{min: 30, max: 75}", "{min: .nan, max: 75}")),
+      "pools.0.cpu_threshold.min",
+    );
+    assert.equal(nan.line, lineOf(VALID_YAML, "cpu_threshold"));
+  });
+
+  await t.step("a field reached through an alias points at the anchor", () => {
+    const text = VALID_YAML.replace(
+      "cpu_threshold: {min: 30, max: 75}",
+      "cpu_threshold: &t {min: 80, max: 75}",
+    )
+      .replace("ram_threshold: {min: 20, max: 75}", "ram_threshold: *t");
+    const details = refused(text);
+    assert.equal(detailFor(details, "pools.0.cpu_threshold.min").line, lineOf(text, "&t"));
+    assert.equal(detailFor(details, "pools.0.ram_threshold.min").line, lineOf(text, "&t"));
+  });
+
+  await t.step("an unclosed { or [ is reported where it opened, not where the parser noticed", () => {
+    const text = VALID_YAML.replace("ram_threshold: {min: 20, max: 75}", "ram_threshold: {min: 20, max: 75");
+    const [detail] = refused(text);
+    assert.equal(detail.code, "yaml_syntax");
+    assert.equal(detail.line, lineOf(text, "ram_threshold"));
+    assert.equal(detail.column, text.split("\n")[detail.line! - 1].indexOf("{") + 1);
+    const list = VALID_YAML.replace(
+      'schedules: [{start_time: "05:30", end_time: "05:50"}]',
+      "schedules: [1, 2",
+    );
+    assert.equal(refused(list)[0].line, lineOf(list, "schedules"));
+  });
+
+  await t.step("a syntax error gives its line and column; JSON input gives none", () => {
+    const details = refused("pools:\n  - region: us-ashburn-1\n    cpu_threshold: {min: 30, max: 75\n");
+    assert.equal(details[0].code, "yaml_syntax");
+    assert.ok(details[0].line! >= 3, JSON.stringify(details));
+    assert.equal(typeof details[0].column, "number");
+    const json = detailFor(refusedPool({ region: "nowhere" }), "pools.0.region");
+    assert.equal(json.line, undefined);
+  });
+
+  await t.step("too many aliases is refused, not expanded", () => {
+    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 0; i < 8; i++) {
+      bomb.push(
+        `${"bcdefghij"[i]}: &${"bcdefghij"[i]} [${
+          Array(10).fill(`*${i === 0 ? "a" : "bcdefghij"[i - 1]}`).join(", ")
+        }]`,
+      );
+    }
+    const details = refused(bomb.join("\n") + "\n");
+    assert.equal(details[0].code, "yaml_syntax");
+  });
+});
+
 Deno.test("config document: canonical JSON, hash and YAML", async (t) => {
   await t.step("canonical JSON sorts keys at every level and keeps array order", () => {
     assert.equal(
@@ -336,16 +481,48 @@ Deno.test("config document: canonical JSON, hash and YAML", async (t) => {
     assert.equal(canonicalJson("é\n"), JSON.stringify("é\n"));
   });
 
-  await t.step("hash is sha256 hex of canonical JSON, independent of key order", async () => {
-    const a = await configHash({ pools: [validPool()], x: 1 });
-    const b = await configHash({ x: 1, pools: [Object.fromEntries(Object.entries(validPool()).reverse())] });
+  await t.step("hash is sha256 hex of the config.yaml text: a comment changes it", async () => {
+    const a = await configHash(VALID_YAML);
     assert.match(a, /^[0-9a-f]{64}$/);
-    assert.equal(a, b);
-    assert.notEqual(a, await configHash({ pools: [validPool({ region: "eu-frankfurt-1" })], x: 1 }));
+    assert.equal(a, await configHash(VALID_YAML));
+    assert.notEqual(a, await configHash(VALID_YAML.replace("# the autoscaler's own file", "# edited")));
     assert.equal(
-      await configHash({}),
+      await configHash("{}"),
       "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", // sha256("{}")
     );
+  });
+
+  await t.step("sameBody compares meaning, whatever the key order", () => {
+    const reordered = Object.fromEntries(Object.entries(validPool()).reverse());
+    assert.ok(sameBody({ pools: [validPool()], x: 1 }, { x: 1, pools: [reordered] }));
+    assert.ok(!sameBody({ pools: [validPool()] }, { pools: [validPool({ region: "eu-frankfurt-1" })] }));
+  });
+
+  await t.step("toYaml quotes what a YAML 1.1 or 1.2 reader would take for something else", () => {
+    const tricky = {
+      time: "05:30",
+      yes: "yes",
+      on: "on",
+      n: "n",
+      exponent: "1e3",
+      octal12: "0o17",
+      octal11: "0755",
+      nothing: "null",
+      tilde: "~",
+      date: "2001-12-14",
+      comment: "a # b",
+      colon: "a: b",
+      padded: " x ",
+      lines: "one\ntwo",
+      plain: "us-ashburn-1",
+      url: "http://prometheus:9090/api",
+    };
+    const text = toYaml(tricky);
+    assert.deepEqual(parse(text), tricky);
+    assert.deepEqual(parse(text, { version: "1.1" }), tricky);
+    assert.match(text, /^time: "05:30"$/m);
+    assert.match(text, /^"n": "n"$/m);
+    assert.match(text, /^plain: us-ashburn-1$/m);
   });
 
   await t.step("toYaml keeps the written key order and round-trips", () => {

@@ -3,7 +3,9 @@ import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { auditEntries, countNodeRows, insertNode, newNodeToken, poolOcid } from "./helpers/fixtures.ts";
 
-type ErrorBody = { error: { code: string; message: string; details?: { field?: string }[] } };
+type ErrorBody = {
+  error: { code: string; message: string; details?: { field?: string; line?: number; column?: number }[] };
+};
 type Version = {
   version: number;
   hash: string;
@@ -13,6 +15,7 @@ type Version = {
   comment: string | null;
   rolled_back_from: number | null;
   created_at: string;
+  yaml: string;
 };
 
 function document(cpuMax: number) {
@@ -56,6 +59,13 @@ Deno.test("configs API", async (t) => {
       return body;
     };
     const versionCount = async () => (await countNodeRows(ctx, node)).config_versions;
+    const ack = async (hash: string) => {
+      const res = await ctx.call("POST", `${base}/config/ack`, {
+        token: agent.token,
+        json: { hash, status: "applied" },
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
 
     await t.step("POST a JSON object: version 1, audited with the caller", async () => {
       const res = await post({ config: document(75), comment: "first" });
@@ -81,6 +91,7 @@ Deno.test("configs API", async (t) => {
         const v2 = await json<Version>(res);
         assert.equal(v2.version, 2);
         assert.deepEqual(v2.body, document(80));
+        assert.equal(v2.yaml, YAML_V2);
 
         const yaml = YAML_V2.replace("max: 80", "max: 85");
         const raw = await ctx.call("POST", `${base}/configs?comment=from%20yaml`, {
@@ -122,7 +133,19 @@ Deno.test("configs API", async (t) => {
         body: YAML_V2.replace("max: 80", "max: 180"),
         headers: { "content-type": "application/yaml" },
       });
-      await expectError(yaml, 422, "validation_failed", "config.pools.0.cpu_threshold.max");
+      const refusal = await expectError(yaml, 422, "validation_failed", "config.pools.0.cpu_threshold.max");
+      // Line 5 of YAML_V2 is "    cpu_threshold: {min: 30, max: 180}"; max sits at column 30.
+      assert.deepEqual(
+        refusal.error.details?.map(({ field, line, column }) => ({ field, line, column })),
+        [{ field: "config.pools.0.cpu_threshold.max", line: 5, column: 30 }],
+      );
+      const syntax = await expectError(
+        await post({ config: YAML_V2.replace("{min: 20, max: 75}", "{min: 20, max: 75") }),
+        422,
+        "validation_failed",
+        "config",
+      );
+      assert.equal(syntax.error.details?.[0].line, 6); // where the { opened
       const text = await ctx.call("POST", `${base}/configs`, {
         token: operator,
         body: YAML_V2,
@@ -200,8 +223,9 @@ Deno.test("configs API", async (t) => {
       const body = await json<{ from: Version; to: Version; diff: string }>(res);
       assert.equal(body.from.version, 1);
       assert.equal(body.to.version, 2);
-      assert.match(body.diff, /^-.*max: 75$/m);
-      assert.match(body.diff, /^\+.*max: 80$/m);
+      // v1 came as JSON (stored as a block-style rendering), v2 as flow-style YAML text: the diff is of texts.
+      assert.match(body.diff, /^-\s+max: 75$/m);
+      assert.match(body.diff, /^\+\s+cpu_threshold: \{min: 30, max: 80\}$/m);
       await expectError(
         await ctx.call("GET", `${base}/configs/diff?from=1`, { token: viewer }),
         422,
@@ -287,6 +311,85 @@ Deno.test("configs API", async (t) => {
       assert.equal(body.version, created.version);
       assert.equal(body.hash, created.hash);
     });
+
+    await t.step(
+      "the operator's text reaches the agent as written; a comment-only edit is a new version, acked",
+      async () => {
+        const commented = `# pool for the web tier (ticket OPS-42)\n${
+          YAML_V2.replace("max: 80}", "max: 70}  # lowered after the load test")
+        }`;
+        const v1 = await post({ config: commented, comment: "annotated" });
+        assert.equal(v1.status, 201);
+        const annotated = await json<Version>(v1);
+        assert.equal(annotated.yaml, commented);
+        const before = await versionCount();
+
+        // The same text again, or a JSON body with the same meaning: unchanged, the comments stay.
+        const again = await post({ config: commented });
+        assert.equal(again.status, 200);
+        assert.equal((await json<Version>(again)).version, annotated.version);
+        const reordered = document(70);
+        reordered.pools[0] = Object.fromEntries(
+          Object.entries(reordered.pools[0]).reverse(),
+        ) as typeof reordered.pools[0];
+        const viaJson = await post({ config: reordered });
+        assert.equal(viaJson.status, 200);
+        assert.equal((await json<Version>(viaJson)).yaml, commented);
+        assert.equal(await versionCount(), before);
+
+        // The agent gets the text byte for byte; the hash is its sha256.
+        const pulled = await ctx.call("GET", `${base}/config`, { token: agent.token });
+        const delivered = await json<{ hash: string; yaml: string; body: unknown }>(pulled);
+        assert.equal(delivered.yaml, commented);
+        assert.deepEqual(delivered.body, document(70));
+        const digest = new Uint8Array(
+          await crypto.subtle.digest("SHA-256", new TextEncoder().encode(commented)),
+        );
+        assert.equal(delivered.hash, Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""));
+        await ack(delivered.hash);
+
+        // Only a comment changes: same body, new version and hash, delivered to the agent and acked.
+        const edited = commented.replace("ticket OPS-42", "ticket OPS-43");
+        const v2 = await post({ config: edited, comment: "comment only" });
+        assert.equal(v2.status, 201);
+        const commentEdit = await json<Version>(v2);
+        assert.equal(commentEdit.version, annotated.version + 1);
+        assert.notEqual(commentEdit.hash, annotated.hash);
+        assert.deepEqual(commentEdit.body, annotated.body);
+        const status = await json<{ state: string }>(
+          await ctx.call("GET", `${base}/config-status`, { token: viewer }),
+        );
+        assert.equal(status.state, "pending");
+        const next = await ctx.call("GET", `${base}/config`, {
+          token: agent.token,
+          headers: { "if-none-match": `"${annotated.hash}"` },
+        });
+        assert.equal(next.status, 200);
+        assert.equal((await json<{ yaml: string }>(next)).yaml, edited);
+        await ack(commentEdit.hash);
+        const synced = await json<{ state: string }>(
+          await ctx.call("GET", `${base}/config-status`, { token: viewer }),
+        );
+        assert.equal(synced.state, "in_sync");
+
+        // The diff shows the comment; a rollback brings the old text back, comments and all.
+        const diff = await json<{ diff: string }>(
+          await ctx.call("GET", `${base}/configs/diff?from=${annotated.version}&to=${commentEdit.version}`, {
+            token: viewer,
+          }),
+        );
+        assert.match(diff.diff, /^-# pool for the web tier \(ticket OPS-42\)$/m);
+        assert.match(diff.diff, /^\+# pool for the web tier \(ticket OPS-43\)$/m);
+        const back = await ctx.call("POST", `${base}/configs/${annotated.version}/rollback`, {
+          token: operator,
+          json: { comment: "old comment back" },
+        });
+        assert.equal(back.status, 201);
+        const restored = await json<Version>(back);
+        assert.equal(restored.yaml, commented);
+        assert.equal(restored.hash, annotated.hash);
+      },
+    );
 
     await t.step("a decommissioned node's config can no longer change", async () => {
       const res = await ctx.call("POST", `${base}/decommission`, { token: operator });

@@ -1,16 +1,20 @@
 // The fleet simulator: its scaling rule and load model, a short run of 5 simulated autoscalers against the
 // real service (online, samples, scaling events, a config change applied and acked and then driving the
-// rule), and the `simulate` command as users run it.
+// rule), the backfill of past history (span, count, daily shape, idempotent re-run), and the `simulate`
+// command as users run it.
 import assert from "node:assert/strict";
-import { count, eq, inArray } from "drizzle-orm";
+import { count, eq, inArray, sql } from "drizzle-orm";
 import {
+  backfillWindow,
   dailyDemand,
   decide,
   DEFAULT_RULE,
   initialConfig,
   inScheduleWindow,
+  PoolLoad,
   type PoolRule,
   ruleFromConfig,
+  SimulatedPool,
   startFleet,
 } from "../tools/simulator.ts";
 import { configVersions, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
@@ -84,6 +88,39 @@ Deno.test("simulator: config entries become rules; the daily curve peaks at its 
   assert.ok(at(10) > at(6) && at(14) > at(10));
 });
 
+Deno.test("simulator: the load is a function of the sample's own time", () => {
+  const day = Date.UTC(2026, 5, 1);
+  const a = new PoolLoad(7, "ocid1.instancepool.oc1.iad.aaaasimn001p1");
+  const b = new PoolLoad(7, "ocid1.instancepool.oc1.iad.aaaasimn001p1");
+  const other = new PoolLoad(8, "ocid1.instancepool.oc1.iad.aaaasimn001p1");
+  const times = Array.from({ length: 24 * 60 }, (_, minute) => day + minute * 60_000);
+  // Same seed and pool: the same load at the same time, whatever was asked before.
+  assert.deepEqual(times.map((ms) => a.demand(ms)), [...times].reverse().map((ms) => b.demand(ms)).reverse());
+  assert.notDeepEqual(times.map((ms) => a.demand(ms)), times.map((ms) => other.demand(ms)));
+  // The day's shape: the busiest hours carry more load than the night.
+  const mean = (hours: number[]) => {
+    const values = times.filter((ms) => hours.includes(new Date(ms).getUTCHours())).map((ms) => a.demand(ms));
+    return values.reduce((sum, value) => sum + value, 0) / values.length;
+  };
+  assert.ok(mean([12, 13, 14, 15]) > 1.5 * mean([0, 1, 2, 3]));
+
+  // Two pools stepped over the same times from the same start decide the same.
+  const rule = ruleFromConfig(
+    (initialConfig("sim", 1, 1, "us-ashburn-1").pools as Record<string, unknown>[])[0],
+  );
+  const first = new SimulatedPool("p", rule, a);
+  const second = new SimulatedPool("p", rule, b);
+  const window = backfillWindow(day + 86_400_000, 86_400_000, 60_000);
+  assert.equal(window.points, 1440); // every minute, the first a minute inside the span
+  assert.equal(window.toMs, day + 86_400_000);
+  const decisions = (pool: SimulatedPool) =>
+    Array.from({ length: window.points }, (_, i) => pool.step(window.fromMs + i * 60_000).decision);
+  const decided = decisions(first);
+  assert.deepEqual(decided, decisions(second));
+  assert.ok(decided.some((decision) => decision?.direction === "UP"));
+  assert.ok(decided.some((decision) => decision?.direction === "DOWN"));
+});
+
 Deno.test("simulator: 5 nodes against the real service", async (t) => {
   const server = await startTestServer("simulate", { env: { HEARTBEAT_INTERVAL_S: "1" } });
   const dir = await Deno.makeTempDir({ prefix: "central-sim-" });
@@ -93,8 +130,8 @@ Deno.test("simulator: 5 nodes against the real service", async (t) => {
     token: await server.enrollmentToken({ maxUses: 5 }),
     nodes: 5,
     pools: 2,
-    speed: 3600,
     tickMs: 100,
+    cooldownMs: 100,
     dir,
     prefix: "simtest",
     seed: 42,
@@ -200,10 +237,109 @@ Deno.test("simulator: 5 nodes against the real service", async (t) => {
   }
 });
 
-Deno.test("simulate command: runs for --seconds and prints a summary; bad arguments exit 2", async (t) => {
-  const server = await startTestServer("simulate_cli", { env: { HEARTBEAT_INTERVAL_S: "1" } });
+Deno.test("simulator: --backfill writes past history through the API, once", async (t) => {
+  const server = await startTestServer("simulate_backfill", { env: { HEARTBEAT_INTERVAL_S: "1" } });
+  const dir = await Deno.makeTempDir({ prefix: "central-sim-backfill-" });
+  const db = server.ctx.deps.db;
+  const token = await server.enrollmentToken();
+  const untilMs = Date.now();
+  const day = 86_400_000;
+  const run = () =>
+    startFleet({
+      url: server.apiUrl,
+      token,
+      nodes: 2,
+      pools: 2,
+      tickMs: 200,
+      dir,
+      prefix: "backfill",
+      seed: 5,
+      backfill: { spanMs: day, stepMs: 60_000, untilMs },
+      clientOptions: { heartbeatIntervalMs: 500, flushIntervalMs: 100, configWaitS: 1, retryBaseMs: 50 },
+    });
+  const window = backfillWindow(untilMs, day, 60_000);
+  const expected = 2 * 2 * window.points;
+  const stored = async () => {
+    const [row] = await db.select({ n: count() }).from(metricSamples)
+      .where(sql`${metricSamples.ts} <= ${new Date(window.toMs)}`);
+    return Number(row.n);
+  };
+  const storedEvents = async () => Number((await db.select({ n: count() }).from(scalingEvents))[0].n);
   try {
-    await t.step("two nodes for two seconds", async () => {
+    await t.step("a day of samples for every pool, at their real past times", async () => {
+      const fleet = await run();
+      const backfill = (await fleet.live)!;
+      await fleet.stop(2_000);
+      assert.equal(backfill.done, true);
+      assert.equal(backfill.refused, null);
+      assert.equal(backfill.nodes, 2);
+      assert.equal(window.points, Math.floor((window.toMs - window.fromMs) / 60_000) + 1);
+      assert.ok(window.points >= 1438 && window.points <= 1440, String(window.points));
+      assert.equal(backfill.samples, expected);
+      assert.equal(backfill.accepted, expected);
+      assert.equal(backfill.duplicates, 0);
+      assert.equal(backfill.from, new Date(window.fromMs).toISOString());
+      assert.equal(await stored(), expected);
+
+      const [span] = await db.select({
+        first: sql<Date>`MIN(${metricSamples.ts})`,
+        last: sql<Date>`MAX(${metricSamples.ts})`,
+        hours: sql<number>`COUNT(DISTINCT DATE_FORMAT(${metricSamples.ts}, '%Y-%m-%d %H'))`,
+      }).from(metricSamples).where(sql`${metricSamples.ts} <= ${new Date(window.toMs)}`);
+      assert.equal(new Date(span.first).getTime(), window.fromMs);
+      assert.equal(new Date(span.last).getTime(), window.toMs);
+      assert.ok(window.toMs <= untilMs && window.fromMs > untilMs - day);
+      assert.ok(Number(span.hours) >= 24, `samples in ${span.hours} distinct hours`); // spread over the day
+      // Every pool has every minute.
+      const perPool = await db.select({ n: count() }).from(metricSamples)
+        .where(sql`${metricSamples.ts} <= ${new Date(window.toMs)}`)
+        .groupBy(metricSamples.nodeId, metricSamples.poolId);
+      assert.deepEqual(perPool.map((row) => Number(row.n)), [1, 2, 3, 4].map(() => window.points));
+
+      // The daily curve: more instances in the busy hours than at night.
+      const meanCount = async (fromHour: number, toHour: number) => {
+        const [row] = await db.select({ mean: sql<number>`AVG(${metricSamples.instanceCount})` })
+          .from(metricSamples)
+          .where(sql`HOUR(${metricSamples.ts}) BETWEEN ${fromHour} AND ${toHour}`);
+        return Number(row.mean);
+      };
+      const dayMean = await meanCount(12, 16);
+      const nightMean = await meanCount(0, 4);
+      assert.ok(dayMean > nightMean + 1, `day ${dayMean} vs night ${nightMean}`);
+
+      // Scaling events at their past times, one per decision.
+      assert.ok(await storedEvents() >= backfill.scaling_events);
+      const [old] = await db.select({ n: count() }).from(scalingEvents)
+        .where(sql`${scalingEvents.ts} <= ${new Date(window.toMs)}`);
+      assert.equal(Number(old.n), backfill.scaling_events);
+      assert.ok(backfill.scaling_events >= 4, `${backfill.scaling_events} events`);
+    });
+
+    await t.step("a re-run sends the same history: counted as duplicates, not stored twice", async () => {
+      const fleet = await run();
+      const backfill = (await fleet.live)!;
+      await fleet.stop(2_000);
+      assert.equal(backfill.done, true);
+      assert.equal(backfill.samples, expected);
+      assert.equal(backfill.duplicates, expected);
+      assert.equal(backfill.accepted, 0);
+      assert.equal(await stored(), expected);
+      const [old] = await db.select({ n: count() }).from(scalingEvents)
+        .where(sql`${scalingEvents.ts} <= ${new Date(window.toMs)}`);
+      assert.equal(Number(old.n), backfill.scaling_events);
+    });
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("simulate command: runs for --seconds and prints a summary; bad arguments exit 2", async (t) => {
+  const server = await startTestServer("simulate_cli", {
+    env: { HEARTBEAT_INTERVAL_S: "1", METRICS_RETENTION_DAYS: "1" },
+  });
+  try {
+    await t.step("two nodes: an hour of history, then two seconds live", async () => {
       const token = await server.enrollmentToken();
       const run = await runCli([
         "simulate",
@@ -217,8 +353,8 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
         "1",
         "--seconds",
         "2",
-        "--speed",
-        "600",
+        "--backfill",
+        "1h",
         "--tick-ms",
         "200",
         "--prefix",
@@ -234,9 +370,44 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
       assert.deepEqual(rows.map((row) => row.name).sort(), ["clisim-001", "clisim-002"]);
       const [stored] = await server.ctx.deps.db.select({ n: count() }).from(metricSamples);
       assert.equal(Number(stored.n), summary.samples_sent);
+      // An hour at one sample a minute per pool, then live samples (one per pool every 200 ms).
+      const backfill = summary.backfill;
+      assert.equal(backfill.done, true);
+      assert.ok(backfill.samples === 2 * 59 || backfill.samples === 2 * 60, String(backfill.samples));
+      assert.equal(backfill.accepted, backfill.samples);
+      assert.equal(backfill.step_s, 60);
+      assert.ok(summary.samples_sent > backfill.samples);
+      const [old] = await server.ctx.deps.db.select({ n: count() }).from(metricSamples)
+        .where(sql`${metricSamples.ts} <= ${new Date(backfill.to)}`);
+      assert.equal(Number(old.n), backfill.samples);
+      assert.match(run.stdout, /backfill \d+ samples done/);
+    });
+
+    await t.step("history older than the server keeps is refused: exit 2 naming --backfill", async () => {
+      const token = await server.enrollmentToken();
+      const before = Number((await server.ctx.deps.db.select({ n: count() }).from(metricSamples))[0].n);
+      const run = await runCli([
+        "simulate",
+        "--url",
+        server.apiUrl,
+        "--nodes",
+        "1",
+        "--token",
+        token,
+        "--backfill",
+        "3d",
+        "--prefix",
+        "tooold",
+      ]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /--backfill 3d was refused by the server/);
+      assert.match(run.stderr, /older than the retention \(1 days\)/);
+      const after = Number((await server.ctx.deps.db.select({ n: count() }).from(metricSamples))[0].n);
+      assert.equal(after, before);
     });
 
     await t.step("usage errors name the option and exit 2", async () => {
+      const given = ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x"];
       const cases: [string[], RegExp][] = [
         [["--nodes", "2", "--token", "ace_x"], /--url is required/],
         [["--url", server.apiUrl, "--token", "ace_x"], /--nodes is required/],
@@ -244,11 +415,16 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
           ["--url", server.apiUrl, "--nodes", "0", "--token", "ace_x"],
           /--nodes must be a whole number in 1\.\.10000/,
         ],
-        [
-          ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--speed", "fast"],
-          /--speed must be a number/,
-        ],
-        [["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x", "--prefix", "a b"], /--prefix/],
+        [[...given, "--speed", "fast"], /--speed must be a number/],
+        [[...given, "--speed", "600"], /--speed is no longer supported: .*Use --backfill 1d/],
+        [[...given, "--prefix", "a b"], /--prefix/],
+        ...["0", "7x", "abc", "5m", "400d", "1.5d"].map((value): [string[], RegExp] => [
+          [...given, "--backfill", value],
+          new RegExp(`--backfill must be a span like 30m, 12h, 7d \\(got "${value}"\\)`),
+        ]),
+        [[...given, "--backfill", "1d", "--backfill-step", "5s"], /--backfill-step must be a span like 10s/],
+        [[...given, "--backfill-step", "1m"], /--backfill-step needs --backfill/],
+        [[...given, "--backfill", "1h", "--backfill-step", "1h"], /--backfill must span at least two/],
       ];
       for (const [args, message] of cases) {
         const run = await runCli(["simulate", ...args]);

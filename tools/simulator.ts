@@ -2,9 +2,10 @@
 // few instance pools whose load follows a daily curve with noise and spikes, and scales them with the
 // original autoscaler's rule, driven by the thresholds and limits of the config the server gives it.
 //
-// Simulated time runs `speed` times faster than real time (the daily curve and the cooldown use it);
-// samples are stamped with real time, as the server only takes samples near its own clock.
-import { CentralManagementClient, type ClientOptions, toYaml } from "../client/mod.ts";
+// Time is real: a sample is stamped with the time it describes, and its load is a function of that time
+// (see README, "The fleet simulator"). Past history is written by the backfill, at past times, through the
+// same client and API; a live fleet then samples the present.
+import { CentralManagementClient, type ClientOptions, type MetricSample, toYaml } from "../client/mod.ts";
 
 // ---- the scaling rule ---------------------------------------------------------------------------------
 
@@ -116,88 +117,198 @@ export function ruleFromConfig(pool: Record<string, unknown>): PoolRule {
 
 // ---- the load model -----------------------------------------------------------------------------------
 
-/** A small seeded PRNG (mulberry32), so a run can be repeated with --seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** FNV-1a of a string: a pool's identity as a number. */
+function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
-function gaussian(random: () => number): number {
-  const u = Math.max(random(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+/** A uniform number in [0, 1) that depends only on its arguments (murmur3's mixing): the load at a time is a
+ * function of that time, so a history written twice comes out the same and a re-run only adds what is new. */
+export function hashUnit(seed: number, ...values: number[]): number {
+  let h = seed >>> 0;
+  for (const value of values) {
+    // Times in milliseconds exceed 32 bits: mix both halves.
+    for (const part of [value >>> 0, Math.floor(value / 4294967296) >>> 0]) {
+      h = Math.imul(h ^ part, 0xcc9e2d51);
+      h = Math.imul((h << 15) | (h >>> 17), 0x1b873593);
+    }
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 4294967296;
 }
 
 const clamp = (value: number, low: number, high: number) => Math.min(high, Math.max(low, value));
+const HOUR_MS = 3_600_000;
 
 export interface LoadShape {
   /** Demand at the daily peak, in instances' worth of work at 100% cpu. */
   peakDemand: number;
-  /** Hour (UTC, simulated) of the daily peak. */
+  /** Hour (UTC) of the daily peak. */
   peakHour: number;
   /** Share of the peak at night (0..1). */
   nightShare: number;
-  /** Chance per simulated hour that a spike starts. */
+  /** Chance per hour that a spike starts. */
   spikeRatePerHour: number;
 }
 
-/** Demand at a simulated time: a daily cosine curve between nightShare and 1 of the peak. */
-export function dailyDemand(shape: LoadShape, simMs: number): number {
-  const hours = (simMs / 3_600_000) % 24;
+/** Demand at a time: a daily cosine curve between nightShare and 1 of the peak. */
+export function dailyDemand(shape: LoadShape, ms: number): number {
+  const hours = (ms / HOUR_MS) % 24;
   const daily = 0.5 + 0.5 * Math.cos((2 * Math.PI * (hours - shape.peakHour)) / 24);
   return shape.peakDemand * (shape.nightShare + (1 - shape.nightShare) * daily);
 }
 
+// Salts that keep the independent draws of one pool apart.
+const SALT = { peak: 1, hour: 2, night: 3, spike: 4, spikeStart: 5, spikeLength: 6, spikeSize: 7, noise: 8 };
+
+/** The load of one pool: daily curve, noise and spikes, all functions of (seed, pool, time). */
+export class PoolLoad {
+  readonly seed: number;
+  readonly shape: LoadShape;
+
+  constructor(seed: number, ocid: string, shape?: LoadShape) {
+    this.seed = (hashString(ocid) ^ Math.imul(seed >>> 0, 0x9e3779b1)) >>> 0;
+    this.shape = shape ?? {
+      peakDemand: 2 + hashUnit(this.seed, SALT.peak) * 5,
+      peakHour: 11 + hashUnit(this.seed, SALT.hour) * 6,
+      nightShare: 0.15 + hashUnit(this.seed, SALT.night) * 0.25,
+      spikeRatePerHour: 0.08,
+    };
+  }
+
+  /** A standard normal draw for this time (Box-Muller); `salt` tells apart draws at the same time. */
+  gaussian(ms: number, salt: number): number {
+    const u = Math.max(hashUnit(this.seed, SALT.noise, salt, ms), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) *
+      Math.cos(2 * Math.PI * hashUnit(this.seed, SALT.noise, salt + 1, ms));
+  }
+
+  /** Extra demand of a spike running at this time. Each hour may start one (10 to 40 minutes long), so
+   * only this hour's and the previous hour's can be running. */
+  spike(ms: number): number {
+    const hour = Math.floor(ms / HOUR_MS);
+    let extra = 0;
+    for (const slot of [hour - 1, hour]) {
+      if (hashUnit(this.seed, SALT.spike, slot) >= this.shape.spikeRatePerHour) continue;
+      const start = slot * HOUR_MS + hashUnit(this.seed, SALT.spikeStart, slot) * HOUR_MS;
+      const length = (10 + 30 * hashUnit(this.seed, SALT.spikeLength, slot)) * 60_000;
+      if (ms >= start && ms < start + length) {
+        extra += this.shape.peakDemand * (0.3 + 0.7 * hashUnit(this.seed, SALT.spikeSize, slot));
+      }
+    }
+    return extra;
+  }
+
+  /** Demand at a time: the daily curve with 6% noise, plus any spike. */
+  demand(ms: number): number {
+    return Math.max(0, dailyDemand(this.shape, ms) * (1 + 0.06 * this.gaussian(ms, 0)) + this.spike(ms));
+  }
+}
+
+export interface Observation {
+  cpu: number;
+  ram: number;
+  /** The instance count the sample saw (before the decision). */
+  count: number;
+  decision: Decision | null;
+}
+
 export class SimulatedPool {
   count: number;
-  lastScaleSimMs = Number.NEGATIVE_INFINITY;
-  spikeUntilSimMs = 0;
-  spikeSize = 0;
+  lastScaleMs = Number.NEGATIVE_INFINITY;
   scaledUp = 0;
   scaledDown = 0;
 
   constructor(
     readonly ocid: string,
     public rule: PoolRule,
-    readonly shape: LoadShape,
-    readonly random: () => number,
+    readonly load: PoolLoad,
+    /** Time between two scaling actions of the pool. */
+    readonly cooldownMs = COOLDOWN_S * 1000,
   ) {
-    this.count = clamp(Math.round(shape.peakDemand / 1.5), rule.minCount, rule.maxCount);
+    this.count = clamp(Math.round(load.shape.peakDemand / 1.5), rule.minCount, rule.maxCount);
   }
 
-  /** One observation `dtSimMs` after the previous: utilization now, and the scaling it leads to. */
-  step(
-    simMs: number,
-    dtSimMs: number,
-  ): { cpu: number; ram: number; count: number; decision: Decision | null } {
-    const hours = dtSimMs / 3_600_000;
-    if (simMs >= this.spikeUntilSimMs && this.random() < this.shape.spikeRatePerHour * hours) {
-      this.spikeSize = this.shape.peakDemand * (0.3 + 0.7 * this.random());
-      this.spikeUntilSimMs = simMs + (10 + 30 * this.random()) * 60_000;
-    }
-    const spike = simMs < this.spikeUntilSimMs ? this.spikeSize : 0;
-    const demand = Math.max(0, dailyDemand(this.shape, simMs) * (1 + 0.06 * gaussian(this.random)) + spike);
-    const cpu = clamp((100 * demand) / Math.max(1, this.count), 0, 100);
-    const ram = clamp(22 + 0.55 * cpu + 3 * gaussian(this.random), 0, 100);
+  /** One observation at time `ms` (later than the previous one): utilization, and the scaling it leads to. */
+  step(ms: number): Observation {
+    const cpu = clamp((100 * this.load.demand(ms)) / Math.max(1, this.count), 0, 100);
+    const ram = clamp(22 + 0.55 * cpu + 3 * this.load.gaussian(ms, 2), 0, 100);
     const round = (value: number) => Math.round(value * 10) / 10;
     const observed = { cpu: round(cpu), ram: round(ram), count: this.count };
     let decision: Decision | null = null;
-    if (simMs - this.lastScaleSimMs >= COOLDOWN_S * 1000) {
-      decision = decide(this.rule, observed, inScheduleWindow(this.rule.schedules, simMs));
+    if (ms - this.lastScaleMs >= this.cooldownMs) {
+      decision = decide(this.rule, observed, inScheduleWindow(this.rule.schedules, ms));
       if (decision) {
         this.count = decision.to;
-        this.lastScaleSimMs = simMs;
+        this.lastScaleMs = ms;
         if (decision.direction === "UP") this.scaledUp++;
         else this.scaledDown++;
       }
     }
     return { ...observed, decision };
   }
+}
+
+// ---- history ------------------------------------------------------------------------------------------
+
+export interface BackfillWindow {
+  fromMs: number;
+  toMs: number;
+  stepMs: number;
+  /** Observations per pool. */
+  points: number;
+}
+
+/** The times a backfill of `spanMs` before `nowMs` samples at: on the grid of the step, so a re-run sends
+ * the same times again (the server counts them as duplicates), and the oldest a minute inside the span, so
+ * it is not already past the server's retention when it arrives. */
+export function backfillWindow(nowMs: number, spanMs: number, stepMs: number): BackfillWindow {
+  const toMs = Math.floor(nowMs / stepMs) * stepMs;
+  const fromMs = Math.ceil((nowMs - spanMs + 60_000) / stepMs) * stepMs;
+  const points = toMs < fromMs ? 0 : Math.floor((toMs - fromMs) / stepMs) + 1;
+  return { fromMs, toMs, stepMs, points };
+}
+
+export interface HistoryEntry {
+  ms: number;
+  pool: SimulatedPool;
+  observation: Observation;
+}
+
+/** A node's history, oldest first, every pool at each time: what the pools would have observed and
+ * decided. It moves the pools' state (count, cooldown) forward, so live ticks continue from it. */
+export function* nodeHistory(pools: SimulatedPool[], window: BackfillWindow): Generator<HistoryEntry> {
+  for (let i = 0; i < window.points; i++) {
+    const ms = window.fromMs + i * window.stepMs;
+    for (const pool of pools) yield { ms, pool, observation: pool.step(ms) };
+  }
+}
+
+/** An observation as the client's sample, its scaling event included. */
+export function toClientSample(pool: SimulatedPool, ms: number, observation: Observation): MetricSample {
+  const { cpu, ram, count, decision } = observation;
+  return {
+    instancePoolId: pool.ocid,
+    ts: ms,
+    cpuUtil: cpu,
+    memoryUtil: ram,
+    instanceCount: decision ? decision.to : count,
+    ...(decision
+      ? {
+        scalingEvent: true,
+        scalingDirection: decision.direction,
+        fromCount: count,
+        toCount: decision.to,
+        reason: decision.reason,
+      }
+      : {}),
+  };
 }
 
 // ---- the fleet ----------------------------------------------------------------------------------------
@@ -207,17 +318,23 @@ export interface SimulationOptions {
   token: string;
   nodes: number;
   pools?: number;
-  /** Simulated seconds per real second. Default 60 (a day in 24 minutes). */
-  speed?: number;
-  /** Real milliseconds between two observations of a pool. Default 1,000. */
+  /** Real milliseconds between two live observations of a pool. Default 1,000. */
   tickMs?: number;
   /** Where config files and state live (one sub-directory per node). */
   dir: string;
   /** Node names are `<prefix>-001`, ... Default "sim". */
   prefix?: string;
+  /** Same seed and prefix, same load at the same times. Default 1. */
   seed?: number;
-  /** Simulated time at the start. Default: now. */
-  startSimMs?: number;
+  /** Time between two scaling actions of a pool. Default 300,000 (5 minutes). */
+  cooldownMs?: number;
+  /** Write this much past history for each node before going live, up to `untilMs` (default: now). */
+  backfill?: { spanMs: number; stepMs: number; untilMs?: number };
+  /** How long the backfill waits for the nodes to register; one still unregistered is left out. Default
+   * 60,000 ms. */
+  registerTimeoutMs?: number;
+  /** The clock (epoch milliseconds). Default Date.now. */
+  now?: () => number;
   /** Extra client options (short intervals in tests). */
   clientOptions?: Partial<ClientOptions>;
 }
@@ -232,6 +349,25 @@ export interface SimulatedNodeStats {
   samplesSent: number;
 }
 
+export interface BackfillSummary {
+  from: string;
+  to: string;
+  step_s: number;
+  /** Nodes whose history was written (a node that did not register in time is left out). */
+  nodes: number;
+  /** Samples generated (nodes x pools x points once done). */
+  samples: number;
+  /** What the server answered: stored, and already stored (a re-run). */
+  accepted: number;
+  duplicates: number;
+  dropped: number;
+  scaling_events: number;
+  seconds: number;
+  done: boolean;
+  /** Why the server refused the history (e.g. older than its retention), else null. */
+  refused: string | null;
+}
+
 export interface SimulationSummary {
   nodes: number;
   registered: number;
@@ -244,8 +380,12 @@ export interface SimulationSummary {
   configs_failed: number;
   heartbeats: number;
   errors: number;
-  simulated_time: string;
+  backfill: BackfillSummary | null;
 }
+
+/** Samples a backfill lets wait in a client's buffer (which drops the oldest beyond 10,000): a batch in
+ * flight and the next one ready. */
+const BACKFILL_IN_FLIGHT = 2_000;
 
 export class SimulatedAutoscaler {
   readonly pools = new Map<string, SimulatedPool>();
@@ -257,7 +397,8 @@ export class SimulatedAutoscaler {
     readonly name: string,
     readonly configPath: string,
     readonly region: string,
-    private readonly random: () => number,
+    private readonly seed: number,
+    private readonly cooldownMs: number,
     clientOptions: ClientOptions,
   ) {
     this.client = new CentralManagementClient({
@@ -281,30 +422,51 @@ export class SimulatedAutoscaler {
       const rule = ruleFromConfig(entry);
       const pool = this.pools.get(ocid);
       if (pool) pool.rule = rule;
-      else this.pools.set(ocid, new SimulatedPool(ocid, rule, randomShape(this.random), this.random));
+      else {
+        this.pools.set(ocid, new SimulatedPool(ocid, rule, new PoolLoad(this.seed, ocid), this.cooldownMs));
+      }
     }
     for (const ocid of [...this.pools.keys()]) if (!seen.has(ocid)) this.pools.delete(ocid);
   }
 
-  tick(simMs: number, dtSimMs: number): void {
-    for (const pool of this.pools.values()) {
-      const { cpu, ram, count, decision } = pool.step(simMs, dtSimMs);
-      this.client.sendMetrics({
-        instancePoolId: pool.ocid,
-        cpuUtil: cpu,
-        memoryUtil: ram,
-        instanceCount: decision ? decision.to : count,
-        ...(decision
-          ? {
-            scalingEvent: true,
-            scalingDirection: decision.direction,
-            fromCount: count,
-            toCount: decision.to,
-            reason: decision.reason,
-          }
-          : {}),
-      });
+  /** One live observation of every pool, stamped with the time it describes. */
+  tick(ms: number): void {
+    for (const pool of this.pools.values()) this.client.sendMetrics(toClientSample(pool, ms, pool.step(ms)));
+  }
+
+  /** Sends the node's history through its client, oldest first, never more than BACKFILL_IN_FLIGHT
+   * waiting. The first full batch is sent alone: when the server refuses it (too old for its retention),
+   * nothing of the history is stored and the refusal is returned. */
+  async backfill(
+    window: BackfillWindow,
+    progress: { samples: number; events: number },
+    stopped: () => boolean,
+  ): Promise<string | undefined> {
+    const client = this.client;
+    const base = client.stats;
+    const settled = () => {
+      const now = client.stats;
+      return now.sent - base.sent + now.dropped - base.dropped;
+    };
+    const firstBatch = Math.min(1_000, window.points * this.pools.size);
+    let generated = 0;
+    for (const { ms, pool, observation } of nodeHistory([...this.pools.values()], window)) {
+      if (stopped()) return undefined;
+      client.sendMetrics(toClientSample(pool, ms, observation));
+      generated++;
+      progress.samples++;
+      if (observation.decision) progress.events++;
+      if (generated === firstBatch) {
+        await waitUntil(() => settled() >= firstBatch || stopped());
+        if (client.stats.droppedRejected > base.droppedRejected) {
+          return this.lastError ?? "the server refused the history";
+        }
+      } else if (generated % 100 === 0) {
+        await waitUntil(() => client.stats.buffered <= BACKFILL_IN_FLIGHT || stopped());
+      }
     }
+    await waitUntil(() => settled() >= generated || stopped());
+    return undefined;
   }
 
   stats(): SimulatedNodeStats {
@@ -323,13 +485,8 @@ export class SimulatedAutoscaler {
   }
 }
 
-function randomShape(random: () => number): LoadShape {
-  return {
-    peakDemand: 2 + random() * 5,
-    peakHour: 11 + random() * 6,
-    nightShare: 0.15 + random() * 0.25,
-    spikeRatePerHour: 0.08,
-  };
+async function waitUntil(done: () => boolean, pollMs = 10): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, pollMs));
 }
 
 /** A pool OCID from names ([a-z0-9] only in the unique part). */
@@ -362,23 +519,22 @@ export function initialConfig(
 
 export interface Fleet {
   agents: SimulatedAutoscaler[];
-  /** The simulated time now. */
-  simNow(): number;
+  /** Resolves when the backfill is over (at once without one) and the fleet ticks live. */
+  live: Promise<BackfillSummary | null>;
   summary(): SimulationSummary;
-  /** Stops ticking and stops every client (each flushes within `deadlineMs`). */
+  /** Stops the backfill and the ticking, and stops every client (each flushes within `deadlineMs`). */
   stop(deadlineMs?: number): Promise<SimulationSummary>;
 }
 
-/** Starts the fleet: writes each node's config.yaml under `dir`, starts the clients, ticks every tickMs. */
+/** Starts the fleet: writes each node's config.yaml under `dir` and starts the clients; then writes the
+ * backfill when asked, and ticks live every tickMs. */
 export async function startFleet(options: SimulationOptions): Promise<Fleet> {
   const poolsPerNode = options.pools ?? 3;
-  const speed = options.speed ?? 60;
   const tickMs = options.tickMs ?? 1_000;
   const prefix = options.prefix ?? "sim";
-  const random = seededRandom(options.seed ?? Date.now());
-  const realStart = Date.now();
-  const simStart = options.startSimMs ?? realStart;
-  const simNow = () => simStart + (Date.now() - realStart) * speed;
+  const seed = options.seed ?? 1;
+  const cooldownMs = options.cooldownMs ?? COOLDOWN_S * 1000;
+  const now = options.now ?? Date.now;
 
   const agents: SimulatedAutoscaler[] = [];
   for (let i = 1; i <= options.nodes; i++) {
@@ -394,7 +550,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
     } catch {
       await Deno.writeTextFile(configPath, toYaml(config));
     }
-    const agent = new SimulatedAutoscaler(name, configPath, region, random, {
+    const agent = new SimulatedAutoscaler(name, configPath, region, seed, cooldownMs, {
       centralApiUrl: options.url,
       localConfigPath: configPath,
       enrollmentToken: options.token,
@@ -415,15 +571,74 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
   }
   await Promise.all(agents.map((agent) => agent.client.start()));
 
-  let lastTickSim = simNow();
-  let ticking = true;
-  const timer = setInterval(() => {
-    if (!ticking) return;
-    const now = simNow();
-    const dt = now - lastTickSim;
-    lastTickSim = now;
-    for (const agent of agents) agent.tick(now, dt);
-  }, tickMs);
+  let stopping = false;
+  let backfill: BackfillSummary | null = null;
+  const progress = { samples: 0, events: 0 };
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  const runBackfill = async (spanMs: number, stepMs: number, untilMs?: number): Promise<BackfillSummary> => {
+    const started = now();
+    const window = backfillWindow(untilMs ?? started, spanMs, stepMs);
+    const bases = agents.map((agent) => agent.client.stats);
+    const summary: BackfillSummary = {
+      from: new Date(window.fromMs).toISOString(),
+      to: new Date(window.toMs).toISOString(),
+      step_s: stepMs / 1000,
+      nodes: 0,
+      samples: 0,
+      accepted: 0,
+      duplicates: 0,
+      dropped: 0,
+      scaling_events: 0,
+      seconds: 0,
+      done: false,
+      refused: null,
+    };
+    backfill = summary;
+    // Every node registers before any history goes out: registrations queued behind a flood of metric
+    // batches would time out.
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(agents.map((agent) => agent.client.whenRegistered())),
+      new Promise((resolve) => waited = setTimeout(resolve, options.registerTimeoutMs ?? 60_000)),
+    ]);
+    clearTimeout(waited);
+    const refusals = await Promise.all(agents.map(async (agent) => {
+      if (!agent.client.nodeId || stopping) return undefined;
+      summary.nodes++;
+      return await agent.backfill(window, progress, () => stopping || summary.refused !== null)
+        .then((refusal) => {
+          if (refusal !== undefined) summary.refused ??= refusal;
+          return refusal;
+        });
+    }));
+    agents.forEach((agent, index) => {
+      const stats = agent.client.stats;
+      summary.accepted += stats.accepted - bases[index].accepted;
+      summary.duplicates += stats.duplicates - bases[index].duplicates;
+      summary.dropped += stats.dropped - bases[index].dropped;
+    });
+    summary.samples = progress.samples;
+    summary.scaling_events = progress.events;
+    summary.refused = refusals.find((refusal) => refusal !== undefined) ?? null;
+    summary.done = !stopping && summary.refused === null;
+    summary.seconds = Math.round((now() - started) / 100) / 10;
+    return summary;
+  };
+
+  const live = (async () => {
+    const result = options.backfill
+      ? await runBackfill(options.backfill.spanMs, options.backfill.stepMs, options.backfill.untilMs)
+      : null;
+    if (!stopping && (result === null || result.done)) {
+      timer = setInterval(() => {
+        if (stopping) return;
+        const at = now();
+        for (const agent of agents) agent.tick(at);
+      }, tickMs);
+    }
+    return result;
+  })();
 
   const summary = (): SimulationSummary => {
     const result: SimulationSummary = {
@@ -438,7 +653,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
       configs_failed: 0,
       heartbeats: 0,
       errors: 0,
-      simulated_time: new Date(simNow()).toISOString(),
+      backfill: backfill && { ...backfill, samples: progress.samples, scaling_events: progress.events },
     };
     for (const agent of agents) {
       const stats = agent.client.stats;
@@ -460,12 +675,14 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
 
   return {
     agents,
-    simNow,
+    live,
     summary,
     stop: async (deadlineMs = 5_000) => {
-      ticking = false;
+      stopping = true;
       clearInterval(timer);
+      // Stopped clients release a backfill still waiting for their registration.
       await Promise.all(agents.map((agent) => agent.client.stop({ deadlineMs })));
+      await live;
       return summary();
     },
   };

@@ -7,6 +7,7 @@ token) and steers/reads it through JSON-line commands on its stdin. Run from the
 """
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -207,6 +208,8 @@ class ProtocolTest(ClientTestCase):
         versions = SERVER.call("config_versions", node_id=client.node_id)
         self.assertEqual([(v["version"], v["source"]) for v in versions], [(1, "agent")])
         self.assertEqual(versions[0]["body"], config_document())
+        with open(self.config_path) as handle:  # the agent's own file is kept as its text
+            self.assertEqual(versions[0]["yaml"], handle.read())
         node = eventually("in sync with a heartbeat", lambda: (lambda n: n if n["config_state"] == "in_sync"
                                                                and n["last_heartbeat_at"] else None)(self.node()))
         self.assertEqual(node["applied_hash"], versions[0]["hash"])
@@ -252,6 +255,38 @@ class ProtocolTest(ClientTestCase):
         except ImportError:
             return
         self.assertEqual(yaml.safe_load(text), config_document(80))
+
+    def test_operator_yaml_written_byte_for_byte_comment_edit_too(self):
+        client = self.started()
+        eventually("in sync", lambda: self.node()["config_state"] == "in_sync")
+        written = ("# web tier: raised after the March incident\n"
+                   "pools:\n"
+                   "  - instance_pool_id: %s   # the main pool\n"
+                   "    compartment_id: ocid1.compartment.oc1..aaaapytest\n"
+                   "    region: us-ashburn-1\n"
+                   "    cpu_threshold: {min: 30, max: 81}\n"
+                   "    ram_threshold: {min: 20, max: 75}\n"
+                   "    scaling_limits: {min: 1, max: 10}\n" % POOL_A)
+        for text in (written, written.replace("March", "April")):
+            new = SERVER.call("set_config", node_id=client.node_id, config=text)
+            eventually("acked in sync", lambda: (lambda n: n["config_state"] == "in_sync"
+                                                 and n["applied_hash"] == new["hash"])(self.node()))
+            with open(self.config_path, "rb") as handle:
+                on_disk = handle.read()
+            self.assertEqual(on_disk.decode("utf-8"), text)
+            self.assertEqual(hashlib.sha256(on_disk).hexdigest(), new["hash"])
+
+    def test_older_server_without_yaml_field_gets_a_rendering(self):
+        client = self.started()
+        eventually("in sync", lambda: self.node()["config_state"] == "in_sync")
+        # What a server from before the yaml field sends: hash and body only.
+        client._apply_config({"version": 9, "hash": "ab" * 32, "body": config_document(66)})
+        with open(self.config_path) as handle:
+            text = handle.read()
+        self.assertTrue(text.startswith("# Managed by Autoscaler Central: version 9, hash abababababab."), text)
+        self.assertEqual(text, to_yaml(config_document(66), [
+            "Managed by Autoscaler Central: version 9, hash abababababab.",
+            "Local edits are replaced when the server's config changes; edit it there."]))
 
     def test_callback_failure_acks_failed_with_its_message(self):
         def refuse(config):

@@ -10,7 +10,7 @@ import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access } from "../guards.ts";
-import { NodeIdParams } from "./schemas.ts";
+import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION, NodeIdParams } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const MAX_ERROR_LENGTH = 4000;
@@ -33,8 +33,12 @@ const PullHeaders = z.object({
 
 const ConfigResponseSchema = z.object({
   version: z.number().int(),
-  hash: z.string().openapi({ description: "sha256 of the canonical JSON of body; also the ETag" }),
+  hash: z.string().openapi({ description: `${CONFIG_HASH_DESCRIPTION} Also the ETag.` }),
   body: z.record(z.string(), z.unknown()).openapi({ description: "The config.yaml document as JSON" }),
+  yaml: z.string().openapi({
+    description: `${CONFIG_YAML_DESCRIPTION} Write it to config.yaml as is; older servers do not send it ` +
+      "(render body then).",
+  }),
   created_at: z.string().openapi({ example: "2026-06-01T12:00:00.000Z" }),
 }).openapi("AgentConfig");
 
@@ -140,9 +144,9 @@ export function registerAgentConfigRoutes(
       c.header("ETag", `"${result.hash}"`);
       return c.body(null, 304);
     }
-    const { version, hash, body, created_at } = result.config;
+    const { version, hash, body, yaml, created_at } = result.config;
     c.header("ETag", `"${hash}"`);
-    return c.json({ version, hash, body, created_at }, 200);
+    return c.json({ version, hash, body, yaml, created_at }, 200);
   });
 
   app.openapi({ ...ackRoute, middleware: [nodeTokenRequired] as const }, async (c) => {

@@ -18,7 +18,13 @@ import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { intPathParam, isoTime, NodeIdParams } from "./schemas.ts";
+import {
+  CONFIG_HASH_DESCRIPTION,
+  CONFIG_YAML_DESCRIPTION,
+  intPathParam,
+  isoTime,
+  NodeIdParams,
+} from "./schemas.ts";
 
 const YAML_TYPES = ["application/yaml", "text/yaml"];
 
@@ -28,8 +34,9 @@ const VersionParams = NodeIdParams.extend({ version: versionNumber("version") })
 
 const ConfigVersionSchema = z.object({
   version: z.number().int(),
-  hash: z.string().openapi({ description: "sha256 of the canonical JSON of body" }),
+  hash: z.string().openapi({ description: CONFIG_HASH_DESCRIPTION }),
   body: z.record(z.string(), z.unknown()).openapi({ description: "The config.yaml document as JSON" }),
+  yaml: z.string().openapi({ description: CONFIG_YAML_DESCRIPTION }),
   source: z.enum(["agent", "operator", "rollback"]),
   author: z.string(),
   comment: z.string().nullable(),
@@ -76,7 +83,9 @@ const DiffQuery = z.object({
 const DiffSchema = z.object({
   from: ConfigVersionSchema,
   to: ConfigVersionSchema,
-  diff: z.string().openapi({ description: "Unified diff of the two versions' YAML" }),
+  diff: z.string().openapi({
+    description: "Unified diff of the two versions' YAML texts, comments included",
+  }),
 }).openapi("ConfigDiff");
 
 const RollbackBody = z.object({ comment }).openapi("RollbackRequest");
@@ -136,9 +145,14 @@ const createConfigRoute = createRoute({
   tags: ["configs"],
   summary: "Set the node's desired config as a new version (operator); waiting agents get it at once",
   description: "JSON `{config: object | YAML string, comment?}`, or the YAML itself with Content-Type " +
-    "application/yaml (comment in ?comment=). Invalid documents are 422 naming the field " +
-    "(config.pools.0.cpu_threshold.min) and write nothing. Setting the body that is already desired " +
-    "returns that version (200) instead of creating one (201).",
+    "application/yaml (comment in ?comment=). YAML text is kept as written (comments, key order; line " +
+    "ends normalized to LF with a final newline) and is what agents write to config.yaml; an object is " +
+    "stored with a YAML rendering of it. Invalid documents are 422 naming the field " +
+    "(config.pools.0.cpu_threshold.min), with `line` and `column` in the YAML text when YAML was sent, " +
+    "and write nothing. Unchanged input returns the desired version (200) instead of creating one (201): " +
+    "YAML text identical to the desired text, or an object meaning the same as the desired body (so " +
+    "automation that sends JSON keeps the operator's comments). YAML that differs only in comments or " +
+    "layout is a new version with a new hash, delivered to the agent and acked like any other.",
   ...access("operator"),
   request: {
     params: NodeIdParams,

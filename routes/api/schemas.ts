@@ -24,3 +24,13 @@ export const nodeIdPathParam = (example?: string) =>
 
 /** `{ id }` in the path, as a node id. */
 export const NodeIdParams = z.object({ id: nodeIdPathParam("0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57") });
+
+/** What a config hash is, for every schema that carries one. */
+export const CONFIG_HASH_DESCRIPTION =
+  "sha256 hex of the version's config.yaml text (`yaml`), so a comment edit " +
+  "is a new hash and `sha256sum config.yaml` on the agent matches it (versions stored before texts were " +
+  "kept: sha256 of the canonical JSON of body).";
+
+/** What the yaml field of a config version is. */
+export const CONFIG_YAML_DESCRIPTION = "config.yaml exactly as the operator (or the agent at registration) " +
+  "wrote it, comments and key order kept; a YAML rendering of body when the version was sent as JSON.";

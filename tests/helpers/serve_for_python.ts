@@ -4,7 +4,7 @@
 //   {"cmd": "node", "name": "..."}              -> the node row (or null)
 //   {"cmd": "samples", "node_id": "..."}        -> number of metric_samples rows of the node
 //   {"cmd": "events", "node_id": "..."}         -> scaling_events rows of the node
-//   {"cmd": "config_versions", "node_id": "..."}-> [{version, source, hash, body}]
+//   {"cmd": "config_versions", "node_id": "..."}-> [{version, source, hash, body, yaml}]
 //   {"cmd": "set_config", "node_id", "config"}  -> {version, hash}
 //   {"cmd": "revoke_node_token", "node_id"}     -> the node's token stops working (401)
 //   {"cmd": "token_uses"}                       -> total enrollment token uses
@@ -60,7 +60,13 @@ async function handle(command: Command): Promise<unknown> {
     }
     case "config_versions": {
       const rows = await db.select().from(configVersions).where(eq(configVersions.nodeId, nodeId));
-      return rows.map((r) => ({ version: r.version, source: r.source, hash: r.hash, body: r.body }));
+      return rows.map((r) => ({
+        version: r.version,
+        source: r.source,
+        hash: r.hash,
+        body: r.body,
+        yaml: r.yamlText,
+      }));
     }
     case "set_config":
       return await server.setConfig(nodeId, command.config);

@@ -1,11 +1,13 @@
 // `autoscaler-central simulate`: a fleet of simulated autoscalers (tools/simulator.ts) against a running
-// service, each embedding the real TypeScript client. Runs until SIGINT/SIGTERM or --seconds, printing a
-// progress line every few seconds and a JSON summary at the end.
+// service, each embedding the real TypeScript client. With --backfill it first writes that much past
+// history; then it runs live until SIGINT/SIGTERM or --seconds, printing a progress line every few seconds
+// and a JSON summary at the end.
 import { type SimulationSummary, startFleet } from "../simulator.ts";
+import { parseExpires } from "./token.ts";
 
 export const SIMULATE_USAGE =
-  "simulate --url URL --nodes N --token T [--pools 3] [--seconds S] [--speed 60] [--tick-ms 1000] " +
-  "[--prefix sim] [--dir D] [--seed N]";
+  "simulate --url URL --nodes N --token T [--pools 3] [--backfill 7d] [--backfill-step 1m] [--seconds S] " +
+  "[--tick-ms 1000] [--prefix sim] [--dir D] [--seed 1]";
 
 export const SIMULATE_OPTIONS = {
   url: { type: "string" },
@@ -13,6 +15,8 @@ export const SIMULATE_OPTIONS = {
   token: { type: "string" },
   pools: { type: "string" },
   seconds: { type: "string" },
+  backfill: { type: "string" },
+  "backfill-step": { type: "string" },
   speed: { type: "string" },
   "tick-ms": { type: "string" },
   prefix: { type: "string" },
@@ -47,8 +51,35 @@ function number(
   return value;
 }
 
+/** A span like 30m, 12h, 7d, 2w within [min, max] seconds, in milliseconds; a usage error naming the flag. */
+function span(
+  values: Record<string, string | boolean | undefined>,
+  name: string,
+  bounds: { min: number; max: number; examples: string },
+  tools: SimulateTools,
+): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const seconds = typeof raw === "string" ? parseExpires(raw) : undefined;
+  if (typeof seconds !== "number" || seconds < bounds.min || seconds > bounds.max) {
+    throw tools.usageError(`--${name} must be a span like ${bounds.examples} (got "${raw}")`);
+  }
+  return seconds * 1000;
+}
+
+/** --speed used to squeeze simulated days into real minutes, which put a day's curve into minutes of
+ * sample times; time is real now, so only 1 keeps its meaning. */
+const SPEED_REMOVED = "--speed is no longer supported: samples carry the real time they describe, so a " +
+  "faster clock would crowd a day's curve into minutes of chart. Use --backfill 1d (or 7d, ...) to write " +
+  "past days at their real times, then watch the fleet live";
+
 export function formatProgress(elapsedS: number, summary: SimulationSummary): string {
-  return `t=${elapsedS}s sim=${summary.simulated_time.slice(0, 16).replace("T", " ")} ` +
+  const backfill = summary.backfill;
+  const history = backfill
+    ? `backfill ${backfill.samples} samples${backfill.done ? " done" : ""} ` +
+      `(${backfill.accepted} new, ${backfill.duplicates} duplicate, ${backfill.scaling_events} scaling events), `
+    : "";
+  return `t=${elapsedS}s ${history}` +
     `nodes ${summary.registered}/${summary.nodes} registered, heartbeats ${summary.heartbeats}, ` +
     `samples ${summary.samples_sent} sent (${summary.samples_buffered} buffered, ${summary.samples_dropped} dropped), ` +
     `scaling ${summary.scaling_up} up / ${summary.scaling_down} down, ` +
@@ -72,9 +103,29 @@ export async function simulateCommand(
   if (nodes === undefined) throw tools.usageError("--nodes is required (1..10000)");
   const pools = number(values, "pools", 3, { min: 1, max: 50, integer: true }, tools)!;
   const seconds = number(values, "seconds", undefined, { min: 1, max: 7 * 86_400 }, tools);
-  const speed = number(values, "speed", 60, { min: 0.01, max: 1_000_000 }, tools)!;
+  if (number(values, "speed", 1, { min: 0.01, max: 1_000_000 }, tools) !== 1) {
+    throw tools.usageError(SPEED_REMOVED);
+  }
+  const backfillMs = span(
+    values,
+    "backfill",
+    { min: 600, max: 365 * 86_400, examples: "30m, 12h, 7d" },
+    tools,
+  );
+  const stepMs = span(
+    values,
+    "backfill-step",
+    { min: 10, max: 3_600, examples: "10s, 1m, 5m (10s..1h)" },
+    tools,
+  );
+  if (stepMs !== undefined && backfillMs === undefined) {
+    throw tools.usageError("--backfill-step needs --backfill");
+  }
+  if (backfillMs !== undefined && backfillMs < 2 * (stepMs ?? 60_000)) {
+    throw tools.usageError("--backfill must span at least two --backfill-step (default 1m)");
+  }
   const tickMs = number(values, "tick-ms", 1_000, { min: 50, max: 3_600_000, integer: true }, tools)!;
-  const seed = number(values, "seed", undefined, { min: 0, max: 2 ** 32 - 1, integer: true }, tools);
+  const seed = number(values, "seed", 1, { min: 0, max: 2 ** 32 - 1, integer: true }, tools);
   const prefix = typeof values.prefix === "string" ? values.prefix : "sim";
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(prefix)) {
     throw tools.usageError(`--prefix must be 1..100 of A-Z a-z 0-9 . _ - (got "${prefix}")`);
@@ -82,10 +133,21 @@ export async function simulateCommand(
   const keepDir = typeof values.dir === "string";
   const dir = keepDir ? values.dir as string : await Deno.makeTempDir({ prefix: "autoscaler-sim-" });
 
-  const fleet = await startFleet({ url, token, nodes, pools, speed, tickMs, dir, prefix, seed });
+  const fleet = await startFleet({
+    url,
+    token,
+    nodes,
+    pools,
+    tickMs,
+    dir,
+    prefix,
+    seed,
+    backfill: backfillMs === undefined ? undefined : { spanMs: backfillMs, stepMs: stepMs ?? 60_000 },
+  });
   print(
-    `simulating ${nodes} node(s) x ${pools} pool(s) against ${url} at ${speed}x ` +
-      `(config files in ${dir}); Ctrl-C to stop`,
+    `simulating ${nodes} node(s) x ${pools} pool(s) against ${url}` +
+      (backfillMs === undefined ? "" : `, first writing ${values.backfill} of history`) +
+      ` (config files in ${dir}); Ctrl-C to stop`,
   );
   const started = Date.now();
   let stoppedCleanup = () => {};
@@ -96,7 +158,14 @@ export async function simulateCommand(
       Deno.addSignalListener(signal, handler);
       return [signal, handler] as const;
     });
-    const timer = seconds === undefined ? undefined : setTimeout(() => resolve("time"), seconds * 1000);
+    // --seconds counts live time: it starts once the history is written.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    void fleet.live.then((backfill) => {
+      if (backfill?.refused) resolve("refused");
+      else if (backfill && !backfill.done) return;
+      else if (seconds !== undefined) timer = setTimeout(() => resolve("time"), seconds * 1000);
+      if (backfill) print(formatProgress(Math.round((Date.now() - started) / 1000), fleet.summary()));
+    });
     const progress = setInterval(
       () => print(formatProgress(Math.round((Date.now() - started) / 1000), fleet.summary())),
       5_000,
@@ -109,12 +178,23 @@ export async function simulateCommand(
   });
   const reason = await stopped;
   stoppedCleanup();
-  print(`stopping (${reason === "time" ? `--seconds ${seconds} elapsed` : reason}); flushing metrics`);
+  const why = reason === "time"
+    ? `--seconds ${seconds} elapsed`
+    : reason === "refused"
+    ? "the server refused the history"
+    : reason;
+  print(`stopping (${why}); flushing metrics`);
   const summary = await fleet.stop(5_000);
   const lastErrors = fleet.agents.map((a) => a.lastError).filter((e): e is string => e !== undefined);
   print(formatProgress(Math.round((Date.now() - started) / 1000), summary));
   print(JSON.stringify({ ...summary, last_error: lastErrors.at(-1) ?? null }));
   if (!keepDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  if (summary.backfill?.refused) {
+    throw tools.usageError(
+      `--backfill ${values.backfill} was refused by the server (${summary.backfill.refused}); ` +
+        "a span within its METRICS_RETENTION_DAYS is accepted",
+    );
+  }
   // Nothing registered at all means the URL or the token is wrong: say so with the exit code.
   return summary.registered === 0 ? 1 : 0;
 }

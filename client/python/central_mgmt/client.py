@@ -1,8 +1,8 @@
 """CentralManagementClient: what an autoscaler embeds to talk to Autoscaler Central.
 
 Python 3.9+, standard library only. It registers the node once (keeping node id and token in a state file
-beside the config), heartbeats, holds a long-poll for config changes (written to config.yaml atomically and
-acknowledged), and ships metric samples in batches from a bounded buffer.
+beside the config), heartbeats, holds a long-poll for config changes (the server's text written to config.yaml
+atomically and acknowledged), and ships metric samples in batches from a bounded buffer.
 
 Failure model: nothing here raises for network or server trouble. Bad arguments raise ValueError at the
 call, naming the field; everything else is retried in the background and reported to "error" listeners
@@ -139,7 +139,9 @@ def _emit(value, indent, lines):
 
 
 def to_yaml(document, comments=()):
-    """The document (dicts, lists, scalars) as block-style YAML text, led by optional comment lines."""
+    """The document (dicts, lists, scalars) as block-style YAML text, led by optional comment lines.
+
+    Only a fallback: servers send config.yaml as the operator wrote it ("yaml"), written as is."""
     lines = ["# " + line for line in comments]
     if not document:
         lines.append("{}")
@@ -156,7 +158,7 @@ def write_atomic(path, text, mode=None, backup_path=None):
     directory = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:  # the text byte for byte
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -779,8 +781,11 @@ class CentralManagementClient:
             self._ack(hash_, None)
             return
         failure = None
-        text = to_yaml(body, ["Managed by Autoscaler Central: version %s, hash %s." % (version, hash_[:12]),
-                              "Local edits are replaced when the server's config changes; edit it there."])
+        # The server sends the text the operator wrote; older servers send only the body, rendered here.
+        text = config.get("yaml")
+        if not isinstance(text, str):
+            text = to_yaml(body, ["Managed by Autoscaler Central: version %s, hash %s." % (version, hash_[:12]),
+                                  "Local edits are replaced when the server's config changes; edit it there."])
         try:
             write_atomic(self.local_config_path, text, backup_path=self.local_config_path + ".bak")
         except OSError as error:
