@@ -216,6 +216,9 @@ export const enrollmentTokens = mysqlTable("enrollment_tokens", {
   uses: int("uses").notNull().default(0),
   lastUsedAt: ms("last_used_at"),
   revokedAt: ms("revoked_at"),
+  // Set for a re-enrollment token: an operator's one-time proof that lets the agent of this node (and
+  // only it) register under the node's name again and receive a new node token.
+  nodeId: char("node_id", { length: 36 }),
 }, (t) => [
   uniqueIndex("enrollment_tokens_hash_uq").on(t.tokenHash),
   index("enrollment_tokens_created_idx").on(t.createdAt),
