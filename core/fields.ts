@@ -55,10 +55,11 @@ export const LABEL_KEY_RULE = "label keys are 1..63 of A-Z a-z 0-9 . _ / - (star
 export const LABEL_VALUE_MAX = 255;
 export const MAX_LABELS = 64;
 export const labelKey = z.string().regex(LABEL_KEY, LABEL_KEY_RULE);
+export const labelValue = z.string().max(LABEL_VALUE_MAX, `must be at most ${LABEL_VALUE_MAX} characters`);
 /** A node's labels: at most MAX_LABELS key -> value pairs. */
 export const labels = z.record(
   labelKey,
-  z.string().max(LABEL_VALUE_MAX, `must be at most ${LABEL_VALUE_MAX} characters`),
+  labelValue,
   { error: (issue) => (issue.code === "invalid_key" ? LABEL_KEY_RULE : undefined) },
 ).refine((value) => Object.keys(value).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
 
