@@ -15,7 +15,8 @@ import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
 import type { Principal, Role } from "./principal.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { keyedHash, newSecret, SECRET_PREFIX, toBase64Url } from "./secrets.ts";
-import { isRole, normalizeUsername } from "./users.ts";
+import { isRole } from "./users.ts";
+import { normalizeUsername } from "./fields.ts";
 
 export const SESSION_COOKIE = "acs_session";
 /** A busy session's expiry is pushed forward at most once per this interval (one write a minute). */

@@ -4,7 +4,7 @@
 // same browser replaces its session instead of adding one.
 import assert from "node:assert/strict";
 import { keyedHash } from "../core/secrets.ts";
-import { normalizeUsername } from "../core/users.ts";
+import { normalizeUsername } from "../core/fields.ts";
 import { migrate } from "../db/migrate.ts";
 import { migrations } from "../db/migrations/index.ts";
 import { createTestApp, createTestDatabase, json } from "./helpers/app.ts";
