@@ -28,6 +28,9 @@ import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
 import { authenticateNode } from "./nodeAuth.ts";
 import type { Principal } from "./principal.ts";
+
+/** A node whose token was checked (core/nodeAuth.ts authenticateNode). */
+export type NodePrincipal = Extract<Principal, { kind: "node" }>;
 import { constantTimeEqual, keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 // -------------------------------------------------------------------------------------------- register
@@ -316,10 +319,19 @@ export interface HeartbeatResult {
  * hundreds per statement. Every caller still gets its answer only after its row is committed. */
 export interface HeartbeatWriter {
   submit(write: HeartbeatWrite): Promise<HeartbeatOutcome>;
-  /** keyedHash of a node token, remembered for the tokens seen lately (an HMAC per heartbeat was a tenth
-   * of the server's CPU on this path). */
+  /** keyedHash of a node token, remembered for the tokens used lately (an HMAC per heartbeat was a tenth
+   * of the server's CPU on this path). Only well-shaped node tokens (refused otherwise): the cache is an
+   * LRU bounded in count, and in key size by the shape. */
   tokenHash(token: string): Promise<string>;
-  stats(): { batches: number; heartbeats: number; largest_batch: number; write_ms: number };
+  /** The cached tokens, least recently used first (diagnostics and tests). */
+  cachedTokens(): string[];
+  stats(): {
+    batches: number;
+    heartbeats: number;
+    largest_batch: number;
+    write_ms: number;
+    cached_token_hashes: number;
+  };
   close(): Promise<void>;
 }
 
@@ -333,9 +345,10 @@ const TOKEN_HASH_CACHE_SIZE = 20_000;
 
 export function createHeartbeatWriter(
   deps: Pick<CoreDeps, "pool" | "logger" | "settings">,
-  options: { maxBatch?: number; maxInFlight?: number } = {},
+  options: { maxBatch?: number; maxInFlight?: number; tokenHashCacheSize?: number } = {},
 ): HeartbeatWriter {
   const tokenHashes = new Map<string, string>();
+  const cacheSize = options.tokenHashCacheSize ?? TOKEN_HASH_CACHE_SIZE;
   const maxBatch = options.maxBatch ?? 500;
   // One batch in flight by default: in the bench it gave the largest batches and the least CPU per
   // heartbeat. With more, rows are still locked in id order, so batches wait for each other, not deadlock.
@@ -393,16 +406,20 @@ export function createHeartbeatWriter(
       });
     },
     tokenHash: async (token) => {
+      if (!secretShaped(SECRET_PREFIX.nodeToken, token)) throw new Error("not a node token's shape");
       let hash = tokenHashes.get(token);
       if (hash === undefined) {
         hash = await keyedHash(deps.settings.SECRET_KEY, token);
-        // Insertion order is age: drop the oldest when full.
-        if (tokenHashes.size >= TOKEN_HASH_CACHE_SIZE) tokenHashes.delete(tokenHashes.keys().next().value!);
-        tokenHashes.set(token, hash);
+        // Insertion order is recency (a hit re-inserts): drop the least recently used when full.
+        if (tokenHashes.size >= cacheSize) tokenHashes.delete(tokenHashes.keys().next().value!);
+      } else {
+        tokenHashes.delete(token);
       }
+      tokenHashes.set(token, hash);
       return hash;
     },
-    stats: () => ({ ...counters }),
+    cachedTokens: () => [...tokenHashes.keys()],
+    stats: () => ({ ...counters, cached_token_hashes: tokenHashes.size }),
     close: () => {
       if (inFlight === 0 && queue.length === 0) return Promise.resolve();
       return new Promise<void>((resolve) => {
@@ -420,7 +437,7 @@ export async function recordHeartbeat(
   input: { nodeId: string; token: string | undefined; body: HeartbeatInput; clientAddress: string | null },
 ): Promise<HeartbeatResult> {
   const { token, nodeId, body } = input;
-  if (!token || !token.startsWith(`${SECRET_PREFIX.nodeToken}_`)) {
+  if (!secretShaped(SECRET_PREFIX.nodeToken, token)) {
     await authenticateNode(deps, nodeId, token); // throws the precise refusal
     throw unauthorized("invalid node token");
   }
@@ -507,9 +524,9 @@ export function parseZonedTimestamp(raw: string): { ms: number; utc: string } | 
  * true; re-sent samples (same node, pool, ts) count as duplicates. */
 export async function ingestMetrics(
   deps: CoreDeps,
-  input: { nodeId: string; token: string | undefined; samples: MetricSampleInput[] },
+  input: { node: NodePrincipal; samples: MetricSampleInput[] },
 ): Promise<{ accepted: number; duplicates: number }> {
-  await authenticateNode(deps, input.nodeId, input.token);
+  const nodeId = input.node.nodeId;
   const now = deps.clock.now();
   const latestAllowed = now.getTime() + MAX_FUTURE_SKEW_MS;
   const oldestAllowed = now.getTime() - deps.settings.METRICS_RETENTION_DAYS * 86_400_000;
@@ -573,9 +590,9 @@ export async function ingestMetrics(
     }
   });
   if (problems.length > 0) {
-    throw validationFailed(`invalid samples: ${describe(problems)}`, problems.slice(0, 100));
+    throw validationFailed(`invalid samples: ${describe(problems)}`, problems);
   }
-  const { accepted } = await writeMetricBatch(deps.pool, input.nodeId, {
+  const { accepted } = await writeMetricBatch(deps.pool, nodeId, {
     samples,
     events,
     latest: [...latest.values()].map((entry) => entry.row),
