@@ -16,13 +16,10 @@ import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, notFound, validationFailed } from "./errors.ts";
+import * as fields from "./fields.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
-import { hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
 import { type Principal, type Role, ROLES } from "./principal.ts";
-
-export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
-export const USERNAME_RULE =
-  "1..64 characters: letters, digits and . _ @ - (starting with a letter or digit)";
 
 export interface UserView {
   id: number;
@@ -56,10 +53,6 @@ function asRole(value: string): Role {
   return isRole(value) ? value : "viewer";
 }
 
-export function usernameProblem(username: string): string | undefined {
-  return USERNAME_PATTERN.test(username) ? undefined : `must be ${USERNAME_RULE}`;
-}
-
 export interface CreateUserInput {
   username: string;
   password: string;
@@ -74,11 +67,11 @@ export async function createUser(
   address?: string | null,
 ): Promise<UserView> {
   const problems = [
-    ...(usernameProblem(input.username)
-      ? [{ field: "username", message: usernameProblem(input.username)! }]
+    ...(fields.problemWith(fields.username, input.username)
+      ? [{ field: "username", message: fields.problemWith(fields.username, input.username)! }]
       : []),
-    ...(passwordProblem(input.password)
-      ? [{ field: "password", message: passwordProblem(input.password)! }]
+    ...(fields.problemWith(fields.newPassword, input.password)
+      ? [{ field: "password", message: fields.problemWith(fields.newPassword, input.password)! }]
       : []),
     ...(isRole(input.role) ? [] : [{ field: "role", message: `must be one of ${ROLES.join(", ")}` }]),
   ];
@@ -206,7 +199,7 @@ export async function setPassword(
   password: string,
   address?: string | null,
 ): Promise<UserView> {
-  const problem = passwordProblem(password);
+  const problem = fields.problemWith(fields.newPassword, password);
   if (problem) throw validationFailed(`password: ${problem}`, [{ field: "password", message: problem }]);
   const existing = await findUserById(deps.db, id);
   if (!existing) throw notFound(`user ${id}`);
@@ -252,7 +245,7 @@ export async function changeOwnPassword(
       message: "is wrong",
     }]);
   }
-  const problem = passwordProblem(newPassword);
+  const problem = fields.problemWith(fields.newPassword, newPassword);
   if (problem) {
     await attempt.succeeded();
     throw validationFailed(`new_password: ${problem}`, [{ field: "new_password", message: problem }]);

@@ -275,3 +275,11 @@ export const metricRollupDirty = mysqlTable("metric_rollup_dirty", {
   hourStart: ms("hour_start").notNull(),
   markedAt: ms("marked_at").notNull(),
 }, (t) => [primaryKey({ name: "metric_rollup_dirty_pk", columns: [t.nodeId, t.hourStart] })]);
+
+/** One-time codes for the first-run setup page: `serve` issues one at start while no user exists and
+ * prints it; any replica accepts any code still here; creating the first admin deletes them all. */
+export const setupCodes = mysqlTable("setup_codes", {
+  codeHash: char("code_hash", { length: 64 }).primaryKey(),
+  createdAt: ms("created_at").notNull(),
+  expiresAt: ms("expires_at").notNull(),
+});
