@@ -1,11 +1,14 @@
 // The autoscaler side of the protocol: register, heartbeat, metric batches.
 // Registration is rare and does everything in one transaction; heartbeats and metrics are the hot paths
 // and are shaped for few round trips (see db/agents.ts and the heartbeat group commit below).
+import type { DbOrTx } from "../db/client.ts";
+import type { PoolLimiter } from "./poolLimit.ts";
 import {
   findNodeByNameForUpdate,
   type HeartbeatOutcome,
   type HeartbeatWrite,
   insertNode,
+  listNodePoolOcids,
   type PoolLatest,
   type SampleRow,
   type ScalingEventRow,
@@ -130,7 +133,10 @@ export async function registerNode(
     : undefined;
   const nodeToken = newSecret(SECRET_PREFIX.nodeToken);
   const tokenHash = await keyedHash(deps.settings.SECRET_KEY, nodeToken);
-  const address = input.address ?? clientAddress;
+  // What the connection shows (the proxy's forwarded address with TRUST_PROXY) is what gets recorded as the
+  // node's address and audited; what the agent claims is kept beside it, never in its place.
+  const address = clientAddress;
+  const claimedAddress = input.address ?? null;
 
   for (let attempt = 1;; attempt++) {
     try {
@@ -163,6 +169,7 @@ export async function registerNode(
           if (existing && enrollment.nodeId === null) throw nameTaken(input.name);
         }
         const nodeId = existing?.id ?? crypto.randomUUID();
+        await checkRegisteredPools(deps, tx, existing ? nodeId : undefined, input.pools ?? []);
         if (existing) {
           await updateNodeRegistration(tx, nodeId, {
             hostname: input.hostname,
@@ -172,6 +179,7 @@ export async function registerNode(
             tokenHash,
             tokenIssuedAt: now,
             lastAddress: address,
+            ...(claimedAddress !== null ? { claimedAddress } : {}),
             updatedAt: now,
           });
         } else {
@@ -186,6 +194,7 @@ export async function registerNode(
             tokenIssuedAt: now,
             registeredAt: now,
             lastAddress: address,
+            claimedAddress,
             configState: "pending",
             createdAt: now,
             updatedAt: now,
@@ -248,6 +257,7 @@ export async function registerNode(
             hostname: input.hostname,
             agent_version: input.agent_version ?? null,
             pools: (input.pools ?? []).length,
+            claimed_address: claimedAddress,
             enrollment_token_id: enrollment?.id ?? null,
             // What proved a known node's identity: its own token or an operator's re-enrollment token.
             ...(existing ? { proof: ownToken ? "node_token" : "reenrollment_token" } : {}),
@@ -278,6 +288,32 @@ export async function registerNode(
       throw error;
     }
   }
+}
+
+/** Register's share of MAX_POOLS_PER_NODE: the pools it names that the node lacks must fit (the node row
+ * is locked by the registration's transaction). 422 naming pools.<i>.instance_pool_id otherwise. */
+async function checkRegisteredPools(
+  deps: CoreDeps,
+  tx: DbOrTx,
+  nodeId: string | undefined,
+  pools: RegisterPoolInput[],
+): Promise<void> {
+  if (pools.length === 0) return;
+  const limit = deps.settings.MAX_POOLS_PER_NODE;
+  const known = new Set(nodeId ? await listNodePoolOcids(tx, nodeId) : []);
+  let room = limit - known.size;
+  const details: ErrorDetail[] = [];
+  pools.forEach((pool, index) => {
+    if (known.has(pool.instance_pool_id)) return;
+    known.add(pool.instance_pool_id);
+    if (room-- > 0) return;
+    details.push({
+      field: `pools.${index}.instance_pool_id`,
+      message: `a new pool, beyond the ${limit} pools a node may have (MAX_POOLS_PER_NODE)`,
+      location: "body",
+    });
+  });
+  if (details.length > 0) throw validationFailed(`too many pools: at most ${limit} per node`, details);
 }
 
 /** 409 for a known name registered without proof: says what the operator can do. */
@@ -434,7 +470,7 @@ export function createHeartbeatWriter(
  * it fails is the node looked up again, to answer 401/403/404/410 exactly as every node route does. */
 export async function recordHeartbeat(
   deps: CoreDeps,
-  services: { heartbeats: HeartbeatWriter },
+  services: { heartbeats: HeartbeatWriter; pools: PoolLimiter },
   input: { nodeId: string; token: string | undefined; body: HeartbeatInput; clientAddress: string | null },
 ): Promise<HeartbeatResult> {
   const { token, nodeId, body } = input;
@@ -442,11 +478,18 @@ export async function recordHeartbeat(
     await authenticateNode(deps, nodeId, token); // throws the precise refusal
     throw unauthorized("invalid node token");
   }
+  const poolOcids = (body.pools ?? []).map((p) => p.instance_pool_id);
+  if (services.pools.hasUnknown(nodeId, poolOcids)) {
+    // A pool this node never named (rare): prove the token first, then count it against MAX_POOLS_PER_NODE.
+    await authenticateNode(deps, nodeId, token);
+    await services.pools.ensure(nodeId, poolOcids, (i) => `pools.${i}.instance_pool_id`);
+  }
   const outcome = await services.heartbeats.submit({
     nodeId,
     tokenHash: await services.heartbeats.tokenHash(token),
     at: deps.clock.now(),
-    address: body.address ?? input.clientAddress,
+    address: input.clientAddress,
+    claimedAddress: body.address ?? null,
     status: body.status ?? null,
     uptimeS: body.uptime_s ?? null,
     agentVersion: body.agent_version ?? null,
@@ -488,6 +531,7 @@ export interface MetricSampleInput {
  * true; re-sent samples (same node, pool, ts) count as duplicates. */
 export async function ingestMetrics(
   deps: CoreDeps,
+  services: { pools: PoolLimiter },
   input: { node: NodePrincipal; samples: MetricSampleInput[] },
 ): Promise<{ accepted: number; duplicates: number }> {
   const nodeId = input.node.nodeId;
@@ -556,6 +600,11 @@ export async function ingestMetrics(
   if (problems.length > 0) {
     throw validationFailed(`invalid samples: ${describe(problems)}`, problems);
   }
+  await services.pools.ensure(
+    nodeId,
+    input.samples.map((s) => s.instance_pool_id),
+    (i) => `samples.${i}.instance_pool_id`,
+  );
   const { accepted } = await writeMetricBatch(deps.pool, nodeId, {
     samples,
     events,

@@ -178,7 +178,7 @@ const metricsRoute = createRoute({
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats">,
+  services: Pick<Services, "configWatcher" | "heartbeats" | "pools">,
 ): void {
   // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
   app.use(registerRoute.getRoutingPath(), async (c, next) => {
@@ -226,7 +226,7 @@ export function registerAgentRoutes(
   app.openapi({ ...metricsRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
     const node = c.get("principal");
     if (node?.kind !== "node") throw new Error("node token middleware did not run");
-    const result = await ingestMetrics(deps, { node, samples: c.req.valid("json").samples });
+    const result = await ingestMetrics(deps, services, { node, samples: c.req.valid("json").samples });
     return c.json(result, 200);
   });
 }
