@@ -3,6 +3,7 @@ import type { CoreDeps } from "./deps.ts";
 import { type ConfigWatcher, createConfigWatcher } from "./configWatcher.ts";
 import { createHeartbeatWriter, type HeartbeatWriter } from "./agents.ts";
 import { createJobRunner, type JobRunner } from "./jobs.ts";
+import { createPoolLimiter, type PoolLimiter } from "./poolLimit.ts";
 import { standardJobs } from "./housekeeping.ts";
 import { createRateLimiter, type RateLimiter } from "./limits.ts";
 
@@ -11,6 +12,8 @@ export interface Services {
   configWatcher: ConfigWatcher;
   /** Group commit of heartbeat writes (core/agents.ts). */
   heartbeats: HeartbeatWriter;
+  /** MAX_POOLS_PER_NODE, with the pools known to exist remembered (core/poolLimit.ts). */
+  pools: PoolLimiter;
   /** Rollups, retention and pruning (core/housekeeping.ts); main.ts starts its timers, tests tick it. */
   jobs: JobRunner;
   /** Registrations per client address and minute (REGISTER_RATE_PER_MIN). */
@@ -33,6 +36,7 @@ export function createServices(deps: CoreDeps): Services {
   return {
     configWatcher,
     heartbeats,
+    pools: createPoolLimiter(deps),
     jobs,
     registrationLimiter,
     close: async () => {
