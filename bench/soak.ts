@@ -142,8 +142,9 @@ console.log(
   `soak: ${AGENTS} agents x ${POOLS} pools, a sample per pool every ${TICK_MS / 1000} s, ${MINUTES} min, ` +
     `server pid ${server.pid} on ${base}`,
 );
-// In waves of 50: 500 registrations at once on a loaded host time out client-side after the server has
-// registered the node, and a known name cannot register again with the enrollment token alone.
+// In waves of 50, each registered before the next: 500 registrations at once (they take turns on the
+// enrollment token's row) time out client-side on a loaded host after the server registered the node, and
+// a known name cannot register again with the enrollment token alone.
 const WAVE = 50;
 const fleets: Fleet[] = [];
 for (let first = 0, wave = 0; first < AGENTS; first += WAVE, wave++) {
@@ -160,6 +161,11 @@ for (let first = 0, wave = 0; first < AGENTS; first += WAVE, wave++) {
       clientOptions: { configWaitS: 30 },
     }),
   );
+  // The next wave only once this one is registered (or a minute has passed).
+  await Promise.race([
+    Promise.all(fleets.at(-1)!.agents.map((agent) => agent.client.whenRegistered())),
+    sleep(60_000),
+  ]);
 }
 const fleet = {
   stop: async (deadlineMs: number) => {
