@@ -21,11 +21,19 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
 
 // ------------------------------------------------------------------------------------------------ people
 
-export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
-export const USERNAME_RULE =
-  "1..64 characters: letters, digits and . _ @ - (starting with a letter or digit)";
-/** A new account's username. */
-export const username = z.string().regex(USERNAME_PATTERN, `must be ${USERNAME_RULE}`);
+/** The one spelling of a username that is stored and compared: NFKC, trimmed, lower-cased. Applied
+ * at creation and at every look-up (login, CLI), so `ADMIN`, `admin ` and full-width `ａｄｍｉｎ` all
+ * mean `admin` on purpose, and a new name that would collide with a taken one is refused. */
+export function normalizeUsername(raw: string): string {
+  return raw.normalize("NFKC").trim().toLowerCase().normalize("NFKC");
+}
+/** What a username must be once normalised. */
+export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
+export const USERNAME_RULE = "1..64 characters: letters, digits and . _ @ - (starting with a letter or " +
+  "digit); case, surrounding spaces and full-width forms do not count";
+/** A new account's username, as typed: judged (and output) in its normalised spelling. */
+export const username = z.string().max(256, `must be ${USERNAME_RULE}`).transform(normalizeUsername)
+  .pipe(z.string().regex(USERNAME_PATTERN, `must be ${USERNAME_RULE}`));
 /** A username presented at login: any name up to 256 (it is looked up, not created). */
 export const presentedUsername = z.string().min(1).max(256);
 

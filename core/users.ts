@@ -59,12 +59,14 @@ export interface CreateUserInput {
   role: Role;
 }
 
-/** Creates an account. 422 naming the field for a bad username, password or role; 409 username_taken. */
+/** Creates an account under the normalised username (fields.normalizeUsername). 422 naming the field
+ * for a bad username, password or role; 409 username_taken when the normalised name is taken. */
 export async function createUser(
   deps: CoreDeps,
   actor: Actor,
   input: CreateUserInput,
 ): Promise<UserView> {
+  const username = fields.normalizeUsername(input.username);
   const problems = [
     ...(fields.problemWith(fields.username, input.username)
       ? [{ field: "username", message: fields.problemWith(fields.username, input.username)! }]
@@ -77,13 +79,13 @@ export async function createUser(
   if (problems.length > 0) {
     throw validationFailed(problems.map((p) => `${p.field}: ${p.message}`).join("; "), problems);
   }
-  if (await findUserByUsername(deps.db, input.username)) throw usernameTaken(input.username);
+  if (await findUserByUsername(deps.db, username)) throw usernameTaken(username);
   const passwordHash = await hashPassword(input.password);
   const now = deps.clock.now();
   try {
     const id = await deps.db.transaction(async (tx) => {
       const newId = await insertUser(tx, {
-        username: input.username,
+        username,
         passwordHash,
         role: input.role,
         disabled: false,
@@ -96,7 +98,7 @@ export async function createUser(
         action: "user.create",
         targetType: "user",
         targetId: newId,
-        details: { username: input.username, role: input.role },
+        details: { username, role: input.role },
         address: actor.address,
       });
       return newId;
@@ -104,7 +106,7 @@ export async function createUser(
     return toUserView((await findUserById(deps.db, id))!);
   } catch (error) {
     // Two creates racing for one name: the unique index decides.
-    if (isDuplicateKey(error)) throw usernameTaken(input.username);
+    if (isDuplicateKey(error)) throw usernameTaken(username);
     throw error;
   }
 }
@@ -126,7 +128,7 @@ export async function getUser(deps: Pick<CoreDeps, "db">, id: number): Promise<U
 }
 
 export async function getUserByUsername(deps: Pick<CoreDeps, "db">, username: string): Promise<UserView> {
-  const row = await findUserByUsername(deps.db, username);
+  const row = await findUserByUsername(deps.db, fields.normalizeUsername(username));
   if (!row) throw notFound(`user "${username}"`);
   return toUserView(row);
 }

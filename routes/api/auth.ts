@@ -9,7 +9,7 @@ import { badRequest } from "../../core/errors.ts";
 import * as fields from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
-import { clearSessionCookie, setSessionCookie } from "../auth.ts";
+import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
 
 const LoginBody = z.object({
   username: fields.presentedUsername,
@@ -89,6 +89,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
       password: body.password,
       address: c.get("clientAddress"),
       userAgent: c.req.header("user-agent"),
+      currentSessionToken: presentedSessionCookie(c),
     });
     setSessionCookie(c, deps.settings, result.sessionToken);
     c.header("Cache-Control", "no-store");
