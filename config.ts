@@ -39,6 +39,11 @@ const settingsSchema = z.object({
   ),
   ROLLUP_INTERVAL_S: z.coerce.number().int().min(5).max(3600).default(60),
   RETENTION_INTERVAL_S: z.coerce.number().int().min(10).max(86_400).default(3600),
+  // Bearer token GET /metrics asks for; unset: /metrics is open (keep it on an internal network).
+  METRICS_TOKEN: z.string().min(16, "at least 16 characters").optional(),
+  MAX_BATCH_SAMPLES: z.coerce.number().int().min(1).max(10_000).default(1000),
+  MAX_WAITING_PULLS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
+  REGISTER_RATE_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(120),
   RETENTION_BATCH_ROWS: z.coerce.number().int().min(100).max(100_000).default(5000),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
   CONFIG_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),

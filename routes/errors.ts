@@ -87,6 +87,7 @@ export function respondWithError(
   error: AppError,
   renderPage?: ErrorPageRenderer,
 ): Response | Promise<Response> {
+  c.set("errorCode", error.code); // /metrics counts 413, 429 and 503 answers by code
   return renderPage && wantsHtml(c) ? renderPage(c, error) : errorResponse(c, error);
 }
 
@@ -124,6 +125,8 @@ export function registerErrorHandlers(
   app: OpenAPIHono<AppEnv>,
   logger: Logger,
   renderPage?: ErrorPageRenderer,
+  /** Sees every thrown error first (counts database errors for /metrics). */
+  observe?: (error: unknown) => void,
 ): void {
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path);
@@ -148,7 +151,10 @@ export function registerErrorHandlers(
       renderPage,
     );
   });
-  app.onError((error, c) => respondWithError(c, toAppError(error, c, logger), renderPage));
+  app.onError((error, c) => {
+    observe?.(error);
+    return respondWithError(c, toAppError(error, c, logger), renderPage);
+  });
 }
 
 const routePatterns = new WeakMap<object, { method: string; regex: RegExp }[]>();

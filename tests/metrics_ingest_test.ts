@@ -144,13 +144,6 @@ Deno.test("metrics ingestion", async (t) => {
           "samples.0.instance_pool_id",
         ],
         [[], "samples"],
-        [
-          Array.from(
-            { length: 1001 },
-            (_, i) => sample({ ts: new Date(Date.UTC(2026, 5, 1, 10, 0, i)).toISOString() }),
-          ),
-          "samples",
-        ],
       ];
       for (const [samples, field] of cases) {
         const res = await push(samples);
@@ -162,6 +155,17 @@ Deno.test("metrics ingestion", async (t) => {
           `${field}: ${JSON.stringify(error.details)}`,
         );
       }
+      // More than MAX_BATCH_SAMPLES (default 1,000): 413, and the clients halve their batches.
+      const tooMany = await push(
+        Array.from(
+          { length: 1001 },
+          (_, i) => sample({ ts: new Date(Date.UTC(2026, 5, 1, 10, 0, i)).toISOString() }),
+        ),
+      );
+      assert.equal(tooMany.status, 413);
+      const tooManyError = (await json<ErrorBody>(tooMany)).error;
+      assert.equal(tooManyError.code, "batch_too_large");
+      assert.equal(tooManyError.details?.[0].field, "samples");
       const notArray = await ctx.call("POST", `/api/v1/nodes/${one.node_id}/metrics`, {
         json: { samples: "many" },
         token: one.node_token,
