@@ -20,6 +20,7 @@ const settingsSchema = z.object({
     "autoscaler_central",
   ),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  DB_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   SECRET_KEY: z.string().min(1).default(DEFAULT_SECRET_KEY),
   API_HOST: z.string().min(1).default("0.0.0.0"),
   API_PORT: port.default(8000),

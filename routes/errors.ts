@@ -10,6 +10,9 @@ import type { Logger } from "../core/logger.ts";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import type { AppEnv } from "./env.ts";
 
+/** What a 503 for an unreachable database tells clients to wait. */
+const DATABASE_RETRY_AFTER_S = 5;
+
 export const ErrorSchema = z.object({
   error: z.object({
     code: z.string().openapi({ example: "validation_failed" }),
@@ -105,7 +108,13 @@ export function toAppError(error: unknown, c: Context, logger: Logger): AppError
   }
   if (isDatabaseUnavailable(error)) {
     logger.error("database unavailable", { request_id: c.get("requestId"), error });
-    return new AppError(503, "database_unavailable", "the database is unreachable; retry later");
+    return new AppError(
+      503,
+      "database_unavailable",
+      "the database is unreachable; retry later",
+      undefined,
+      { "Retry-After": String(DATABASE_RETRY_AFTER_S) },
+    );
   }
   logger.error("unhandled error", { request_id: c.get("requestId"), error });
   return new AppError(500, "internal_error", "internal error");
