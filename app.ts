@@ -23,6 +23,8 @@ import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { registerUiRoutes } from "./routes/ui/index.ts";
+import { pageErrorResponse } from "./routes/ui/errors.ts";
 
 export interface App {
   app: OpenAPIHono<AppEnv>;
@@ -110,6 +112,8 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
   registerEnrollmentTokenRoutes(app, deps);
+  // The console's pages (plain routes: not in /openapi.json).
+  const ui = registerUiRoutes(app, deps);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
@@ -120,7 +124,12 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
     },
   });
 
-  registerErrorHandlers(app, deps.logger, options.renderErrorPage);
+  // Pages (paths outside /api asked for as HTML) get the console's HTML error pages.
+  registerErrorHandlers(
+    app,
+    deps.logger,
+    options.renderErrorPage ?? ((c, error) => pageErrorResponse(ui, c as Context<AppEnv>, error)),
+  );
 
   return { app, services, close: () => services.close() };
 }

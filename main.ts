@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "./core/logger.ts";
 import { VERSION } from "./core/version.ts";
 import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
+import { issueSetupCode, SETUP_CODE_TTL_MS } from "./core/setup.ts";
 import { TOKEN_OPTIONS, TOKEN_USAGE, tokenCommand } from "./tools/cli/token.ts";
 import { USER_OPTIONS, USER_USAGE, userCommand } from "./tools/cli/user.ts";
 import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./tools/cli/simulate.ts";
@@ -208,8 +209,16 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     const applied = await migrate(handle.db, handle.pool);
     logger.info("migrations", { applied });
   }
-  const { app, services, close } = createApp({ ...handle, settings, clock: systemClock, logger });
+  const deps = { ...handle, settings, clock: systemClock, logger };
+  const { app, services, close } = createApp(deps);
   if (settings.JOBS_ENABLED) services.jobs.start();
+  const setupCode = await issueSetupCode(deps);
+  if (setupCode) {
+    logger.warn("setup code: no user exists yet; open the console and enter this code to create the admin", {
+      setup_code: setupCode,
+      valid_h: SETUP_CODE_TTL_MS / 3600_000,
+    });
+  }
   const server = Deno.serve({
     hostname: settings.API_HOST,
     port: settings.API_PORT,

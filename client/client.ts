@@ -63,6 +63,9 @@ export interface ClientOptions {
   retryMaxMs?: number;
   /** Timeout of ordinary requests. Default 15,000 ms. */
   requestTimeoutMs?: number;
+  /** Wait between registration attempts while the server answers 409 node_name_taken (the name belongs to
+   * a node this agent cannot prove it is). Default 300,000 ms; setEnrollmentToken() ends the wait. */
+  nameTakenRetryMs?: number;
   fetch?: typeof fetch;
   store?: ClientStore;
   runtime?: ClientRuntime;
@@ -96,6 +99,8 @@ export interface ClientStats {
   droppedAfterStop: number;
   heartbeats: number;
   registrations: number;
+  /** Registrations refused because the name belongs to a node this agent could not prove it is. */
+  nameTaken: number;
   configsApplied: number;
   configsFailed: number;
 }
@@ -219,6 +224,12 @@ export class CentralManagementClient {
   #enrollmentToken: string | undefined;
   #nodeId: string | undefined;
   #nodeToken: string | undefined;
+  /** The last node token this client held: presented at registration, so a node whose token still works
+   * rotates it without an operator (the server ignores it otherwise). */
+  #lastNodeToken: string | undefined;
+  #nameTakenRetryMs: number;
+  /** Ends the wait after a name clash when an operator's re-enrollment token arrives. */
+  #registerWaker = new Waker();
   #appliedHash: string | null = null;
   /** The hash the config watch waits past: applied or, after a failure, the refused one. */
   #seenHash: string | null = null;
@@ -242,6 +253,7 @@ export class CentralManagementClient {
     droppedAfterStop: 0,
     heartbeats: 0,
     registrations: 0,
+    nameTaken: 0,
     configsApplied: 0,
     configsFailed: 0,
   };
@@ -283,6 +295,7 @@ export class CentralManagementClient {
     this.#retryBaseMs = positiveInt("retryBaseMs", options.retryBaseMs, 1_000);
     this.#retryMaxMs = Math.max(this.#retryBaseMs, positiveInt("retryMaxMs", options.retryMaxMs, 60_000));
     this.#requestTimeoutMs = positiveInt("requestTimeoutMs", options.requestTimeoutMs, 15_000);
+    this.#nameTakenRetryMs = positiveInt("nameTakenRetryMs", options.nameTakenRetryMs, 300_000);
     this.#configWaitS = nonNegative("configWaitS", options.configWaitS, 30);
     if (this.#configWaitS > 60) {
       throw new RangeError(`configWaitS must be within 0..60 (got ${this.#configWaitS})`);
@@ -350,6 +363,16 @@ export class CentralManagementClient {
       this.#senderLoop(),
     );
     if (!this.#nodeId) void this.#ensureRegistered().catch(() => {});
+  }
+
+  /** Replaces the enrollment token, e.g. with a re-enrollment token an operator made for this node after
+   * the server answered 409 node_name_taken; a registration waiting after such a refusal tries at once. */
+  setEnrollmentToken(token: string): void {
+    if (typeof token !== "string" || token.trim() === "") {
+      throw new TypeError("token must be a non-empty string");
+    }
+    this.#enrollmentToken = token.trim();
+    this.#registerWaker.notify();
   }
 
   /** Resolves once the client holds a node id and token (at once when it already does). */
@@ -582,6 +605,7 @@ export class CentralManagementClient {
 
   async #reenroll(refusedToken: string, signal: AbortSignal): Promise<void> {
     if (this.#nodeToken === refusedToken) {
+      this.#lastNodeToken = refusedToken;
       this.#nodeToken = undefined;
       this.#nodeId = undefined;
     }
@@ -599,6 +623,12 @@ export class CentralManagementClient {
       } catch (error) {
         if (error instanceof Stopped) throw error;
         this.#error("register", error);
+        if (error instanceof CentralRequestError && error.code === "node_name_taken") {
+          // Never fight over a name: asking again soon would change nothing. Wait long, or for
+          // setEnrollmentToken() with the operator's re-enrollment token.
+          await this.#registerWaker.wait(this.#nameTakenRetryMs * (0.9 + Math.random() * 0.2), signal);
+          continue;
+        }
       }
       await sleep(this.#backoff(failures), signal);
     }
@@ -633,13 +663,23 @@ export class CentralManagementClient {
         this.#error(`reading ${this.localConfigPath}`, error);
       }
     }
-    let result = await this.#http("POST", "/register", { json: body, signal });
+    const token = this.#nodeToken ?? this.#lastNodeToken;
+    let result = await this.#http("POST", "/register", { json: body, signal, token });
     if (result.status === 422 && sentConfig && namesField(result.body, "config")) {
       // The server refuses our config.yaml; register without it rather than not at all.
       this.#error("register", refusal(result, "the server refused config.yaml; registering without it"));
       delete body.config;
       sentConfig = false;
-      result = await this.#http("POST", "/register", { json: body, signal });
+      result = await this.#http("POST", "/register", { json: body, signal, token });
+    }
+    if (result.status === 409 && errorCode(result.body) === "node_name_taken") {
+      this.#stats.nameTaken++;
+      throw refusal(
+        result,
+        `node name "${this.#nodeName}" is registered to a node this agent could not prove it is; not ` +
+          `taking it over. Waiting for an operator's re-enrollment token (setEnrollmentToken or ` +
+          `CENTRAL_ENROLLMENT_TOKEN)`,
+      );
     }
     if (result.status === 409) {
       this.#decommissioned = true;
@@ -658,6 +698,7 @@ export class CentralManagementClient {
     const reason = this.#stats.registrations > 0 || this.#appliedHash !== null ? "reenroll" : "initial";
     this.#nodeId = answer.node_id;
     this.#nodeToken = answer.node_token;
+    this.#lastNodeToken = answer.node_token;
     this.#stats.registrations++;
     if (this.#options.heartbeatIntervalMs === undefined && typeof answer.heartbeat_interval_s === "number") {
       this.#heartbeatIntervalMs = answer.heartbeat_interval_s * 1000;
@@ -953,6 +994,10 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+function errorCode(body: unknown): string | undefined {
+  return (body as { error?: { code?: string } } | null)?.error?.code;
 }
 
 function refusal(result: HttpResult, what: string): CentralRequestError {

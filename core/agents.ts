@@ -22,11 +22,13 @@ import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
 import { LATE_SAMPLE_MS } from "./housekeeping.ts";
-import { consumeEnrollmentToken } from "./enrollment.ts";
+import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.ts";
+import type { EnrollmentTokenRow } from "../db/enrollment.ts";
+import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
 import { authenticateNode } from "./nodeAuth.ts";
 import type { Principal } from "./principal.ts";
-import { keyedHash, newSecret, SECRET_PREFIX } from "./secrets.ts";
+import { constantTimeEqual, keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 // -------------------------------------------------------------------------------------------- register
 
@@ -42,7 +44,8 @@ export interface RegisterPoolInput {
 
 /** The register body as the route validated it (snake_case, as on the wire). */
 export interface RegisterInput {
-  enrollment_token: string;
+  /** Not needed when the node's current token is presented (a rotation). */
+  enrollment_token?: string | null;
   name: string;
   hostname: string;
   address?: string | null;
@@ -54,7 +57,7 @@ export interface RegisterInput {
 }
 
 export interface RegisterResult {
-  /** true: a new node (201); false: a known name whose token was rotated (200). */
+  /** true: a new node (201); false: a known node whose token was rotated on proof (200). */
   created: boolean;
   body: {
     node_id: string;
@@ -68,14 +71,45 @@ type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
 
 const REGISTER_ATTEMPTS = 3;
 
-/** Registers an agent (or re-registers a known name, rotating its token). One transaction: the enrollment
- * token use, the node, its pools, its first config version and the audit entries; a refusal writes nothing
- * (and gives the token use back). */
+/** The credential check POST /register runs before it validates anything else of the body (so an
+ * anonymous request costs one lookup, whatever it carries): the node's current token for that name
+ * (Authorization: Bearer acn_...), or a usable enrollment token. `raw` is the parsed JSON body, unchecked.
+ * Throws 401 (enrollment_token_invalid / _expired / _revoked / _exhausted). Decisions that need the
+ * node row locked are registerNode's. */
+export async function checkRegisterCredentials(
+  deps: Pick<CoreDeps, "db" | "settings" | "clock">,
+  raw: unknown,
+  nodeToken: string | undefined,
+): Promise<void> {
+  const body = (raw !== null && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
+  if (secretShaped(SECRET_PREFIX.nodeToken, nodeToken) && typeof body.name === "string") {
+    const owner = await findNodeByTokenHash(deps.db, await keyedHash(deps.settings.SECRET_KEY, nodeToken));
+    if (owner && owner.name === body.name) return;
+  }
+  if (body.enrollment_token === undefined || body.enrollment_token === null) {
+    throw new AppError(
+      401,
+      "enrollment_token_invalid",
+      "an enrollment token is required (enrollment_token), or the node's own token to rotate it",
+    );
+  }
+  await findUsableEnrollmentToken(deps, deps.db, body.enrollment_token);
+}
+
+/** Registers an agent. Who may register a name:
+ * - a new name: any usable enrollment token (201);
+ * - a known name: only with proof of identity (200, the node token rotated): the node's current token
+ *   (`presentedNodeToken`), or a re-enrollment token an operator created for that node. A plain enrollment
+ *   token for a known name is 409 node_name_taken and changes nothing: every agent holds the enrollment
+ *   token, so it must not be enough to take another node's identity.
+ * One transaction: the enrollment token use, the node, its pools, its first config version and the audit
+ * entries; a refusal writes nothing (and gives the token use back). */
 export async function registerNode(
   deps: CoreDeps,
   services: WatcherHolder,
   input: RegisterInput,
   clientAddress: string | null,
+  presentedNodeToken?: string,
 ): Promise<RegisterResult> {
   // Checked before any write, so a bad config costs no enrollment use.
   let configBody: { body: Record<string, unknown>; text: string } | undefined;
@@ -87,6 +121,9 @@ export async function registerNode(
     }
     configBody = { body: parsed.body, text: parsed.text };
   }
+  const presentedHash = secretShaped(SECRET_PREFIX.nodeToken, presentedNodeToken)
+    ? await keyedHash(deps.settings.SECRET_KEY, presentedNodeToken)
+    : undefined;
   const nodeToken = newSecret(SECRET_PREFIX.nodeToken);
   const tokenHash = await keyedHash(deps.settings.SECRET_KEY, nodeToken);
   const address = input.address ?? clientAddress;
@@ -94,7 +131,6 @@ export async function registerNode(
   for (let attempt = 1;; attempt++) {
     try {
       const outcome = await deps.db.transaction(async (tx) => {
-        const enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
         const now = deps.clock.now();
         const existing = await findNodeByNameForUpdate(tx, input.name);
         if (existing?.decommissionedAt) {
@@ -103,6 +139,24 @@ export async function registerNode(
             "node_decommissioned",
             `node ${input.name} is decommissioned; an operator must delete it before the name can register again`,
           );
+        }
+        const ownToken = Boolean(
+          existing?.tokenHash && presentedHash && constantTimeEqual(existing.tokenHash, presentedHash),
+        );
+        let enrollment: EnrollmentTokenRow | undefined;
+        if (!ownToken) {
+          if (!input.enrollment_token) {
+            throw new AppError(401, "enrollment_token_invalid", "an enrollment token is required");
+          }
+          enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
+          if (enrollment.nodeId !== null && enrollment.nodeId !== existing?.id) {
+            throw new AppError(
+              403,
+              "enrollment_token_wrong_node",
+              `this re-enrollment token was made for another node; it registers only that node's name`,
+            );
+          }
+          if (existing && enrollment.nodeId === null) throw nameTaken(input.name);
         }
         const nodeId = existing?.id ?? crypto.randomUUID();
         if (existing) {
@@ -165,19 +219,21 @@ export async function registerNode(
         const version = desired?.desiredVersionId
           ? await findConfigVersionById(tx, desired.desiredVersionId)
           : undefined;
-        await recordAudit(deps, tx, {
-          principal,
-          action: "enrollment_token.use",
-          targetType: "enrollment_token",
-          targetId: enrollment.id,
-          details: {
-            name: enrollment.name,
-            prefix: enrollment.prefix,
-            uses: enrollment.uses,
-            node: input.name,
-          },
-          address,
-        });
+        if (enrollment) {
+          await recordAudit(deps, tx, {
+            principal,
+            action: "enrollment_token.use",
+            targetType: "enrollment_token",
+            targetId: enrollment.id,
+            details: {
+              name: enrollment.name,
+              prefix: enrollment.prefix,
+              uses: enrollment.uses,
+              node: input.name,
+            },
+            address,
+          });
+        }
         await recordAudit(deps, tx, {
           principal,
           action: existing ? "node.reregister" : "node.register",
@@ -188,7 +244,9 @@ export async function registerNode(
             hostname: input.hostname,
             agent_version: input.agent_version ?? null,
             pools: (input.pools ?? []).length,
-            enrollment_token_id: enrollment.id,
+            enrollment_token_id: enrollment?.id ?? null,
+            // What proved a known node's identity: its own token or an operator's re-enrollment token.
+            ...(existing ? { proof: ownToken ? "node_token" : "reenrollment_token" } : {}),
             config_version: version?.version ?? null,
           },
           address,
@@ -216,6 +274,19 @@ export async function registerNode(
       throw error;
     }
   }
+}
+
+/** 409 for a known name registered without proof: says what the operator can do. */
+function nameTaken(name: string): AppError {
+  return new AppError(
+    409,
+    "node_name_taken",
+    `node name "${name}" is already registered and this request did not prove it is that node, so its ` +
+      `token was not changed. If this agent is "${name}" and lost its node token, an operator can issue a ` +
+      `one-time re-enrollment token (autoscaler-central token create --node ${name}, or POST ` +
+      `/api/v1/nodes/{id}/reenrollment-token) to use as this agent's enrollment token. Otherwise give this ` +
+      `agent another name.`,
+  );
 }
 
 function describe(details: ErrorDetail[]): string {

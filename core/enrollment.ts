@@ -1,5 +1,6 @@
 // Enrollment tokens: created by admins (or the CLI), presented by an autoscaler at registration.
 // Only the keyed hash is stored; the token itself is shown once, at creation.
+import { findNodeByIdOrName } from "../db/nodeAuth.ts";
 import {
   type EnrollmentTokenRow,
   findEnrollmentTokenByHash,
@@ -14,7 +15,7 @@ import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
 import { actorOf, type Principal } from "./principal.ts";
-import { keyedHash, newSecret, SECRET_PREFIX } from "./secrets.ts";
+import { keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 export const ENROLLMENT_TOKEN_STATES = ["active", "expired", "revoked", "exhausted"] as const;
 export type EnrollmentTokenState = typeof ENROLLMENT_TOKEN_STATES[number];
@@ -32,6 +33,8 @@ export interface EnrollmentTokenView {
   last_used_at: string | null;
   revoked_at: string | null;
   state: EnrollmentTokenState;
+  /** Set for a re-enrollment token: the one node whose name it may register again. */
+  node_id: string | null;
 }
 
 /** Characters of the token kept for recognition ("ace_" plus 8 random characters). */
@@ -59,6 +62,7 @@ export function enrollmentTokenView(row: EnrollmentTokenRow, now: Date): Enrollm
     last_used_at: row.lastUsedAt?.toISOString() ?? null,
     revoked_at: row.revokedAt?.toISOString() ?? null,
     state: enrollmentTokenState(row, now),
+    node_id: row.nodeId ?? null,
   };
 }
 
@@ -107,6 +111,7 @@ export async function createEnrollmentToken(
     uses: 0,
     lastUsedAt: null,
     revokedAt: null,
+    nodeId: null,
   };
   const id = await deps.db.transaction(async (tx) => {
     const id = await insertEnrollmentToken(tx, row);
@@ -167,6 +172,23 @@ const REFUSALS: Record<Exclude<EnrollmentTokenState, "active">, { code: string; 
   exhausted: { code: "enrollment_token_exhausted", message: "the enrollment token has no uses left" },
 };
 
+/** The token's row while it can be used, without taking a use: the cheap credential check register runs
+ * before it reads anything else of the request. 401 with enrollment_token_invalid / _expired / _revoked /
+ * _exhausted otherwise. A string that is not shaped like a token is refused before it is hashed. */
+export async function findUsableEnrollmentToken(
+  deps: Pick<CoreDeps, "settings" | "clock">,
+  db: DbOrTx,
+  token: unknown,
+): Promise<EnrollmentTokenRow> {
+  const invalid = new AppError(401, "enrollment_token_invalid", "unknown enrollment token");
+  if (!secretShaped(SECRET_PREFIX.enrollmentToken, token)) throw invalid;
+  const row = await findEnrollmentTokenByHash(db, await keyedHash(deps.settings.SECRET_KEY, token));
+  if (!row) throw invalid;
+  const state = enrollmentTokenState(row, deps.clock.now());
+  if (state !== "active") throw new AppError(401, REFUSALS[state].code, REFUSALS[state].message);
+  return row;
+}
+
 /** Checks the token and counts one use, inside the registration's transaction (a rollback gives the use
  * back). 401 with enrollment_token_invalid / _expired / _revoked / _exhausted when it cannot be used. */
 export async function consumeEnrollmentToken(
@@ -174,10 +196,7 @@ export async function consumeEnrollmentToken(
   tx: DbOrTx,
   token: string,
 ): Promise<EnrollmentTokenRow> {
-  const invalid = new AppError(401, "enrollment_token_invalid", "unknown enrollment token");
-  if (!token.startsWith(`${SECRET_PREFIX.enrollmentToken}_`)) throw invalid;
-  const row = await findEnrollmentTokenByHash(tx, await keyedHash(deps.settings.SECRET_KEY, token));
-  if (!row) throw invalid;
+  const row = await findUsableEnrollmentToken(deps, tx, token);
   const now = deps.clock.now();
   if (await takeEnrollmentTokenUse(tx, row.id, now)) return { ...row, uses: row.uses + 1, lastUsedAt: now };
   // Refused: read it again (a concurrent registration may have taken the last use) to say why.
@@ -185,4 +204,74 @@ export async function consumeEnrollmentToken(
   const state = enrollmentTokenState(current, now);
   const refusal = REFUSALS[state === "active" ? "exhausted" : state];
   throw new AppError(401, refusal.code, refusal.message);
+}
+
+// -------------------------------------------------------------------------------- re-enrollment tokens
+
+/** How long a re-enrollment token lives unless the operator says otherwise. */
+export const REENROLLMENT_DEFAULT_EXPIRES_S = 86_400;
+export const REENROLLMENT_MAX_EXPIRES_S = 30 * 86_400;
+
+export interface ReenrollmentTokenCreated {
+  token: string;
+  node: { id: string; name: string };
+  view: EnrollmentTokenView;
+}
+
+/** An operator's explicit act that lets a node's agent register its name again (it lost its token, or
+ * the server's SECRET_KEY changed): a single-use enrollment token bound to that node, shown once.
+ * `node` is the node's id or its name. 404 unknown node, 409 node_decommissioned. Audited on the node. */
+export async function createReenrollmentToken(
+  deps: CoreDeps,
+  input: { node: string; expiresInS?: number | null; principal: Principal; address?: string | null },
+): Promise<ReenrollmentTokenCreated> {
+  const expiresInS = input.expiresInS ?? REENROLLMENT_DEFAULT_EXPIRES_S;
+  if (!Number.isInteger(expiresInS) || expiresInS < 60 || expiresInS > REENROLLMENT_MAX_EXPIRES_S) {
+    throw validationFailed("invalid re-enrollment token: expires_in_s", [{
+      field: "expires_in_s",
+      message: `a whole number of seconds, 60 to ${REENROLLMENT_MAX_EXPIRES_S}`,
+    }]);
+  }
+  const token = newSecret(SECRET_PREFIX.enrollmentToken);
+  const tokenHash = await keyedHash(deps.settings.SECRET_KEY, token);
+  const now = deps.clock.now();
+  return await deps.db.transaction(async (tx) => {
+    const node = await findNodeByIdOrName(tx, input.node.trim());
+    if (!node) throw notFound(`node ${input.node}`);
+    if (node.decommissionedAt) {
+      throw new AppError(
+        409,
+        "node_decommissioned",
+        `node ${node.name} is decommissioned; an operator must delete it before the name can register again`,
+      );
+    }
+    const row = {
+      name: `re-enroll ${node.name}`.slice(0, 128),
+      prefix: token.slice(0, PREFIX_LENGTH),
+      tokenHash,
+      createdBy: actorOf(input.principal).actorName,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + expiresInS * 1000),
+      maxUses: 1,
+      uses: 0,
+      lastUsedAt: null,
+      revokedAt: null,
+      nodeId: node.id,
+    };
+    const id = await insertEnrollmentToken(tx, row);
+    await recordAudit(deps, tx, {
+      principal: input.principal,
+      action: "node.reenrollment_token.create",
+      targetType: "node",
+      targetId: node.id,
+      details: {
+        name: node.name,
+        enrollment_token_id: id,
+        prefix: row.prefix,
+        expires_at: row.expiresAt.toISOString(),
+      },
+      address: input.address,
+    });
+    return { token, node: { id: node.id, name: node.name }, view: enrollmentTokenView({ id, ...row }, now) };
+  });
 }

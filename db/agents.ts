@@ -10,6 +10,7 @@ import { instancePools, nodes } from "./schema.ts";
 
 export interface NodeRegistrationRow {
   id: string;
+  tokenHash: string | null;
   decommissionedAt: Date | null;
   desiredVersionId: number | null;
 }
@@ -21,6 +22,7 @@ export async function findNodeByNameForUpdate(
 ): Promise<NodeRegistrationRow | undefined> {
   const rows = await db.select({
     id: nodes.id,
+    tokenHash: nodes.tokenHash,
     decommissionedAt: nodes.decommissionedAt,
     desiredVersionId: nodes.desiredVersionId,
   }).from(nodes).where(eq(nodes.name, name)).limit(1).for("update");

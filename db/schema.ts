@@ -216,6 +216,9 @@ export const enrollmentTokens = mysqlTable("enrollment_tokens", {
   uses: int("uses").notNull().default(0),
   lastUsedAt: ms("last_used_at"),
   revokedAt: ms("revoked_at"),
+  // Set for a re-enrollment token: an operator's one-time proof that lets the agent of this node (and
+  // only it) register under the node's name again and receive a new node token.
+  nodeId: char("node_id", { length: 36 }),
 }, (t) => [
   uniqueIndex("enrollment_tokens_hash_uq").on(t.tokenHash),
   index("enrollment_tokens_created_idx").on(t.createdAt),
@@ -272,3 +275,11 @@ export const metricRollupDirty = mysqlTable("metric_rollup_dirty", {
   hourStart: ms("hour_start").notNull(),
   markedAt: ms("marked_at").notNull(),
 }, (t) => [primaryKey({ name: "metric_rollup_dirty_pk", columns: [t.nodeId, t.hourStart] })]);
+
+/** One-time codes for the first-run setup page: `serve` issues one at start while no user exists and
+ * prints it; any replica accepts any code still here; creating the first admin deletes them all. */
+export const setupCodes = mysqlTable("setup_codes", {
+  codeHash: char("code_hash", { length: 64 }).primaryKey(),
+  createdAt: ms("created_at").notNull(),
+  expiresAt: ms("expires_at").notNull(),
+});

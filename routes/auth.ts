@@ -2,10 +2,11 @@
 // the session cookie. It never refuses an anonymous request (routes decide with requireRole), but a
 // presented API key that is unknown, revoked or expired is refused at once (401), and a cookie request
 // with an unsafe method must pass the CSRF check (403 csrf_failed).
-import type { MiddlewareHandler } from "hono";
-import { getCookie } from "hono/cookie";
+import type { Context, MiddlewareHandler } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { resolveCaller } from "../core/auth.ts";
 import type { CoreDeps } from "../core/deps.ts";
+import type { Settings } from "../config.ts";
 import { SESSION_COOKIE } from "../core/sessions.ts";
 import type { AppEnv } from "./env.ts";
 
@@ -30,4 +31,19 @@ export function authenticate(deps: CoreDeps): MiddlewareHandler<AppEnv> {
     if (caller.principal) c.set("principal", caller.principal);
     await next();
   };
+}
+
+/** Sets the session cookie after a login (API or page): HttpOnly, SameSite=Lax, Secure in production, no
+ * Max-Age (the server decides expiry, sliding; the cookie lasts the browser session). */
+export function setSessionCookie(c: Context, settings: Settings, sessionToken: string): void {
+  setCookie(c, SESSION_COOKIE, sessionToken, {
+    httpOnly: true,
+    sameSite: "Lax",
+    path: "/",
+    secure: settings.ENVIRONMENT === "production",
+  });
+}
+
+export function clearSessionCookie(c: Context, settings: Settings): void {
+  deleteCookie(c, SESSION_COOKIE, { path: "/", secure: settings.ENVIRONMENT === "production" });
 }

@@ -8,6 +8,8 @@ export type AppEnv = {
     requestId: string;
     clientAddress: string;
     principal?: Principal;
+    /** The session's CSRF token, set for cookie sessions on pages (forms and hx-headers embed it). */
+    csrfToken?: string;
   };
 };
 

@@ -3,7 +3,9 @@
 //
 // ROLE MATRIX CONVENTION (every route under /api must follow it; tests/role_matrix_test.ts checks it):
 //   Spread `...access(level)` into each createRoute({...}), level one of
-//     "public"   anyone (login, register with an enrollment token in the body)
+//     "public"   anyone (login)
+//     "enrollment" an enrollment token in the body (or the node's own token): register. The route checks
+//                it before it validates anything else; without one, anyone (API keys too) gets 401
 //     "node"     a node token; access() refuses requests without an `acn_` token (401) before
 //                validation, the handler then checks it is this node's with core/nodeAuth.ts
 //     "viewer"   read-only operators and keys
@@ -25,7 +27,7 @@ import type { AppEnv } from "./env.ts";
 
 export type PersonOrKey = Extract<Principal, { kind: "user" | "api_key" }>;
 
-export const ACCESS_LEVELS = ["public", "node", ...ROLES] as const;
+export const ACCESS_LEVELS = ["public", "enrollment", "node", ...ROLES] as const;
 export type AccessLevel = typeof ACCESS_LEVELS[number];
 
 /** The OpenAPI extension naming a route's minimum access level. */
@@ -67,7 +69,10 @@ export function access<const L extends AccessLevel>(level: L): {
   security: Record<string, string[]>[];
   middleware: MiddlewareHandler<AppEnv>[];
 } {
-  if (level === "public") return { [MIN_ROLE_EXTENSION]: level, security: [], middleware: [] };
+  // enrollment: the token is in the body, so the route's own middleware checks it (routes/api/agents.ts).
+  if (level === "public" || level === "enrollment") {
+    return { [MIN_ROLE_EXTENSION]: level, security: [], middleware: [] };
+  }
   if (level === "node") {
     return { [MIN_ROLE_EXTENSION]: level, security: [{ nodeToken: [] }], middleware: [nodeTokenPresented] };
   }

@@ -5,6 +5,7 @@ import { checkReadiness } from "../core/health.ts";
 import { notFound } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 import { assets } from "../static/assets.ts";
+import { assetVersion } from "./ui/assets.ts";
 import type { AppEnv } from "./env.ts";
 import { contentSecurityPolicy, STRICT_CSP } from "./securityHeaders.ts";
 
@@ -109,10 +110,13 @@ export function registerSystemRoutes(app: OpenAPIHono<AppEnv>, deps: Pick<CoreDe
     const asset = Object.hasOwn(assets, name) ? assets[name] : undefined;
     if (!asset) throw notFound(`static file ${name}`);
     const etag = await assetTag(name, asset.body);
+    // A URL with the current content hash (the console's links) never changes meaning: cache it for good.
+    const immutable = c.req.query("v") === assetVersion(name);
     const headers = {
       ETag: etag,
-      "Cache-Control": "public, max-age=3600",
+      "Cache-Control": immutable ? "public, max-age=31536000, immutable" : "public, max-age=3600",
       "Content-Type": asset.contentType,
+      "X-Content-Type-Options": "nosniff",
     };
     if (c.req.header("if-none-match") === etag) return c.body(null, 304, headers);
     return c.body(asset.body, 200, headers);

@@ -47,8 +47,8 @@ export function expectedOutcome(
 ): "allowed" | 401 | 403 {
   if (access === "public") return "allowed";
   if (caller === "anonymous") return 401;
-  // Node routes accept only node tokens; an API key there is not a node token (401).
-  if (access === "node") return 401;
+  // Node routes accept only node tokens, register only enrollment (or node) tokens: an API key is neither.
+  if (access === "node" || access === "enrollment") return 401;
   return ROLES.indexOf(caller) >= ROLES.indexOf(access) ? "allowed" : 403;
 }
 
@@ -63,7 +63,11 @@ export function roleMatrixMarkdown(rows: MatrixRow[]): string {
     "| --- | --- | --- | :-: | :-: | :-: | :-: |",
   ];
   for (const row of rows.filter((r) => r.path.startsWith("/api/"))) {
-    const needs = row.access === "node" ? "node token" : row.access ?? "UNDECLARED";
+    const needs = row.access === "node"
+      ? "node token"
+      : row.access === "enrollment"
+      ? "enrollment token"
+      : row.access ?? "UNDECLARED";
     lines.push(
       `| ${row.method} | \`${row.path}\` | ${needs} | ${mark(row.access, "anonymous")} | ${
         mark(row.access, "viewer")

@@ -5,6 +5,8 @@ import swaggerBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "t
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 import redoc from "redoc/bundles/redoc.standalone.js" with { type: "text" };
 import docsInit from "./docs-init.js" with { type: "text" };
+import appCss from "./app.css" with { type: "text" };
+import appJs from "./app.js" with { type: "text" };
 
 export interface Asset {
   body: string;
@@ -24,4 +26,7 @@ export const assets: Record<string, Asset> = {
     contentType: JS,
   },
   "docs-init.js": { body: docsInit, contentType: JS },
+  // The console's own style and behaviour (no inline script anywhere: the pages' CSP forbids it).
+  "app.css": { body: appCss, contentType: CSS },
+  "app.js": { body: appJs, contentType: JS },
 };

@@ -6,6 +6,7 @@ import { and, count, eq } from "drizzle-orm";
 import { CentralManagementClient, type ClientOptions, normalizeApiUrl, toYaml } from "../client/mod.ts";
 import { configVersions, enrollmentTokens, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
 import { parse as parseYaml } from "yaml";
+import { createReenrollmentToken } from "../core/enrollment.ts";
 import { eventually, startTestServer, type TestServer } from "./helpers/server.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaclienttesta";
@@ -349,27 +350,70 @@ pools:
       assert.equal(client.droppedSamples, 0);
     });
 
-    await t.step("node token revoked: the client re-enrolls by itself and carries on", async () => {
-      const usesBefore = await tokenUses(server);
-      const oldState = JSON.parse(await Deno.readTextFile(`${dir}/config.yaml.central-state.json`));
-      await server.ctx.deps.db.update(nodes).set({ tokenHash: "0".repeat(64) }).where(eq(nodes.id, nodeId));
-      const reenrolled = new Promise((resolve) => client.on("registered", resolve));
-      const before = await sampleCount(server, nodeId);
-      client.sendMetrics({ instancePoolId: POOL_A, cpuUtil: 20, memoryUtil: 20, instanceCount: 2 });
-      const event = await reenrolled as { nodeId: string; created: boolean; reason: string };
-      assert.equal(event.nodeId, nodeId);
-      assert.equal(event.created, false);
-      assert.equal(event.reason, "reenroll");
-      await eventually(
-        "sample after re-enrollment",
-        async () => (await sampleCount(server, nodeId)) === before + 1,
-      );
-      const state = JSON.parse(await Deno.readTextFile(`${dir}/config.yaml.central-state.json`));
-      assert.equal(state.node_id, nodeId);
-      assert.notEqual(state.node_token, oldState.node_token);
-      assert.equal(await tokenUses(server), usesBefore + 1);
-      assert.ok(errors.some((e) => /HTTP 401/.test(e)));
-    });
+    await t.step(
+      "a second agent with the same name: 409 logged, backs off, never takes the node over",
+      async () => {
+        const ownerHash = (await nodeRow(server, "agent-1")).tokenHash;
+        const otherDir = await Deno.makeTempDir({ prefix: "central-client-twin-" });
+        const twinErrors: string[] = [];
+        const twin = new CentralManagementClient(
+          fastOptions(server, otherDir, {
+            enrollmentToken: token,
+            nodeName: "agent-1",
+            nameTakenRetryMs: 400,
+            sendConfigAtRegistration: false,
+          }),
+        );
+        clients.push(twin);
+        twin.on("error", ({ context, error }) => twinErrors.push(`${context}: ${error.message}`));
+        await twin.start();
+        await eventually("twin refused", () => twin.stats.nameTaken >= 1);
+        assert.ok(
+          twinErrors.some((e) => /node_name_taken/.test(e) && /re-enrollment token/.test(e)),
+          twinErrors.join("\n"),
+        );
+        const heartbeatsBefore = client.stats.heartbeats;
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        assert.ok(twin.stats.nameTaken <= 4, `retried ${twin.stats.nameTaken} times in ~1.4 s`);
+        assert.equal(twin.nodeId, undefined);
+        assert.equal((await nodeRow(server, "agent-1")).tokenHash, ownerHash, "owner's token untouched");
+        assert.ok(client.stats.heartbeats > heartbeatsBefore, "the owner keeps heartbeating");
+        await twin.stop({ deadlineMs: 500 });
+        await Deno.remove(otherDir, { recursive: true });
+      },
+    );
+
+    await t.step(
+      "node token refused: 409 logged, then an operator's re-enrollment token brings it back",
+      async () => {
+        const usesBefore = await tokenUses(server);
+        const oldState = JSON.parse(await Deno.readTextFile(`${dir}/config.yaml.central-state.json`));
+        await server.ctx.deps.db.update(nodes).set({ tokenHash: "0".repeat(64) }).where(eq(nodes.id, nodeId));
+        const reenrolled = new Promise((resolve) => client.on("registered", resolve));
+        const before = await sampleCount(server, nodeId);
+        client.sendMetrics({ instancePoolId: POOL_A, cpuUtil: 20, memoryUtil: 20, instanceCount: 2 });
+        await eventually("name clash reported", () => client.stats.nameTaken >= 1);
+        assert.ok(errors.some((e) => /HTTP 401/.test(e)));
+        assert.ok(errors.some((e) => /HTTP 409: node_name_taken/.test(e)), errors.join("\n"));
+        const { token: reenrollment } = await createReenrollmentToken(server.ctx.deps, {
+          node: "agent-1",
+          principal: { kind: "system", name: "test" },
+        });
+        client.setEnrollmentToken(reenrollment);
+        const event = await reenrolled as { nodeId: string; created: boolean; reason: string };
+        assert.equal(event.nodeId, nodeId);
+        assert.equal(event.created, false);
+        assert.equal(event.reason, "reenroll");
+        await eventually(
+          "sample after re-enrollment",
+          async () => (await sampleCount(server, nodeId)) === before + 1,
+        );
+        const state = JSON.parse(await Deno.readTextFile(`${dir}/config.yaml.central-state.json`));
+        assert.equal(state.node_id, nodeId);
+        assert.notEqual(state.node_token, oldState.node_token);
+        assert.equal(await tokenUses(server), usesBefore + 1, "only the re-enrollment token's one use");
+      },
+    );
 
     await t.step(
       "a sample the server refuses (422) is dropped and counted; the rest of its batch arrives",

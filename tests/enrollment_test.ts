@@ -181,6 +181,7 @@ Deno.test("enrollment tokens: service", async (t) => {
           "last_used_at",
           "max_uses",
           "name",
+          "node_id",
           "prefix",
           "revoked_at",
           "state",

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
+import { createEnrollmentToken } from "../core/enrollment.ts";
 
 interface ErrorBody {
   error: {
@@ -19,6 +20,10 @@ Deno.test("error shape", async (t) => {
     const [rows] = await ctx.deps.pool.query("SELECT COUNT(*) AS n FROM nodes");
     return Number((rows as { n: number }[])[0].n);
   };
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, {
+    name: "shape",
+    principal: { kind: "system", name: "test" },
+  });
   try {
     await t.step("malformed JSON: 400 bad_request", async () => {
       const res = await ctx.call("POST", "/api/v1/register", {
@@ -43,13 +48,15 @@ Deno.test("error shape", async (t) => {
     });
 
     await t.step("validation failure: 422 naming each field and where it was", async () => {
-      const res = await ctx.call("POST", "/api/v1/register", { json: { name: 42 } });
+      const res = await ctx.call("POST", "/api/v1/register", {
+        json: { enrollment_token: enrollment, name: 42 },
+      });
       assert.equal(res.status, 422);
       const body = await json<ErrorBody>(res);
       assert.equal(body.error.code, "validation_failed");
       const fields = (body.error.details ?? []).map((d) => d.field);
       assert.ok(fields.includes("name"), fields.join(","));
-      assert.ok(fields.includes("enrollment_token"), fields.join(","));
+      assert.ok(fields.includes("hostname"), fields.join(","));
       assert.ok(body.error.details?.every((d) => d.location === "body"));
       assert.match(body.error.message, /name/);
     });

@@ -139,59 +139,62 @@ Deno.test("register", async (t) => {
       },
     );
 
-    await t.step("the known name again: 200, token rotated (old one refused), config kept", async () => {
-      const res = await register({
-        name: "scaler-1",
-        hostname: "scaler-1b.internal",
-        agent_version: "2.1.0",
-        pools: [{ instance_pool_id: POOL_A, current_size: 4 }, { instance_pool_id: POOL_B }],
-        config: CONFIG_YAML, // ignored: the node has a config already
-      });
-      assert.equal(res.status, 200);
-      const body = await json<
-        { node_id: string; node_token: string; config: { version: number; hash: string } }
-      >(res);
-      assert.equal(body.node_id, nodeId);
-      assert.notEqual(body.node_token, firstToken);
-      assert.equal(body.config.version, 1);
-      assert.equal(body.config.hash, firstHash);
-      const old = await ctx.call("POST", `/api/v1/nodes/${nodeId}/heartbeat`, {
-        token: firstToken,
-        json: {},
-      });
-      assert.equal(old.status, 401);
-      const fresh = await ctx.call("POST", `/api/v1/nodes/${nodeId}/heartbeat`, {
-        token: body.node_token,
-        json: {},
-      });
-      assert.equal(fresh.status, 200);
-      const [rows] = await ctx.database.pool.query(
-        "SELECT hostname, agent_version, labels FROM nodes WHERE id = ?",
-        [
-          nodeId,
-        ],
-      );
-      const node = (rows as Record<string, unknown>[])[0];
-      assert.equal(node.hostname, "scaler-1b.internal");
-      assert.equal(node.agent_version, "2.1.0");
-      assert.deepEqual(
-        JSON.parse(String(node.labels)),
-        { env: "prod", team: "web" },
-        "labels kept when not sent",
-      );
-      const [pools] = await ctx.database.pool.query(
-        "SELECT pool_ocid, current_size, display_name, max_size FROM instance_pools WHERE node_id = ? ORDER BY pool_ocid",
-        [nodeId],
-      );
-      const [a, b] = pools as Record<string, unknown>[];
-      assert.equal(a.current_size, 4);
-      assert.equal(a.display_name, "web", "fields not sent are kept");
-      assert.equal(a.max_size, 10);
-      assert.equal(b.pool_ocid, POOL_B);
-      assert.equal(await count("config_versions", "node_id = ?", [nodeId]), 1);
-      assert.equal(await count("audit_log", "action = 'node.reregister' AND target_id = ?", [nodeId]), 1);
-      assert.equal(await count("nodes"), 1);
-    });
+    await t.step(
+      "the known name with its own token: 200, token rotated (old one refused), config kept",
+      async () => {
+        const res = await register({
+          name: "scaler-1",
+          hostname: "scaler-1b.internal",
+          agent_version: "2.1.0",
+          pools: [{ instance_pool_id: POOL_A, current_size: 4 }, { instance_pool_id: POOL_B }],
+          config: CONFIG_YAML, // ignored: the node has a config already
+        }, { authorization: `Bearer ${firstToken}` });
+        assert.equal(res.status, 200);
+        const body = await json<
+          { node_id: string; node_token: string; config: { version: number; hash: string } }
+        >(res);
+        assert.equal(body.node_id, nodeId);
+        assert.notEqual(body.node_token, firstToken);
+        assert.equal(body.config.version, 1);
+        assert.equal(body.config.hash, firstHash);
+        const old = await ctx.call("POST", `/api/v1/nodes/${nodeId}/heartbeat`, {
+          token: firstToken,
+          json: {},
+        });
+        assert.equal(old.status, 401);
+        const fresh = await ctx.call("POST", `/api/v1/nodes/${nodeId}/heartbeat`, {
+          token: body.node_token,
+          json: {},
+        });
+        assert.equal(fresh.status, 200);
+        const [rows] = await ctx.database.pool.query(
+          "SELECT hostname, agent_version, labels FROM nodes WHERE id = ?",
+          [
+            nodeId,
+          ],
+        );
+        const node = (rows as Record<string, unknown>[])[0];
+        assert.equal(node.hostname, "scaler-1b.internal");
+        assert.equal(node.agent_version, "2.1.0");
+        assert.deepEqual(
+          JSON.parse(String(node.labels)),
+          { env: "prod", team: "web" },
+          "labels kept when not sent",
+        );
+        const [pools] = await ctx.database.pool.query(
+          "SELECT pool_ocid, current_size, display_name, max_size FROM instance_pools WHERE node_id = ? ORDER BY pool_ocid",
+          [nodeId],
+        );
+        const [a, b] = pools as Record<string, unknown>[];
+        assert.equal(a.current_size, 4);
+        assert.equal(a.display_name, "web", "fields not sent are kept");
+        assert.equal(a.max_size, 10);
+        assert.equal(b.pool_ocid, POOL_B);
+        assert.equal(await count("config_versions", "node_id = ?", [nodeId]), 1);
+        assert.equal(await count("audit_log", "action = 'node.reregister' AND target_id = ?", [nodeId]), 1);
+        assert.equal(await count("nodes"), 1);
+      },
+    );
 
     await t.step("config as YAML text is stored as version 1 of a new node", async () => {
       const res = await register({ name: "scaler-yaml", hostname: "h", config: CONFIG_YAML });
@@ -258,9 +261,10 @@ Deno.test("register", async (t) => {
         if (field) assert.ok(error.details?.some((d) => d.field === field), `${field}: ${error.message}`);
         else assert.match(error.message, /surprise|unrecognized/i);
       }
+      // Credentials come first: without a token the body is not even validated.
       const noToken = await ctx.call("POST", "/api/v1/register", { json: { name: "x", hostname: "h" } });
-      assert.equal(noToken.status, 422);
-      assert.ok((await json<ErrorBody>(noToken)).error.details?.some((d) => d.field === "enrollment_token"));
+      assert.equal(noToken.status, 401);
+      assert.equal((await json<ErrorBody>(noToken)).error.code, "enrollment_token_invalid");
       const notJson = await ctx.call("POST", "/api/v1/register", {
         body: "name=x",
         headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -327,11 +331,12 @@ Deno.test("register", async (t) => {
       assert.equal(await uses(single.view.id), 1);
     });
 
-    await t.step("two concurrent first registrations of one name: one node, both get a token", async () => {
+    await t.step("two concurrent first registrations of one name: one node, the other 409", async () => {
       const responses = await Promise.all([1, 2].map(() => register({ name: "same-name", hostname: "h" })));
-      assert.deepEqual(responses.map((r) => r.status).sort(), [200, 201]);
-      const bodies = await Promise.all(responses.map((r) => json<{ node_id: string }>(r)));
-      assert.equal(bodies[0].node_id, bodies[1].node_id);
+      assert.deepEqual(responses.map((r) => r.status).sort(), [201, 409]);
+      const loser = responses.find((r) => r.status === 409)!;
+      assert.equal((await json<ErrorBody>(loser)).error.code, "node_name_taken");
+      await responses.find((r) => r.status === 201)!.body?.cancel();
       assert.equal(await count("nodes", "name = 'same-name'"), 1);
     });
 

@@ -338,7 +338,7 @@ class ProtocolTest(ClientTestCase):
         eventually("buffer empty", lambda: client.stats["buffered"] == 0)
         self.assertEqual(client.dropped_samples, 0)
 
-    def test_revoked_node_token_reenrolls(self):
+    def test_refused_node_token_waits_for_an_operators_reenrollment_token(self):
         client = self.started()
         node_id = client.node_id
         old_token = self.state()["node_token"]
@@ -347,6 +347,10 @@ class ProtocolTest(ClientTestCase):
         client.on("registered", registered.append)
         SERVER.call("revoke_node_token", node_id=node_id)
         client.send_metrics(instance_pool_id=POOL_A, cpu_util=3, memory_util=3, instance_count=1)
+        eventually("name clash reported", lambda: client.stats["name_taken"] >= 1)
+        self.assertTrue(any("HTTP 401" in e for e in self.errors))
+        self.assertTrue(any("HTTP 409: node_name_taken" in e for e in self.errors), self.errors)
+        client.set_enrollment_token(SERVER.call("reenrollment_token", node_id=node_id))
         eventually("sample after re-enrollment", lambda: self.samples(node_id) == 1)
         self.assertEqual(len(registered), 1)
         self.assertEqual(registered[0]["node_id"], node_id)
@@ -354,7 +358,26 @@ class ProtocolTest(ClientTestCase):
         self.assertFalse(registered[0]["created"])
         self.assertNotEqual(self.state()["node_token"], old_token)
         self.assertEqual(SERVER.call("token_uses"), uses + 1)
-        self.assertTrue(any("HTTP 401" in e for e in self.errors))
+
+    def test_second_agent_with_the_same_name_backs_off_and_takes_nothing(self):
+        owner = self.started()
+        owner_hash = SERVER.call("token_hash", node_id=owner.node_id)
+        twin_dir = tempfile.mkdtemp(prefix="central-py-twin-")
+        try:
+            twin = self.client(local_config_path=os.path.join(twin_dir, "config.yaml"), name_taken_retry=0.4,
+                               send_config_at_registration=False)
+            twin.start()
+            eventually("twin refused", lambda: twin.stats["name_taken"] >= 1)
+            self.assertTrue(any("node_name_taken" in e and "re-enrollment token" in e for e in self.errors),
+                            self.errors)
+            heartbeats = owner.stats["heartbeats"]
+            time.sleep(1.0)
+            self.assertLessEqual(twin.stats["name_taken"], 4)
+            self.assertIsNone(twin.node_id)
+            self.assertEqual(SERVER.call("token_hash", node_id=owner.node_id), owner_hash)
+            self.assertGreater(owner.stats["heartbeats"], heartbeats)
+        finally:
+            shutil.rmtree(twin_dir, ignore_errors=True)
 
     def test_refused_sample_is_dropped_and_counted_not_retried(self):
         client = self.started()

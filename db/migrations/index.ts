@@ -2,6 +2,8 @@
 import m0 from "./0000_initial.sql" with { type: "text" };
 import m1 from "./0001_little_zarek.sql" with { type: "text" };
 import m2 from "./0002_config_yaml_text.sql" with { type: "text" };
+import m3 from "./0003_reenrollment_tokens.sql" with { type: "text" };
+import m4 from "./0004_setup_codes.sql" with { type: "text" };
 
 export interface EmbeddedMigration {
   tag: string;
@@ -14,4 +16,6 @@ export const migrations: EmbeddedMigration[] = [
   { tag: "0000_initial", when: 1795840543003, breakpoints: true, sql: m0 },
   { tag: "0001_little_zarek", when: 1795863678652, breakpoints: true, sql: m1 },
   { tag: "0002_config_yaml_text", when: 1795865084221, breakpoints: true, sql: m2 },
+  { tag: "0003_reenrollment_tokens", when: 1795865894960, breakpoints: true, sql: m3 },
+  { tag: "0004_setup_codes", when: 1795866149281, breakpoints: true, sql: m4 },
 ];

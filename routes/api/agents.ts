@@ -2,6 +2,7 @@
 // batches (node token). Rules live in core/agents.ts; this file parses, calls and shapes.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import {
+  checkRegisterCredentials,
   ingestMetrics,
   MAX_SAMPLES_PER_BATCH,
   recordHeartbeat,
@@ -50,7 +51,10 @@ const RegisterPool = z.strictObject({
 });
 
 const RegisterBody = z.strictObject({
-  enrollment_token: z.string().min(1).max(256).openapi({ description: "ace_... from an admin" }),
+  enrollment_token: z.string().min(1).max(256).nullish().openapi({
+    description: "ace_... from an admin, or a re-enrollment token an operator made for this node. Not " +
+      "needed when the node's current token is sent as Authorization: Bearer acn_... (a rotation)",
+  }),
   name: z.string().regex(NAME, "1..128 of A-Z a-z 0-9 . _ -").openapi({ example: "autoscaler-iad-1" }),
   hostname: shortText(255).openapi({ example: "autoscaler-iad-1.example.internal" }),
   address: z.string().max(64).nullish(),
@@ -137,18 +141,25 @@ const MetricsResponse = z.object({
 const nodeErrors = errorResponses(401, 403, 404, 410, 413, 422);
 
 const registerRoute = createRoute({
-  ...access("public"),
+  ...access("enrollment"),
   method: "post",
   path: "/api/v1/register",
   tags: ["agent"],
-  summary: "Register an autoscaler (or re-register a known name, rotating its token)",
-  description: "Authenticated by the enrollment token in the body. 201 for a new node, 200 for a known " +
-    "name. 401 codes: enrollment_token_invalid, _expired, _revoked, _exhausted. 409 node_decommissioned.",
+  summary: "Register an autoscaler (or rotate a known node's token, with proof)",
+  description: "Credentials are checked before the rest of the body: an enrollment token in the body, or " +
+    "the node's current token (Authorization: Bearer acn_...). 201 for a new name. A known name needs " +
+    "proof of identity: its current node token, or a re-enrollment token an operator created for that " +
+    "node (POST /api/v1/nodes/{id}/reenrollment-token, `token create --node`): 200 and a new node token. " +
+    "Otherwise 409 node_name_taken, nothing changed. 401 codes: enrollment_token_invalid, _expired, " +
+    "_revoked, _exhausted. 403 enrollment_token_wrong_node. 409 node_decommissioned, node_name_taken.",
   request: { body: { required: true, content: { "application/json": { schema: RegisterBody } } } },
   responses: {
     201: { description: "Registered", content: { "application/json": { schema: RegisterResponse } } },
-    200: { description: "Re-registered", content: { "application/json": { schema: RegisterResponse } } },
-    ...errorResponses(401, 409, 413, 422),
+    200: {
+      description: "A known node proved its identity; its token was rotated",
+      content: { "application/json": { schema: RegisterResponse } },
+    },
+    ...errorResponses(401, 403, 409, 413, 422),
   },
 });
 
@@ -189,8 +200,29 @@ export function registerAgentRoutes(
   deps: CoreDeps,
   services: Pick<Services, "configWatcher" | "heartbeats">,
 ): void {
+  // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
+  app.use(registerRoute.getRoutingPath(), async (c, next) => {
+    if (c.req.method === "POST" && c.req.header("content-type")?.includes("application/json")) {
+      let raw: unknown;
+      try {
+        raw = await c.req.json(); // cached: the validator reads the same parse
+      } catch {
+        return await next(); // malformed JSON: the validator answers it
+      }
+      await checkRegisterCredentials(deps, raw, presentedToken(c.req.header("authorization")));
+    }
+    await next();
+  });
+
   app.openapi(registerRoute, async (c) => {
-    const result = await registerNode(deps, services, c.req.valid("json"), c.get("clientAddress"));
+    const result = await registerNode(
+      deps,
+      services,
+      c.req.valid("json"),
+      c.get("clientAddress"),
+      presentedToken(c.req.header("authorization")),
+    );
+    c.header("Cache-Control", "no-store"); // carries the node token
     return result.created ? c.json(result.body, 201) : c.json(result.body, 200);
   });
 

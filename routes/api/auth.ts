@@ -1,15 +1,15 @@
 // POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/me.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { deleteCookie, setCookie } from "hono/cookie";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
-import { login, logout, SESSION_COOKIE } from "../../core/sessions.ts";
+import { login, logout } from "../../core/sessions.ts";
 import { changeOwnPassword } from "../../core/users.ts";
 import { badRequest } from "../../core/errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/passwords.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
+import { clearSessionCookie, setSessionCookie } from "../auth.ts";
 
 const LoginBody = z.object({
   username: z.string().min(1).max(256),
@@ -91,13 +91,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
       address: c.get("clientAddress"),
       userAgent: c.req.header("user-agent"),
     });
-    setCookie(c, SESSION_COOKIE, result.sessionToken, {
-      httpOnly: true,
-      sameSite: "Lax",
-      path: "/",
-      secure: deps.settings.ENVIRONMENT === "production",
-      // No Max-Age: the server decides expiry (sliding); the cookie lasts the browser session.
-    });
+    setSessionCookie(c, deps.settings, result.sessionToken);
     c.header("Cache-Control", "no-store");
     return c.json({
       user: { username: result.user.username, role: result.user.role },
@@ -109,7 +103,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   app.openapi(logoutRoute, async (c) => {
     const principal = requireRole(c, "viewer");
     if (principal.kind === "user") await logout(deps, principal, c.get("clientAddress"));
-    deleteCookie(c, SESSION_COOKIE, { path: "/", secure: deps.settings.ENVIRONMENT === "production" });
+    clearSessionCookie(c, deps.settings);
     return c.body(null, 204);
   });
 

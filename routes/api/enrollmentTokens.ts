@@ -27,6 +27,9 @@ const TokenSchema = z.object({
   last_used_at: time.nullable(),
   revoked_at: time.nullable(),
   state: z.enum(ENROLLMENT_TOKEN_STATES),
+  node_id: z.string().nullable().openapi({
+    description: "Set for a re-enrollment token: the one node whose name it registers (single use)",
+  }),
 }).openapi("EnrollmentToken");
 
 const CreatedSchema = TokenSchema.extend({

@@ -20,7 +20,12 @@ import {
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { isoTime } from "./schemas.ts";
+import { isoTime, jsonResponse } from "./schemas.ts";
+import {
+  createReenrollmentToken,
+  REENROLLMENT_DEFAULT_EXPIRES_S,
+  REENROLLMENT_MAX_EXPIRES_S,
+} from "../../core/enrollment.ts";
 
 /** A query parameter that may repeat (`?label=a:b&label=c:d`): always an array after parsing. */
 export function repeatable<T extends z.ZodType>(item: T) {
@@ -242,6 +247,44 @@ const deleteRoute = createRoute({
   },
 });
 
+const ReenrollmentBody = z.object({
+  expires_in_s: z.number().int().min(60).max(REENROLLMENT_MAX_EXPIRES_S).nullish().openapi({
+    description: `Lifetime in seconds; default ${REENROLLMENT_DEFAULT_EXPIRES_S} (a day)`,
+    example: 3600,
+  }),
+}).openapi("ReenrollmentTokenCreate");
+
+const ReenrollmentCreated = z.object({
+  token: z.string().openapi({
+    description: "ace_...: shown only here. The node's agent registers with it as its enrollment token " +
+      "(once), under the node's name, and receives a new node token.",
+  }),
+  enrollment_token_id: z.number().int(),
+  node_id: z.string(),
+  node_name: z.string(),
+  expires_at: time,
+}).openapi("ReenrollmentTokenCreated");
+
+const reenrollmentRoute = createRoute({
+  method: "post",
+  path: "/api/v1/nodes/{id}/reenrollment-token",
+  tags: ["nodes"],
+  summary: "A one-time token that lets this node's agent register its name again (operator)",
+  description: "For an agent that lost its node token (or after a SECRET_KEY change): registering a " +
+    "known name with a plain enrollment token is refused (409 node_name_taken), so that no agent can take " +
+    "another's identity. This token, single-use and bound to the node, is the operator's proof. " +
+    "`{id}` is the node's id or name. Audited; Cache-Control: no-store.",
+  ...access("operator"),
+  request: {
+    params: NodeIdParams,
+    body: { required: false, content: { "application/json": { schema: ReenrollmentBody } } },
+  },
+  responses: {
+    201: jsonResponse(ReenrollmentCreated, "Created; the token is shown only in this response"),
+    ...errorResponses(401, 403, 404, 409, 422),
+  },
+});
+
 export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {
   app.openapi(listRoute, async (c) => {
     requireRole(c, "viewer");
@@ -273,6 +316,24 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
       c.req.valid("param").id,
     );
     return c.json(node, 200);
+  });
+
+  app.openapi(reenrollmentRoute, async (c) => {
+    const principal = requireRole(c, "operator");
+    const created = await createReenrollmentToken(deps, {
+      node: c.req.valid("param").id,
+      expiresInS: c.req.valid("json")?.expires_in_s,
+      principal,
+      address: c.get("clientAddress"),
+    });
+    c.header("Cache-Control", "no-store");
+    return c.json({
+      token: created.token,
+      enrollment_token_id: created.view.id,
+      node_id: created.node.id,
+      node_name: created.node.name,
+      expires_at: created.view.expires_at!,
+    }, 201);
   });
 
   app.openapi(deleteRoute, async (c) => {

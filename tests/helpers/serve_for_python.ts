@@ -7,6 +7,8 @@
 //   {"cmd": "config_versions", "node_id": "..."}-> [{version, source, hash, body, yaml}]
 //   {"cmd": "set_config", "node_id", "config"}  -> {version, hash}
 //   {"cmd": "revoke_node_token", "node_id"}     -> the node's token stops working (401)
+//   {"cmd": "reenrollment_token", "node_id"}    -> an operator's one-time re-enrollment token for the node
+//   {"cmd": "token_hash", "node_id"}            -> the node's stored token hash
 //   {"cmd": "token_uses"}                       -> total enrollment token uses
 //   {"cmd": "token", "max_uses"?}               -> a new enrollment token
 //   {"cmd": "outage"} / {"cmd": "recover"}      -> refuse connections / listen again on the same port
@@ -17,6 +19,7 @@
 import { count, eq } from "drizzle-orm";
 import { configVersions, enrollmentTokens, metricSamples, nodes, scalingEvents } from "../../db/schema.ts";
 import { startTestServer } from "./server.ts";
+import { createReenrollmentToken } from "../../core/enrollment.ts";
 
 const server = await startTestServer("python", { env: { HEARTBEAT_INTERVAL_S: "1", LOG_LEVEL: "error" } });
 const db = server.ctx.deps.db;
@@ -73,6 +76,15 @@ async function handle(command: Command): Promise<unknown> {
     case "revoke_node_token":
       await db.update(nodes).set({ tokenHash: "0".repeat(64) }).where(eq(nodes.id, nodeId));
       return true;
+    case "reenrollment_token":
+      return (await createReenrollmentToken(server.ctx.deps, {
+        node: nodeId,
+        principal: { kind: "system", name: "python-test" },
+      })).token;
+    case "token_hash": {
+      const [row] = await db.select({ hash: nodes.tokenHash }).from(nodes).where(eq(nodes.id, nodeId));
+      return row?.hash ?? null;
+    }
     case "token_uses": {
       const rows = await db.select({ uses: enrollmentTokens.uses }).from(enrollmentTokens);
       return rows.reduce((sum, row) => sum + row.uses, 0);

@@ -4,26 +4,34 @@ import type { Settings } from "../../config.ts";
 import { loadSettings } from "../../config.ts";
 import { systemClock } from "../../core/clock.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { createEnrollmentToken, listEnrollmentTokens, revokeEnrollmentToken } from "../../core/enrollment.ts";
+import {
+  createEnrollmentToken,
+  createReenrollmentToken,
+  listEnrollmentTokens,
+  REENROLLMENT_MAX_EXPIRES_S,
+  revokeEnrollmentToken,
+} from "../../core/enrollment.ts";
 import { AppError } from "../../core/errors.ts";
 import { createLogger, type Logger } from "../../core/logger.ts";
 import type { Principal } from "../../core/principal.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 
-export const TOKEN_USAGE =
-  "token create [--name N] [--expires 7d|12h|30m|never] [--max-uses N] | token list [--all] | token revoke --id N";
+export const TOKEN_USAGE = "token create [--name N] [--expires 7d|12h|30m|never] [--max-uses N] | " +
+  "token create --node ID|NAME [--expires 1d] | token list [--all] | token revoke --id N";
 
 export const TOKEN_OPTIONS = {
   name: { type: "string" },
   expires: { type: "string" },
   "max-uses": { type: "string" },
   id: { type: "string" },
+  node: { type: "string" },
   all: { type: "boolean" },
 } as const;
 
 const CLI_PRINCIPAL: Principal = { kind: "system", name: "cli" };
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 };
 const DEFAULT_EXPIRES = "7d";
+const REENROLLMENT_DEFAULT_EXPIRES = "1d";
 
 /** A bad argument: the CLI prints the usage and exits 2. */
 export type UsageErrorFactory = (message: string) => Error;
@@ -59,13 +67,32 @@ export async function tokenCommand(
   let expiresInS: number | null = null;
   let maxUses: number | null = null;
   let id = 0;
+  const node = typeof values.node === "string" ? values.node.trim() : undefined;
+  if (values.node !== undefined && action !== "create") {
+    throw tools.usageError("--node goes with token create");
+  }
   if (action === "create") {
-    const rawExpires = typeof values.expires === "string" ? values.expires : DEFAULT_EXPIRES;
+    const rawExpires = typeof values.expires === "string"
+      ? values.expires
+      : node !== undefined
+      ? REENROLLMENT_DEFAULT_EXPIRES
+      : DEFAULT_EXPIRES;
     const parsed = parseExpires(rawExpires);
     if (parsed === undefined) {
       throw tools.usageError(`--expires must be like 7d, 12h, 30m or never (got "${rawExpires}")`);
     }
     expiresInS = parsed;
+    if (node !== undefined) {
+      if (node === "" || node.length > 128) throw tools.usageError("--node needs a node id or name");
+      if (values["max-uses"] !== undefined || values.name !== undefined) {
+        throw tools.usageError(
+          "a re-enrollment token (--node) has no --name or --max-uses: it is single-use",
+        );
+      }
+      if (parsed === null || parsed < 60 || parsed > REENROLLMENT_MAX_EXPIRES_S) {
+        throw tools.usageError("--expires with --node must be between 1m and 30d");
+      }
+    }
     if (typeof values["max-uses"] === "string") {
       const raw = values["max-uses"];
       if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > 1_000_000) {
@@ -90,6 +117,26 @@ export async function tokenCommand(
   const handle = await tools.connect(settings, logger);
   const deps: CoreDeps = { ...handle, settings, clock: systemClock, logger };
   try {
+    if (action === "create" && node !== undefined) {
+      try {
+        const created = await createReenrollmentToken(deps, { node, expiresInS, principal: CLI_PRINCIPAL });
+        out(created.token);
+        out(`id: ${created.view.id}`);
+        out(`node: ${created.node.name} (${created.node.id})`);
+        out(`expires: ${created.view.expires_at}`);
+        out(
+          `Single use, shown only once: give it to the agent of ${created.node.name} as its enrollment token ` +
+            "(CENTRAL_ENROLLMENT_TOKEN); it registers under that name once and gets a new node token.",
+        );
+        return 0;
+      } catch (error) {
+        if (error instanceof AppError && (error.status === 404 || error.status === 409)) {
+          console.error(`autoscaler-central token: ${error.message}`);
+          return 1;
+        }
+        throw error;
+      }
+    }
     if (action === "create") {
       const name = typeof values.name === "string" ? values.name.trim() : "cli";
       const { token, view } = await createEnrollmentToken(deps, {
@@ -112,7 +159,7 @@ export async function tokenCommand(
         out("no enrollment tokens");
         return 0;
       }
-      const header = ["id", "name", "prefix", "state", "uses", "expires", "created_by"];
+      const header = ["id", "name", "prefix", "state", "uses", "expires", "created_by", "node"];
       const rows = views.map((v) => [
         String(v.id),
         v.name,
@@ -121,6 +168,7 @@ export async function tokenCommand(
         `${v.uses}/${v.max_uses ?? "unlimited"}`,
         v.expires_at ?? "never",
         v.created_by,
+        v.node_id ?? "",
       ]);
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
       for (const line of [header, ...rows]) {

@@ -266,7 +266,7 @@ class CentralManagementClient:
                  hostname=None, region=None, labels=None, pools=None, agent_version=None, address=None,
                  state_path=None, buffer_size=10000, batch_size=1000, flush_interval=5.0, on_config=None,
                  send_config_at_registration=True, heartbeat_interval=None, config_wait=30,
-                 retry_base=1.0, retry_max=60.0, request_timeout=15.0):
+                 retry_base=1.0, retry_max=60.0, request_timeout=15.0, name_taken_retry=300.0):
         self.api_url = normalize_api_url(central_api_url)
         if not isinstance(local_config_path, (str, os.PathLike)) or not str(local_config_path):
             raise ValueError("local_config_path must be a file path (got %r)" % (local_config_path,))
@@ -300,6 +300,8 @@ class CentralManagementClient:
         self.retry_base = _non_negative("retry_base", retry_base) or 0.05
         self.retry_max = max(self.retry_base, _non_negative("retry_max", retry_max))
         self.request_timeout = _non_negative("request_timeout", request_timeout) or 15.0
+        # Wait between registrations while the server answers 409 node_name_taken (set_enrollment_token ends it).
+        self.name_taken_retry = _non_negative("name_taken_retry", name_taken_retry) or 300.0
         self._heartbeat_override = None if heartbeat_interval is None else _non_negative(
             "heartbeat_interval", heartbeat_interval)
         self.heartbeat_interval = self._heartbeat_override or 30.0
@@ -310,6 +312,10 @@ class CentralManagementClient:
 
         self.node_id = None
         self._node_token = None
+        # The last node token held: presented at registration, so a node whose token still works rotates it
+        # without an operator (the server ignores it otherwise).
+        self._last_node_token = None
+        self._new_enrollment_token = threading.Event()
         self.applied_config_hash = None
         self._seen_hash = None
         self._pending_ack = None
@@ -334,9 +340,17 @@ class CentralManagementClient:
         self._last_auto_ms = {}
         self._stats = dict(sent=0, accepted=0, duplicates=0, dropped=0, dropped_overflow=0,
                            dropped_rejected=0, dropped_after_stop=0, heartbeats=0, registrations=0,
-                           configs_applied=0, configs_failed=0)
+                           name_taken=0, configs_applied=0, configs_failed=0)
 
     # ---- public -----------------------------------------------------------------------------------------
+
+    def set_enrollment_token(self, token):
+        """Replaces the enrollment token, e.g. with the re-enrollment token an operator made for this node after
+        the server answered 409 node_name_taken; a registration waiting after that refusal tries at once."""
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("token must be a non-empty string")
+        self.enrollment_token = token.strip()
+        self._new_enrollment_token.set()
 
     @property
     def dropped_samples(self):
@@ -576,6 +590,7 @@ class CentralManagementClient:
                             _refusal(status, parsed, "node token refused; re-enrolling"))
                 with self._lock:
                     if self._node_token == token:
+                        self._last_node_token = token
                         self._node_token = None
                         self.node_id = None
                         self._registered.clear()
@@ -626,8 +641,22 @@ class CentralManagementClient:
                     raise
                 except Exception as error:  # noqa: BLE001 - reported, then retried
                     self._error("register", error)
+                    if isinstance(error, CentralRequestError) and error.code == "node_name_taken":
+                        # Never fight over a name: asking again soon would change nothing. Wait long, or
+                        # until set_enrollment_token() brings the operator's re-enrollment token.
+                        self._wait_for_enrollment_token(self.name_taken_retry * random.uniform(0.9, 1.1))
+                        continue
             self._pause(self._backoff(failures))
             failures += 1
+
+    def _wait_for_enrollment_token(self, seconds):
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._new_enrollment_token.is_set():
+                self._new_enrollment_token.clear()
+                return
+            self._pause(min(remaining, 0.1))
 
     def _register_once(self):
         if not self.enrollment_token:
@@ -649,7 +678,9 @@ class CentralManagementClient:
                 pass
             except OSError as error:
                 self._error("reading %s" % self.local_config_path, error)
-        status, parsed, _ = self._http("POST", "/register", body)
+        with self._lock:
+            proof = self._node_token or self._last_node_token
+        status, parsed, _ = self._http("POST", "/register", body, proof)
         if status == 422 and sent_config and any(
                 d.get("field") == "config" or str(d.get("field", "")).startswith("config.")
                 for d in _details(parsed)):
@@ -657,7 +688,13 @@ class CentralManagementClient:
             self._error("register", _refusal(status, parsed, "the server refused config.yaml; registering without it"))
             del body["config"]
             sent_config = False
-            status, parsed, _ = self._http("POST", "/register", body)
+            status, parsed, _ = self._http("POST", "/register", body, proof)
+        if status == 409 and isinstance(parsed, dict) and (parsed.get("error") or {}).get("code") == "node_name_taken":
+            with self._lock:
+                self._stats["name_taken"] += 1
+            raise _refusal(status, parsed, "node name %r is registered to a node this agent could not prove it is; "
+                                           "not taking it over. Waiting for an operator's re-enrollment token "
+                                           "(set_enrollment_token or CENTRAL_ENROLLMENT_TOKEN)" % self.node_name)
         if status == 409:
             self._decommissioned = True
             raise _Decommissioned(str(_refusal(status, parsed, "this node name is decommissioned")), 409)
@@ -670,6 +707,7 @@ class CentralManagementClient:
             reason = "reenroll" if self._stats["registrations"] > 0 or self.applied_config_hash else "initial"
             self.node_id = parsed["node_id"]
             self._node_token = parsed["node_token"]
+            self._last_node_token = parsed["node_token"]
             self._stats["registrations"] += 1
             interval = parsed.get("heartbeat_interval_s")
             if self._heartbeat_override is None and isinstance(interval, (int, float)) and interval > 0:

@@ -1,0 +1,92 @@
+// The console's dashboard in one call: node counts by status and config state, pools and instances,
+// current fleet cpu/memory, the nodes that need attention, the latest scaling events and the fleet's
+// instance count over the last 24 hours. Every figure comes from the same rules the API uses.
+import { countNodesByConfigState, currentPoolAverages, fleetInstanceRows } from "../db/dashboard.ts";
+import { countActivePoolsAndInstances, type StatusCounts } from "../db/nodes.ts";
+import type { CoreDeps } from "./deps.ts";
+import { fleetStatusCounts, listNodes, type NodeSummary } from "./nodes.ts";
+import { listScalingEvents, type ScalingEventView } from "./metricsQuery.ts";
+import { CONFIG_STATES } from "./nodeStatus.ts";
+
+/** Pools whose latest figures are older than this do not count in the current averages. */
+export const CURRENT_FIGURES_MAX_AGE_MS = 15 * 60_000;
+/** At most this many nodes listed under "needs attention" per reason. */
+export const ATTENTION_LIMIT = 10;
+export const DASHBOARD_CHART_HOURS = 24;
+const CHART_STEP_S = 900;
+
+export interface AttentionItem {
+  node: NodeSummary;
+  reason: "offline" | "never_seen" | "config_failed" | "config_drifted";
+}
+
+export interface Dashboard {
+  generated_at: string;
+  nodes: StatusCounts;
+  config_states: Record<string, number>;
+  pools: number;
+  instances: number;
+  current: { pools_reporting: number; avg_cpu_util: number | null; avg_memory_util: number | null };
+  attention: AttentionItem[];
+  /** Whether more nodes need attention than are listed (per reason). */
+  attention_more: Record<AttentionItem["reason"], boolean>;
+  events: ScalingEventView[];
+  instances_series: { from: string; to: string; step_s: number; points: { ts: string; instances: number }[] };
+}
+
+export async function dashboardOverview(
+  deps: Pick<CoreDeps, "db" | "clock" | "settings">,
+): Promise<Dashboard> {
+  const now = deps.clock.now();
+  const from = new Date(now.getTime() - DASHBOARD_CHART_HOURS * 3600_000);
+  const attentionList = (params: Parameters<typeof listNodes>[1]) =>
+    listNodes(deps, { ...params, sort: "last_heartbeat", limit: ATTENTION_LIMIT });
+  const [nodes, configStates, inventory, current, offline, neverSeen, failed, drifted, events, series] =
+    await Promise.all([
+      fleetStatusCounts(deps),
+      countNodesByConfigState(deps.db),
+      countActivePoolsAndInstances(deps.db),
+      currentPoolAverages(deps.db, new Date(now.getTime() - CURRENT_FIGURES_MAX_AGE_MS)),
+      attentionList({ status: ["offline"] }),
+      attentionList({ status: ["never_seen"] }),
+      attentionList({ config_state: ["failed"], status: ["online", "offline", "never_seen"] }),
+      attentionList({ config_state: ["drifted"], status: ["online", "offline", "never_seen"] }),
+      listScalingEvents(deps, {}, { limit: 10 }),
+      fleetInstanceRows(deps.db, from, now, CHART_STEP_S),
+    ]);
+  const attention: AttentionItem[] = [
+    ...offline.items.map((node) => ({ node, reason: "offline" as const })),
+    ...failed.items.map((node) => ({ node, reason: "config_failed" as const })),
+    ...drifted.items.map((node) => ({ node, reason: "config_drifted" as const })),
+    ...neverSeen.items.map((node) => ({ node, reason: "never_seen" as const })),
+  ];
+  return {
+    generated_at: now.toISOString(),
+    nodes,
+    config_states: Object.fromEntries(CONFIG_STATES.map((s) => [s, configStates[s] ?? 0])),
+    pools: inventory.pools,
+    instances: inventory.instances,
+    current: {
+      pools_reporting: current.pools,
+      avg_cpu_util: current.cpuAvg,
+      avg_memory_util: current.memoryAvg,
+    },
+    attention,
+    attention_more: {
+      offline: offline.next_cursor !== null,
+      never_seen: neverSeen.next_cursor !== null,
+      config_failed: failed.next_cursor !== null,
+      config_drifted: drifted.next_cursor !== null,
+    },
+    events: events.items,
+    instances_series: {
+      from: from.toISOString(),
+      to: now.toISOString(),
+      step_s: CHART_STEP_S,
+      points: series.map((row) => ({
+        ts: new Date(row.bucket * CHART_STEP_S * 1000).toISOString(),
+        instances: Math.round(row.instances * 10) / 10,
+      })),
+    },
+  };
+}

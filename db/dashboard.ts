@@ -1,0 +1,59 @@
+// Reads behind the console's dashboard: config states, current pool figures, fleet instances over time.
+import { and, eq, gte, isNull, lte, sql } from "drizzle-orm";
+import type { Database } from "./client.ts";
+import { instancePools, metricSamples, nodes } from "./schema.ts";
+
+/** Nodes (not decommissioned) per config state: { pending: n, in_sync: n, failed: n, drifted: n }. */
+export async function countNodesByConfigState(db: Database): Promise<Record<string, number>> {
+  const rows = await db.select({
+    state: nodes.configState,
+    n: sql<number>`COUNT(*)`.mapWith(Number),
+  }).from(nodes).where(isNull(nodes.decommissionedAt)).groupBy(nodes.configState);
+  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+}
+
+/** Averages of the latest cpu and memory of pools that reported since `since`, on active nodes. */
+export async function currentPoolAverages(
+  db: Database,
+  since: Date,
+): Promise<{ pools: number; cpuAvg: number | null; memoryAvg: number | null }> {
+  const rows = await db.select({
+    pools: sql<number>`COUNT(*)`.mapWith(Number),
+    cpuAvg: sql<number | null>`AVG(${instancePools.lastCpuUtil})`,
+    memoryAvg: sql<number | null>`AVG(${instancePools.lastMemoryUtil})`,
+  }).from(instancePools)
+    .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
+    .where(and(isNull(nodes.decommissionedAt), gte(instancePools.lastMetricsAt, since)));
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return { pools: rows[0].pools, cpuAvg: num(rows[0].cpuAvg), memoryAvg: num(rows[0].memoryAvg) };
+}
+
+export interface FleetInstancesRow {
+  bucket: number; // bucket start in epoch seconds / stepS
+  instances: number;
+  pools: number;
+}
+
+/** Per step bucket: the sum over pools of each pool's average instance count in the bucket. Pools that
+ * sent nothing in a bucket are not counted there (`pools` says how many did). */
+export async function fleetInstanceRows(
+  db: Database,
+  from: Date,
+  to: Date,
+  stepS: number,
+): Promise<FleetInstancesRow[]> {
+  const step = sql.raw(String(Math.trunc(stepS)));
+  const t = metricSamples;
+  // Epoch seconds of a naive UTC datetime, independent of the session time zone (UNIX_TIMESTAMP is not).
+  const perPool = db.select({
+    bucket: sql<number>`TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', ${t.ts}) DIV ${step}`.as("bucket"),
+    poolId: t.poolId,
+    avgCount: sql<number>`AVG(${t.instanceCount})`.as("avg_count"),
+  }).from(t).where(and(gte(t.ts, from), lte(t.ts, to)))
+    .groupBy(sql`bucket`, t.nodeId, t.poolId).as("per_pool");
+  return await db.select({
+    bucket: sql<number>`${perPool.bucket}`.mapWith(Number),
+    instances: sql<number>`SUM(${perPool.avgCount})`.mapWith(Number),
+    pools: sql<number>`COUNT(*)`.mapWith(Number),
+  }).from(perPool).groupBy(perPool.bucket).orderBy(perPool.bucket);
+}

@@ -1,0 +1,1 @@
+ALTER TABLE `enrollment_tokens` ADD `node_id` char(36);

@@ -1,0 +1,95 @@
+// Every instance pool of the fleet with its node, for the console's Pools page.
+import { and, asc, eq, isNull, like, or, type SQL, sql } from "drizzle-orm";
+import type { Database } from "./client.ts";
+import { containsPattern, type NodeStatusFilter, statusCondition } from "./nodes.ts";
+import { instancePools, nodes, scalingEvents } from "./schema.ts";
+
+export interface FleetPoolQuery {
+  q?: string;
+  region?: string;
+  nodeStatus?: NodeStatusFilter;
+  onlineSince: Date;
+  offset: number;
+  limit: number;
+}
+
+export interface FleetPoolRow {
+  poolOcid: string;
+  displayName: string | null;
+  region: string | null;
+  currentSize: number | null;
+  minSize: number | null;
+  maxSize: number | null;
+  lastCpuUtil: number | null;
+  lastMemoryUtil: number | null;
+  lastMetricsAt: Date | null;
+  lastScaledAt: Date | null;
+  nodeId: string;
+  nodeName: string;
+  nodeRegion: string | null;
+  lastHeartbeatAt: Date | null;
+  decommissionedAt: Date | null;
+}
+
+/** One page of pools (limit + 1 rows, so the caller knows whether more follow), ordered by node name and
+ * pool OCID. Decommissioned nodes' pools are left out unless asked for by status. */
+export async function listFleetPoolRows(db: Database, query: FleetPoolQuery): Promise<FleetPoolRow[]> {
+  const conditions: SQL[] = [];
+  if (query.nodeStatus) conditions.push(statusCondition(query.nodeStatus, query.onlineSince));
+  else conditions.push(isNull(nodes.decommissionedAt));
+  if (query.region !== undefined) {
+    conditions.push(or(eq(instancePools.region, query.region), eq(nodes.region, query.region))!);
+  }
+  if (query.q) {
+    const pattern = containsPattern(query.q);
+    conditions.push(
+      or(
+        like(instancePools.poolOcid, pattern),
+        like(instancePools.displayName, pattern),
+        like(nodes.name, pattern),
+      )!,
+    );
+  }
+  const rows = await db.select({
+    poolOcid: instancePools.poolOcid,
+    displayName: instancePools.displayName,
+    region: instancePools.region,
+    currentSize: instancePools.currentSize,
+    minSize: instancePools.minSize,
+    maxSize: instancePools.maxSize,
+    lastCpuUtil: instancePools.lastCpuUtil,
+    lastMemoryUtil: instancePools.lastMemoryUtil,
+    lastMetricsAt: instancePools.lastMetricsAt,
+    // Served by the (pool_id, ts) index: one short index read per pool on the page.
+    lastScaledAt: sql<
+      string | null
+    >`(SELECT MAX(${scalingEvents.ts}) FROM ${scalingEvents} WHERE ${scalingEvents.poolId} = ${instancePools.id})`,
+    nodeId: nodes.id,
+    nodeName: nodes.name,
+    nodeRegion: nodes.region,
+    lastHeartbeatAt: nodes.lastHeartbeatAt,
+    decommissionedAt: nodes.decommissionedAt,
+  }).from(instancePools)
+    .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
+    .where(and(...conditions))
+    .orderBy(asc(nodes.name), asc(instancePools.poolOcid))
+    .limit(query.limit + 1)
+    .offset(query.offset);
+  return rows.map((row) => ({ ...row, lastScaledAt: toDate(row.lastScaledAt) }));
+}
+
+/** Distinct regions of active nodes and their pools, for filter menus. */
+export async function listRegions(db: Database): Promise<string[]> {
+  const rows = await db.selectDistinct({ region: nodes.region }).from(nodes)
+    .where(and(isNull(nodes.decommissionedAt), sql`${nodes.region} IS NOT NULL`))
+    .orderBy(asc(nodes.region));
+  return rows.map((r) => r.region!).filter(Boolean);
+}
+
+// A raw subquery's DATETIME comes back as a string (or a Date, per driver settings): a naive UTC time.
+function toDate(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Date) return value;
+  const text = String(value);
+  return new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text.replace(" ", "T")}Z`);
+}

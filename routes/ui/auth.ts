@@ -1,0 +1,120 @@
+// /login, /logout and the first-run /setup page.
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { AppError } from "../../core/errors.ts";
+import { login, logout } from "../../core/sessions.ts";
+import { completeSetup, isSetupNeeded } from "../../core/setup.ts";
+import type { AppEnv } from "../env.ts";
+import { clearSessionCookie, setSessionCookie } from "../auth.ts";
+import { detailsByField } from "./forms.ts";
+import type { Ui } from "./render.ts";
+import { field, postedForm, readForm, safeNext } from "./session.ts";
+
+export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
+  const { deps } = ui;
+
+  app.get("/login", async (c) => {
+    if (await isSetupNeeded(deps)) return c.redirect("/setup", 303);
+    const next = safeNext(c.req.query("next"));
+    if (c.get("principal")) return c.redirect(next, 303);
+    return ui.render(c, {
+      page: "@pages/login",
+      title: "Log in",
+      data: { next, values: { username: "" }, errors: {}, formError: null },
+    });
+  });
+
+  app.post("/login", async (c) => {
+    // No CSRF token before a session exists; SameSite=Lax and the same-origin form-action cover login.
+    const form = await readForm(c);
+    const username = field(form, "username").trim();
+    const password = field(form, "password");
+    const next = safeNext(field(form, "next"));
+    const again = (status: 401 | 422 | 429, errors: Record<string, string>, formError: string | null) =>
+      ui.render(c, {
+        page: "@pages/login",
+        title: "Log in",
+        status,
+        data: { next, values: { username }, errors, formError },
+      });
+    const missing: Record<string, string> = {};
+    if (!username) missing.username = "enter your username";
+    if (!password) missing.password = "enter your password";
+    if (Object.keys(missing).length) return again(422, missing, null);
+    try {
+      const result = await login(deps, {
+        username,
+        password,
+        address: c.get("clientAddress"),
+        userAgent: c.req.header("user-agent"),
+      });
+      setSessionCookie(c, deps.settings, result.sessionToken);
+      return c.redirect(next, 303);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      if (error.status === 429) {
+        const response = again(429, {}, error.message);
+        for (const [k, v] of Object.entries(error.headers ?? {})) response.headers.set(k, v);
+        return response;
+      }
+      if (error.status === 401) {
+        return again(
+          401,
+          {},
+          error.code === "account_disabled" ? "This account is disabled." : "Wrong username or password.",
+        );
+      }
+      throw error;
+    }
+  });
+
+  app.post("/logout", async (c) => {
+    const { principal } = await postedForm(c, deps, "viewer");
+    await logout(deps, principal, c.get("clientAddress"));
+    clearSessionCookie(c, deps.settings);
+    return c.redirect("/login", 303);
+  });
+
+  app.get("/setup", async (c) => {
+    if (!(await isSetupNeeded(deps))) return c.redirect("/login", 303);
+    return ui.render(c, {
+      page: "@pages/setup",
+      title: "First-run setup",
+      data: { values: { code: "", username: "admin" }, errors: {}, formError: null },
+    });
+  });
+
+  app.post("/setup", async (c) => {
+    if (!(await isSetupNeeded(deps))) return c.redirect("/login", 303);
+    const form = await readForm(c);
+    const values = { code: field(form, "code").trim(), username: field(form, "username").trim() };
+    const password = field(form, "password");
+    try {
+      await completeSetup(deps, {
+        code: values.code,
+        username: values.username,
+        password,
+        passwordConfirm: field(form, "password_confirm"),
+      }, c.get("clientAddress"));
+    } catch (error) {
+      if (error instanceof AppError && error.status === 422) {
+        return ui.render(c, {
+          page: "@pages/setup",
+          title: "First-run setup",
+          status: 422,
+          data: { values, errors: detailsByField(error.details), formError: null },
+        });
+      }
+      if (error instanceof AppError && error.status === 409) return c.redirect("/login", 303);
+      throw error;
+    }
+    const session = await login(deps, {
+      username: values.username,
+      password,
+      address: c.get("clientAddress"),
+      userAgent: c.req.header("user-agent"),
+    });
+    setSessionCookie(c, deps.settings, session.sessionToken);
+    ui.flash(c, "ok", `Welcome, ${values.username}. You are the admin of this Autoscaler Central.`);
+    return c.redirect("/", 303);
+  });
+}

@@ -1,0 +1,178 @@
+// Server-side charts: scales, ticks and SVG paths computed here with d3-scale and d3-shape (no DOM, no
+// client script), drawn by views/partials/chart.eta as inline SVG. Every chart has axes with units, a
+// <title> per point (hover), markers for events (scaling UP/DOWN), and a text fallback: a description for
+// screen readers and the data as a table in a <details>.
+//
+// Usage (a page handler):
+//   const chart = buildChart({ id: "cpu", title: "CPU", unit: "%", yDomain: [0, 100], from, to,
+//     series: [{ name: "avg", points: [{ t, v }] }], markers: [{ t, label: "UP 3→4", kind: "up" }] });
+//   ...render with data { chart }; the template does <%~ include("@partials/chart", { chart: it.chart }) %>
+// Several series share one y axis (e.g. cpu avg and max); use one chart per unit.
+// @ts-types="@types/d3-scale"
+import { scaleLinear, scaleUtc } from "d3-scale";
+// @ts-types="@types/d3-shape"
+import { line } from "d3-shape";
+
+export interface ChartPoint {
+  t: Date | string;
+  v: number;
+}
+
+export interface ChartSeriesInput {
+  name: string;
+  points: ChartPoint[];
+}
+
+export interface ChartMarkerInput {
+  t: Date | string;
+  label: string;
+  kind: "up" | "down" | "info";
+}
+
+export interface ChartInput {
+  /** Unique on the page (ids of title/description elements derive from it). */
+  id: string;
+  title: string;
+  /** Shown on the y axis and in titles, e.g. "%", "instances". */
+  unit: string;
+  from: Date | string;
+  to: Date | string;
+  series: ChartSeriesInput[];
+  markers?: ChartMarkerInput[];
+  /** Fixed y range (e.g. [0, 100] for percentages); otherwise 0..max, nicely rounded. */
+  yDomain?: [number, number];
+  /** Points further apart than this are not joined (a gap in reporting stays visible). */
+  gapMs?: number;
+  width?: number;
+  height?: number;
+  /** Decimals in titles and the table. */
+  decimals?: number;
+}
+
+export interface ChartModel {
+  id: string;
+  title: string;
+  unit: string;
+  width: number;
+  height: number;
+  plot: { left: number; top: number; right: number; bottom: number };
+  xTicks: { x: number; label: string }[];
+  yTicks: { y: number; label: string }[];
+  lines: { d: string; series: number; name: string }[];
+  dots: { x: number; y: number; series: number; title: string }[];
+  markers: { x: number; kind: string; title: string }[];
+  legend: { name: string; series: number }[];
+  empty: boolean;
+  description: string;
+  table: { columns: string[]; rows: string[][] };
+}
+
+const MARGIN = { left: 48, right: 14, top: 14, bottom: 28 };
+
+function timeLabel(date: Date, spanMs: number): string {
+  const iso = date.toISOString();
+  if (spanMs <= 2 * 86_400_000) return iso.slice(11, 16);
+  const month = date.toLocaleString("en-US", { month: "short", timeZone: "UTC" });
+  return `${month} ${date.getUTCDate()}`;
+}
+
+function fullTime(date: Date): string {
+  return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+}
+
+export function buildChart(input: ChartInput): ChartModel {
+  const width = input.width ?? 640;
+  const height = input.height ?? 220;
+  const decimals = input.decimals ?? 1;
+  const from = new Date(input.from);
+  const to = new Date(input.to);
+  const spanMs = to.getTime() - from.getTime();
+  const plot = {
+    left: MARGIN.left,
+    top: MARGIN.top,
+    right: width - MARGIN.right,
+    bottom: height - MARGIN.bottom,
+  };
+  const series = input.series.map((s) => ({
+    name: s.name,
+    points: s.points
+      .map((p) => ({ t: new Date(p.t), v: p.v }))
+      .filter((p) => Number.isFinite(p.v) && p.t >= from && p.t <= to)
+      .sort((a, b) => a.t.getTime() - b.t.getTime()),
+  }));
+  const values = series.flatMap((s) => s.points.map((p) => p.v));
+  const empty = values.length === 0;
+  const x = scaleUtc().domain([from, to]).range([plot.left, plot.right]);
+  const maxValue = values.length ? Math.max(...values) : 1;
+  const y = scaleLinear()
+    .domain(input.yDomain ?? [0, maxValue > 0 ? maxValue * 1.1 : 1])
+    .range([plot.bottom, plot.top]);
+  if (!input.yDomain) y.nice(5);
+  const format = (v: number) => `${v.toFixed(decimals).replace(/\.0+$/, "")} ${input.unit}`.trim();
+  const round = (n: number) => Math.round(n * 10) / 10;
+
+  const xTicks = x.ticks(width < 500 ? 4 : 6).map((t) => ({ x: round(x(t)), label: timeLabel(t, spanMs) }));
+  const yTicks = y.ticks(4).map((v) => ({ y: round(y(v)), label: y.tickFormat(4)(v) }));
+  const gapMs = input.gapMs ?? Infinity;
+  const lines = series.map((s, index) => {
+    const points = s.points;
+    const path = line<{ t: Date; v: number }>()
+      .x((p) => round(x(p.t)))
+      .y((p) => round(y(p.v)));
+    // Break the line at gaps: draw each run of close points as its own sub-path.
+    const runs: { t: Date; v: number }[][] = [];
+    for (const [i, p] of points.entries()) {
+      if (i === 0 || p.t.getTime() - points[i - 1].t.getTime() > gapMs) runs.push([]);
+      runs.at(-1)!.push(p);
+    }
+    return { d: runs.map((run) => path(run) ?? "").join(""), series: index, name: s.name };
+  });
+  const dots = series.flatMap((s, index) =>
+    s.points.map((p) => ({
+      x: round(x(p.t)),
+      y: round(y(p.v)),
+      series: index,
+      title: `${s.name}: ${format(p.v)} at ${fullTime(p.t)}`,
+    }))
+  );
+  const markers = (input.markers ?? [])
+    .map((m) => ({ ...m, t: new Date(m.t) }))
+    .filter((m) => m.t >= from && m.t <= to)
+    .map((m) => ({ x: round(x(m.t)), kind: m.kind, title: `${m.label} at ${fullTime(m.t)}` }));
+
+  // Text fallback: a sentence per series, and every point in a table (times as rows, series as columns).
+  const description = empty
+    ? `${input.title}: no data between ${fullTime(from)} and ${fullTime(to)}.`
+    : series.map((s) => {
+      if (!s.points.length) return `${s.name}: no data.`;
+      const vs = s.points.map((p) => p.v);
+      return `${s.name}: from ${format(Math.min(...vs))} to ${format(Math.max(...vs))}, last ${
+        format(vs.at(-1)!)
+      } at ${fullTime(s.points.at(-1)!.t)}.`;
+    }).join(" ") + (markers.length ? ` ${markers.length} event(s) marked.` : "");
+  const times = [...new Set(series.flatMap((s) => s.points.map((p) => p.t.getTime())))].sort((a, b) => a - b);
+  const rows = times.map((time) => [
+    fullTime(new Date(time)),
+    ...series.map((s) => {
+      const point = s.points.find((p) => p.t.getTime() === time);
+      return point ? format(point.v) : "";
+    }),
+  ]);
+  return {
+    id: input.id,
+    title: input.title,
+    unit: input.unit,
+    width,
+    height,
+    plot,
+    xTicks,
+    yTicks,
+    lines,
+    dots,
+    markers,
+    legend: series.map((s, index) => ({ name: s.name, series: index })),
+    empty,
+    description,
+    table: { columns: ["Time", ...series.map((s) => `${s.name} (${input.unit})`)], rows },
+  };
+}

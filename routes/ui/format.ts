@@ -1,0 +1,67 @@
+// Formatting for templates: times relative to the request's clock, numbers, percentages, and the words
+// and icons of node and config states (status is never shown by colour alone).
+export interface Badge {
+  /** CSS modifier: ok | warn | bad | muted | info */
+  tone: string;
+  icon: string;
+  label: string;
+}
+
+const NODE_STATUS: Record<string, Badge> = {
+  online: { tone: "ok", icon: "●", label: "Online" },
+  offline: { tone: "bad", icon: "✕", label: "Offline" },
+  never_seen: { tone: "warn", icon: "?", label: "Never seen" },
+  decommissioned: { tone: "muted", icon: "⊘", label: "Decommissioned" },
+};
+
+const CONFIG_STATE: Record<string, Badge> = {
+  in_sync: { tone: "ok", icon: "✓", label: "In sync" },
+  pending: { tone: "info", icon: "…", label: "Pending" },
+  failed: { tone: "bad", icon: "✕", label: "Failed" },
+  drifted: { tone: "warn", icon: "≠", label: "Drifted" },
+};
+
+export function createFormat(now: Date) {
+  const nowMs = now.getTime();
+  const ago = (iso: string | Date | null | undefined, never = "never"): string => {
+    if (!iso) return never;
+    const ms = nowMs - new Date(iso).getTime();
+    const future = ms < 0;
+    const s = Math.round(Math.abs(ms) / 1000);
+    const text = s < 5
+      ? "just now"
+      : s < 60
+      ? `${s} s`
+      : s < 3600
+      ? `${Math.floor(s / 60)} min`
+      : s < 86_400
+      ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+      : `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
+    if (text === "just now") return text;
+    return future ? `in ${text}` : `${text} ago`;
+  };
+  return {
+    now: now.toISOString(),
+    ago,
+    /** "2026-06-01 12:00 UTC" */
+    time: (iso: string | Date | null | undefined, none = "—"): string =>
+      iso ? new Date(iso).toISOString().slice(0, 16).replace("T", " ") + " UTC" : none,
+    iso: (value: string | Date | null | undefined): string => (value ? new Date(value).toISOString() : ""),
+    pct: (value: number | null | undefined): string =>
+      value === null || value === undefined ? "—" : `${value.toFixed(value >= 10 ? 0 : 1)} %`,
+    num: (value: number | null | undefined): string =>
+      value === null || value === undefined ? "—" : value.toLocaleString("en-US"),
+    status: (status: string): Badge => NODE_STATUS[status] ?? { tone: "muted", icon: "·", label: status },
+    config: (state: string): Badge => CONFIG_STATE[state] ?? { tone: "muted", icon: "·", label: state },
+    /** Shortens long OCIDs for tables: keeps the kind and the tail ("ocid1.instancepool…a1b2c3"). */
+    ocid: (ocid: string): string => {
+      if (ocid.length <= 36) return ocid;
+      const parts = ocid.split(".");
+      return `${parts.slice(0, 2).join(".")}…${ocid.slice(-8)}`;
+    },
+    plural: (n: number, one: string, many = `${one}s`) =>
+      `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`,
+  };
+}
+
+export type Format = ReturnType<typeof createFormat>;

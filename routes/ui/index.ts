@@ -1,0 +1,22 @@
+// The operator console: server-rendered pages (Eta) that htmx makes faster, on the same core services as
+// the JSON API. How to add a page or a fragment: see views/README.md.
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { CoreDeps } from "../../core/deps.ts";
+import type { AppEnv } from "../env.ts";
+import { registerAuthPages } from "./auth.ts";
+import { registerDashboardPages } from "./dashboard.ts";
+import { registerNodePages } from "./nodes.ts";
+import { registerPoolPages } from "./pools.ts";
+import { createUi, type Ui } from "./render.ts";
+import { pageSession } from "./session.ts";
+
+/** Registers every page route; returns the Ui (app.ts renders HTML error pages with it). */
+export function registerUiRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): Ui {
+  const ui = createUi(deps);
+  app.use("*", pageSession(deps));
+  registerAuthPages(app, ui);
+  registerDashboardPages(app, ui);
+  registerNodePages(app, ui);
+  registerPoolPages(app, ui);
+  return ui;
+}

@@ -1,0 +1,33 @@
+// Every template of the console, imported as text (so `deno compile` embeds it) and registered with Eta by
+// name: "@layout", "@pages/<file>", "@partials/<file>". To add a template, add one import and one entry.
+import layout from "./layout.eta" with { type: "text" };
+import pageDashboard from "./pages/dashboard.eta" with { type: "text" };
+import pageError from "./pages/error.eta" with { type: "text" };
+import pageLogin from "./pages/login.eta" with { type: "text" };
+import pageNodes from "./pages/nodes.eta" with { type: "text" };
+import pagePools from "./pages/pools.eta" with { type: "text" };
+import pageSetup from "./pages/setup.eta" with { type: "text" };
+import partialBadge from "./partials/badge.eta" with { type: "text" };
+import partialChart from "./partials/chart.eta" with { type: "text" };
+import partialDashboardLive from "./partials/dashboard-live.eta" with { type: "text" };
+import partialErrorAlert from "./partials/error-alert.eta" with { type: "text" };
+import partialFieldError from "./partials/field-error.eta" with { type: "text" };
+import partialNodeResults from "./partials/node-results.eta" with { type: "text" };
+import partialPoolResults from "./partials/pool-results.eta" with { type: "text" };
+
+export const TEMPLATES: Record<string, string> = {
+  "@layout": layout,
+  "@pages/dashboard": pageDashboard,
+  "@pages/error": pageError,
+  "@pages/login": pageLogin,
+  "@pages/nodes": pageNodes,
+  "@pages/pools": pagePools,
+  "@pages/setup": pageSetup,
+  "@partials/badge": partialBadge,
+  "@partials/chart": partialChart,
+  "@partials/dashboard-live": partialDashboardLive,
+  "@partials/error-alert": partialErrorAlert,
+  "@partials/field-error": partialFieldError,
+  "@partials/node-results": partialNodeResults,
+  "@partials/pool-results": partialPoolResults,
+};
