@@ -544,6 +544,8 @@ export async function configOverview(deps: Pick<CoreDeps, "db">, nodeId: string)
 /** One line of a diff for people: kept, removed or added, with its number in the old and the new text. */
 export interface DiffRow {
   kind: "context" | "removed" | "added" | "gap";
+  /** For a gap: how many unchanged lines it stands for. */
+  hidden?: number;
   oldLine: number | null;
   newLine: number | null;
   text: string;
@@ -556,9 +558,9 @@ export function diffRows(oldText: string, newText: string, context = 3): DiffRow
   const patch = structuredPatch("old", "new", oldText, newText, "", "", { context });
   let lastOld = 0;
   for (const hunk of patch.hunks) {
-    if (hunk.oldStart > lastOld + 1 || rows.length > 0) {
-      rows.push({ kind: "gap", oldLine: null, newLine: null, text: "" });
-    }
+    // Lines before the hunk (an insertion at the very start has oldStart 0).
+    const skipped = Math.max(0, hunk.oldStart - 1 - lastOld - (hunk.oldLines === 0 ? -1 : 0));
+    if (skipped > 0) rows.push({ kind: "gap", hidden: skipped, oldLine: null, newLine: null, text: "" });
     let oldLine = hunk.oldStart;
     let newLine = hunk.newStart;
     for (const line of hunk.lines) {
@@ -573,7 +575,7 @@ export function diffRows(oldText: string, newText: string, context = 3): DiffRow
   }
   const oldCount = oldText.split("\n").length - (oldText.endsWith("\n") ? 1 : 0);
   if (rows.length > 0 && lastOld < oldCount) {
-    rows.push({ kind: "gap", oldLine: null, newLine: null, text: "" });
+    rows.push({ kind: "gap", hidden: oldCount - lastOld, oldLine: null, newLine: null, text: "" });
   }
   return rows;
 }

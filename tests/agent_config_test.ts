@@ -255,8 +255,10 @@ Deno.test("agent config protocol", async (t) => {
           assert.equal((await json(res)).hash, view.hash);
         }
         const stats = replica.services.configWatcher.stats();
-        // Every waiter was woken by the same poll(s): far fewer polls than waiters.
-        assert.equal(stats.wakeups, 50);
+        // Every waiter was woken by the same poll(s): far fewer polls than waiters. A pull whose first read
+        // of the node ran after the change (waiters register before that read, so a busy machine can
+        // delay it) answers from that read instead of a wake-up: at most 50 wake-ups, not exactly 50.
+        assert.ok(stats.wakeups >= 1 && stats.wakeups <= 50, JSON.stringify(stats));
         assert.ok(stats.polls < 50, JSON.stringify(stats));
       },
     );
@@ -734,22 +736,25 @@ Deno.test("agent config protocol", async (t) => {
       );
       const rows = diffRows(old, changed, 1);
       const compact = rows.map((r) =>
-        r.kind === "gap" ? "..." : `${r.oldLine ?? ""}|${r.newLine ?? ""}|${r.kind[0]}|${r.text}`
+        r.kind === "gap" ? `...${r.hidden}` : `${r.oldLine ?? ""}|${r.newLine ?? ""}|${r.kind[0]}|${r.text}`
       );
       assert.deepEqual(compact, [
         "1|1|c|line 1",
         "2||r|line 2",
         "|2|a|line 2 changed",
         "3|3|c|line 3",
-        "...",
+        "...10",
         "14|14|c|line 14",
         "15||r|line 15",
         "16|15|c|line 16",
-        "...",
+        "...3",
         "20|19|c|line 20",
         "|20|a|line 21",
       ]);
       assert.deepEqual(diffRows(old, old), []);
+      // Unchanged lines at both ends are counted too.
+      const middle = diffRows(old, old.replace("line 10\n", "line ten\n"), 1);
+      assert.deepEqual(middle.filter((r) => r.kind === "gap").map((r) => r.hidden), [8, 9]);
       const noNewline = diffRows("a: 1", "a: 2");
       assert.deepEqual(noNewline.map((r) => r.kind), ["removed", "added"]);
     });
