@@ -26,6 +26,7 @@ import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
+import { parseZonedTimestamp } from "./fields.ts";
 import { authenticateNode } from "./nodeAuth.ts";
 import type { Principal } from "./principal.ts";
 import { constantTimeEqual, keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
@@ -463,43 +464,6 @@ export interface MetricSampleInput {
   from_count?: number | null;
   to_count?: number | null;
   reason?: string | null;
-}
-
-export const ZONED_TIMESTAMP =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$/;
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-
-/** An ISO 8601 timestamp WITH a zone ("2026-06-01T12:00:00Z", "...+02:00", Python's microseconds) as epoch
- * milliseconds and as UTC text "YYYY-MM-DD HH:MM:SS.mmm" (what a DATETIME(3) column stores; digits past the
- * millisecond are dropped); undefined when it is no such time (no zone, February 30, 25:00, ...). This runs
- * once per sample on the metrics hot path, so the common "...Z" form is turned into text without a Date. */
-export function parseZonedTimestamp(raw: string): { ms: number; utc: string } | undefined {
-  const m = ZONED_TIMESTAMP.exec(raw);
-  if (!m) return undefined;
-  const [, year, month, day, hour, minute, second = "00", fraction = "", z, sign, zh, zm = "00"] = m;
-  const y = Number(year), mo = Number(month), d = Number(day), h = Number(hour), mi = Number(minute);
-  const s = Number(second);
-  const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 1 : 0;
-  if (mo < 1 || mo > 12 || d < 1 || d > DAYS_IN_MONTH[mo - 1] + leap || h > 23 || mi > 59 || s > 59) {
-    return undefined;
-  }
-  if (y < 1000 || Number(zh ?? 0) > 23 || Number(zm) > 59) return undefined;
-  const millis = (fraction + "000").slice(0, 3);
-  const local = Date.UTC(y, mo - 1, d, h, mi, s, Number(millis));
-  const offsetMin = z ? 0 : (sign === "-" ? -1 : 1) * (Number(zh) * 60 + Number(zm));
-  if (offsetMin === 0) {
-    return { ms: local, utc: `${year}-${month}-${day} ${hour}:${minute}:${pad(s)}.${millis}` };
-  }
-  const ms = local - offsetMin * 60_000;
-  const t = new Date(ms);
-  return {
-    ms,
-    utc: `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())} ${pad(t.getUTCHours())}:${
-      pad(t.getUTCMinutes())
-    }:${pad(t.getUTCSeconds())}.${pad(t.getUTCMilliseconds(), 3)}`,
-  };
 }
 
 /** Stores a batch of samples: 422 naming "samples.<i>.ts" for a time that is no date, too far ahead or older

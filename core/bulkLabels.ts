@@ -4,7 +4,8 @@ import { lockNodeRow, updateNodeRow } from "../db/nodes.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { type ErrorDetail, validationFailed } from "./errors.ts";
-import { type Actor, LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "./nodes.ts";
+import * as fields from "./fields.ts";
+import type { Actor } from "./nodes.ts";
 
 export const BULK_MAX_NODES = 500;
 
@@ -16,15 +17,10 @@ export function labelChangeProblems(nodeIds: string[], change: LabelChange): Err
   if (nodeIds.length > BULK_MAX_NODES) {
     problems.push({ field: "id", message: `at most ${BULK_MAX_NODES} nodes at once` });
   }
-  if (!LABEL_KEY.test(change.key)) {
-    problems.push({
-      field: "key",
-      message: "letters, digits and . _ / - (at most 63), starting with a letter or digit",
-    });
-  }
-  if (change.op === "add" && change.value.length > LABEL_VALUE_MAX) {
-    problems.push({ field: "value", message: `at most ${LABEL_VALUE_MAX} characters` });
-  }
+  const keyProblem = fields.problemWith(fields.labelKey, change.key);
+  if (keyProblem) problems.push({ field: "key", message: keyProblem });
+  const valueProblem = change.op === "add" ? fields.problemWith(fields.labelValue, change.value) : undefined;
+  if (valueProblem) problems.push({ field: "value", message: valueProblem });
   return problems;
 }
 
@@ -49,9 +45,9 @@ export async function changeNodeLabels(
       if (change.op === "add") {
         if (labels[change.key] === change.value) continue;
         labels[change.key] = change.value;
-        if (Object.keys(labels).length > MAX_LABELS) {
-          throw validationFailed(`node ${node.name} would have more than ${MAX_LABELS} labels`, [
-            { field: "key", message: `node ${node.name} already has ${MAX_LABELS} labels` },
+        if (Object.keys(labels).length > fields.MAX_LABELS) {
+          throw validationFailed(`node ${node.name} would have more than ${fields.MAX_LABELS} labels`, [
+            { field: "key", message: `node ${node.name} already has ${fields.MAX_LABELS} labels` },
           ]);
         }
       } else {

@@ -18,22 +18,12 @@ import {
   visit,
 } from "yaml";
 import type { ErrorDetail } from "./errors.ts";
+import * as fields from "./fields.ts";
 import { sha256Hex } from "./secrets.ts";
 
-// ocid1.<resource type>.<realm>.[region][.future use].<unique id>; region may be empty (ocid1.compartment.oc1..x).
-const ocidPattern = (resourceTypes: string[]) =>
-  new RegExp(
-    `^ocid1\\.(?:${resourceTypes.join("|")})\\.[a-z][a-z0-9]*\\.[a-z0-9-]*(?:\\.[a-z0-9-]+)?\\.[a-z0-9]+$`,
-  );
-
-const INSTANCE_POOL_OCID = ocidPattern(["instancepool"]);
-// The root compartment is the tenancy, so a tenancy OCID is a valid compartment_id.
-const COMPARTMENT_OCID = ocidPattern(["compartment", "tenancy"]);
 // us-ashburn-1, eu-frankfurt-1, us-gov-ashburn-1, ...
 const REGION = /^[a-z]{2,3}(?:-[a-z]+)+-\d+$/;
 const HH_MM = /^([01]\d|2[0-3]):[0-5]\d$/;
-
-const MAX_OCID_LENGTH = 255;
 
 const percentage = z.number().min(0, "must be at least 0").max(100, "must be at most 100");
 
@@ -74,14 +64,8 @@ const httpUrl = z.string().refine((value) => {
 }, "must be an http:// or https:// URL");
 
 export const poolConfigSchema = z.looseObject({
-  instance_pool_id: z.string().max(MAX_OCID_LENGTH).regex(
-    INSTANCE_POOL_OCID,
-    "must be an instance pool OCID (ocid1.instancepool.<realm>.<region>.<unique id>)",
-  ),
-  compartment_id: z.string().max(MAX_OCID_LENGTH).regex(
-    COMPARTMENT_OCID,
-    "must be a compartment OCID (ocid1.compartment.<realm>..<unique id>)",
-  ),
+  instance_pool_id: fields.instancePoolOcid,
+  compartment_id: fields.compartmentOcid,
   region: z.string().regex(REGION, "must be an OCI region identifier like us-ashburn-1"),
   monitoring_method: z.enum(["oci", "prometheus"]).optional(),
   prometheus_url: httpUrl.optional(),

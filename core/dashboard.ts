@@ -15,9 +15,12 @@ export const ATTENTION_LIMIT = 10;
 export const DASHBOARD_CHART_HOURS = 24;
 const CHART_STEP_S = 900;
 
+export type AttentionReason = "offline" | "never_seen" | "config_failed" | "config_drifted";
+
+/** A node that needs attention, once, with every reason it is listed for. */
 export interface AttentionItem {
   node: NodeSummary;
-  reason: "offline" | "never_seen" | "config_failed" | "config_drifted";
+  reasons: AttentionReason[];
 }
 
 export interface Dashboard {
@@ -29,7 +32,7 @@ export interface Dashboard {
   current: { pools_reporting: number; avg_cpu_util: number | null; avg_memory_util: number | null };
   attention: AttentionItem[];
   /** Whether more nodes need attention than are listed (per reason). */
-  attention_more: Record<AttentionItem["reason"], boolean>;
+  attention_more: Record<AttentionReason, boolean>;
   events: ScalingEventView[];
   instances_series: { from: string; to: string; step_s: number; points: { ts: string; instances: number }[] };
 }
@@ -54,12 +57,20 @@ export async function dashboardOverview(
       listScalingEvents(deps, {}, { limit: 10 }),
       fleetInstanceRows(deps.db, from, now, CHART_STEP_S),
     ]);
-  const attention: AttentionItem[] = [
-    ...offline.items.map((node) => ({ node, reason: "offline" as const })),
-    ...failed.items.map((node) => ({ node, reason: "config_failed" as const })),
-    ...drifted.items.map((node) => ({ node, reason: "config_drifted" as const })),
-    ...neverSeen.items.map((node) => ({ node, reason: "never_seen" as const })),
-  ];
+  // Worst first: offline, then failed and drifted configs, then nodes that never reported.
+  const byNode = new Map<string, AttentionItem>();
+  const add = (nodes: NodeSummary[], reason: AttentionReason) => {
+    for (const node of nodes) {
+      const item = byNode.get(node.id);
+      if (item) item.reasons.push(reason);
+      else byNode.set(node.id, { node, reasons: [reason] });
+    }
+  };
+  add(offline.items, "offline");
+  add(failed.items, "config_failed");
+  add(drifted.items, "config_drifted");
+  add(neverSeen.items, "never_seen");
+  const attention = [...byNode.values()];
   return {
     generated_at: now.toISOString(),
     nodes,

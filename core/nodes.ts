@@ -1,6 +1,7 @@
 // The fleet as operators see it: node lists with filters and keyset pagination, node detail, and the
 // operator changes (display name and labels, decommission, delete). Every change is audited in its
 // transaction. Results are plain JSON-ready objects (snake_case, ISO times) for the API and the pages.
+import { z } from "zod";
 import {
   countNodesByStatus,
   decommissionNodeRow,
@@ -22,7 +23,8 @@ import { countEventsByDirection } from "../db/metricsQuery.ts";
 import { recordAudit } from "./audit.ts";
 import { cursorDate, decodeCursor, encodeCursor, invalidCursor } from "./cursor.ts";
 import type { CoreDeps } from "./deps.ts";
-import { AppError, describeDetails, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
+import { AppError, notFound, validationFailed } from "./errors.ts";
+import * as fields from "./fields.ts";
 import { type ConfigState, type NodeStatus, nodeStatus, onlineSince } from "./nodeStatus.ts";
 import type { Principal } from "./principal.ts";
 
@@ -35,11 +37,6 @@ export interface Actor {
 export const NODE_SORT_KEYS = ["name", "last_heartbeat", "registered"] as const;
 export const NODE_LIST_DEFAULT_LIMIT = 50;
 export const NODE_LIST_MAX_LIMIT = 500;
-
-/** Label keys: what a filter `key:value` and a JSON path can carry without escaping. */
-export const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-export const LABEL_VALUE_MAX = 255;
-export const MAX_LABELS = 64;
 
 export interface NodeListParams {
   status?: NodeStatus[];
@@ -160,7 +157,7 @@ export function parseLabelFilters(filters: string[]): { key: string; value?: str
     const colon = filter.indexOf(":");
     const key = colon < 0 ? filter : filter.slice(0, colon);
     const value = colon < 0 ? undefined : filter.slice(colon + 1);
-    if (!LABEL_KEY.test(key)) {
+    if (!fields.LABEL_KEY.test(key)) {
       throw validationFailed(`invalid query: label: "${filter}" is not key:value`, [{
         field: filters.length > 1 ? `label.${index}` : "label",
         message: "expected key:value (or key), key of letters, digits and . _ / - (at most 63)",
@@ -278,33 +275,11 @@ export interface NodeUpdate {
   labels?: Record<string, string>;
 }
 
-/** The same rules the API's schema states, for callers that skip it (the pages). */
-function checkNodeUpdate(update: NodeUpdate): void {
-  const problems: ErrorDetail[] = [];
-  const name = update.display_name;
-  if (typeof name === "string" && (name.trim().length < 1 || name.length > 255)) {
-    problems.push({ field: "display_name", message: "1 to 255 characters, or null to clear it" });
-  }
-  if (update.labels !== undefined) {
-    const entries = Object.entries(update.labels);
-    if (entries.length > MAX_LABELS) {
-      problems.push({ field: "labels", message: `at most ${MAX_LABELS} labels` });
-    }
-    for (const [key, value] of entries) {
-      if (!LABEL_KEY.test(key)) {
-        problems.push({ field: `labels.${key}`, message: "key: letters, digits and . _ / -, at most 63" });
-      } else if (typeof value !== "string" || value.length > LABEL_VALUE_MAX) {
-        problems.push({
-          field: `labels.${key}`,
-          message: `a string of at most ${LABEL_VALUE_MAX} characters`,
-        });
-      }
-    }
-  }
-  if (problems.length > 0) {
-    throw validationFailed(`invalid node update: ${describeDetails(problems)}`, problems);
-  }
-}
+/** The rules of a node update, for the API's PATCH body and the console's form alike. */
+export const nodeUpdateSchema = z.object({
+  display_name: fields.displayName.nullable().optional(),
+  labels: fields.labels.optional(),
+});
 
 /** Changes display name and/or labels (labels are replaced as a whole). Audited as node.update. */
 export async function updateNode(
@@ -313,7 +288,7 @@ export async function updateNode(
   nodeId: string,
   update: NodeUpdate,
 ): Promise<NodeDetail> {
-  checkNodeUpdate(update);
+  update = fields.parseOrThrow(nodeUpdateSchema, update, "node update");
   await deps.db.transaction(async (tx) => {
     const node = await lockNodeRow(tx, nodeId);
     if (!node) throw notFound(`node ${nodeId}`);

@@ -8,9 +8,6 @@ const SALT_BYTES = 16;
 const HASH_BITS = 256;
 const SCHEME = "pbkdf2-sha256";
 
-export const PASSWORD_MIN_LENGTH = 12;
-export const PASSWORD_MAX_LENGTH = 256;
-
 const encoder = new TextEncoder();
 
 function toBase64(bytes: Uint8Array): string {
@@ -66,13 +63,4 @@ let dummyHash: Promise<string> | undefined;
 export function dummyPasswordHash(): Promise<string> {
   dummyHash ??= hashPassword(crypto.randomUUID());
   return dummyHash;
-}
-
-/** The password policy; returns the problem or undefined when the password is acceptable. */
-export function passwordProblem(password: string): string | undefined {
-  const length = [...password].length;
-  if (length < PASSWORD_MIN_LENGTH) return `must be at least ${PASSWORD_MIN_LENGTH} characters`;
-  if (length > PASSWORD_MAX_LENGTH) return `must be at most ${PASSWORD_MAX_LENGTH} characters`;
-  if (password.trim().length === 0) return "must not be only whitespace";
-  return undefined;
 }

@@ -16,6 +16,7 @@ import type { Principal, Role } from "./principal.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { keyedHash, newSecret, SECRET_PREFIX, toBase64Url } from "./secrets.ts";
 import { isRole } from "./users.ts";
+import { normalizeUsername } from "./fields.ts";
 
 export const SESSION_COOKIE = "acs_session";
 /** A busy session's expiry is pushed forward at most once per this interval (one write a minute). */
@@ -24,10 +25,14 @@ const SESSION_TOUCH_INTERVAL_MS = 60 * 1000;
 export type UserPrincipal = Extract<Principal, { kind: "user" }>;
 
 export interface LoginInput {
+  /** As typed: normalised here (normalizeUsername). */
   username: string;
   password: string;
   address: string;
   userAgent?: string | null;
+  /** The session cookie the browser presented, if any: a successful login replaces that session
+   * (rotation) instead of adding another. */
+  currentSessionToken?: string | null;
 }
 
 export interface LoginResult {
@@ -44,7 +49,7 @@ const invalidCredentials = () => new AppError(401, "invalid_credentials", "wrong
  * Retry-After, core/loginThrottle.ts) before the password is even looked at. */
 export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginResult> {
   const now = deps.clock.now();
-  const username = input.username.slice(0, 64);
+  const username = normalizeUsername(input.username).slice(0, 64);
   const address = input.address.slice(0, 64);
   const attempt = await reservePasswordAttempt(deps, { username, address });
   const user = await findUserByUsername(deps.db, username);
@@ -82,8 +87,13 @@ export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginRes
   const csrfToken = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
   const expiresAt = new Date(now.getTime() + deps.settings.SESSION_TTL_HOURS * 3600_000);
   const idHash = await keyedHash(deps.settings.SECRET_KEY, sessionToken);
+  const replacedIdHash = isSessionToken(input.currentSessionToken)
+    ? await keyedHash(deps.settings.SECRET_KEY, input.currentSessionToken)
+    : undefined;
   await deps.db.transaction(async (tx) => {
     await attempt.succeeded(tx);
+    // The browser logging in again gives up the session it holds (whoever's it was).
+    if (replacedIdHash) await deleteSession(tx, replacedIdHash);
     await insertSession(tx, {
       idHash,
       userId: user.id,
@@ -113,6 +123,10 @@ export async function login(deps: CoreDeps, input: LoginInput): Promise<LoginRes
   };
 }
 
+function isSessionToken(value: string | null | undefined): value is string {
+  return typeof value === "string" && value.startsWith(`${SECRET_PREFIX.session}_`) && value.length <= 128;
+}
+
 export interface ResolvedSession {
   principal: UserPrincipal;
   csrfToken: string;
@@ -125,7 +139,7 @@ export async function resolveSession(
   deps: CoreDeps,
   sessionToken: string,
 ): Promise<ResolvedSession | undefined> {
-  if (!sessionToken.startsWith(`${SECRET_PREFIX.session}_`) || sessionToken.length > 128) return undefined;
+  if (!isSessionToken(sessionToken)) return undefined;
   const idHash = await keyedHash(deps.settings.SECRET_KEY, sessionToken);
   const found = await findSessionWithUser(deps.db, idHash);
   if (!found) return undefined;

@@ -7,9 +7,9 @@ import { insertUser } from "../db/users.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
-import { hashPassword, passwordProblem } from "./passwords.ts";
+import * as fields from "./fields.ts";
+import { hashPassword } from "./passwords.ts";
 import { constantTimeEqual, keyedHash } from "./secrets.ts";
-import { usernameProblem } from "./users.ts";
 
 /** A printed code stays valid this long (restart the service for a fresh one). */
 export const SETUP_CODE_TTL_MS = 24 * 3600_000;
@@ -59,9 +59,9 @@ export async function completeSetup(
   address?: string | null,
 ): Promise<{ id: number; username: string }> {
   const problems: ErrorDetail[] = [];
-  const usernameIssue = usernameProblem(input.username);
+  const usernameIssue = fields.problemWith(fields.username, input.username);
   if (usernameIssue) problems.push({ field: "username", message: usernameIssue });
-  const passwordIssue = passwordProblem(input.password);
+  const passwordIssue = fields.problemWith(fields.newPassword, input.password);
   if (passwordIssue) problems.push({ field: "password", message: passwordIssue });
   else if (input.password !== input.passwordConfirm) {
     problems.push({ field: "password_confirm", message: "does not match the password" });

@@ -16,13 +16,10 @@ import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, notFound, validationFailed } from "./errors.ts";
+import * as fields from "./fields.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
-import { hashPassword, passwordProblem, verifyPassword } from "./passwords.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
 import { type Principal, type Role, ROLES } from "./principal.ts";
-
-export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
-export const USERNAME_RULE =
-  "1..64 characters: letters, digits and . _ @ - (starting with a letter or digit)";
 
 export interface UserView {
   id: number;
@@ -56,42 +53,40 @@ function asRole(value: string): Role {
   return isRole(value) ? value : "viewer";
 }
 
-export function usernameProblem(username: string): string | undefined {
-  return USERNAME_PATTERN.test(username) ? undefined : `must be ${USERNAME_RULE}`;
-}
-
 export interface CreateUserInput {
   username: string;
   password: string;
   role: Role;
 }
 
-/** Creates an account. 422 naming the field for a bad username, password or role; 409 username_taken. */
+/** Creates an account under the normalised username (fields.normalizeUsername). 422 naming the field
+ * for a bad username, password or role; 409 username_taken when the normalised name is taken. */
 export async function createUser(
   deps: CoreDeps,
   actor: Principal,
   input: CreateUserInput,
   address?: string | null,
 ): Promise<UserView> {
+  const username = fields.normalizeUsername(input.username);
   const problems = [
-    ...(usernameProblem(input.username)
-      ? [{ field: "username", message: usernameProblem(input.username)! }]
+    ...(fields.problemWith(fields.username, input.username)
+      ? [{ field: "username", message: fields.problemWith(fields.username, input.username)! }]
       : []),
-    ...(passwordProblem(input.password)
-      ? [{ field: "password", message: passwordProblem(input.password)! }]
+    ...(fields.problemWith(fields.newPassword, input.password)
+      ? [{ field: "password", message: fields.problemWith(fields.newPassword, input.password)! }]
       : []),
     ...(isRole(input.role) ? [] : [{ field: "role", message: `must be one of ${ROLES.join(", ")}` }]),
   ];
   if (problems.length > 0) {
     throw validationFailed(problems.map((p) => `${p.field}: ${p.message}`).join("; "), problems);
   }
-  if (await findUserByUsername(deps.db, input.username)) throw usernameTaken(input.username);
+  if (await findUserByUsername(deps.db, username)) throw usernameTaken(username);
   const passwordHash = await hashPassword(input.password);
   const now = deps.clock.now();
   try {
     const id = await deps.db.transaction(async (tx) => {
       const newId = await insertUser(tx, {
-        username: input.username,
+        username,
         passwordHash,
         role: input.role,
         disabled: false,
@@ -104,7 +99,7 @@ export async function createUser(
         action: "user.create",
         targetType: "user",
         targetId: newId,
-        details: { username: input.username, role: input.role },
+        details: { username, role: input.role },
         address,
       });
       return newId;
@@ -112,7 +107,7 @@ export async function createUser(
     return toUserView((await findUserById(deps.db, id))!);
   } catch (error) {
     // Two creates racing for one name: the unique index decides.
-    if (isDuplicateKey(error)) throw usernameTaken(input.username);
+    if (isDuplicateKey(error)) throw usernameTaken(username);
     throw error;
   }
 }
@@ -134,7 +129,7 @@ export async function getUser(deps: Pick<CoreDeps, "db">, id: number): Promise<U
 }
 
 export async function getUserByUsername(deps: Pick<CoreDeps, "db">, username: string): Promise<UserView> {
-  const row = await findUserByUsername(deps.db, username);
+  const row = await findUserByUsername(deps.db, fields.normalizeUsername(username));
   if (!row) throw notFound(`user "${username}"`);
   return toUserView(row);
 }
@@ -206,7 +201,7 @@ export async function setPassword(
   password: string,
   address?: string | null,
 ): Promise<UserView> {
-  const problem = passwordProblem(password);
+  const problem = fields.problemWith(fields.newPassword, password);
   if (problem) throw validationFailed(`password: ${problem}`, [{ field: "password", message: problem }]);
   const existing = await findUserById(deps.db, id);
   if (!existing) throw notFound(`user ${id}`);
@@ -252,7 +247,7 @@ export async function changeOwnPassword(
       message: "is wrong",
     }]);
   }
-  const problem = passwordProblem(newPassword);
+  const problem = fields.problemWith(fields.newPassword, newPassword);
   if (problem) {
     await attempt.succeeded();
     throw validationFailed(`new_password: ${problem}`, [{ field: "new_password", message: problem }]);

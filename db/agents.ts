@@ -225,7 +225,7 @@ function unionOf(rows: number, first: string): string {
 
 // ---------------------------------------------------------------------------------------------- metrics
 
-/** Times in these rows are UTC text "YYYY-MM-DD HH:MM:SS.mmm" (see parseZonedTimestamp in core/agents.ts). */
+/** Times in these rows are UTC text "YYYY-MM-DD HH:MM:SS.mmm" (see parseZonedTimestamp in core/fields.ts). */
 export interface SampleRow {
   poolOcid: string;
   ts: string;

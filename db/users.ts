@@ -10,9 +10,11 @@ export async function insertUser(db: DbOrTx, row: typeof users.$inferInsert): Pr
   return id;
 }
 
+/** The user whose stored username is exactly `username` (already normalised). The column's collation
+ * would also call "admín" or "admin " equal to "admin": only the exact spelling counts. */
 export async function findUserByUsername(db: DbOrTx, username: string): Promise<UserRow | undefined> {
   const rows = await db.select().from(users).where(eq(users.username, username)).limit(1);
-  return rows[0];
+  return rows[0]?.username === username ? rows[0] : undefined;
 }
 
 export async function findUserById(db: DbOrTx, id: number): Promise<UserRow | undefined> {

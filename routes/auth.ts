@@ -44,6 +44,12 @@ export function setSessionCookie(c: Context, settings: Settings, sessionToken: s
   });
 }
 
+/** The session cookie the browser presented: a login passes it on, so the session is rotated (the old
+ * one ended) instead of a second one added. */
+export function presentedSessionCookie(c: Context): string | undefined {
+  return getCookie(c, SESSION_COOKIE);
+}
+
 export function clearSessionCookie(c: Context, settings: Settings): void {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: settings.ENVIRONMENT === "production" });
 }

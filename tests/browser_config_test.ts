@@ -1,7 +1,7 @@
 // What an operator does with a node's config, in headless Chromium: log in, open the node's config page,
 // save a config with a mistake, see the message at its line (and the cursor put there), fix it and save,
 // compare the two versions, roll back behind the confirmation. Screenshots of each state at laptop and
-// phone sizes, light and dark, go to screenshots/config/ (created here, not committed).
+// phone sizes, light and dark, go to tests/.screenshots/config/ (created here, not committed).
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { ackConfig, setNodeConfig } from "../core/configs.ts";
@@ -10,7 +10,7 @@ import { launchBrowser, serveOnLoopback } from "./helpers/browser.ts";
 import { createUserWithRole } from "./helpers/auth.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
 
-const SHOTS = new URL("../screenshots/config/", import.meta.url);
+const SHOTS = new URL("./.screenshots/config/", import.meta.url);
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaabrowserpool01";
 
 const AGENT_YAML = `# Written by the agent's installer; edit it in Autoscaler Central.

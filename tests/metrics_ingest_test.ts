@@ -1,7 +1,7 @@
 // POST /api/v1/nodes/{id}/metrics: storing batches, duplicates, scaling events, pool latest values, and
 // every refusal (bad samples, time window, size limits, node-token errors) writing nothing.
 import assert from "node:assert/strict";
-import { parseZonedTimestamp } from "../core/agents.ts";
+import { parseZonedTimestamp } from "../core/fields.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";

@@ -4,6 +4,7 @@ import m1 from "./0001_little_zarek.sql" with { type: "text" };
 import m2 from "./0002_config_yaml_text.sql" with { type: "text" };
 import m3 from "./0003_reenrollment_tokens.sql" with { type: "text" };
 import m4 from "./0004_setup_codes.sql" with { type: "text" };
+import m5 from "./0005_normalise_usernames.sql" with { type: "text" };
 
 export interface EmbeddedMigration {
   tag: string;
@@ -18,4 +19,5 @@ export const migrations: EmbeddedMigration[] = [
   { tag: "0002_config_yaml_text", when: 1795865084221, breakpoints: true, sql: m2 },
   { tag: "0003_reenrollment_tokens", when: 1795865894960, breakpoints: true, sql: m3 },
   { tag: "0004_setup_codes", when: 1795866149281, breakpoints: true, sql: m4 },
+  { tag: "0005_normalise_usernames", when: 1795866382789, breakpoints: true, sql: m5 },
 ];

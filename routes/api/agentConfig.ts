@@ -10,16 +10,10 @@ import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access } from "../guards.ts";
-import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION } from "./schemas.ts";
+import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION, NodeIdParams } from "./schemas.ts";
+import * as fields from "../../core/fields.ts";
 
 const MAX_ERROR_LENGTH = 4000;
-
-const NodeParams = z.object({
-  id: z.string().min(1).max(64).openapi({
-    param: { name: "id", in: "path" },
-    example: "0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57",
-  }),
-});
 
 const PullQuery = z.object({
   wait: z.coerce.number().int().min(0).max(MAX_WAIT_S).default(0).openapi({
@@ -49,9 +43,7 @@ const ConfigResponseSchema = z.object({
 }).openapi("AgentConfig");
 
 const AckBodySchema = z.object({
-  hash: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex characters").transform((hash) =>
-    hash.toLowerCase()
-  ),
+  hash: fields.configHash,
   status: z.enum(["applied", "failed"]),
   error: z.string().max(MAX_ERROR_LENGTH).nullable().optional().openapi({
     description: "Why applying failed; required when status is failed",
@@ -81,7 +73,7 @@ const pullRoute = createRoute({
     "differs); 304 when unchanged at the end of the wait; 204 when the node has no config at all.",
   // The full node-token check (nodeTokenRequired below) replaces access()'s cheap presence check.
   ...access("node"),
-  request: { params: NodeParams, query: PullQuery, headers: PullHeaders },
+  request: { params: NodeIdParams, query: PullQuery, headers: PullHeaders },
   responses: {
     200: {
       description: "The desired config",
@@ -102,7 +94,7 @@ const ackRoute = createRoute({
   // The full node-token check (nodeTokenRequired below) replaces access()'s cheap presence check.
   ...access("node"),
   request: {
-    params: NodeParams,
+    params: NodeIdParams,
     body: { required: true, content: { "application/json": { schema: AckBodySchema } } },
   },
   responses: {

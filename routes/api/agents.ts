@@ -7,38 +7,28 @@ import {
   MAX_SAMPLES_PER_BATCH,
   recordHeartbeat,
   registerNode,
-  ZONED_TIMESTAMP,
 } from "../../core/agents.ts";
-import { poolConfigSchema } from "../../core/configDocument.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
-import { LABEL_KEY, LABEL_VALUE_MAX, MAX_LABELS } from "../../core/nodes.ts";
+import * as fields from "../../core/fields.ts";
 import { presentedToken } from "../../core/nodeAuth.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access } from "../guards.ts";
+import { NodeIdParams } from "./schemas.ts";
 
 const MAX_POOLS = 100;
-const NAME = /^[A-Za-z0-9._-]{1,128}$/;
-const HASH = /^[0-9a-fA-F]{64}$/;
 
 // The same OCID rules as the config document, so a pool the agent reports is a pool its config can name.
-const poolOcid = poolConfigSchema.shape.instance_pool_id.meta({
+const poolOcid = fields.instancePoolOcid.meta({
   example: "ocid1.instancepool.oc1.iad.aaaaaaaaexampleuniqueid",
 });
-const compartmentOcid = poolConfigSchema.shape.compartment_id;
+const compartmentOcid = fields.compartmentOcid;
 const count = z.number().int("must be a whole number").min(0, "must be at least 0").max(1_000_000);
 const percent = z.number().min(0, "must be at least 0").max(100, "must be at most 100");
 const shortText = (max: number) => z.string().min(1).max(max);
 
-const Labels = z.record(
-  z.string().regex(
-    LABEL_KEY,
-    "label keys are 1..63 of A-Z a-z 0-9 . _ / - (starting with a letter or digit)",
-  ),
-  z.string().max(LABEL_VALUE_MAX),
-).refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
-  .openapi({ example: { env: "prod", team: "web" } });
+const Labels = fields.labels.meta({ example: { env: "prod", team: "web" } });
 
 const RegisterPool = z.strictObject({
   instance_pool_id: poolOcid,
@@ -55,7 +45,7 @@ const RegisterBody = z.strictObject({
     description: "ace_... from an admin, or a re-enrollment token an operator made for this node. Not " +
       "needed when the node's current token is sent as Authorization: Bearer acn_... (a rotation)",
   }),
-  name: z.string().regex(NAME, "1..128 of A-Z a-z 0-9 . _ -").openapi({ example: "autoscaler-iad-1" }),
+  name: fields.nodeName.meta({ example: "autoscaler-iad-1" }),
   hostname: shortText(255).openapi({ example: "autoscaler-iad-1.example.internal" }),
   address: z.string().max(64).nullish(),
   agent_version: z.string().max(64).nullish(),
@@ -82,18 +72,10 @@ const RegisterResponse = z.object({
   }).nullable(),
 }).openapi("RegisterResult");
 
-const NodeParams = z.object({
-  id: z.string().min(1).max(64).openapi({
-    param: { name: "id", in: "path" },
-    example: "0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57",
-  }),
-});
-
 const HeartbeatBody = z.strictObject({
   status: z.string().max(32).nullish().openapi({ example: "ok" }),
   uptime_s: z.number().int("must be a whole number").min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
-  applied_config_hash: z.string().regex(HASH, "must be 64 hex characters").transform((h) => h.toLowerCase())
-    .nullish(),
+  applied_config_hash: fields.configHash.nullish(),
   agent_version: z.string().max(64).nullish(),
   address: z.string().max(64).nullish(),
   pools: z.array(z.strictObject({ instance_pool_id: poolOcid, instance_count: count }))
@@ -109,10 +91,7 @@ const HeartbeatResponse = z.object({
 const Sample = z.strictObject({
   instance_pool_id: poolOcid,
   // The shape here; the calendar (no February 30) and the time window are checked by the service.
-  ts: z.string().max(64).regex(
-    ZONED_TIMESTAMP,
-    "must be an ISO 8601 time with a zone, e.g. 2026-06-01T12:00:00Z",
-  ),
+  ts: fields.zonedTimestamp,
   cpu_util: percent,
   memory_util: percent,
   instance_count: count,
@@ -170,7 +149,7 @@ const heartbeatRoute = createRoute({
   summary: "Heartbeat: status, uptime, applied config hash, pool sizes",
   ...access("node"),
   request: {
-    params: NodeParams,
+    params: NodeIdParams,
     body: { required: true, content: { "application/json": { schema: HeartbeatBody } } },
   },
   responses: {
@@ -186,7 +165,7 @@ const metricsRoute = createRoute({
   summary: `Push a batch of 1..${MAX_SAMPLES_PER_BATCH} metric samples (idempotent per node, pool, ts)`,
   ...access("node"),
   request: {
-    params: NodeParams,
+    params: NodeIdParams,
     body: { required: true, content: { "application/json": { schema: MetricsBody } } },
   },
   responses: {

@@ -8,18 +8,16 @@ import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
 import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
 
-const time = isoTime;
-
 export const ApiKeySchema = z.object({
   id: z.number().int(),
   name: z.string(),
   prefix: z.string().openapi({ description: "First characters of the key, to tell keys apart" }),
   role: z.enum(ROLES),
   created_by: z.string(),
-  created_at: time,
-  expires_at: time.nullable(),
-  last_used_at: time.nullable().openapi({ description: "Updated at most once a minute" }),
-  revoked_at: time.nullable(),
+  created_at: isoTime,
+  expires_at: isoTime.nullable(),
+  last_used_at: isoTime.nullable().openapi({ description: "Updated at most once a minute" }),
+  revoked_at: isoTime.nullable(),
 }).openapi("ApiKey");
 
 const CreateApiKeyBody = z.object({
@@ -36,10 +34,6 @@ const CreatedApiKey = z.object({
   api_key: ApiKeySchema,
 }).openapi("CreatedApiKey");
 
-const KeyIdParams = IntIdParams;
-
-const json = jsonResponse;
-
 const listRoute = createRoute({
   method: "get",
   path: "/api/v1/api-keys",
@@ -47,7 +41,7 @@ const listRoute = createRoute({
   summary: "List API keys (without secrets)",
   ...access("admin"),
   responses: {
-    200: json(z.object({ api_keys: z.array(ApiKeySchema) }), "Keys"),
+    200: jsonResponse(z.object({ api_keys: z.array(ApiKeySchema) }), "Keys"),
     ...errorResponses(401, 403),
   },
 });
@@ -59,7 +53,7 @@ const createKeyRoute = createRoute({
   summary: "Create an API key; the secret is in this response only",
   ...access("admin"),
   request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
-  responses: { 201: json(CreatedApiKey, "Created"), ...errorResponses(401, 403, 422) },
+  responses: { 201: jsonResponse(CreatedApiKey, "Created"), ...errorResponses(401, 403, 422) },
 });
 
 const revokeRoute = createRoute({
@@ -68,8 +62,8 @@ const revokeRoute = createRoute({
   tags: ["api keys"],
   summary: "Revoke an API key (idempotent; the row stays for the record)",
   ...access("admin"),
-  request: { params: KeyIdParams },
-  responses: { 200: json(ApiKeySchema, "Revoked"), ...errorResponses(401, 403, 404, 422) },
+  request: { params: IntIdParams },
+  responses: { 200: jsonResponse(ApiKeySchema, "Revoked"), ...errorResponses(401, 403, 404, 422) },
 });
 
 export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {

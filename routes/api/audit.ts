@@ -6,8 +6,7 @@ import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-
-const instant = z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a zone" });
+import * as fields from "../../core/fields.ts";
 
 const AuditQuerySchema = z.object({
   actor: z.string().min(1).max(128).optional().openapi({ description: "Actor name, e.g. alice or key:ci" }),
@@ -16,8 +15,8 @@ const AuditQuerySchema = z.object({
   }),
   target_type: z.string().min(1).max(32).optional(),
   target_id: z.string().min(1).max(64).optional(),
-  from: instant.optional().openapi({ example: "2026-06-01T00:00:00Z" }),
-  to: instant.optional().openapi({ example: "2026-06-02T00:00:00Z" }),
+  from: fields.zonedTime.optional().meta({ example: "2026-06-01T00:00:00Z" }),
+  to: fields.zonedTime.optional().meta({ example: "2026-06-02T00:00:00Z" }),
   limit: z.coerce.number().int().min(1).max(AUDIT_MAX_LIMIT).optional().openapi({
     example: AUDIT_DEFAULT_LIMIT,
   }),

@@ -6,15 +6,14 @@ import { ROLES } from "../../core/principal.ts";
 import { login, logout } from "../../core/sessions.ts";
 import { changeOwnPassword } from "../../core/users.ts";
 import { badRequest } from "../../core/errors.ts";
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/passwords.ts";
+import * as fields from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { clearSessionCookie, setSessionCookie } from "../auth.ts";
+import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
 
 const LoginBody = z.object({
-  username: z.string().min(1).max(256),
-  // Bounded so a huge "password" cannot make PBKDF2 work on megabytes.
-  password: z.string().min(1).max(1024),
+  username: fields.presentedUsername,
+  password: fields.presentedPassword,
 }).openapi("LoginRequest");
 
 const SessionUser = z.object({ username: z.string(), role: z.enum(ROLES) });
@@ -67,8 +66,8 @@ const meRoute = createRoute({
 });
 
 const ChangePasswordBody = z.object({
-  current_password: z.string().min(1).max(1024),
-  new_password: z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH),
+  current_password: fields.presentedPassword,
+  new_password: fields.newPassword,
 }).openapi("ChangePassword");
 
 const passwordRoute = createRoute({
@@ -90,6 +89,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
       password: body.password,
       address: c.get("clientAddress"),
       userAgent: c.req.header("user-agent"),
+      currentSessionToken: presentedSessionCookie(c),
     });
     setSessionCookie(c, deps.settings, result.sessionToken);
     c.header("Cache-Control", "no-store");

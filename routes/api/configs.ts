@@ -18,16 +18,19 @@ import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { NodeIdParams } from "./nodes.ts";
-import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION, intPathParam, isoTime } from "./schemas.ts";
+import {
+  CONFIG_HASH_DESCRIPTION,
+  CONFIG_YAML_DESCRIPTION,
+  intPathParam,
+  isoTime,
+  NodeIdParams,
+} from "./schemas.ts";
 
 const YAML_TYPES = ["application/yaml", "text/yaml"];
 
 const versionNumber = (name: string) => intPathParam(name, 3);
 
 const VersionParams = NodeIdParams.extend({ version: versionNumber("version") });
-
-const time = isoTime;
 
 const ConfigVersionSchema = z.object({
   version: z.number().int(),
@@ -38,7 +41,7 @@ const ConfigVersionSchema = z.object({
   author: z.string(),
   comment: z.string().nullable(),
   rolled_back_from: z.number().int().nullable(),
-  created_at: time,
+  created_at: isoTime,
 }).openapi("ConfigVersion");
 
 const ListQuery = z.object({
@@ -92,7 +95,7 @@ const StatusSchema = z.object({
   applied_hash: z.string().nullable(),
   state: z.enum(CONFIG_STATES),
   error: z.string().nullable().openapi({ description: "The agent's error when state is failed" }),
-  acked_at: time.nullable(),
+  acked_at: isoTime.nullable(),
 }).openapi("ConfigStatus");
 
 const versionResponse = (description: string) => ({

@@ -13,19 +13,17 @@ import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
 import { intPathParam, isoTime } from "./schemas.ts";
 
-const time = isoTime;
-
 const TokenSchema = z.object({
   id: z.number().int(),
   name: z.string(),
   prefix: z.string().openapi({ description: "The token's first characters, to recognise it by" }),
   created_by: z.string(),
-  created_at: time,
-  expires_at: time.nullable(),
+  created_at: isoTime,
+  expires_at: isoTime.nullable(),
   max_uses: z.number().int().nullable(),
   uses: z.number().int(),
-  last_used_at: time.nullable(),
-  revoked_at: time.nullable(),
+  last_used_at: isoTime.nullable(),
+  revoked_at: isoTime.nullable(),
   state: z.enum(ENROLLMENT_TOKEN_STATES),
   node_id: z.string().nullable().openapi({
     description: "Set for a re-enrollment token: the one node whose name it registers (single use)",

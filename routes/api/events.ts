@@ -9,12 +9,12 @@ import {
 } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-
-const isoTime = z.iso.datetime({ offset: true, message: "an ISO 8601 time with zone" });
+import { nodeIdPathParam } from "./schemas.ts";
+import * as fields from "../../core/fields.ts";
 
 const EventQuery = z.object({
-  from: isoTime.optional().openapi({ param: { name: "from", in: "query" } }),
-  to: isoTime.optional().openapi({ param: { name: "to", in: "query" } }),
+  from: fields.zonedTime.optional().meta({ param: { name: "from", in: "query" } }),
+  to: fields.zonedTime.optional().meta({ param: { name: "to", in: "query" } }),
   direction: z.enum(["UP", "DOWN"]).optional().openapi({ param: { name: "direction", in: "query" } }),
   cursor: z.string().min(1).max(1000).optional().openapi({
     param: { name: "cursor", in: "query" },
@@ -25,8 +25,8 @@ const EventQuery = z.object({
   }),
 });
 
-const nodeId = z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } });
-const poolId = z.string().min(1).max(255).openapi({
+const nodeId = nodeIdPathParam();
+const poolId = fields.poolId.meta({
   param: { name: "pool_id", in: "path" },
   description: "The pool OCID",
 });

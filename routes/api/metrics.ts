@@ -6,14 +6,12 @@ import { errorResponses } from "../errors.ts";
 import { DEFAULT_HOURS, fleetSummary, MAX_POINTS, poolSeries } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { isoTime as responseTime } from "./schemas.ts";
-
-const time = responseTime;
-const isoTime = z.iso.datetime({ offset: true, message: "an ISO 8601 time with zone" });
+import { isoTime, nodeIdPathParam } from "./schemas.ts";
+import * as fields from "../../core/fields.ts";
 
 const SeriesParams = z.object({
-  id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } }),
-  pool_id: z.string().min(1).max(255).openapi({
+  id: nodeIdPathParam(),
+  pool_id: fields.poolId.meta({
     param: { name: "pool_id", in: "path" },
     description: "The pool OCID",
     example: "ocid1.instancepool.oc1.iad.aaaa",
@@ -23,11 +21,11 @@ const SeriesParams = z.object({
 const hours = z.coerce.number().int().min(1).optional();
 
 const SeriesQuery = z.object({
-  from: isoTime.optional().openapi({
+  from: fields.zonedTime.optional().meta({
     param: { name: "from", in: "query" },
     description: "Default: to - 24h",
   }),
-  to: isoTime.optional().openapi({ param: { name: "to", in: "query" }, description: "Default: now" }),
+  to: fields.zonedTime.optional().meta({ param: { name: "to", in: "query" }, description: "Default: now" }),
   hours: hours.openapi({
     param: { name: "hours", in: "query" },
     description: "The original API's window: from = now - hours (not with from/to)",
@@ -47,14 +45,14 @@ const SeriesSchema = z.object({
   node_id: z.string(),
   instance_pool_id: z.string(),
   display_name: z.string().nullable(),
-  from: time,
-  to: time,
+  from: isoTime,
+  to: isoTime,
   step_s: z.number().int(),
   source: z.enum(["raw", "rollup_5m", "rollup_1h"]).openapi({
     description: "Table the series was read from",
   }),
   points: z.array(z.object({
-    ts: time.openapi({ description: "Bucket start (multiples of step since the epoch)" }),
+    ts: isoTime.openapi({ description: "Bucket start (multiples of step since the epoch)" }),
     samples: z.number().int(),
     cpu: Stats,
     memory: Stats,
@@ -73,15 +71,15 @@ const SummaryQuery = z.object({
 
 const Extreme = z.object({
   value: z.number(),
-  ts: time,
+  ts: isoTime,
   node_id: z.string(),
   node_name: z.string(),
   instance_pool_id: z.string(),
 }).nullable();
 
 const SummarySchema = z.object({
-  from: time,
-  to: time,
+  from: isoTime,
+  to: isoTime,
   hours: z.number().int(),
   nodes: z.object({
     never_seen: z.number().int(),

@@ -8,19 +8,17 @@ import {
   decommissionNode,
   deleteNode,
   getNode,
-  LABEL_KEY,
-  LABEL_VALUE_MAX,
   listNodes,
-  MAX_LABELS,
   NODE_LIST_DEFAULT_LIMIT,
   NODE_LIST_MAX_LIMIT,
   NODE_SORT_KEYS,
+  nodeUpdateSchema,
   updateNode,
 } from "../../core/nodes.ts";
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { isoTime, jsonResponse } from "./schemas.ts";
+import { isoTime, jsonResponse, NodeIdParams } from "./schemas.ts";
 import {
   createReenrollmentToken,
   REENROLLMENT_DEFAULT_EXPIRES_S,
@@ -35,15 +33,6 @@ export function repeatable<T extends z.ZodType>(item: T) {
   );
 }
 
-export const NodeIdParams = z.object({
-  id: z.string().min(1).max(64).openapi({
-    param: { name: "id", in: "path" },
-    example: "0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57",
-  }),
-});
-
-const time = isoTime;
-
 export const NodeSummarySchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -53,8 +42,8 @@ export const NodeSummarySchema = z.object({
   agent_version: z.string().nullable(),
   labels: z.record(z.string(), z.string()),
   status: z.enum(NODE_STATUSES).openapi({ description: "Derived at read time from the last heartbeat" }),
-  last_heartbeat_at: time.nullable(),
-  registered_at: time,
+  last_heartbeat_at: isoTime.nullable(),
+  registered_at: isoTime,
   last_address: z.string().nullable(),
   reported_status: z.string().nullable(),
   config: z.object({
@@ -77,14 +66,14 @@ const PoolSchema = z.object({
   max_size: z.number().int().nullable(),
   last_cpu_util: z.number().nullable(),
   last_memory_util: z.number().nullable(),
-  last_metrics_at: time.nullable(),
+  last_metrics_at: isoTime.nullable(),
 }).openapi("NodePool");
 
 const NodeDetailSchema = NodeSummarySchema.extend({
   uptime_s: z.number().int().nullable(),
-  token_issued_at: time.nullable(),
-  decommissioned_at: time.nullable(),
-  config_acked_at: time.nullable(),
+  token_issued_at: isoTime.nullable(),
+  decommissioned_at: isoTime.nullable(),
+  config_acked_at: isoTime.nullable(),
   pools: z.array(PoolSchema),
   figures: z.object({
     instances: z.number().int().openapi({ description: "Sum of the pools' last known sizes" }),
@@ -92,7 +81,7 @@ const NodeDetailSchema = NodeSummarySchema.extend({
     avg_memory_util: z.number().nullable(),
     max_cpu_util: z.number().nullable(),
     max_memory_util: z.number().nullable(),
-    last_metrics_at: time.nullable(),
+    last_metrics_at: isoTime.nullable(),
     scaling_events_24h: z.object({ UP: z.number().int(), DOWN: z.number().int() }),
   }),
 }).openapi("NodeDetail");
@@ -141,20 +130,10 @@ const NodeListSchema = z.object({
 }).openapi("NodeList");
 
 const NodePatchSchema = z.strictObject({
-  display_name: z.string().trim().min(1).max(255).nullable().optional().openapi({
-    description: "null clears it",
-  }),
-  labels: z.record(
-    z.string().regex(LABEL_KEY, "label keys: letters, digits and . _ / -, at most 63, starting alphanumeric"),
-    z.string().max(LABEL_VALUE_MAX),
-  ).optional().openapi({ description: "Replaces all labels" }),
-}).superRefine((patch, ctx) => {
-  if (patch.display_name === undefined && patch.labels === undefined) {
-    ctx.addIssue({ code: "custom", path: [], message: "give display_name and/or labels" });
-  }
-  if (patch.labels && Object.keys(patch.labels).length > MAX_LABELS) {
-    ctx.addIssue({ code: "custom", path: ["labels"], message: `at most ${MAX_LABELS} labels` });
-  }
+  display_name: nodeUpdateSchema.shape.display_name.meta({ description: "null clears it" }),
+  labels: nodeUpdateSchema.shape.labels.meta({ description: "Replaces all labels" }),
+}).refine((patch) => patch.display_name !== undefined || patch.labels !== undefined, {
+  message: "give display_name and/or labels",
 }).openapi("NodePatch");
 
 const DeletedSchema = z.object({
@@ -262,7 +241,7 @@ const ReenrollmentCreated = z.object({
   enrollment_token_id: z.number().int(),
   node_id: z.string(),
   node_name: z.string(),
-  expires_at: time,
+  expires_at: isoTime,
 }).openapi("ReenrollmentTokenCreated");
 
 const reenrollmentRoute = createRoute({

@@ -1,5 +1,6 @@
 // Pieces of request and response schemas that every resource's routes share.
 import { z } from "@hono/zod-openapi";
+import * as fields from "../../core/fields.ts";
 
 /** A timestamp in responses (ISO 8601, UTC). */
 export const isoTime = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });
@@ -16,6 +17,13 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
   content: { "application/json": { schema } },
 });
+
+/** `{id}` in the path, as a node id (the example where the route documents one). */
+export const nodeIdPathParam = (example?: string) =>
+  fields.nodeId.meta({ param: { name: "id", in: "path" }, ...(example ? { example } : {}) });
+
+/** `{ id }` in the path, as a node id. */
+export const NodeIdParams = z.object({ id: nodeIdPathParam("0b9e8f2c-5d1a-4c3e-9f7a-2b6d8e1c4a57") });
 
 /** What a config hash is, for every schema that carries one. */
 export const CONFIG_HASH_DESCRIPTION =

@@ -2,43 +2,27 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../core/passwords.ts";
+import * as fields from "../../core/fields.ts";
 import { ROLES } from "../../core/principal.ts";
-import {
-  createUser,
-  getUser,
-  listUsers,
-  setPassword,
-  updateUser,
-  USERNAME_PATTERN,
-  USERNAME_RULE,
-} from "../../core/users.ts";
+import { createUser, getUser, listUsers, setPassword, updateUser } from "../../core/users.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
 import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
-
-const time = isoTime;
 
 export const UserSchema = z.object({
   id: z.number().int(),
   username: z.string(),
   role: z.enum(ROLES),
   disabled: z.boolean(),
-  last_login_at: time.nullable(),
-  password_changed_at: time,
-  created_at: time,
-  updated_at: time,
+  last_login_at: isoTime.nullable(),
+  password_changed_at: isoTime,
+  created_at: isoTime,
+  updated_at: isoTime,
 }).openapi("User");
 
-const password = z.string()
-  .refine((v) => [...v].length >= PASSWORD_MIN_LENGTH, `must be at least ${PASSWORD_MIN_LENGTH} characters`)
-  .refine((v) => [...v].length <= PASSWORD_MAX_LENGTH, `must be at most ${PASSWORD_MAX_LENGTH} characters`)
-  .refine((v) => v.trim().length > 0, "must not be only whitespace")
-  .openapi({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH });
-
 const CreateUserBody = z.object({
-  username: z.string().regex(USERNAME_PATTERN, `must be ${USERNAME_RULE}`),
-  password,
+  username: fields.username,
+  password: fields.newPassword,
   role: z.enum(ROLES),
 }).openapi("CreateUser");
 
@@ -50,11 +34,7 @@ const UpdateUserBody = z.object({
   path: ["role"],
 }).openapi("UpdateUser");
 
-const PasswordBody = z.object({ password }).openapi("SetPassword");
-
-const UserIdParams = IntIdParams;
-
-const json = jsonResponse;
+const PasswordBody = z.object({ password: fields.newPassword }).openapi("SetPassword");
 
 const listRoute = createRoute({
   method: "get",
@@ -62,7 +42,10 @@ const listRoute = createRoute({
   tags: ["users"],
   summary: "List operator accounts",
   ...access("admin"),
-  responses: { 200: json(z.object({ users: z.array(UserSchema) }), "Users"), ...errorResponses(401, 403) },
+  responses: {
+    200: jsonResponse(z.object({ users: z.array(UserSchema) }), "Users"),
+    ...errorResponses(401, 403),
+  },
 });
 
 const createUserRoute = createRoute({
@@ -72,7 +55,7 @@ const createUserRoute = createRoute({
   summary: "Create an account (password policy: 12..256 characters)",
   ...access("admin"),
   request: { body: { required: true, content: { "application/json": { schema: CreateUserBody } } } },
-  responses: { 201: json(UserSchema, "Created"), ...errorResponses(401, 403, 409, 422) },
+  responses: { 201: jsonResponse(UserSchema, "Created"), ...errorResponses(401, 403, 409, 422) },
 });
 
 const getRoute = createRoute({
@@ -81,8 +64,8 @@ const getRoute = createRoute({
   tags: ["users"],
   summary: "One account",
   ...access("admin"),
-  request: { params: UserIdParams },
-  responses: { 200: json(UserSchema, "The user"), ...errorResponses(401, 403, 404, 422) },
+  request: { params: IntIdParams },
+  responses: { 200: jsonResponse(UserSchema, "The user"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const updateRoute = createRoute({
@@ -92,10 +75,10 @@ const updateRoute = createRoute({
   summary: "Change role and/or disabled (disabling ends the user's sessions; the last admin stays)",
   ...access("admin"),
   request: {
-    params: UserIdParams,
+    params: IntIdParams,
     body: { required: true, content: { "application/json": { schema: UpdateUserBody } } },
   },
-  responses: { 200: json(UserSchema, "Updated"), ...errorResponses(401, 403, 404, 409, 422) },
+  responses: { 200: jsonResponse(UserSchema, "Updated"), ...errorResponses(401, 403, 404, 409, 422) },
 });
 
 const passwordRoute = createRoute({
@@ -105,10 +88,10 @@ const passwordRoute = createRoute({
   summary: "Reset a user's password (ends their sessions)",
   ...access("admin"),
   request: {
-    params: UserIdParams,
+    params: IntIdParams,
     body: { required: true, content: { "application/json": { schema: PasswordBody } } },
   },
-  responses: { 200: json(UserSchema, "Password changed"), ...errorResponses(401, 403, 404, 422) },
+  responses: { 200: jsonResponse(UserSchema, "Password changed"), ...errorResponses(401, 403, 404, 422) },
 });
 
 export function registerUserRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {

@@ -4,7 +4,7 @@ import { AppError } from "../../core/errors.ts";
 import { login, logout } from "../../core/sessions.ts";
 import { completeSetup, isSetupNeeded } from "../../core/setup.ts";
 import type { AppEnv } from "../env.ts";
-import { clearSessionCookie, setSessionCookie } from "../auth.ts";
+import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
 import { detailsByField } from "./forms.ts";
 import type { Ui } from "./render.ts";
 import { field, postedForm, readForm, safeNext } from "./session.ts";
@@ -46,6 +46,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
         password,
         address: c.get("clientAddress"),
         userAgent: c.req.header("user-agent"),
+        currentSessionToken: presentedSessionCookie(c),
       });
       setSessionCookie(c, deps.settings, result.sessionToken);
       return c.redirect(next, 303);
@@ -112,6 +113,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
       password,
       address: c.get("clientAddress"),
       userAgent: c.req.header("user-agent"),
+      currentSessionToken: presentedSessionCookie(c),
     });
     setSessionCookie(c, deps.settings, session.sessionToken);
     ui.flash(c, "ok", `Welcome, ${values.username}. You are the admin of this Autoscaler Central.`);

@@ -47,6 +47,8 @@ export interface ChartInput {
   height?: number;
   /** Decimals in titles and the table. */
   decimals?: number;
+  /** Leave the caption out when the page already has a heading for the chart. */
+  hideTitle?: boolean;
 }
 
 export interface ChartModel {
@@ -63,11 +65,14 @@ export interface ChartModel {
   markers: { x: number; kind: string; title: string }[];
   legend: { name: string; series: number }[];
   empty: boolean;
+  showTitle: boolean;
+  /** Many points: dots stay invisible (hover targets only) so the line reads clearly. */
+  quietDots: boolean;
   description: string;
   table: { columns: string[]; rows: string[][] };
 }
 
-const MARGIN = { left: 48, right: 14, top: 14, bottom: 28 };
+const MARGIN = { left: 48, right: 16, top: 24, bottom: 28 };
 
 function timeLabel(date: Date, spanMs: number): string {
   const iso = date.toISOString();
@@ -81,8 +86,8 @@ function fullTime(date: Date): string {
 }
 
 export function buildChart(input: ChartInput): ChartModel {
-  const width = input.width ?? 640;
-  const height = input.height ?? 220;
+  const width = input.width ?? 720;
+  const height = input.height ?? 240;
   const decimals = input.decimals ?? 1;
   const from = new Date(input.from);
   const to = new Date(input.to);
@@ -172,6 +177,8 @@ export function buildChart(input: ChartInput): ChartModel {
     markers,
     legend: series.map((s, index) => ({ name: s.name, series: index })),
     empty,
+    showTitle: !input.hideTitle,
+    quietDots: dots.length > 60,
     description,
     table: { columns: ["Time", ...series.map((s) => `${s.name} (${input.unit})`)], rows },
   };

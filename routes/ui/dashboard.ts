@@ -22,8 +22,18 @@ export function registerDashboardPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
       from: series.from,
       to: series.to,
       series: [{ name: "Instances", points: series.points.map((p) => ({ t: p.ts, v: p.instances })) }],
+      // The latest scaling events, marked where they happened.
+      markers: dashboard.events.map((e) => ({
+        t: e.ts,
+        label: `${e.direction} ${e.node_name} ${e.pool_display_name ?? e.instance_pool_id}` +
+          (e.from_count !== null && e.to_count !== null ? ` ${e.from_count} → ${e.to_count}` : ""),
+        kind: e.direction === "UP" ? "up" as const : "down" as const,
+      })),
       gapMs: series.step_s * 2000,
       decimals: 0,
+      width: 1100,
+      height: 260,
+      hideTitle: true, // the panel's heading names it
     });
     return ui.render(c, {
       page: "@pages/dashboard",

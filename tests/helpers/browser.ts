@@ -1,5 +1,5 @@
 // Headless Chromium (Debian's package) driven by playwright-core, for the few real-browser tests.
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 
 export const CHROMIUM_PATH = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
@@ -23,4 +23,55 @@ export function serveOnLoopback(handler: (request: Request) => Response | Promis
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
   const url = `http://127.0.0.1:${server.addr.port}`;
   return { url, close: () => server.shutdown() };
+}
+
+/** Where browser tests save screenshots (created on demand, not committed: see .gitignore). */
+export const SCREENSHOT_DIR = new URL("../.screenshots/", import.meta.url).pathname;
+
+export const VIEWPORTS = {
+  laptop: { width: 1366, height: 900 },
+  phone: { width: 390, height: 844 },
+} as const;
+
+/** Saves a full-page screenshot as tests/.screenshots/<name>.png and returns its path. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  await Deno.mkdir(SCREENSHOT_DIR, { recursive: true });
+  const path = `${SCREENSHOT_DIR}${name}.png`;
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+export interface PageWatch {
+  /** URLs the page tried to load from anywhere but our server (aborted). */
+  foreign: string[];
+  /** What the Content-Security-Policy blocked. */
+  cspViolations: string[];
+  /** Uncaught errors and console errors (a 4xx the test provokes on purpose shows up here too). */
+  errors: string[];
+}
+
+/** Keeps every request of the context on `origin` (others are aborted and recorded) and records CSP
+ * violations and script errors, so a test can assert the page stayed air-gapped and clean. */
+export async function watchContext(context: BrowserContext, origin: string): Promise<PageWatch> {
+  const watch: PageWatch = { foreign: [], cspViolations: [], errors: [] };
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(origin) || url.startsWith("data:") || url.startsWith("blob:")) return route.continue();
+    watch.foreign.push(url);
+    return route.abort();
+  });
+  await context.exposeFunction("reportCspViolation", (text: string) => watch.cspViolations.push(text));
+  await context.addInitScript({
+    content: `document.addEventListener("securitypolicyviolation", (event) => {
+      globalThis.reportCspViolation(event.violatedDirective + " blocked " + (event.blockedURI || "inline") +
+        " (" + event.sourceFile + ":" + event.lineNumber + ")");
+    });`,
+  });
+  context.on("page", (page) => {
+    page.on("pageerror", (error) => watch.errors.push(`pageerror: ${error.message}`));
+    page.on("console", (message) => {
+      if (message.type() === "error") watch.errors.push(`console: ${message.text()}`);
+    });
+  });
+  return watch;
 }

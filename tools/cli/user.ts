@@ -8,7 +8,7 @@ import { systemClock } from "../../core/clock.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { AppError } from "../../core/errors.ts";
 import { createLogger, type Logger } from "../../core/logger.ts";
-import { passwordProblem } from "../../core/passwords.ts";
+import * as fields from "../../core/fields.ts";
 import { type Principal, type Role, ROLES } from "../../core/principal.ts";
 import {
   createUser,
@@ -17,7 +17,6 @@ import {
   listUsers,
   setPassword,
   updateUser,
-  usernameProblem,
 } from "../../core/users.ts";
 
 export const USER_USAGE = "user create --username U --role admin|operator|viewer [--password-stdin] | " +
@@ -60,7 +59,7 @@ export async function userCommand(
   const username = typeof values.username === "string" ? values.username : undefined;
   if (action !== "list") {
     if (!username) throw tools.usageError(`${action} needs --username U`);
-    const problem = usernameProblem(username);
+    const problem = fields.problemWith(fields.username, username);
     if (problem) throw tools.usageError(`--username ${problem}`);
   }
   let role: Role | undefined;
@@ -81,7 +80,7 @@ export async function userCommand(
   if (action === "create" || action === "passwd") {
     const read = tools.readPassword ?? readPassword;
     password = await read(values["password-stdin"] === true);
-    const problem = passwordProblem(password);
+    const problem = fields.problemWith(fields.newPassword, password);
     if (problem) throw tools.usageError(`password ${problem}`);
   }
 

@@ -1,0 +1,469 @@
+// Page benchmark: server time of the console's pages, and of the API reads behind them, with a fleet of
+// 10,000 nodes and its history in the database.
+//
+//   deno task bench pages [--quick] [--nodes N] [--pools N] [--charted N] [--days N] [--runs N] [--keep]
+//
+// The seed (a throwaway database, dropped at the end unless --keep):
+// - N nodes (default 10,000; --quick 200) with 2 pools each, labels, regions, config versions and a mix of
+//   states: ~94% online, 3% offline for hours, 1% never seen, 1% decommissioned; config mostly in sync,
+//   some pending, failed or drifted.
+// - A day of samples for every pool, one per 5 minutes (the original autoscaler's evaluation interval),
+//   from the simulator's load model and scaling rule (tools/simulator.ts, the same as `simulate
+//   --backfill`), with their scaling events. The --charted nodes whose charts are measured (default 5;
+//   --quick 1) get --days of it (default 30; --quick 1: a smoke run, its figures mean little).
+// - Rollups by the service's own rollup job, then its retention job (raw samples past RAW_RETENTION_DAYS go,
+//   as in a running system), then ANALYZE TABLE.
+// Rows go in through db/seed.ts in multi-row statements (generating a fleet over the API would take hours).
+//
+// Server time is measured in process (app.request through every middleware, the body read to its end), a
+// few warm-up requests first, then --runs sequential requests (default 20; --quick 3): printed, never
+// asserted. Targets (issue 9): dashboard and a node list page < 100 ms, a 30-day chart < 150 ms. Pages not
+// on main yet (404) are listed as such.
+import { parseArgs } from "node:util";
+import { createApp } from "../app.ts";
+import { toYaml } from "../client/mod.ts";
+import { systemClock } from "../core/clock.ts";
+import { configHash } from "../core/configDocument.ts";
+import type { CoreDeps } from "../core/deps.ts";
+import { retentionJob, rollupJob } from "../core/housekeeping.ts";
+import { createJobRunner } from "../core/jobs.ts";
+import { createLogger } from "../core/logger.ts";
+import type { Principal } from "../core/principal.ts";
+import { createUser } from "../core/users.ts";
+import {
+  analyzeTables,
+  type SeedConfigVersion,
+  seedConfigVersions,
+  type SeedEvent,
+  seedEvents,
+  type SeedNode,
+  seedNodes,
+  type SeedPool,
+  seedPools,
+  type SeedSample,
+  seedSamples,
+  tableRowCounts,
+} from "../db/seed.ts";
+import { readJobWatermark } from "../db/jobs.ts";
+import { createTestDatabase } from "../tests/helpers/app.ts";
+import {
+  backfillWindow,
+  hashUnit,
+  initialConfig,
+  nodeHistory,
+  PoolLoad,
+  ruleFromConfig,
+  SimulatedPool,
+  simulatedPoolOcid,
+} from "../tools/simulator.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean" },
+    nodes: { type: "string" },
+    pools: { type: "string" },
+    charted: { type: "string" },
+    days: { type: "string" },
+    runs: { type: "string" },
+    keep: { type: "boolean" },
+  },
+  strict: true,
+});
+const quick = args.values.quick === true;
+const positive = (name: string, raw: string | undefined, fallback: number, max: number) => {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    console.error(`--${name} must be a whole number 1..${max}`);
+    Deno.exit(2);
+  }
+  return value;
+};
+const NODES = positive("nodes", args.values.nodes, quick ? 200 : 10_000, 100_000);
+const POOLS = positive("pools", args.values.pools, 2, 10);
+const CHARTED = Math.min(NODES, positive("charted", args.values.charted, quick ? 1 : 5, 100));
+const CHARTED_DAYS = positive("days", args.values.days, quick ? 1 : 30, 30);
+const RUNS = positive("runs", args.values.runs, quick ? 3 : 20, 1_000);
+const STEP_MS = 5 * 60_000;
+const DAY_MS = 86_400_000;
+const SEED = 11;
+const PREFIX = "bench";
+const REGIONS = ["us-ashburn-1", "us-phoenix-1", "eu-frankfurt-1", "uk-london-1", "ap-tokyo-1"];
+const TEAMS = ["payments", "search", "checkout", "media", "identity", "ads", "data", "edge"];
+const SYSTEM: Principal = { kind: "system", name: "bench" };
+
+/** Pool ids are given, so samples can be written before the pool rows (which take the latest figures). */
+const poolIdOf = (nodeIndex: number, poolIndex: number) => nodeIndex * POOLS + poolIndex + 1;
+const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+const sqlTime = (ms: number) => new Date(ms).toISOString().slice(0, 23).replace("T", " ");
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const count = (n: number) => n.toLocaleString("en-US");
+
+// ------------------------------------------------------------------------------------------------ seeding
+
+type NodeKind = "online" | "offline" | "never_seen" | "decommissioned";
+
+/** A node's state from its index: fixed shares, spread over the fleet. */
+function kindOf(index: number): NodeKind {
+  if (index < CHARTED) return "online"; // charted nodes are healthy nodes with 30 days of history
+  const roll = hashUnit(SEED, 101, index);
+  if (roll < 0.03) return "offline";
+  if (roll < 0.04) return "never_seen";
+  if (roll < 0.05) return "decommissioned";
+  return "online";
+}
+
+function configStateOf(index: number, kind: NodeKind): string {
+  if (kind === "never_seen") return "pending";
+  const roll = hashUnit(SEED, 102, index);
+  return roll < 0.9 ? "in_sync" : roll < 0.94 ? "pending" : roll < 0.97 ? "failed" : "drifted";
+}
+
+interface SeedReport {
+  samples: number;
+  events: number;
+  phases: [string, number][];
+}
+
+async function seed(
+  deps: CoreDeps,
+): Promise<{ report: SeedReport; charted: { id: string; ocid: string }[] }> {
+  const now = Date.now();
+  const phases: [string, number][] = [];
+  let phaseStart = performance.now();
+  const phase = (name: string) => {
+    phases.push([name, performance.now() - phaseStart]);
+    phaseStart = performance.now();
+  };
+
+  // Sorted ids: rows then go in primary-key order, as they would pile up over time.
+  const ids = Array.from({ length: NODES }, () => crypto.randomUUID()).sort();
+  const nodeRows: SeedNode[] = [];
+  const poolRows: SeedPool[] = [];
+  const versionRows: SeedConfigVersion[] = [];
+  const ends: number[] = [];
+  for (let index = 0; index < NODES; index++) {
+    const id = ids[index];
+    const name = `${PREFIX}-${pad(index + 1, 5)}`;
+    const region = REGIONS[index % REGIONS.length];
+    const kind = kindOf(index);
+    const configState = configStateOf(index, kind);
+    const body = initialConfig(PREFIX, index + 1, POOLS, region);
+    const yamlText = toYaml(body);
+    const hash = await configHash(yamlText);
+    // Offline nodes went quiet 1 to 20 hours ago; decommissioned ones 2 to 5 days ago.
+    const lastSeen = kind === "online"
+      ? now - hashUnit(SEED, 103, index) * 25_000
+      : kind === "offline"
+      ? now - (1 + 19 * hashUnit(SEED, 104, index)) * 3_600_000
+      : kind === "decommissioned"
+      ? now - (2 + 3 * hashUnit(SEED, 105, index)) * DAY_MS
+      : null;
+    ends.push(lastSeen ?? now);
+    const registered = now -
+      (index < CHARTED ? CHARTED_DAYS + 10 : 5 + 30 * hashUnit(SEED, 106, index)) * DAY_MS;
+    nodeRows.push({
+      id,
+      name,
+      hostname: `${name}.${region}.internal`,
+      region,
+      agentVersion: index % 7 === 0 ? "1.4.2" : "1.5.0",
+      labels: {
+        env: index % 10 < 7 ? "prod" : index % 10 < 9 ? "staging" : "dev",
+        team: TEAMS[index % TEAMS.length],
+      },
+      tokenHash: Array.from({ length: 4 }, (_, k) => hashUnit(SEED, 107, index, k).toString(16).slice(2, 18))
+        .join("").padEnd(64, "0").slice(0, 64),
+      tokenIssuedAt: new Date(registered),
+      registeredAt: new Date(registered),
+      lastHeartbeatAt: lastSeen === null ? null : new Date(lastSeen),
+      lastAddress: lastSeen === null ? null : `10.${index >> 16}.${(index >> 8) & 255}.${index & 255}`,
+      reportedStatus: lastSeen === null ? null : "running",
+      uptimeS: lastSeen === null ? null : Math.round((lastSeen - registered) / 1000),
+      desiredHash: hash,
+      desiredChangedAt: new Date(registered),
+      appliedHash: configState === "in_sync" ? hash : configState === "pending" ? null : "0".repeat(64),
+      configState,
+      configError: configState === "failed" ? "pools.0.cpu_threshold: agent could not apply (bench)" : null,
+      configAckedAt: configState === "pending" ? null : new Date(registered + 60_000),
+      decommissionedAt: kind === "decommissioned" ? new Date(lastSeen!) : null,
+      createdAt: new Date(registered),
+      updatedAt: new Date(lastSeen ?? registered),
+    });
+    versionRows.push({
+      nodeId: id,
+      version: 1,
+      body,
+      yamlText,
+      hash,
+      source: "agent",
+      author: name,
+      comment: null,
+      createdAt: new Date(registered),
+    });
+    (body.pools as { instance_pool_id: string }[]).forEach((pool, j) => {
+      poolRows.push({
+        id: poolIdOf(index, j),
+        nodeId: id,
+        poolOcid: pool.instance_pool_id,
+        displayName: pool.instance_pool_id.slice(-8),
+        compartmentId: "ocid1.compartment.oc1..aaaabench",
+        region,
+        minSize: 1,
+        maxSize: 10,
+        createdAt: new Date(registered),
+        updatedAt: new Date(registered),
+      });
+    });
+  }
+  await seedNodes(deps.db, nodeRows);
+  await seedConfigVersions(deps.db, versionRows);
+  phase(`${count(NODES)} nodes and their config versions`);
+
+  // History: the simulator's pools stepped over each node's window, written as they are generated.
+  let samples = 0;
+  let events = 0;
+  let pending: SeedSample[] = [];
+  let eventRows: SeedEvent[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const flush = async () => {
+    const batch = pending;
+    pending = [];
+    const write = seedSamples(deps.pool, batch).finally(() => inFlight.delete(write));
+    inFlight.add(write);
+    // Two statements in flight: generating the next batch overlaps the database's work.
+    if (inFlight.size >= 2) await Promise.race(inFlight);
+  };
+  for (let index = 0; index < NODES; index++) {
+    const kind = kindOf(index);
+    if (kind === "never_seen") continue;
+    const id = ids[index];
+    const region = REGIONS[index % REGIONS.length];
+    const config = initialConfig(PREFIX, index + 1, POOLS, region).pools as Record<string, unknown>[];
+    const pools = config.map((entry) => {
+      const ocid = String(entry.instance_pool_id);
+      return new SimulatedPool(ocid, ruleFromConfig(entry), new PoolLoad(SEED, ocid));
+    });
+    const poolIds = new Map(pools.map((pool, j) => [pool, poolIdOf(index, j)]));
+    const window = backfillWindow(ends[index], (index < CHARTED ? CHARTED_DAYS : 1) * DAY_MS, STEP_MS);
+    for (const { ms, pool, observation } of nodeHistory(pools, window)) {
+      const poolId = poolIds.get(pool)!;
+      const ts = sqlTime(ms);
+      const instances = observation.decision ? observation.decision.to : observation.count;
+      pending.push({
+        nodeId: id,
+        poolId,
+        ts,
+        cpu: observation.cpu,
+        memory: observation.ram,
+        count: instances,
+      });
+      // The pool row carries the latest figures, as ingestion keeps them.
+      Object.assign(poolRows[poolId - 1], {
+        currentSize: instances,
+        lastCpuUtil: observation.cpu,
+        lastMemoryUtil: observation.ram,
+        lastMetricsAt: new Date(ms),
+      });
+      if (observation.decision) {
+        eventRows.push({
+          nodeId: id,
+          poolId,
+          ts: new Date(ms),
+          direction: observation.decision.direction,
+          fromCount: observation.count,
+          toCount: observation.decision.to,
+          reason: observation.decision.reason,
+        });
+      }
+      if (pending.length >= 5_000) await flush();
+    }
+    samples += window.points * pools.length;
+    if (eventRows.length >= 5_000) {
+      events += eventRows.length;
+      await seedEvents(deps.db, eventRows);
+      eventRows = [];
+    }
+  }
+  await flush();
+  await Promise.all(inFlight);
+  events += eventRows.length;
+  await seedEvents(deps.db, eventRows);
+  await seedPools(deps.db, poolRows);
+  phase(`${count(samples)} samples, ${count(events)} scaling events, ${count(poolRows.length)} pools`);
+
+  // The service's own jobs, as they would have run: rollups over the whole history, then retention.
+  const runner = createJobRunner(deps, [rollupJob(0), retentionJob(0)], { owner: "bench" });
+  let rollupRuns = 0;
+  for (;;) {
+    const outcome = await runner.tick("rollups");
+    rollupRuns++;
+    if (outcome !== "ran") throw new Error(`rollup job: ${outcome}`);
+    const watermark = await readRollupWatermark(deps);
+    if (watermark !== null && watermark >= now - 10 * 60_000) break;
+  }
+  phase(`rollup job (${rollupRuns} runs)`);
+  if (await runner.tick("retention") !== "ran") throw new Error("retention job did not run");
+  await runner.close();
+  phase(`retention job (raw samples older than ${deps.settings.RAW_RETENTION_DAYS} days deleted)`);
+  await analyzeTables(deps.pool);
+  phase("ANALYZE TABLE");
+  const charted = Array.from({ length: CHARTED }, (_, index) => ({
+    id: ids[index],
+    ocid: simulatedPoolOcid(PREFIX, index + 1, 1),
+  }));
+  return { report: { samples, events, phases }, charted };
+}
+
+async function readRollupWatermark(deps: CoreDeps): Promise<number | null> {
+  return (await readJobWatermark(deps.db, "rollups"))?.getTime() ?? null;
+}
+
+// ------------------------------------------------------------------------------------------------ measuring
+
+interface Measured {
+  what: string;
+  target: number | null;
+  status: number;
+  bytes: number;
+  timesMs: number[];
+}
+
+async function measure(
+  app: ReturnType<typeof createApp>["app"],
+  what: string,
+  path: string,
+  headers: Record<string, string>,
+  target: number | null,
+): Promise<Measured> {
+  const once = async () => {
+    const started = performance.now();
+    const response = await app.request(path, { headers });
+    const body = await response.arrayBuffer();
+    return { ms: performance.now() - started, status: response.status, bytes: body.byteLength };
+  };
+  const first = await once();
+  if (first.status !== 200) return { what, target, status: first.status, bytes: first.bytes, timesMs: [] };
+  await once();
+  const timesMs: number[] = [];
+  let bytes = first.bytes;
+  for (let i = 0; i < RUNS; i++) {
+    const run = await once();
+    timesMs.push(run.ms);
+    bytes = run.bytes;
+  }
+  return { what, target, status: 200, bytes, timesMs };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function table(rows: Measured[]): string {
+  const header = ["what", "target", "p50 ms", "p90 ms", "max ms", "KB", "verdict"];
+  const lines = rows.map((row) => {
+    if (row.status !== 200) {
+      const why = row.status === 404 ? "not on main yet (404)" : `HTTP ${row.status}`;
+      return [row.what, row.target ? `< ${row.target}` : "", "", "", "", "", why];
+    }
+    const sorted = [...row.timesMs].sort((a, b) => a - b);
+    const p50 = percentile(sorted, 50);
+    return [
+      row.what,
+      row.target ? `< ${row.target}` : "",
+      p50.toFixed(1),
+      percentile(sorted, 90).toFixed(1),
+      sorted.at(-1)!.toFixed(1),
+      (row.bytes / 1024).toFixed(1),
+      row.target === null ? "" : p50 < row.target ? "within" : "OVER",
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i].length)));
+  const format = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join("  ");
+  return [format(header), format(widths.map((w) => "-".repeat(w))), ...lines.map(format)].join("\n");
+}
+
+// ------------------------------------------------------------------------------------------------ main
+
+const started = performance.now();
+const database = await createTestDatabase("bench_pages", {
+  env: { SECRET_KEY: "bench-secret-key-bench-secret-key-0123456789", LOG_LEVEL: "warn" },
+});
+const deps: CoreDeps = {
+  db: database.db,
+  pool: database.pool,
+  settings: database.settings,
+  clock: systemClock,
+  logger: createLogger("warn", (line) => console.error(line)),
+};
+const { app, close } = createApp(deps);
+try {
+  console.log(
+    `page benchmark: ${count(NODES)} nodes x ${POOLS} pools, a day of 5-minute samples each, ` +
+      `${CHARTED} charted node(s) with ${CHARTED_DAYS} days; ${RUNS} runs per request (database ${database.name})`,
+  );
+  const { report, charted } = await seed(deps);
+  for (const [name, ms] of report.phases) console.log(`  seed: ${name.padEnd(72)} ${seconds(ms)}`);
+  const rows = await tableRowCounts(deps.db);
+  console.log(
+    `  rows: ${Object.entries(rows).map(([table, n]) => `${table} ${count(n)}`).join(", ")}`,
+  );
+
+  const password = `bench-${crypto.randomUUID()}`;
+  await createUser(deps, SYSTEM, { username: "bench-viewer", password, role: "viewer" });
+  const login = await app.request("/api/v1/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "bench-viewer", password }),
+  });
+  const cookie = /acs_session=[^;]+/.exec(login.headers.get("set-cookie") ?? "")?.[0];
+  if (login.status !== 200 || !cookie) throw new Error(`login failed: ${login.status} ${await login.text()}`);
+  const asApi = { cookie };
+  const asPage = { cookie, accept: "text/html" };
+
+  const node = charted[0];
+  const ocid = encodeURIComponent(node.ocid);
+  const results: Measured[] = [];
+  const run = async (what: string, path: string, headers: Record<string, string>, target: number | null) => {
+    const result = await measure(app, what, path, headers, target);
+    results.push(result);
+  };
+  await run("page: dashboard  GET /", "/", asPage, 100);
+  await run("page: node list  GET /nodes", "/nodes", asPage, 100);
+  await run("page: node list, filtered  GET /nodes?status=offline", "/nodes?status=offline", asPage, 100);
+  await run("page: node detail  GET /nodes/{id}", `/nodes/${node.id}`, asPage, null);
+  await run("page: 30-day chart  GET /nodes/{id}?range=30d", `/nodes/${node.id}?range=30d`, asPage, 150);
+  await run("api: GET /api/v1/metrics/summary (24 h)", "/api/v1/metrics/summary", asApi, 100);
+  await run("api: GET /api/v1/nodes (first page of 50)", "/api/v1/nodes", asApi, 100);
+  await run(
+    "api: GET /api/v1/nodes?status=offline&sort=last_heartbeat",
+    "/api/v1/nodes?status=offline&sort=last_heartbeat",
+    asApi,
+    100,
+  );
+  await run("api: GET /api/v1/events (latest 50)", "/api/v1/events", asApi, null);
+  await run(
+    "api: 30-day series of a pool (default step)",
+    `/api/v1/nodes/${node.id}/metrics/${ocid}?hours=720`,
+    asApi,
+    150,
+  );
+  await run(
+    "api: 24-hour series of a pool (default step)",
+    `/api/v1/nodes/${node.id}/metrics/${ocid}?hours=24`,
+    asApi,
+    null,
+  );
+  console.log("");
+  console.log(table(results));
+  console.log(`\ntotal ${seconds(performance.now() - started)}`);
+} finally {
+  await close();
+  if (args.values.keep) {
+    await database.pool.end();
+    console.log(`kept database ${database.name}`);
+  } else {
+    await database.drop();
+  }
+}
