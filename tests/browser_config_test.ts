@@ -122,9 +122,9 @@ Deno.test({
         assert.equal(await page.locator(".gutter .err").innerText(), "7");
         // "Line 7" puts the cursor on the faulty line.
         await page.getByRole("link", { name: /Line 7, column 30/ }).click();
-        const caret = await editor.evaluate((
-          el: { value: string; selectionStart: number; setSelectionRange(a: number, b: number): void },
-        ) => el.value.slice(0, el.selectionStart).split("\n").length);
+        const caret = await page.evaluate(
+          `(() => { const el = document.getElementById("yaml"); return el.value.slice(0, el.selectionStart).split("\\n").length; })()`,
+        );
         assert.equal(caret, 7);
       });
       await shoot(browser, configUrl, cookie, "1-overview");
@@ -133,9 +133,7 @@ Deno.test({
       await t.step("Tab indents inside the editor; Esc then Tab moves on", async () => {
         const editor = page.locator("#yaml");
         await editor.focus();
-        await editor.evaluate((
-          el: { value: string; selectionStart: number; setSelectionRange(a: number, b: number): void },
-        ) => el.setSelectionRange(0, 0));
+        await page.evaluate(`document.getElementById("yaml").setSelectionRange(0, 0)`);
         await page.keyboard.press("Tab");
         assert.match(await editor.inputValue(), /^ {2}# Written/);
         await page.keyboard.press("Shift+Tab");
