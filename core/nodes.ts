@@ -26,13 +26,7 @@ import type { CoreDeps } from "./deps.ts";
 import { AppError, notFound, validationFailed } from "./errors.ts";
 import * as fields from "./fields.ts";
 import { type ConfigState, type NodeStatus, nodeStatus, onlineSince } from "./nodeStatus.ts";
-import type { Principal } from "./principal.ts";
-
-/** Who makes a change, and from where (for the audit log). */
-export interface Actor {
-  principal: Principal;
-  address?: string | null;
-}
+import type { Actor } from "./principal.ts";
 
 export const NODE_SORT_KEYS = ["name", "last_heartbeat", "registered"] as const;
 export const NODE_LIST_DEFAULT_LIMIT = 50;
@@ -88,6 +82,8 @@ export interface PoolView {
 }
 
 export interface NodeDetail extends NodeSummary {
+  /** What the agent says its address is (unverified); last_address is what the connection showed. */
+  claimed_address: string | null;
   uptime_s: number | null;
   token_issued_at: string | null;
   decommissioned_at: string | null;
@@ -253,6 +249,7 @@ export async function getNode(
   );
   return {
     ...toSummary(row, now, deps.settings.OFFLINE_AFTER_S),
+    claimed_address: row.claimedAddress,
     uptime_s: row.uptimeS,
     token_issued_at: iso(row.tokenIssuedAt),
     decommissioned_at: iso(row.decommissionedAt),

@@ -21,8 +21,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { forbidden, unauthorized } from "../core/errors.ts";
 import { presentedToken } from "../core/nodeAuth.ts";
-import { SECRET_PREFIX } from "../core/secrets.ts";
-import { type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
+import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
+import { type Actor, type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
 import type { AppEnv } from "./env.ts";
 
 export type PersonOrKey = Extract<Principal, { kind: "user" | "api_key" }>;
@@ -44,6 +44,11 @@ export function requireRole(c: Context<AppEnv>, role: Role): PersonOrKey {
   return principal;
 }
 
+/** requireRole as the services' first argument after deps: who acts, and from which address. */
+export function requireActor(c: Context<AppEnv>, role: Role): Actor<PersonOrKey> {
+  return { principal: requireRole(c, role), address: c.get("clientAddress") };
+}
+
 /** Middleware form of requireRole, run before validation so anonymous callers get 401, not 422. */
 export function roleGuard(role: Role): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -57,7 +62,7 @@ export function roleGuard(role: Role): MiddlewareHandler<AppEnv> {
 export const nodeTokenPresented: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
   if (!token) throw unauthorized("node token required (Authorization: Bearer <node token>)");
-  if (!token.startsWith(`${SECRET_PREFIX.nodeToken}_`)) throw unauthorized("not a node token");
+  if (!secretShaped(SECRET_PREFIX.nodeToken, token)) throw unauthorized("not a node token");
   await next();
 };
 

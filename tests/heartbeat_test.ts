@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_NEW = "ocid1.instancepool.oc1.iad.aaaaaaaapoolnew";
@@ -18,9 +19,6 @@ const CONFIG = {
   }],
 };
 
-interface ErrorBody {
-  error: { code: string; details?: { field?: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;
@@ -28,9 +26,8 @@ interface Registered {
 }
 
 async function registerAgents(ctx: TestApp, names: string[], withConfig = true): Promise<Registered[]> {
-  const { token } = await createEnrollmentToken(ctx.deps, {
+  const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
     name: "hb",
-    principal: { kind: "system", name: "t" },
   });
   const out: Registered[] = [];
   for (const name of names) {
@@ -53,7 +50,7 @@ Deno.test("heartbeat", async (t) => {
   const ctx = await createTestApp("heartbeat");
   const node = async (id: string) => {
     const [rows] = await ctx.database.pool.query(
-      `SELECT last_heartbeat_at, last_address, reported_status, uptime_s, agent_version, applied_hash, config_state,
+      `SELECT last_heartbeat_at, last_address, claimed_address, reported_status, uptime_s, agent_version, applied_hash, config_state,
               updated_at
          FROM nodes WHERE id = ?`,
       [id],
@@ -98,7 +95,7 @@ Deno.test("heartbeat", async (t) => {
         });
         const row = await node(one.node_id);
         assert.deepEqual(row.last_heartbeat_at, new Date("2026-06-01T12:01:00Z"));
-        assert.equal(row.last_address, "unknown"); // app.request() has no socket; a body address wins below
+        assert.equal(row.last_address, "unknown"); // app.request() has no socket
         assert.equal(row.reported_status, "ok");
         assert.equal(Number(row.uptime_s), 120);
         assert.equal(row.agent_version, "2.0.1");
@@ -110,7 +107,7 @@ Deno.test("heartbeat", async (t) => {
       },
     );
 
-    await t.step("an empty body keeps what was reported; a body address wins", async () => {
+    await t.step("an empty body keeps what was reported; a body address is only a claim", async () => {
       ctx.clock.set("2026-06-01T12:01:30Z");
       assert.equal((await beat({})).status, 200);
       const res = await beat({ address: "10.9.8.7" });
@@ -119,7 +116,8 @@ Deno.test("heartbeat", async (t) => {
       assert.deepEqual(row.last_heartbeat_at, new Date("2026-06-01T12:01:30Z"));
       assert.equal(row.reported_status, "ok");
       assert.equal(Number(row.uptime_s), 120);
-      assert.equal(row.last_address, "10.9.8.7");
+      assert.equal(row.last_address, "unknown", "the connection's address, not the body's");
+      assert.equal(row.claimed_address, "10.9.8.7");
     });
 
     await t.step(

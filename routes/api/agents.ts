@@ -11,7 +11,8 @@ import {
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import * as fields from "../../core/fields.ts";
-import { presentedToken } from "../../core/nodeAuth.ts";
+import { authenticateNode, presentedToken } from "../../core/nodeAuth.ts";
+import { createMiddleware } from "hono/factory";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access } from "../guards.ts";
@@ -106,6 +107,7 @@ const Sample = z.strictObject({
 }).openapi("MetricSample");
 
 const MetricsBody = z.strictObject({
+  // MAX_BATCH_SAMPLES (default 1000) is checked by the service and answered 413; this is the hard ceiling.
   samples: z.array(Sample).min(1, "at least one sample").max(
     MAX_SAMPLES_PER_BATCH,
     `at most ${MAX_SAMPLES_PER_BATCH} samples per batch`,
@@ -138,7 +140,7 @@ const registerRoute = createRoute({
       description: "A known node proved its identity; its token was rotated",
       content: { "application/json": { schema: RegisterResponse } },
     },
-    ...errorResponses(401, 403, 409, 413, 422),
+    ...errorResponses(401, 403, 409, 413, 422, 429),
   },
 });
 
@@ -162,7 +164,10 @@ const metricsRoute = createRoute({
   method: "post",
   path: "/api/v1/nodes/{id}/metrics",
   tags: ["agent"],
-  summary: `Push a batch of 1..${MAX_SAMPLES_PER_BATCH} metric samples (idempotent per node, pool, ts)`,
+  summary: "Push a batch of metric samples (idempotent per node, pool, ts)",
+  description:
+    "At most MAX_BATCH_SAMPLES samples (default 1,000): a larger batch gets 413 batch_too_large, " +
+    "and the clients halve their batch size.",
   ...access("node"),
   request: {
     params: NodeIdParams,
@@ -177,7 +182,7 @@ const metricsRoute = createRoute({
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats">,
+  services: Pick<Services, "configWatcher" | "heartbeats" | "pools" | "registrationLimiter">,
 ): void {
   // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
   app.use(registerRoute.getRoutingPath(), async (c, next) => {
@@ -215,12 +220,17 @@ export function registerAgentRoutes(
     return c.json(result, 200);
   });
 
-  app.openapi(metricsRoute, async (c) => {
-    const result = await ingestMetrics(deps, {
-      nodeId: c.req.valid("param").id,
-      token: presentedToken(c.req.header("authorization"), c.req.header("x-api-key")),
-      samples: c.req.valid("json").samples,
-    });
+  // The token is checked before the batch (up to MAX_BODY_BYTES of samples) is validated.
+  const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
+    const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
+    c.set("principal", await authenticateNode(deps, c.req.param("id") ?? "", token));
+    await next();
+  });
+
+  app.openapi({ ...metricsRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
+    const node = c.get("principal");
+    if (node?.kind !== "node") throw new Error("node token middleware did not run");
+    const result = await ingestMetrics(deps, services, { node, samples: c.req.valid("json").samples });
     return c.json(result, 200);
   });
 }

@@ -17,7 +17,7 @@ import {
 } from "../../core/nodes.ts";
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import { isoTime, jsonResponse, NodeIdParams } from "./schemas.ts";
 import {
   createReenrollmentToken,
@@ -44,7 +44,10 @@ export const NodeSummarySchema = z.object({
   status: z.enum(NODE_STATUSES).openapi({ description: "Derived at read time from the last heartbeat" }),
   last_heartbeat_at: isoTime.nullable(),
   registered_at: isoTime,
-  last_address: z.string().nullable(),
+  last_address: z.string().nullable().openapi({
+    description: "Where the node's last registration or heartbeat came from (the connection, or the " +
+      "trusted proxy's X-Forwarded-For)",
+  }),
   reported_status: z.string().nullable(),
   config: z.object({
     state: z.string().openapi({ description: "pending | in_sync | failed | drifted" }),
@@ -70,6 +73,10 @@ const PoolSchema = z.object({
 }).openapi("NodePool");
 
 const NodeDetailSchema = NodeSummarySchema.extend({
+  claimed_address: z.string().nullable().openapi({
+    description: "The address the agent reports for itself (unverified). last_address is the address its " +
+      "requests come from (the proxy's X-Forwarded-For with TRUST_PROXY)",
+  }),
   uptime_s: z.number().int().nullable(),
   token_issued_at: isoTime.nullable(),
   decommissioned_at: isoTime.nullable(),
@@ -277,10 +284,9 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(patchRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const node = await updateNode(
       deps,
-      { principal, address: c.get("clientAddress") },
+      requireActor(c, "operator"),
       c.req.valid("param").id,
       c.req.valid("json"),
     );
@@ -288,22 +294,18 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(decommissionRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const node = await decommissionNode(
       deps,
-      { principal, address: c.get("clientAddress") },
+      requireActor(c, "operator"),
       c.req.valid("param").id,
     );
     return c.json(node, 200);
   });
 
   app.openapi(reenrollmentRoute, async (c) => {
-    const principal = requireRole(c, "operator");
-    const created = await createReenrollmentToken(deps, {
+    const created = await createReenrollmentToken(deps, requireActor(c, "operator"), {
       node: c.req.valid("param").id,
-      expiresInS: c.req.valid("json")?.expires_in_s,
-      principal,
-      address: c.get("clientAddress"),
+      expires_in_s: c.req.valid("json")?.expires_in_s,
     });
     c.header("Cache-Control", "no-store");
     return c.json({
@@ -316,10 +318,9 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(deleteRoute, async (c) => {
-    const principal = requireRole(c, "admin");
     const result = await deleteNode(
       deps,
-      { principal, address: c.get("clientAddress") },
+      requireActor(c, "admin"),
       c.req.valid("param").id,
     );
     return c.json(result, 200);

@@ -7,6 +7,7 @@ import type { AppEnv } from "../env.ts";
 import { registerAuthPages } from "./auth.ts";
 import { registerConfigPages } from "./configs.ts";
 import { registerDashboardPages } from "./dashboard.ts";
+import { registerNodeDetailPages } from "./nodeDetail.ts";
 import { registerNodePages } from "./nodes.ts";
 import { registerPoolPages } from "./pools.ts";
 import { createUi, type Ui } from "./render.ts";
@@ -20,6 +21,7 @@ export function registerUiRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, servi
   registerDashboardPages(app, ui);
   registerNodePages(app, ui);
   registerConfigPages(app, ui, services);
+  registerNodeDetailPages(app, ui);
   registerPoolPages(app, ui);
   return ui;
 }
