@@ -231,10 +231,8 @@ try {
 
   // ---------------------------------------------------------------------------------------------- enroll
   const { token: enrollmentToken } = await createEnrollmentToken(deps, {
-    name: "bench",
-    maxUses: AGENTS,
     principal: { kind: "system", name: "bench" },
-  });
+  }, { name: "bench", max_uses: AGENTS });
   const agents: Agent[] = new Array(AGENTS);
   const enrollStart = performance.now();
   await inParallel(AGENTS, 16, async (i) => {

@@ -31,7 +31,10 @@ async function measure(label: string, queryTimeoutMs: number): Promise<void> {
   });
   const deps = { ...handle, settings, clock: new ManualClock(), logger: createMemoryLogger() };
   const { app, close } = createApp(deps);
-  const { key } = await createApiKey(deps, { kind: "system", name: "bench" }, { name: "b", role: "viewer" });
+  const { key } = await createApiKey(deps, { principal: { kind: "system", name: "bench" } }, {
+    name: "b",
+    role: "viewer",
+  });
   // Warm the pool so the stall catches open connections, as in a running service.
   await Promise.all(Array.from({ length: 20 }, () => handle.pool.query("SELECT 1")));
   proxy.stall();

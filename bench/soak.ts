@@ -134,9 +134,8 @@ for (let i = 0;; i++) {
 }
 
 const dir = await Deno.makeTempDir({ prefix: "soak-fleet-" });
-const { token } = await createEnrollmentToken(deps, {
+const { token } = await createEnrollmentToken(deps, { principal: { kind: "system", name: "soak" } }, {
   name: "soak",
-  principal: { kind: "system", name: "soak" },
 });
 console.log(
   `soak: ${AGENTS} agents x ${POOLS} pools, a sample per pool every ${TICK_MS / 1000} s, ${MINUTES} min, ` +

@@ -25,7 +25,9 @@ const CONFIG = {
 Deno.test("agent limits", async (t) => {
   const ctx = await createTestApp("agent_limits", { env: { MAX_POOLS_PER_NODE: "3", TRUST_PROXY: "true" } });
   const setup = { kind: "system", name: "test" } as const;
-  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "fleet", principal: setup });
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: setup }, {
+    name: "fleet",
+  });
   const query = async (sql: string, params: unknown[] = []) =>
     (await ctx.database.pool.query(sql, params))[0] as Record<string, unknown>[];
   const register = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>

@@ -40,7 +40,7 @@ Deno.test("database stall: bounded 503 with Retry-After, readiness 503, recovery
   );
   const deps = { ...throughProxy, settings, clock: new ManualClock(), logger: createMemoryLogger() };
   const { app, close } = createApp(deps);
-  const { key } = await createApiKey(deps, TEST_SETUP, { name: "reader", role: "viewer" });
+  const { key } = await createApiKey(deps, { principal: TEST_SETUP }, { name: "reader", role: "viewer" });
   const listNodes = () => app.request("/api/v1/nodes", { headers: { authorization: `Bearer ${key}` } });
   try {
     await t.step("answers while the database does", async () => {

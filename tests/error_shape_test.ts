@@ -21,9 +21,8 @@ Deno.test("error shape", async (t) => {
     return Number((rows as { n: number }[])[0].n);
   };
   const { token: enrollment } = await createEnrollmentToken(ctx.deps, {
-    name: "shape",
     principal: { kind: "system", name: "test" },
-  });
+  }, { name: "shape" });
   try {
     await t.step("malformed JSON: 400 bad_request", async () => {
       const res = await ctx.call("POST", "/api/v1/register", {

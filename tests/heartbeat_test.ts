@@ -28,9 +28,8 @@ interface Registered {
 }
 
 async function registerAgents(ctx: TestApp, names: string[], withConfig = true): Promise<Registered[]> {
-  const { token } = await createEnrollmentToken(ctx.deps, {
+  const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
     name: "hb",
-    principal: { kind: "system", name: "t" },
   });
   const out: Registered[] = [];
   for (const name of names) {

@@ -40,7 +40,9 @@ const NESTED_YAML = `pools: []\ndeep: ${"[".repeat(3000)}${"]".repeat(3000)}\n`;
 Deno.test("hostile input", async (t) => {
   const ctx = await createTestApp("hostile_input");
   const setup = { kind: "system", name: "test" } as const;
-  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "fleet", principal: setup });
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: setup }, {
+    name: "fleet",
+  });
   const operator = await createApiKeyWithRole(ctx, "operator");
   const registered = await json<{ node_id: string; node_token: string }>(
     await ctx.call("POST", "/api/v1/register", {

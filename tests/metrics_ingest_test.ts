@@ -45,9 +45,8 @@ Deno.test("metrics ingestion", async (t) => {
     return (rows as Record<string, unknown>[])[0];
   };
   try {
-    const { token } = await createEnrollmentToken(ctx.deps, {
+    const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
       name: "m",
-      principal: { kind: "system", name: "t" },
     });
     const agents: Registered[] = [];
     for (const name of ["m-1", "m-2"]) {

@@ -36,7 +36,9 @@ async function tokenHashOf(ctx: TestApp, nodeId: string): Promise<string | null>
 
 Deno.test("node identity: a known name needs proof", async (t) => {
   const ctx = await createTestApp("node_identity");
-  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "fleet", principal: ADMIN });
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+    name: "fleet",
+  });
   const register = (body: Record<string, unknown>, headers?: Record<string, string>) =>
     ctx.call("POST", "/api/v1/register", { json: body, headers });
   const heartbeat = (nodeId: string, token: string) =>

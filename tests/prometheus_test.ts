@@ -56,7 +56,9 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
     env: { MAX_BATCH_SAMPLES: "5", REGISTER_RATE_PER_MIN: "3", MAX_WAITING_PULLS: "1" },
   });
   try {
-    const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "prom", principal: ADMIN });
+    const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+      name: "prom",
+    });
     const register = (name: string, nodeToken?: string) =>
       ctx.call("POST", "/api/v1/register", {
         json: { enrollment_token: enrollment, name, hostname: `${name}.test` },
