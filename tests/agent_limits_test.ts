@@ -5,10 +5,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const pool = (n: number) => `ocid1.instancepool.oc1.iad.aaaaaaaalimit${n}`;
 const CONFIG = {

@@ -4,15 +4,7 @@ import assert from "node:assert/strict";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
-
-interface ErrorBody {
-  error: {
-    code: string;
-    message: string;
-    request_id?: string;
-    details?: { field?: string; location?: string; message: string }[];
-  };
-}
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 Deno.test("error shape", async (t) => {
   const ctx = await createTestApp("error_shape", { env: { MAX_BODY_BYTES: "2048" } });

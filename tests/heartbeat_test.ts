@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_NEW = "ocid1.instancepool.oc1.iad.aaaaaaaapoolnew";
@@ -18,9 +19,6 @@ const CONFIG = {
   }],
 };
 
-interface ErrorBody {
-  error: { code: string; details?: { field?: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;

@@ -9,10 +9,7 @@ import { MAX_ERROR_DETAILS } from "../core/errors.ts";
 import { newSecret, SECRET_PREFIX } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaahostile";
 const emptyPools = (kb: number) => Array.from({ length: Math.floor((kb * 1024) / 3) }, () => ({}));

@@ -5,13 +5,11 @@ import { parseZonedTimestamp } from "../core/fields.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_B = "ocid1.instancepool.oc1.iad.aaaaaaaapoolb";
 
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;

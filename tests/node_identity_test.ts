@@ -9,12 +9,10 @@ import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { databaseEnv, runCli } from "./helpers/cli.ts";
 import { decommissionNode } from "./helpers/nodes.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
 
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;

@@ -5,6 +5,7 @@ import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
@@ -33,10 +34,6 @@ const CONFIG_YAML = `pools:
     scaling_limits: {min: 1, max: 10}
     scheduler_max_instances: 3
 `;
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
 
 Deno.test("register", async (t) => {
   const ctx = await createTestApp("register");
