@@ -249,11 +249,9 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
   app.post("/nodes/:id/reenrollment-token", async (c) => {
     const { principal, form } = await postedForm(c, ui.deps, "operator");
     const lifetime = Number(field(form, "expires_in_s") || REENROLLMENT_DEFAULT_EXPIRES_S);
-    const created = await createReenrollmentToken(ui.deps, {
+    const created = await createReenrollmentToken(ui.deps, { principal, address: c.get("clientAddress") }, {
       node: c.req.param("id"),
-      expiresInS: TOKEN_LIFETIMES.some(([s]) => s === lifetime) ? lifetime : REENROLLMENT_DEFAULT_EXPIRES_S,
-      principal,
-      address: c.get("clientAddress"),
+      expires_in_s: TOKEN_LIFETIMES.some(([s]) => s === lifetime) ? lifetime : REENROLLMENT_DEFAULT_EXPIRES_S,
     });
     return ui.render(c, {
       page: "@pages/node-token",
