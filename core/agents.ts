@@ -1,11 +1,14 @@
 // The autoscaler side of the protocol: register, heartbeat, metric batches.
 // Registration is rare and does everything in one transaction; heartbeats and metrics are the hot paths
 // and are shaped for few round trips (see db/agents.ts and the heartbeat group commit below).
+import type { DbOrTx } from "../db/client.ts";
+import type { PoolLimiter } from "./poolLimit.ts";
 import {
   findNodeByNameForUpdate,
   type HeartbeatOutcome,
   type HeartbeatWrite,
   insertNode,
+  listNodePoolOcids,
   type PoolLatest,
   type SampleRow,
   type ScalingEventRow,
@@ -29,6 +32,9 @@ import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./er
 import { parseZonedTimestamp } from "./fields.ts";
 import { authenticateNode } from "./nodeAuth.ts";
 import type { Principal } from "./principal.ts";
+
+/** A node whose token was checked (core/nodeAuth.ts authenticateNode). */
+export type NodePrincipal = Extract<Principal, { kind: "node" }>;
 import { constantTimeEqual, keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 // -------------------------------------------------------------------------------------------- register
@@ -127,7 +133,10 @@ export async function registerNode(
     : undefined;
   const nodeToken = newSecret(SECRET_PREFIX.nodeToken);
   const tokenHash = await keyedHash(deps.settings.SECRET_KEY, nodeToken);
-  const address = input.address ?? clientAddress;
+  // What the connection shows (the proxy's forwarded address with TRUST_PROXY) is what gets recorded as the
+  // node's address and audited; what the agent claims is kept beside it, never in its place.
+  const address = clientAddress;
+  const claimedAddress = input.address ?? null;
 
   for (let attempt = 1;; attempt++) {
     try {
@@ -160,6 +169,7 @@ export async function registerNode(
           if (existing && enrollment.nodeId === null) throw nameTaken(input.name);
         }
         const nodeId = existing?.id ?? crypto.randomUUID();
+        await checkRegisteredPools(deps, tx, existing ? nodeId : undefined, input.pools ?? []);
         if (existing) {
           await updateNodeRegistration(tx, nodeId, {
             hostname: input.hostname,
@@ -169,6 +179,7 @@ export async function registerNode(
             tokenHash,
             tokenIssuedAt: now,
             lastAddress: address,
+            ...(claimedAddress !== null ? { claimedAddress } : {}),
             updatedAt: now,
           });
         } else {
@@ -183,6 +194,7 @@ export async function registerNode(
             tokenIssuedAt: now,
             registeredAt: now,
             lastAddress: address,
+            claimedAddress,
             configState: "pending",
             createdAt: now,
             updatedAt: now,
@@ -245,6 +257,7 @@ export async function registerNode(
             hostname: input.hostname,
             agent_version: input.agent_version ?? null,
             pools: (input.pools ?? []).length,
+            claimed_address: claimedAddress,
             enrollment_token_id: enrollment?.id ?? null,
             // What proved a known node's identity: its own token or an operator's re-enrollment token.
             ...(existing ? { proof: ownToken ? "node_token" : "reenrollment_token" } : {}),
@@ -275,6 +288,32 @@ export async function registerNode(
       throw error;
     }
   }
+}
+
+/** Register's share of MAX_POOLS_PER_NODE: the pools it names that the node lacks must fit (the node row
+ * is locked by the registration's transaction). 422 naming pools.<i>.instance_pool_id otherwise. */
+async function checkRegisteredPools(
+  deps: CoreDeps,
+  tx: DbOrTx,
+  nodeId: string | undefined,
+  pools: RegisterPoolInput[],
+): Promise<void> {
+  if (pools.length === 0) return;
+  const limit = deps.settings.MAX_POOLS_PER_NODE;
+  const known = new Set(nodeId ? await listNodePoolOcids(tx, nodeId) : []);
+  let room = limit - known.size;
+  const details: ErrorDetail[] = [];
+  pools.forEach((pool, index) => {
+    if (known.has(pool.instance_pool_id)) return;
+    known.add(pool.instance_pool_id);
+    if (room-- > 0) return;
+    details.push({
+      field: `pools.${index}.instance_pool_id`,
+      message: `a new pool, beyond the ${limit} pools a node may have (MAX_POOLS_PER_NODE)`,
+      location: "body",
+    });
+  });
+  if (details.length > 0) throw validationFailed(`too many pools: at most ${limit} per node`, details);
 }
 
 /** 409 for a known name registered without proof: says what the operator can do. */
@@ -317,10 +356,19 @@ export interface HeartbeatResult {
  * hundreds per statement. Every caller still gets its answer only after its row is committed. */
 export interface HeartbeatWriter {
   submit(write: HeartbeatWrite): Promise<HeartbeatOutcome>;
-  /** keyedHash of a node token, remembered for the tokens seen lately (an HMAC per heartbeat was a tenth
-   * of the server's CPU on this path). */
+  /** keyedHash of a node token, remembered for the tokens used lately (an HMAC per heartbeat was a tenth
+   * of the server's CPU on this path). Only well-shaped node tokens (refused otherwise): the cache is an
+   * LRU bounded in count, and in key size by the shape. */
   tokenHash(token: string): Promise<string>;
-  stats(): { batches: number; heartbeats: number; largest_batch: number; write_ms: number };
+  /** The cached tokens, least recently used first (diagnostics and tests). */
+  cachedTokens(): string[];
+  stats(): {
+    batches: number;
+    heartbeats: number;
+    largest_batch: number;
+    write_ms: number;
+    cached_token_hashes: number;
+  };
   close(): Promise<void>;
 }
 
@@ -334,9 +382,10 @@ const TOKEN_HASH_CACHE_SIZE = 20_000;
 
 export function createHeartbeatWriter(
   deps: Pick<CoreDeps, "pool" | "logger" | "settings">,
-  options: { maxBatch?: number; maxInFlight?: number } = {},
+  options: { maxBatch?: number; maxInFlight?: number; tokenHashCacheSize?: number } = {},
 ): HeartbeatWriter {
   const tokenHashes = new Map<string, string>();
+  const cacheSize = options.tokenHashCacheSize ?? TOKEN_HASH_CACHE_SIZE;
   const maxBatch = options.maxBatch ?? 500;
   // One batch in flight by default: in the bench it gave the largest batches and the least CPU per
   // heartbeat. With more, rows are still locked in id order, so batches wait for each other, not deadlock.
@@ -394,16 +443,20 @@ export function createHeartbeatWriter(
       });
     },
     tokenHash: async (token) => {
+      if (!secretShaped(SECRET_PREFIX.nodeToken, token)) throw new Error("not a node token's shape");
       let hash = tokenHashes.get(token);
       if (hash === undefined) {
         hash = await keyedHash(deps.settings.SECRET_KEY, token);
-        // Insertion order is age: drop the oldest when full.
-        if (tokenHashes.size >= TOKEN_HASH_CACHE_SIZE) tokenHashes.delete(tokenHashes.keys().next().value!);
-        tokenHashes.set(token, hash);
+        // Insertion order is recency (a hit re-inserts): drop the least recently used when full.
+        if (tokenHashes.size >= cacheSize) tokenHashes.delete(tokenHashes.keys().next().value!);
+      } else {
+        tokenHashes.delete(token);
       }
+      tokenHashes.set(token, hash);
       return hash;
     },
-    stats: () => ({ ...counters }),
+    cachedTokens: () => [...tokenHashes.keys()],
+    stats: () => ({ ...counters, cached_token_hashes: tokenHashes.size }),
     close: () => {
       if (inFlight === 0 && queue.length === 0) return Promise.resolve();
       return new Promise<void>((resolve) => {
@@ -417,19 +470,26 @@ export function createHeartbeatWriter(
  * it fails is the node looked up again, to answer 401/403/404/410 exactly as every node route does. */
 export async function recordHeartbeat(
   deps: CoreDeps,
-  services: { heartbeats: HeartbeatWriter },
+  services: { heartbeats: HeartbeatWriter; pools: PoolLimiter },
   input: { nodeId: string; token: string | undefined; body: HeartbeatInput; clientAddress: string | null },
 ): Promise<HeartbeatResult> {
   const { token, nodeId, body } = input;
-  if (!token || !token.startsWith(`${SECRET_PREFIX.nodeToken}_`)) {
+  if (!secretShaped(SECRET_PREFIX.nodeToken, token)) {
     await authenticateNode(deps, nodeId, token); // throws the precise refusal
     throw unauthorized("invalid node token");
+  }
+  const poolOcids = (body.pools ?? []).map((p) => p.instance_pool_id);
+  if (services.pools.hasUnknown(nodeId, poolOcids)) {
+    // A pool this node never named (rare): prove the token first, then count it against MAX_POOLS_PER_NODE.
+    await authenticateNode(deps, nodeId, token);
+    await services.pools.ensure(nodeId, poolOcids, (i) => `pools.${i}.instance_pool_id`);
   }
   const outcome = await services.heartbeats.submit({
     nodeId,
     tokenHash: await services.heartbeats.tokenHash(token),
     at: deps.clock.now(),
-    address: body.address ?? input.clientAddress,
+    address: input.clientAddress,
+    claimedAddress: body.address ?? null,
     status: body.status ?? null,
     uptimeS: body.uptime_s ?? null,
     agentVersion: body.agent_version ?? null,
@@ -471,9 +531,10 @@ export interface MetricSampleInput {
  * true; re-sent samples (same node, pool, ts) count as duplicates. */
 export async function ingestMetrics(
   deps: CoreDeps,
-  input: { nodeId: string; token: string | undefined; samples: MetricSampleInput[] },
+  services: { pools: PoolLimiter },
+  input: { node: NodePrincipal; samples: MetricSampleInput[] },
 ): Promise<{ accepted: number; duplicates: number }> {
-  await authenticateNode(deps, input.nodeId, input.token);
+  const nodeId = input.node.nodeId;
   const now = deps.clock.now();
   const latestAllowed = now.getTime() + MAX_FUTURE_SKEW_MS;
   const oldestAllowed = now.getTime() - deps.settings.METRICS_RETENTION_DAYS * 86_400_000;
@@ -537,9 +598,14 @@ export async function ingestMetrics(
     }
   });
   if (problems.length > 0) {
-    throw validationFailed(`invalid samples: ${describe(problems)}`, problems.slice(0, 100));
+    throw validationFailed(`invalid samples: ${describe(problems)}`, problems);
   }
-  const { accepted } = await writeMetricBatch(deps.pool, input.nodeId, {
+  await services.pools.ensure(
+    nodeId,
+    input.samples.map((s) => s.instance_pool_id),
+    (i) => `samples.${i}.instance_pool_id`,
+  );
+  const { accepted } = await writeMetricBatch(deps.pool, nodeId, {
     samples,
     events,
     latest: [...latest.values()].map((entry) => entry.row),

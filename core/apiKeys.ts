@@ -101,7 +101,7 @@ export async function createApiKey(
           prefix: key.slice(0, DISPLAY_PREFIX_LENGTH),
           keyHash,
           role: input.role,
-          createdBy: actorOf(actor).actorName.slice(0, 128),
+          createdBy: actorOf(actor).actorName,
           createdAt: now,
           expiresAt,
         });

@@ -8,6 +8,7 @@ import {
   isAlias,
   isMap,
   isNode,
+  isPair,
   isScalar,
   isSeq,
   LineCounter,
@@ -24,6 +25,19 @@ import { sha256Hex } from "./secrets.ts";
 // us-ashburn-1, eu-frankfurt-1, us-gov-ashburn-1, ...
 const REGION = /^[a-z]{2,3}(?:-[a-z]+)+-\d+$/;
 const HH_MM = /^([01]\d|2[0-3]):[0-5]\d$/;
+
+/** Bounds checked before any schema work, so a hostile document costs little: pools per document, nesting
+ * depth, and values in all (a YAML alias counts each time it is used). */
+export const MAX_CONFIG_POOLS = 200;
+/** YAML text: parsing costs about 50 µs a line here (the yaml library), so the text is bounded before it. A
+ * config of 200 pools with comments fits in a few thousand lines. */
+export const MAX_CONFIG_TEXT_LENGTH = 256_000;
+export const MAX_CONFIG_YAML_LINES = 10_000;
+export const MAX_CONFIG_DEPTH = 32;
+export const MAX_CONFIG_VALUES = 100_000;
+/** Aliases a YAML document may use (*name); YAML's own limit is checked only after the whole parse. */
+const MAX_YAML_ALIASES = 100;
+const ALIAS_LIKE = /(?:^|[\s[{,])\*[^\s,[\]{}]/g;
 
 const percentage = z.number().min(0, "must be at least 0").max(100, "must be at most 100");
 
@@ -146,13 +160,51 @@ export function parseConfigInput(input: unknown): ParsedConfig {
       from: "json",
     };
   }
+  if (input.length > MAX_CONFIG_TEXT_LENGTH) {
+    return {
+      ok: false,
+      details: [{
+        field: "",
+        message: `at most ${MAX_CONFIG_TEXT_LENGTH} characters of YAML`,
+        code: "too_big",
+      }],
+    };
+  }
   const text = normalizeConfigText(input);
+  // An upper bound of the aliases (*name), counted in the text so 5,000 of them cost no parse.
+  if ((text.match(ALIAS_LIKE)?.length ?? 0) > MAX_YAML_ALIASES) {
+    return {
+      ok: false,
+      details: [{
+        field: "",
+        message: `YAML: more than ${MAX_YAML_ALIASES} aliases (*name)`,
+        code: "yaml_aliases",
+      }],
+    };
+  }
+  if (lineCount(text) > MAX_CONFIG_YAML_LINES) {
+    return {
+      ok: false,
+      details: [{ field: "", message: `at most ${MAX_CONFIG_YAML_LINES} lines of YAML`, code: "too_big" }],
+    };
+  }
   const lineCounter = new LineCounter();
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
+  let document: Document.Parsed;
+  try {
+    document = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
+  } catch (error) {
+    // The parser recurses: a document nested thousands deep overflows the stack.
+    return { ok: false, details: [yamlRefused(error)] };
+  }
   if (document.errors.length > 0) {
     // The parser notices an unclosed {…} or […] only where the next line starts; the operator's mistake is
     // where it opened.
-    const opened = unclosedFlowCollection(text);
+    let opened: number | undefined;
+    try {
+      opened = unclosedFlowCollection(text);
+    } catch {
+      opened = undefined; // nested too deep to walk: report where the parser saw it
+    }
     return {
       ok: false,
       details: document.errors.map((error) => {
@@ -170,13 +222,20 @@ export function parseConfigInput(input: unknown): ParsedConfig {
   }
   let value: unknown;
   try {
-    value = document.toJS({ maxAliasCount: 100 });
+    if (countAliases(document) > MAX_YAML_ALIASES) {
+      return {
+        ok: false,
+        details: [{
+          field: "",
+          message: `YAML: more than ${MAX_YAML_ALIASES} aliases (*name)`,
+          code: "yaml_aliases",
+        }],
+      };
+    }
+    value = document.toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (error) {
-    // Alias bombs ("excessive alias count") and the like.
-    return {
-      ok: false,
-      details: [{ field: "", message: `YAML: ${(error as Error).message}`, code: "yaml_syntax" }],
-    };
+    // Alias bombs ("excessive alias count"), nesting deeper than the stack, and the like.
+    return { ok: false, details: [yamlRefused(error)] };
   }
   const problems = checkDocument(value);
   if (problems.length > 0) {
@@ -186,6 +245,41 @@ export function parseConfigInput(input: unknown): ParsedConfig {
     };
   }
   return { ok: true, body: value as Record<string, unknown>, text, from: "yaml" };
+}
+
+function lineCount(text: string): number {
+  let lines = 0;
+  for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
+  return lines;
+}
+
+function yamlRefused(error: unknown): ErrorDetail {
+  const tooDeep = error instanceof RangeError;
+  return {
+    field: "",
+    message: tooDeep
+      ? `YAML: nested too deeply (at most ${MAX_CONFIG_DEPTH} levels)`
+      : `YAML: ${(error as Error).message.split("\n")[0].slice(0, 200)}`,
+    code: tooDeep ? "too_deep" : "yaml_syntax",
+  };
+}
+
+/** Alias nodes in the parsed document, counted without recursion (and without resolving them). */
+function countAliases(document: Document.Parsed): number {
+  let aliases = 0;
+  const stack: unknown[] = [document.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isAlias(node)) {
+      if (++aliases > MAX_YAML_ALIASES) return aliases;
+    } else if (isMap(node) || isSeq(node)) {
+      for (const item of node.items as unknown[]) {
+        if (isPair(item)) stack.push(item.key, item.value);
+        else stack.push(item);
+      }
+    }
+  }
+  return aliases;
 }
 
 /** Offset of the first flow collection ({…} or […]) the text opens and never closes. */
@@ -218,8 +312,12 @@ function checkDocument(value: unknown): Issue[] {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return [{ path: [], message: "must be a mapping (an object with a pools list)", code: "invalid_type" }];
   }
-  const notJson = nonJsonValues(value, []);
+  const notJson = nonJsonValues(value);
   if (notJson.length > 0) return notJson;
+  const pools = (value as Record<string, unknown>).pools;
+  if (Array.isArray(pools) && pools.length > MAX_CONFIG_POOLS) {
+    return [{ path: ["pools"], message: `at most ${MAX_CONFIG_POOLS} pools`, code: "too_big" }];
+  }
   const parsed = configDocumentSchema.safeParse(value);
   // The input, not parsed.data, is what gets stored: the body as written (see the header comment).
   return parsed.success
@@ -268,18 +366,44 @@ export function prefixDetails(details: ErrorDetail[], prefix: string): ErrorDeta
 }
 
 // YAML can express values JSON cannot (.inf, .nan); they would change meaning when stored, so refuse them.
-function nonJsonValues(value: unknown, path: PropertyKey[]): Issue[] {
-  if (typeof value === "number") {
-    return Number.isFinite(value) ? [] : [{ path, message: "must be a finite number", code: "invalid_type" }];
+// Walked without recursion and bounded in depth and size, so a document nested 20,000 deep or a YAML alias
+// bomb is refused here, before anything else (schema, hash, storage) recurses into it.
+function nonJsonValues(root: unknown): Issue[] {
+  const issues: Issue[] = [];
+  const stack: { value: unknown; path: PropertyKey[] }[] = [{ value: root, path: [] }];
+  let seen = 0;
+  while (stack.length > 0 && issues.length < 100) {
+    const { value, path } = stack.pop()!;
+    if (++seen > MAX_CONFIG_VALUES) {
+      return [{ path: [], message: `more than ${MAX_CONFIG_VALUES} values`, code: "too_big" }];
+    }
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) {
+        issues.push({ path, message: "must be a finite number", code: "invalid_type" });
+      }
+      continue;
+    }
+    if (value === null || typeof value === "string" || typeof value === "boolean") continue;
+    const isObject = typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+    if (!Array.isArray(value) && !isObject) {
+      issues.push({ path, message: "is not a JSON value", code: "invalid_type" });
+      continue;
+    }
+    if (path.length >= MAX_CONFIG_DEPTH) {
+      return [{
+        path: path.slice(0, 3),
+        message: `nested deeper than ${MAX_CONFIG_DEPTH} levels`,
+        code: "too_deep",
+      }];
+    }
+    const entries: [PropertyKey, unknown][] = Array.isArray(value)
+      ? value.map((item, index) => [index, item])
+      : Object.entries(value as Record<string, unknown>);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      stack.push({ value: entries[i][1], path: [...path, entries[i][0]] });
+    }
   }
-  if (value === null || typeof value === "string" || typeof value === "boolean") return [];
-  if (Array.isArray(value)) return value.flatMap((item, index) => nonJsonValues(item, [...path, index]));
-  if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.entries(value as Record<string, unknown>).flatMap(([key, item]) =>
-      nonJsonValues(item, [...path, key])
-    );
-  }
-  return [{ path, message: "is not a JSON value", code: "invalid_type" }];
+  return issues;
 }
 
 /** JSON with object keys sorted at every level: equal documents give equal text whatever the key order. */

@@ -136,7 +136,7 @@ export function writeConfigVersion(
       yamlText: input.text,
       hash,
       source: input.source,
-      author: actorOf(input.principal).actorName.slice(0, 128),
+      author: actorOf(input.principal).actorName,
       comment: input.comment ?? null,
       rolledBackFrom: input.rolledBackFrom ?? null,
       createdAt: now,

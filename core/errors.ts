@@ -12,16 +12,24 @@ export interface ErrorDetail {
   [extra: string]: unknown;
 }
 
+/** The most details an error carries (one shared cap): a hostile body with 100,000 mistakes gets a
+ * short answer; the message still says how many there were. */
+export const MAX_ERROR_DETAILS = 100;
+
 export class AppError extends Error {
+  readonly details?: ErrorDetail[];
   constructor(
     readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 410 | 413 | 415 | 422 | 429 | 500 | 503,
     readonly code: string,
     message: string,
-    readonly details?: ErrorDetail[],
+    details?: ErrorDetail[],
     readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = "AppError";
+    this.details = details && details.length > MAX_ERROR_DETAILS
+      ? details.slice(0, MAX_ERROR_DETAILS)
+      : details;
   }
 }
 
@@ -48,7 +56,6 @@ export function zodIssuesToDetails(issues: readonly z.core.$ZodIssue[], prefix?:
 
 /** Summary line naming the fields, so the message alone tells what to fix. */
 export function describeDetails(details: ErrorDetail[]): string {
-  const named = details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message));
-  const head = named.slice(0, 3).join("; ");
-  return named.length > 3 ? `${head}; and ${named.length - 3} more` : head;
+  const head = details.slice(0, 3).map((d) => (d.field ? `${d.field}: ${d.message}` : d.message)).join("; ");
+  return details.length > 3 ? `${head}; and ${details.length - 3} more` : head;
 }

@@ -88,6 +88,8 @@ export interface PoolView {
 }
 
 export interface NodeDetail extends NodeSummary {
+  /** What the agent says its address is (unverified); last_address is what the connection showed. */
+  claimed_address: string | null;
   uptime_s: number | null;
   token_issued_at: string | null;
   decommissioned_at: string | null;
@@ -253,6 +255,7 @@ export async function getNode(
   );
   return {
     ...toSummary(row, now, deps.settings.OFFLINE_AFTER_S),
+    claimed_address: row.claimedAddress,
     uptime_s: row.uptimeS,
     token_issued_at: iso(row.tokenIssuedAt),
     decommissioned_at: iso(row.decommissionedAt),

@@ -3,6 +3,7 @@ import type { CoreDeps } from "./deps.ts";
 import { type ConfigWatcher, createConfigWatcher } from "./configWatcher.ts";
 import { createHeartbeatWriter, type HeartbeatWriter } from "./agents.ts";
 import { createJobRunner, type JobRunner } from "./jobs.ts";
+import { createPoolLimiter, type PoolLimiter } from "./poolLimit.ts";
 import { standardJobs } from "./housekeeping.ts";
 
 export interface Services {
@@ -10,6 +11,8 @@ export interface Services {
   configWatcher: ConfigWatcher;
   /** Group commit of heartbeat writes (core/agents.ts). */
   heartbeats: HeartbeatWriter;
+  /** MAX_POOLS_PER_NODE, with the pools known to exist remembered (core/poolLimit.ts). */
+  pools: PoolLimiter;
   /** Rollups, retention and pruning (core/housekeeping.ts); main.ts starts its timers, tests tick it. */
   jobs: JobRunner;
   /** Stops background work this app started. */
@@ -23,6 +26,7 @@ export function createServices(deps: CoreDeps): Services {
   return {
     configWatcher,
     heartbeats,
+    pools: createPoolLimiter(deps),
     jobs,
     close: async () => {
       await jobs.close();

@@ -48,6 +48,7 @@ export async function updateNodeRegistration(
       | "tokenHash"
       | "tokenIssuedAt"
       | "lastAddress"
+      | "claimedAddress"
       | "updatedAt"
     >
   >,
@@ -102,7 +103,10 @@ export interface HeartbeatWrite {
   nodeId: string;
   tokenHash: string;
   at: Date;
+  /** The connection's address (or the trusted proxy's forwarded one). */
   address: string | null;
+  /** The address the agent says it has (its own report, unverified). */
+  claimedAddress: string | null;
   status: string | null;
   uptimeS: number | null;
   agentVersion: string | null;
@@ -144,6 +148,7 @@ export async function writeHeartbeats(pool: Pool, batch: HeartbeatWrite[]): Prom
         hb.tokenHash,
         hb.at,
         hb.address,
+        hb.claimedAddress,
         hb.status,
         hb.uptimeS,
         hb.agentVersion,
@@ -153,7 +158,7 @@ export async function writeHeartbeats(pool: Pool, batch: HeartbeatWrite[]): Prom
     }
     const derived = unionOf(
       sorted.length,
-      "? AS id, ? AS token_hash, ? AS at, ? AS address, ? AS status, ? AS uptime_s, ? AS agent_version, " +
+      "? AS id, ? AS token_hash, ? AS at, ? AS address, ? AS claimed_address, ? AS status, ? AS uptime_s, ? AS agent_version, " +
         "? AS applied_set, ? AS applied_hash",
     );
     // config_state is set before applied_hash and reads only v.*, so the order of assignments (which
@@ -169,6 +174,7 @@ export async function writeHeartbeats(pool: Pool, batch: HeartbeatWrite[]): Prom
            n.applied_hash = IF(v.applied_set = 1, v.applied_hash, n.applied_hash),
            n.last_heartbeat_at = v.at,
            n.last_address = COALESCE(v.address, n.last_address),
+           n.claimed_address = COALESCE(v.claimed_address, n.claimed_address),
            n.reported_status = COALESCE(v.status, n.reported_status),
            n.uptime_s = COALESCE(v.uptime_s, n.uptime_s),
            n.agent_version = COALESCE(v.agent_version, n.agent_version),
@@ -363,6 +369,43 @@ async function inTransaction<T>(pool: Pool, work: (connection: PoolConnection) =
   } finally {
     connection.release();
   }
+}
+
+/** Creates the node's pools among `ocids` it does not have, unless that takes it past `limit`: then it
+ * creates none and returns the ones beyond the limit (in the order given). Locks the node row, so
+ * concurrent callers for one node take turns and cannot overshoot together. */
+export async function reserveNodePools(
+  db: Database,
+  nodeId: string,
+  ocids: string[],
+  limit: number,
+  now: Date,
+): Promise<{ refused: Set<string> }> {
+  return await db.transaction(async (tx) => {
+    await tx.select({ id: nodes.id }).from(nodes).where(eq(nodes.id, nodeId)).for("update");
+    const rows = await tx.select({ ocid: instancePools.poolOcid }).from(instancePools)
+      .where(eq(instancePools.nodeId, nodeId));
+    const existing = new Set(rows.map((row) => row.ocid));
+    const fresh = [...new Set(ocids)].filter((ocid) => !existing.has(ocid));
+    const room = Math.max(0, limit - existing.size);
+    const refused = new Set(fresh.slice(room));
+    if (refused.size === 0 && fresh.length > 0) {
+      await tx.insert(instancePools).values(fresh.map((poolOcid) => ({
+        nodeId,
+        poolOcid,
+        createdAt: now,
+        updatedAt: now,
+      }))).onDuplicateKeyUpdate({ set: { updatedAt: sql.raw("updated_at") } });
+    }
+    return { refused };
+  });
+}
+
+/** The node's pool OCIDs (at most MAX_POOLS_PER_NODE of them). */
+export async function listNodePoolOcids(db: DbOrTx, nodeId: string): Promise<string[]> {
+  const rows = await db.select({ ocid: instancePools.poolOcid }).from(instancePools)
+    .where(eq(instancePools.nodeId, nodeId));
+  return rows.map((row) => row.ocid);
 }
 
 /** For tests and tools: marks a node decommissioned (the admin route for it lives elsewhere). */

@@ -49,6 +49,7 @@ export interface NodeListRow {
   lastHeartbeatAt: Date | null;
   registeredAt: Date;
   lastAddress: string | null;
+  claimedAddress: string | null;
   reportedStatus: string | null;
   uptimeS: number | null;
   tokenIssuedAt: Date | null;
@@ -79,6 +80,7 @@ const listColumns = {
   lastHeartbeatAt: nodes.lastHeartbeatAt,
   registeredAt: nodes.registeredAt,
   lastAddress: nodes.lastAddress,
+  claimedAddress: nodes.claimedAddress,
   reportedStatus: nodes.reportedStatus,
   uptimeS: nodes.uptimeS,
   tokenIssuedAt: nodes.tokenIssuedAt,

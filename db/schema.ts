@@ -28,6 +28,10 @@ export const jsonText = <T>(name: string) =>
 
 const ms = (name: string) => datetime(name, { mode: "date", fsp: 3 });
 
+/** Actor names are copied into several tables: "node:" or "key:" before a name of up to 128 characters
+ * (usernames are shorter), so every column that holds one has room for 160. */
+export const ACTOR_NAME_LENGTH = 160;
+
 export const nodes = mysqlTable("nodes", {
   id: char("id", { length: 36 }).primaryKey(),
   name: varchar("name", { length: 128 }).notNull(),
@@ -40,7 +44,10 @@ export const nodes = mysqlTable("nodes", {
   tokenIssuedAt: ms("token_issued_at"),
   registeredAt: ms("registered_at").notNull(),
   lastHeartbeatAt: ms("last_heartbeat_at"),
+  // The address the connection came from (the proxy's forwarded one with TRUST_PROXY); what the agent says
+  // its address is goes to claimed_address, never here.
   lastAddress: varchar("last_address", { length: 64 }),
+  claimedAddress: varchar("claimed_address", { length: 64 }),
   reportedStatus: varchar("reported_status", { length: 32 }),
   uptimeS: bigint("uptime_s", { mode: "number" }),
   // The desired config is a config_versions row; its hash is copied here so heartbeats and waiting
@@ -152,7 +159,7 @@ export const configVersions = mysqlTable("config_versions", {
   // sha256 of yaml_text (of canonical JSON of body for the older versions without text)
   hash: char("hash", { length: 64 }).notNull(),
   source: varchar("source", { length: 16 }).notNull(), // agent | operator | rollback
-  author: varchar("author", { length: 128 }).notNull(),
+  author: varchar("author", { length: ACTOR_NAME_LENGTH }).notNull(),
   comment: varchar("comment", { length: 1000 }),
   rolledBackFrom: int("rolled_back_from"),
   createdAt: ms("created_at").notNull(),
@@ -194,7 +201,7 @@ export const apiKeys = mysqlTable("api_keys", {
   prefix: varchar("prefix", { length: 16 }).notNull(),
   keyHash: char("key_hash", { length: 64 }).notNull(),
   role: varchar("role", { length: 16 }).notNull(),
-  createdBy: varchar("created_by", { length: 128 }).notNull(),
+  createdBy: varchar("created_by", { length: ACTOR_NAME_LENGTH }).notNull(),
   createdAt: ms("created_at").notNull(),
   expiresAt: ms("expires_at"),
   lastUsedAt: ms("last_used_at"),
@@ -209,7 +216,7 @@ export const enrollmentTokens = mysqlTable("enrollment_tokens", {
   name: varchar("name", { length: 128 }).notNull(),
   prefix: varchar("prefix", { length: 16 }).notNull(),
   tokenHash: char("token_hash", { length: 64 }).notNull(),
-  createdBy: varchar("created_by", { length: 128 }).notNull(),
+  createdBy: varchar("created_by", { length: ACTOR_NAME_LENGTH }).notNull(),
   createdAt: ms("created_at").notNull(),
   expiresAt: ms("expires_at"),
   maxUses: int("max_uses"),
@@ -240,7 +247,7 @@ export const auditLog = mysqlTable("audit_log", {
   at: ms("at").notNull(),
   actorType: varchar("actor_type", { length: 16 }).notNull(), // user | api_key | node | system
   actorId: varchar("actor_id", { length: 64 }),
-  actorName: varchar("actor_name", { length: 128 }).notNull(),
+  actorName: varchar("actor_name", { length: ACTOR_NAME_LENGTH }).notNull(),
   action: varchar("action", { length: 64 }).notNull(),
   targetType: varchar("target_type", { length: 32 }),
   targetId: varchar("target_id", { length: 64 }),

@@ -21,7 +21,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { forbidden, unauthorized } from "../core/errors.ts";
 import { presentedToken } from "../core/nodeAuth.ts";
-import { SECRET_PREFIX } from "../core/secrets.ts";
+import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
 import { type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
 import type { AppEnv } from "./env.ts";
 
@@ -57,7 +57,7 @@ export function roleGuard(role: Role): MiddlewareHandler<AppEnv> {
 export const nodeTokenPresented: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
   if (!token) throw unauthorized("node token required (Authorization: Bearer <node token>)");
-  if (!token.startsWith(`${SECRET_PREFIX.nodeToken}_`)) throw unauthorized("not a node token");
+  if (!secretShaped(SECRET_PREFIX.nodeToken, token)) throw unauthorized("not a node token");
   await next();
 };
 

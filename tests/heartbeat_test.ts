@@ -53,7 +53,7 @@ Deno.test("heartbeat", async (t) => {
   const ctx = await createTestApp("heartbeat");
   const node = async (id: string) => {
     const [rows] = await ctx.database.pool.query(
-      `SELECT last_heartbeat_at, last_address, reported_status, uptime_s, agent_version, applied_hash, config_state,
+      `SELECT last_heartbeat_at, last_address, claimed_address, reported_status, uptime_s, agent_version, applied_hash, config_state,
               updated_at
          FROM nodes WHERE id = ?`,
       [id],
@@ -98,7 +98,7 @@ Deno.test("heartbeat", async (t) => {
         });
         const row = await node(one.node_id);
         assert.deepEqual(row.last_heartbeat_at, new Date("2026-06-01T12:01:00Z"));
-        assert.equal(row.last_address, "unknown"); // app.request() has no socket; a body address wins below
+        assert.equal(row.last_address, "unknown"); // app.request() has no socket
         assert.equal(row.reported_status, "ok");
         assert.equal(Number(row.uptime_s), 120);
         assert.equal(row.agent_version, "2.0.1");
@@ -110,7 +110,7 @@ Deno.test("heartbeat", async (t) => {
       },
     );
 
-    await t.step("an empty body keeps what was reported; a body address wins", async () => {
+    await t.step("an empty body keeps what was reported; a body address is only a claim", async () => {
       ctx.clock.set("2026-06-01T12:01:30Z");
       assert.equal((await beat({})).status, 200);
       const res = await beat({ address: "10.9.8.7" });
@@ -119,7 +119,8 @@ Deno.test("heartbeat", async (t) => {
       assert.deepEqual(row.last_heartbeat_at, new Date("2026-06-01T12:01:30Z"));
       assert.equal(row.reported_status, "ok");
       assert.equal(Number(row.uptime_s), 120);
-      assert.equal(row.last_address, "10.9.8.7");
+      assert.equal(row.last_address, "unknown", "the connection's address, not the body's");
+      assert.equal(row.claimed_address, "10.9.8.7");
     });
 
     await t.step(

@@ -5,6 +5,7 @@ import m2 from "./0002_config_yaml_text.sql" with { type: "text" };
 import m3 from "./0003_reenrollment_tokens.sql" with { type: "text" };
 import m4 from "./0004_setup_codes.sql" with { type: "text" };
 import m5 from "./0005_normalise_usernames.sql" with { type: "text" };
+import m6 from "./0006_actor_names_claimed_address.sql" with { type: "text" };
 
 export interface EmbeddedMigration {
   tag: string;
@@ -20,4 +21,5 @@ export const migrations: EmbeddedMigration[] = [
   { tag: "0003_reenrollment_tokens", when: 1795865894960, breakpoints: true, sql: m3 },
   { tag: "0004_setup_codes", when: 1795866149281, breakpoints: true, sql: m4 },
   { tag: "0005_normalise_usernames", when: 1795866382789, breakpoints: true, sql: m5 },
+  { tag: "0006_actor_names_claimed_address", when: 1795867875104, breakpoints: true, sql: m6 },
 ];

@@ -11,7 +11,8 @@ import {
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import * as fields from "../../core/fields.ts";
-import { presentedToken } from "../../core/nodeAuth.ts";
+import { authenticateNode, presentedToken } from "../../core/nodeAuth.ts";
+import { createMiddleware } from "hono/factory";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access } from "../guards.ts";
@@ -177,7 +178,7 @@ const metricsRoute = createRoute({
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats">,
+  services: Pick<Services, "configWatcher" | "heartbeats" | "pools">,
 ): void {
   // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
   app.use(registerRoute.getRoutingPath(), async (c, next) => {
@@ -215,12 +216,17 @@ export function registerAgentRoutes(
     return c.json(result, 200);
   });
 
-  app.openapi(metricsRoute, async (c) => {
-    const result = await ingestMetrics(deps, {
-      nodeId: c.req.valid("param").id,
-      token: presentedToken(c.req.header("authorization"), c.req.header("x-api-key")),
-      samples: c.req.valid("json").samples,
-    });
+  // The token is checked before the batch (up to MAX_BODY_BYTES of samples) is validated.
+  const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
+    const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
+    c.set("principal", await authenticateNode(deps, c.req.param("id") ?? "", token));
+    await next();
+  });
+
+  app.openapi({ ...metricsRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
+    const node = c.get("principal");
+    if (node?.kind !== "node") throw new Error("node token middleware did not run");
+    const result = await ingestMetrics(deps, services, { node, samples: c.req.valid("json").samples });
     return c.json(result, 200);
   });
 }

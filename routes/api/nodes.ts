@@ -44,7 +44,10 @@ export const NodeSummarySchema = z.object({
   status: z.enum(NODE_STATUSES).openapi({ description: "Derived at read time from the last heartbeat" }),
   last_heartbeat_at: isoTime.nullable(),
   registered_at: isoTime,
-  last_address: z.string().nullable(),
+  last_address: z.string().nullable().openapi({
+    description: "Where the node's last registration or heartbeat came from (the connection, or the " +
+      "trusted proxy's X-Forwarded-For)",
+  }),
   reported_status: z.string().nullable(),
   config: z.object({
     state: z.string().openapi({ description: "pending | in_sync | failed | drifted" }),
@@ -70,6 +73,10 @@ const PoolSchema = z.object({
 }).openapi("NodePool");
 
 const NodeDetailSchema = NodeSummarySchema.extend({
+  claimed_address: z.string().nullable().openapi({
+    description: "The address the agent reports for itself (unverified). last_address is the address its " +
+      "requests come from (the proxy's X-Forwarded-For with TRUST_PROXY)",
+  }),
   uptime_s: z.number().int().nullable(),
   token_issued_at: isoTime.nullable(),
   decommissioned_at: isoTime.nullable(),

@@ -1,0 +1,59 @@
+// How many pools a node may create (MAX_POOLS_PER_NODE): pools come into being when an agent names them at
+// registration, in a heartbeat or in a metrics batch, so each of those checks here first. The pools known to
+// exist are remembered (an LRU bounded in count), so the hot paths pay nothing for pools they named before;
+// an unknown pool costs one transaction that locks the node row, so concurrent requests cannot overshoot.
+import { reserveNodePools } from "../db/agents.ts";
+import type { CoreDeps } from "./deps.ts";
+import { type ErrorDetail, validationFailed } from "./errors.ts";
+
+const KNOWN_POOLS_CACHE_SIZE = 100_000;
+
+export interface PoolLimiter {
+  /** Creates the pools of `ocids` this node does not have yet, unless that would take it past the limit:
+   * then nothing is created and the answer is 422 naming `fieldOf(i)` for each pool beyond it. The caller
+   * has authenticated the node. */
+  ensure(nodeId: string, ocids: string[], fieldOf: (index: number) => string): Promise<void>;
+  /** True when some of `ocids` are not known to exist (then ensure() costs a transaction). */
+  hasUnknown(nodeId: string, ocids: string[]): boolean;
+}
+
+export function createPoolLimiter(deps: Pick<CoreDeps, "db" | "settings" | "clock">): PoolLimiter {
+  const known = new Map<string, true>();
+  const remember = (key: string) => {
+    known.delete(key);
+    if (known.size >= KNOWN_POOLS_CACHE_SIZE) known.delete(known.keys().next().value!);
+    known.set(key, true);
+  };
+  return {
+    async ensure(nodeId, ocids, fieldOf) {
+      const unknown = ocids.filter((ocid) => !known.has(`${nodeId} ${ocid}`));
+      if (unknown.length === 0) return;
+      const limit = deps.settings.MAX_POOLS_PER_NODE;
+      const { refused } = await reserveNodePools(
+        deps.db,
+        nodeId,
+        [...new Set(unknown)],
+        limit,
+        deps.clock.now(),
+      );
+      if (refused.size > 0) {
+        const details: ErrorDetail[] = [];
+        ocids.forEach((ocid, index) => {
+          if (refused.has(ocid)) {
+            details.push({
+              field: fieldOf(index),
+              message: `a new pool, beyond the ${limit} pools a node may have (MAX_POOLS_PER_NODE)`,
+              location: "body",
+            });
+          }
+        });
+        throw validationFailed(
+          `too many pools: this node may have at most ${limit}; ${refused.size} new ones refused`,
+          details,
+        );
+      }
+      for (const ocid of ocids) remember(`${nodeId} ${ocid}`);
+    },
+    hasUnknown: (nodeId, ocids) => ocids.some((ocid) => !known.has(`${nodeId} ${ocid}`)),
+  };
+}
