@@ -461,7 +461,7 @@ try {
 
   const password = `bench-${crypto.randomUUID()}`;
   const username = `bench-viewer-${Date.now()}`;
-  await createUser(deps, SYSTEM, { username, password, role: "viewer" });
+  await createUser(deps, { principal: SYSTEM }, { username, password, role: "viewer" });
   const login = await app.request("/api/v1/auth/login", {
     method: "POST",
     headers: { "content-type": "application/json" },
