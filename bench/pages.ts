@@ -5,7 +5,7 @@
 //                         [--database NAME (measure a database an earlier --keep run seeded; kept)]
 //
 // The seed (a throwaway database, dropped at the end unless --keep):
-// - N nodes (default 10,000; --quick 200) with 2 pools each, labels, regions, config versions and a mix of
+// - N nodes (default 10,000; --quick 100) with 2 pools each, labels, regions, config versions and a mix of
 //   states: ~94% online, 3% offline for hours, 1% never seen, 1% decommissioned; config mostly in sync,
 //   some pending, failed or drifted.
 // - A day of samples for every pool, one per 5 minutes (the original autoscaler's evaluation interval),
@@ -84,7 +84,7 @@ const positive = (name: string, raw: string | undefined, fallback: number, max: 
   }
   return value;
 };
-const NODES = positive("nodes", args.values.nodes, quick ? 200 : 10_000, 100_000);
+const NODES = positive("nodes", args.values.nodes, quick ? 100 : 10_000, 100_000);
 const POOLS = positive("pools", args.values.pools, 2, 10);
 const CHARTED = Math.min(NODES, positive("charted", args.values.charted, quick ? 1 : 5, 100));
 const CHARTED_DAYS = positive("days", args.values.days, quick ? 1 : 30, 30);
