@@ -491,6 +491,26 @@ try {
   await run("page: pools  GET /pools", "/pools", asPage, null);
   await run("page: node detail  GET /nodes/{id}", `/nodes/${node.id}`, asPage, null);
   await run("page: 30-day chart  GET /nodes/{id}?range=30d", `/nodes/${node.id}?range=30d`, asPage, 150);
+  // What the range switcher asks for: the charts alone (htmx names its target), and the 10 s status poll.
+  const fragment = (target: string) => ({
+    ...asPage,
+    "hx-request": "true",
+    "hx-request-type": "partial",
+    "hx-target": target,
+  });
+  await run(
+    "fragment: 30-day charts (range switch)",
+    `/nodes/${node.id}?range=30d`,
+    fragment("section#node-charts"),
+    150,
+  );
+  await run(
+    "fragment: 7-day charts (range switch)",
+    `/nodes/${node.id}?range=7d`,
+    fragment("section#node-charts"),
+    null,
+  );
+  await run("fragment: node status (10 s poll)", `/nodes/${node.id}`, fragment("div#node-status"), null);
   await run("api: GET /api/v1/nodes (first page of 50)", "/api/v1/nodes", asApi, 100);
   await run(
     "api: GET /api/v1/nodes?status=offline&sort=last_heartbeat",
