@@ -161,30 +161,35 @@ export interface EventRow {
   reason: string | null;
 }
 
-/** Newest first; reads limit + 1 rows so the caller knows whether another page follows. */
+/** Newest first; reads limit + 1 rows so the caller knows whether another page follows. The page of events
+ * is picked first and only then joined to its node and pool: with the joins in the same SELECT, MariaDB
+ * started from nodes and sorted every event of the fleet (3.3 s for 330,000 events; 11 ms this way). */
 export async function listEventRows(db: Database, query: EventListQuery): Promise<EventRow[]> {
   const conditions = eventConditions(query);
   if (query.before) {
     const { ts, id } = query.before;
     conditions.push(or(lt(scalingEvents.ts, ts), and(eq(scalingEvents.ts, ts), lt(scalingEvents.id, id)))!);
   }
+  const page = db.select().from(scalingEvents)
+    .where(conditions.length ? and(...conditions) : undefined)
+    .orderBy(desc(scalingEvents.ts), desc(scalingEvents.id))
+    .limit(query.limit + 1)
+    .as("page");
   return await db.select({
-    id: scalingEvents.id,
-    nodeId: scalingEvents.nodeId,
+    id: page.id,
+    nodeId: page.nodeId,
     nodeName: nodes.name,
     poolOcid: instancePools.poolOcid,
     poolDisplayName: instancePools.displayName,
-    ts: scalingEvents.ts,
-    direction: scalingEvents.direction,
-    fromCount: scalingEvents.fromCount,
-    toCount: scalingEvents.toCount,
-    reason: scalingEvents.reason,
-  }).from(scalingEvents)
-    .innerJoin(nodes, eq(nodes.id, scalingEvents.nodeId))
-    .innerJoin(instancePools, eq(instancePools.id, scalingEvents.poolId))
-    .where(conditions.length ? and(...conditions) : undefined)
-    .orderBy(desc(scalingEvents.ts), desc(scalingEvents.id))
-    .limit(query.limit + 1);
+    ts: page.ts,
+    direction: page.direction,
+    fromCount: page.fromCount,
+    toCount: page.toCount,
+    reason: page.reason,
+  }).from(page)
+    .innerJoin(nodes, eq(nodes.id, page.nodeId))
+    .innerJoin(instancePools, eq(instancePools.id, page.poolId))
+    .orderBy(desc(page.ts), desc(page.id));
 }
 
 export interface SampleAverages {
