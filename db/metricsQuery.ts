@@ -141,6 +141,23 @@ export async function countEventsByDirection(
   return counts;
 }
 
+/** Events per bucket of `stepS` seconds (aligned to the epoch) and direction, oldest bucket first. */
+export async function countEventsByBucket(
+  db: Database,
+  window: EventWindow & { stepS: number },
+): Promise<{ bucket: number; direction: string; count: number }[]> {
+  const conditions = eventConditions(window);
+  const step = Math.trunc(window.stepS);
+  return await db.select({
+    bucket: sql<number>`${epochSeconds(scalingEvents.ts)} DIV ${sql.raw(String(step))}`.mapWith(Number).as(
+      "bucket",
+    ),
+    direction: scalingEvents.direction,
+    count: sql<number>`COUNT(*)`.mapWith(Number),
+  }).from(scalingEvents).where(conditions.length ? and(...conditions) : undefined)
+    .groupBy(sql`bucket`, scalingEvents.direction).orderBy(sql`bucket`);
+}
+
 export interface EventListQuery extends EventWindow {
   direction?: "UP" | "DOWN";
   /** Rows strictly older than this (ts, id) position: newest first. */
