@@ -40,7 +40,7 @@ async function formErrors(action: () => Promise<void>): Promise<Record<string, s
   }
 }
 
-function actorOf(c: Context<AppEnv>, principal: Parameters<typeof createUser>[1]["principal"]) {
+function actorOf<P>(c: Context<AppEnv>, principal: P): { principal: P; address: string } {
   return { principal, address: c.get("clientAddress") };
 }
 
@@ -234,7 +234,9 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
         secret: created.token,
         notes: [
           `${view.max_uses === null ? "Unlimited registrations" : `${view.max_uses} registration(s)`}; ${
-            view.expires_at ? `valid until ${view.expires_at.slice(0, 16).replace("T", " ")} UTC` : "no expiry"
+            view.expires_at
+              ? `valid until ${view.expires_at.slice(0, 16).replace("T", " ")} UTC`
+              : "no expiry"
           }.`,
           "Give it to new autoscalers as CENTRAL_ENROLLMENT_TOKEN (or enrollment_token): each registers once with it and gets a node token of its own.",
         ],
