@@ -8,6 +8,12 @@ import { createServices, type Services } from "./core/services.ts";
 import { VERSION } from "./core/version.ts";
 import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
+import { registerMetricsEndpoint } from "./routes/prometheus.ts";
+import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
+import { fleetStatusCounts } from "./core/nodes.ts";
+import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
+import { isDatabaseUnavailable } from "./db/errors.ts";
+import { matchedRoutes } from "hono/route";
 import { authenticate } from "./routes/auth.ts";
 import { type ErrorPageRenderer, ErrorSchema, registerErrorHandlers } from "./routes/errors.ts";
 import { noSniff, noStoreByDefault } from "./routes/securityHeaders.ts";
@@ -40,9 +46,12 @@ export interface AppOptions {
   renderErrorPage?: ErrorPageRenderer;
 }
 
-export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
+export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
+  const telemetry = givenDeps.telemetry ?? createTelemetry({ clock: () => givenDeps.clock.now().getTime() });
+  const deps: CoreDeps = { ...givenDeps, telemetry };
   const services = createServices(deps);
   const app = createRouter();
+  connectTelemetrySources(deps, services, telemetry);
 
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
@@ -53,12 +62,18 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
     c.set("clientAddress", clientAddress(c, deps.settings.TRUST_PROXY));
     await next();
     c.res.headers.set("X-Request-Id", requestId);
+    const durationMs = performance.now() - started;
+    const status = c.res.status;
+    telemetry.request(c.req.method, routeTemplate(c), status, durationMs / 1000);
+    if (status === 413 || status === 429 || status === 503) {
+      telemetry.refusal(c.get("errorCode") ?? `http_${status}`);
+    }
     deps.logger.info("request", {
       request_id: requestId,
       method: c.req.method,
       path: c.req.path,
-      status: c.res.status,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      status,
+      duration_ms: Math.round(durationMs * 100) / 100,
       address: c.get("clientAddress"),
     });
   });
@@ -101,6 +116,7 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
 
   // Each resource registers its routes here; all share the services above.
   registerSystemRoutes(app, deps);
+  registerMetricsEndpoint(app, deps, telemetry);
   registerAuthRoutes(app, deps);
   registerUserRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
@@ -129,6 +145,10 @@ export function createApp(deps: CoreDeps, options: AppOptions = {}): App {
     app,
     deps.logger,
     options.renderErrorPage ?? ((c, error) => pageErrorResponse(ui, c as Context<AppEnv>, error)),
+    (error) => {
+      if (isDatabaseUnavailable(error)) telemetry.dbError("unavailable");
+      else if ((error as { sqlMessage?: string })?.sqlMessage !== undefined) telemetry.dbError("query");
+    },
   );
 
   return { app, services, close: () => services.close() };
@@ -144,4 +164,30 @@ function clientAddress(c: Context, trustProxy: boolean): string {
   } catch {
     return "unknown"; // app.request() in tests has no connection
   }
+}
+
+/** The template of the route that answered ("/api/v1/nodes/:id/heartbeat"), or "unmatched": label values
+ * stay few. Middlewares (method ALL, wildcard paths) match too, before and after the handler. */
+function routeTemplate(c: Context): string {
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i--) {
+    const route = routes[i];
+    if (route.method !== "ALL" && !route.path.endsWith("*")) return route.path;
+  }
+  return "unmatched";
+}
+
+/** Gauges read at scrape time: this replica's waiting pulls and pool, and the fleet (cached by telemetry). */
+function connectTelemetrySources(deps: CoreDeps, services: Services, telemetry: Telemetry): void {
+  telemetry.sources.longPollsWaiting = () => services.configWatcher.waiting;
+  telemetry.sources.configPollErrors = () => services.configWatcher.stats().poll_errors;
+  telemetry.sources.dbPool = () => poolStats(deps.pool);
+  telemetry.sources.fleet = async () => {
+    const [status, configState] = await Promise.all([
+      fleetStatusCounts(deps),
+      countNodesByConfigState(deps.db),
+    ]);
+    const { total: _total, ...byStatus } = status;
+    return { status: byStatus, configState };
+  };
 }

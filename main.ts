@@ -192,7 +192,9 @@ async function connect(settings: Settings, logger: Logger): Promise<DatabaseHand
       await new Promise((resolve) => setTimeout(resolve, 2_000));
     }
   }
-  return createDatabase(settings.database, settings.DB_POOL_SIZE);
+  return createDatabase(settings.database, settings.DB_POOL_SIZE, {
+    queryTimeoutMs: settings.DB_QUERY_TIMEOUT_MS,
+  });
 }
 
 async function serve(values: Record<string, string | boolean | undefined>): Promise<number> {

@@ -16,13 +16,10 @@
 // and prints one table. Targets: >= 4,000 heartbeats/s, p99 < 50 ms at 1,000/s, >= 50,000 samples/s.
 // Everything is bounded in count and time and talks to 127.0.0.1 only. The database is dropped at the end.
 import { parseArgs } from "node:util";
-import { systemClock } from "../core/clock.ts";
 import { setNodeConfig } from "../core/configs.ts";
-import type { CoreDeps } from "../core/deps.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
-import { createLogger } from "../core/logger.ts";
 import { createServices } from "../core/services.ts";
-import { createTestDatabase } from "../tests/helpers/app.ts";
+import { benchDatabase, freePort, serverEnv } from "./helpers.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -74,13 +71,6 @@ function percentile(sorted: number[], p: number): number {
 function summarize(latencies: number[]) {
   const sorted = [...latencies].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 function peakRssMb(pid: number): number {
@@ -190,14 +180,7 @@ const loadAtStart = (() => {
   }
 })();
 const fileLimit = await raiseFileLimit(Math.max(20_000, PULLS * 2 + 2_000));
-const database = await createTestDatabase("bench", { env: { SECRET_KEY } });
-const deps: CoreDeps = {
-  db: database.db,
-  pool: database.pool,
-  settings: database.settings,
-  clock: systemClock,
-  logger: createLogger("warn", (line) => console.error(line)),
-};
+const { database, deps } = await benchDatabase("bench", SECRET_KEY);
 const port = freePort();
 const base = `http://127.0.0.1:${port}`;
 const server = new Deno.Command(Deno.execPath(), {
@@ -215,16 +198,7 @@ const server = new Deno.Command(Deno.execPath(), {
     "--no-migrate",
   ],
   cwd: ROOT,
-  env: {
-    MYSQL_HOST: database.settings.database.host,
-    MYSQL_PORT: String(database.settings.database.port),
-    MYSQL_USER: database.settings.database.user,
-    MYSQL_PASSWORD: database.settings.database.password,
-    MYSQL_DB: database.name,
-    SECRET_KEY,
-    ENVIRONMENT: "test",
-    LOG_LEVEL,
-  },
+  env: serverEnv(database, SECRET_KEY, { LOG_LEVEL }),
   stdin: "null",
   stdout: args.values["server-log"] ? "piped" : "null",
   stderr: "inherit",
@@ -257,10 +231,8 @@ try {
 
   // ---------------------------------------------------------------------------------------------- enroll
   const { token: enrollmentToken } = await createEnrollmentToken(deps, {
-    name: "bench",
-    maxUses: AGENTS,
     principal: { kind: "system", name: "bench" },
-  });
+  }, { name: "bench", max_uses: AGENTS });
   const agents: Agent[] = new Array(AGENTS);
   const enrollStart = performance.now();
   await inParallel(AGENTS, 16, async (i) => {

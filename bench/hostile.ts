@@ -13,8 +13,11 @@ const kb = Number(args.values.kb ?? 60);
 
 const ctx = await createTestApp("bench_hostile");
 const setup = { kind: "system", name: "bench" } as const;
-const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "bench", principal: setup });
-const { key: operatorKey } = await createApiKey(ctx.deps, setup, { name: "bench-op", role: "operator" });
+const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: setup }, { name: "bench" });
+const { key: operatorKey } = await createApiKey(ctx.deps, { principal: setup }, {
+  name: "bench-op",
+  role: "operator",
+});
 const registered = await ctx.call("POST", "/api/v1/register", {
   json: { enrollment_token: enrollment, name: "bench-node", hostname: "h" },
 });

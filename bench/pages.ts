@@ -411,7 +411,7 @@ try {
   );
 
   const password = `bench-${crypto.randomUUID()}`;
-  await createUser(deps, SYSTEM, { username: "bench-viewer", password, role: "viewer" });
+  await createUser(deps, { principal: SYSTEM }, { username: "bench-viewer", password, role: "viewer" });
   const login = await app.request("/api/v1/auth/login", {
     method: "POST",
     headers: { "content-type": "application/json" },

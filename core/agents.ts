@@ -25,6 +25,7 @@ import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
 import { LATE_SAMPLE_MS } from "./housekeeping.ts";
+import { type RateLimiter, tooManyRequests } from "./limits.ts";
 import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
@@ -112,6 +113,33 @@ export async function checkRegisterCredentials(
  * One transaction: the enrollment token use, the node, its pools, its first config version and the audit
  * entries; a refusal writes nothing (and gives the token use back). */
 export async function registerNode(
+  deps: CoreDeps,
+  services: WatcherHolder & { registrationLimiter?: RateLimiter },
+  input: RegisterInput,
+  clientAddress: string | null,
+  presentedNodeToken?: string,
+): Promise<RegisterResult> {
+  // Per connecting address (not the address the body claims), before any write.
+  const retryAfterS = clientAddress ? services.registrationLimiter?.take(clientAddress) : undefined;
+  if (retryAfterS !== undefined) {
+    deps.telemetry?.registration("refused");
+    throw tooManyRequests(
+      "registration_rate_limited",
+      `more than ${deps.settings.REGISTER_RATE_PER_MIN} registrations a minute from ${clientAddress}; retry in ${retryAfterS}s`,
+      retryAfterS,
+    );
+  }
+  try {
+    const result = await registerOnce(deps, services, input, clientAddress, presentedNodeToken);
+    deps.telemetry?.registration(result.created ? "created" : "reregistered");
+    return result;
+  } catch (error) {
+    deps.telemetry?.registration("refused");
+    throw error;
+  }
+}
+
+async function registerOnce(
   deps: CoreDeps,
   services: WatcherHolder,
   input: RegisterInput,
@@ -500,6 +528,7 @@ export async function recordHeartbeat(
     await authenticateNode(deps, nodeId, token);
     throw unauthorized("invalid node token"); // the token changed between the write and the check
   }
+  deps.telemetry?.heartbeat();
   return {
     desired_config_hash: outcome.desiredHash,
     heartbeat_interval_s: deps.settings.HEARTBEAT_INTERVAL_S,
@@ -509,7 +538,8 @@ export async function recordHeartbeat(
 
 // --------------------------------------------------------------------------------------------- metrics
 
-export const MAX_SAMPLES_PER_BATCH = 1000;
+/** The hard ceiling of a batch (the request schema's); MAX_BATCH_SAMPLES (default 1000) is the setting. */
+export const MAX_SAMPLES_PER_BATCH = 10_000;
 /** How far ahead of the server's clock a sample may be (agent clocks drift a little). */
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
 
@@ -535,6 +565,15 @@ export async function ingestMetrics(
   input: { node: NodePrincipal; samples: MetricSampleInput[] },
 ): Promise<{ accepted: number; duplicates: number }> {
   const nodeId = input.node.nodeId;
+  if (input.samples.length > deps.settings.MAX_BATCH_SAMPLES) {
+    deps.telemetry?.samples("refused", input.samples.length);
+    throw new AppError(
+      413,
+      "batch_too_large",
+      `${input.samples.length} samples in one batch; at most ${deps.settings.MAX_BATCH_SAMPLES}: send smaller batches`,
+      [{ field: "samples", location: "body", message: `at most ${deps.settings.MAX_BATCH_SAMPLES} samples` }],
+    );
+  }
   const now = deps.clock.now();
   const latestAllowed = now.getTime() + MAX_FUTURE_SKEW_MS;
   const oldestAllowed = now.getTime() - deps.settings.METRICS_RETENTION_DAYS * 86_400_000;
@@ -598,6 +637,7 @@ export async function ingestMetrics(
     }
   });
   if (problems.length > 0) {
+    deps.telemetry?.samples("refused", input.samples.length);
     throw validationFailed(`invalid samples: ${describe(problems)}`, problems);
   }
   await services.pools.ensure(
@@ -612,5 +652,7 @@ export async function ingestMetrics(
     lateHours: [...lateHours],
     now,
   });
+  deps.telemetry?.samples("accepted", accepted);
+  deps.telemetry?.samples("duplicate", samples.length - accepted);
   return { accepted, duplicates: samples.length - accepted };
 }

@@ -13,7 +13,7 @@ import { isDuplicateKey } from "../db/errors.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, forbidden, notFound, validationFailed } from "./errors.ts";
-import { actorOf, type Principal, type Role, roleAtLeast, ROLES } from "./principal.ts";
+import { type Actor, actorOf, type Principal, type Role, roleAtLeast, ROLES } from "./principal.ts";
 import { keyedHash, newSecret, SECRET_PREFIX } from "./secrets.ts";
 import { isRole } from "./users.ts";
 
@@ -54,15 +54,14 @@ export function toApiKeyView(row: ApiKeyRow): ApiKeyView {
 export interface CreateApiKeyInput {
   name: string;
   role: Role;
-  expiresInDays?: number | null;
+  expires_in_days?: number | null;
 }
 
 /** Creates a key. The creator may not hand out a role above their own (403 role_too_high). */
 export async function createApiKey(
   deps: CoreDeps,
-  actor: Principal,
+  actor: Actor,
   input: CreateApiKeyInput,
-  address?: string | null,
 ): Promise<{ key: string; apiKey: ApiKeyView }> {
   const problems = [];
   const name = input.name.trim();
@@ -70,7 +69,7 @@ export async function createApiKey(
     problems.push({ field: "name", message: "must be 1..128 characters" });
   }
   if (!isRole(input.role)) problems.push({ field: "role", message: `must be one of ${ROLES.join(", ")}` });
-  const days = input.expiresInDays;
+  const days = input.expires_in_days;
   if (
     days !== undefined && days !== null && (!Number.isInteger(days) || days < 1 || days > API_KEY_MAX_DAYS)
   ) {
@@ -79,11 +78,12 @@ export async function createApiKey(
   if (problems.length > 0) {
     throw validationFailed(problems.map((p) => `${p.field}: ${p.message}`).join("; "), problems);
   }
-  if ((actor.kind === "user" || actor.kind === "api_key") && !roleAtLeast(actor.role, input.role)) {
+  const caller = actor.principal;
+  if ((caller.kind === "user" || caller.kind === "api_key") && !roleAtLeast(caller.role, input.role)) {
     throw new AppError(
       403,
       "role_too_high",
-      `you (${actor.role}) cannot create a key with role ${input.role}`,
+      `you (${caller.role}) cannot create a key with role ${input.role}`,
       [
         { field: "role", message: "above your own role" },
       ],
@@ -101,17 +101,17 @@ export async function createApiKey(
           prefix: key.slice(0, DISPLAY_PREFIX_LENGTH),
           keyHash,
           role: input.role,
-          createdBy: actorOf(actor).actorName,
+          createdBy: actorOf(caller).actorName,
           createdAt: now,
           expiresAt,
         });
         await recordAudit(deps, tx, {
-          principal: actor,
+          principal: caller,
           action: "api_key.create",
           targetType: "api_key",
           targetId: newId,
           details: { name, role: input.role, expires_at: expiresAt?.toISOString() ?? null },
-          address,
+          address: actor.address,
         });
         return newId;
       });
@@ -131,28 +131,28 @@ export async function listApiKeys(deps: Pick<CoreDeps, "db">): Promise<ApiKeyVie
 /** Revokes a key (idempotent: revoking a revoked key changes nothing and records nothing). */
 export async function revokeApiKey(
   deps: CoreDeps,
-  actor: Principal,
+  actor: Actor,
   id: number,
-  address?: string | null,
 ): Promise<ApiKeyView> {
+  const caller = actor.principal;
   await deps.db.transaction(async (tx) => {
     const row = await findApiKeyById(tx, id);
     if (!row) throw notFound(`API key ${id}`);
     if (row.revokedAt) return;
     if (
-      (actor.kind === "user" || actor.kind === "api_key") && isRole(row.role) &&
-      !roleAtLeast(actor.role, row.role)
+      (caller.kind === "user" || caller.kind === "api_key") && isRole(row.role) &&
+      !roleAtLeast(caller.role, row.role)
     ) {
-      throw forbidden(`you (${actor.role}) cannot revoke a key with role ${row.role}`);
+      throw forbidden(`you (${caller.role}) cannot revoke a key with role ${row.role}`);
     }
     await revokeApiKeyRow(tx, id, deps.clock.now());
     await recordAudit(deps, tx, {
-      principal: actor,
+      principal: caller,
       action: "api_key.revoke",
       targetType: "api_key",
       targetId: id,
       details: { name: row.name, prefix: row.prefix },
-      address,
+      address: actor.address,
     });
   });
   const row = await findApiKeyById(deps.db, id);

@@ -5,7 +5,7 @@ import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { type ErrorDetail, validationFailed } from "./errors.ts";
 import * as fields from "./fields.ts";
-import type { Actor } from "./nodes.ts";
+import type { Actor } from "./principal.ts";
 
 export const BULK_MAX_NODES = 500;
 

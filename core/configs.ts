@@ -20,6 +20,7 @@ import { configHash, parseConfigInput, prefixDetails, sameBody, toYaml } from ".
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, describeDetails, notFound, validationFailed } from "./errors.ts";
+import { tooManyRequests } from "./limits.ts";
 import type { ConfigState } from "./nodeStatus.ts";
 import { actorOf, type Principal } from "./principal.ts";
 
@@ -51,7 +52,7 @@ export interface ConfigStatusView {
   acked_at: string | null;
 }
 
-type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify" | "watch"> };
+type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify" | "watch" | "waiting"> };
 
 export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
   return {
@@ -350,7 +351,7 @@ export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): 
  * the agent still runs what it ran). Audits "config.ack". 422 naming "hash" / "error" for bad input.
  */
 export async function ackConfig(
-  deps: Pick<CoreDeps, "db" | "clock">,
+  deps: Pick<CoreDeps, "db" | "clock" | "telemetry">,
   input: {
     nodeId: string;
     hash: string;
@@ -373,7 +374,7 @@ export async function ackConfig(
   }
   if (problems.length > 0) throw validationFailed(`invalid ack: ${describeDetails(problems)}`, problems);
 
-  return await deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
     if (!node) throw notFound(`node ${input.nodeId}`);
     const now = deps.clock.now();
@@ -403,6 +404,8 @@ export async function ackConfig(
     });
     return { config_state: state, desired_config_hash: node.desiredHash };
   });
+  deps.telemetry?.configAck(input.status);
+  return result;
 }
 
 export type PullResult =
@@ -417,7 +420,7 @@ export type PullResult =
  * none when the node has no config at all. The node must already be authenticated.
  */
 export async function pullConfig(
-  deps: Pick<CoreDeps, "db">,
+  deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
   services: WatcherHolder,
   input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
 ): Promise<PullResult> {
@@ -426,6 +429,24 @@ export async function pullConfig(
       { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
     ]);
   }
+  // Each waiting pull holds memory (~20-70 KB) until it is answered: past the limit, clients come back later.
+  if (input.waitS > 0 && services.configWatcher.waiting >= deps.settings.MAX_WAITING_PULLS) {
+    throw tooManyRequests(
+      "too_many_waiting_pulls",
+      `this replica holds ${deps.settings.MAX_WAITING_PULLS} waiting config pulls; retry shortly`,
+      5,
+    );
+  }
+  const result = await pullConfigNow(deps, services, input);
+  deps.telemetry?.configDelivery(result.kind);
+  return result;
+}
+
+async function pullConfigNow(
+  deps: Pick<CoreDeps, "db">,
+  services: WatcherHolder,
+  input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
+): Promise<PullResult> {
   // "*" matches whatever config is current: the pull waits for the next one.
   const known: readonly string[] = input.knownHashes !== "*"
     ? input.knownHashes

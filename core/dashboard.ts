@@ -1,7 +1,14 @@
 // The console's dashboard in one call: node counts by status and config state, pools and instances,
 // current fleet cpu/memory, the nodes that need attention, the latest scaling events and the fleet's
 // instance count over the last 24 hours. Every figure comes from the same rules the API uses.
-import { countNodesByConfigState, currentPoolAverages, fleetInstanceRows } from "../db/dashboard.ts";
+import {
+  countNodesByConfigState,
+  currentPoolAverages,
+  fleetInstanceRollupRows,
+  fleetInstanceRows,
+} from "../db/dashboard.ts";
+import { readJobWatermark } from "../db/jobs.ts";
+import { JOB_NAMES } from "./housekeeping.ts";
 import { countActivePoolsAndInstances, type StatusCounts } from "../db/nodes.ts";
 import type { CoreDeps } from "./deps.ts";
 import { fleetStatusCounts, listNodes, type NodeSummary } from "./nodes.ts";
@@ -13,7 +20,14 @@ export const CURRENT_FIGURES_MAX_AGE_MS = 15 * 60_000;
 /** At most this many nodes listed under "needs attention" per reason. */
 export const ATTENTION_LIMIT = 10;
 export const DASHBOARD_CHART_HOURS = 24;
-const CHART_STEP_S = 900;
+const CHART_STEP_S = 3600;
+/** The fleet series is recomputed at most this often per replica (the dashboard polls every 10 s). */
+export const SERIES_CACHE_MS = 60_000;
+
+/** Remembers the last fleet series of this replica (held by the console, one per app). */
+export interface SeriesCache {
+  value?: { at: number; points: { ts: string; instances: number }[] };
+}
 
 export type AttentionReason = "offline" | "never_seen" | "config_failed" | "config_drifted";
 
@@ -37,15 +51,55 @@ export interface Dashboard {
   instances_series: { from: string; to: string; step_s: number; points: { ts: string; instances: number }[] };
 }
 
+/** Fleet instances per hour over [from, now]: settled hours from the 1-hour rollups, the hours the rollup
+ * job has not reached yet from raw samples, and "now" from the pools' current sizes. */
+async function fleetInstancesSeries(
+  deps: Pick<CoreDeps, "db">,
+  from: Date,
+  now: Date,
+  currentInstances: number,
+  cache: SeriesCache,
+): Promise<{ ts: string; instances: number }[]> {
+  const cached = cache.value;
+  let points = cached && now.getTime() - cached.at < SERIES_CACHE_MS && cached.at <= now.getTime()
+    ? cached.points
+    : undefined;
+  if (!points) {
+    const hour = 3_600_000;
+    const start = new Date(Math.ceil(from.getTime() / hour) * hour);
+    const watermark = await readJobWatermark(deps.db, JOB_NAMES.rollups);
+    const settled = new Date(
+      Math.max(
+        start.getTime(),
+        Math.min(Math.floor((watermark?.getTime() ?? 0) / hour) * hour, now.getTime()),
+      ),
+    );
+    const [rolled, recent] = await Promise.all([
+      settled > start ? fleetInstanceRollupRows(deps.db, start, settled) : Promise.resolve([]),
+      fleetInstanceRows(deps.db, settled, now, CHART_STEP_S),
+    ]);
+    points = [
+      ...rolled.map((row) => ({ ts: row.hourStart.toISOString(), instances: row.instances })),
+      ...recent.map((row) => ({
+        ts: new Date(row.bucket * CHART_STEP_S * 1000).toISOString(),
+        instances: Math.round(row.instances * 10) / 10,
+      })),
+    ];
+    cache.value = { at: now.getTime(), points };
+  }
+  return [...points, { ts: now.toISOString(), instances: currentInstances }];
+}
+
 export async function dashboardOverview(
   deps: Pick<CoreDeps, "db" | "clock" | "settings">,
+  cache: SeriesCache = {},
 ): Promise<Dashboard> {
   const now = deps.clock.now();
   const from = new Date(now.getTime() - DASHBOARD_CHART_HOURS * 3600_000);
   const attentionList = (params: Parameters<typeof listNodes>[1]) =>
     listNodes(deps, { ...params, sort: "last_heartbeat", limit: ATTENTION_LIMIT });
-  const [nodes, configStates, inventory, current, offline, neverSeen, failed, drifted, events, series] =
-    await Promise.all([
+  const [nodes, configStates, inventory, current, offline, neverSeen, failed, drifted, events] = await Promise
+    .all([
       fleetStatusCounts(deps),
       countNodesByConfigState(deps.db),
       countActivePoolsAndInstances(deps.db),
@@ -55,8 +109,8 @@ export async function dashboardOverview(
       attentionList({ config_state: ["failed"], status: ["online", "offline", "never_seen"] }),
       attentionList({ config_state: ["drifted"], status: ["online", "offline", "never_seen"] }),
       listScalingEvents(deps, {}, { limit: 10 }),
-      fleetInstanceRows(deps.db, from, now, CHART_STEP_S),
     ]);
+  const series = await fleetInstancesSeries(deps, from, now, inventory.instances, cache);
   // Worst first: offline, then failed and drifted configs, then nodes that never reported.
   const byNode = new Map<string, AttentionItem>();
   const add = (nodes: NodeSummary[], reason: AttentionReason) => {
@@ -94,10 +148,7 @@ export async function dashboardOverview(
       from: from.toISOString(),
       to: now.toISOString(),
       step_s: CHART_STEP_S,
-      points: series.map((row) => ({
-        ts: new Date(row.bucket * CHART_STEP_S * 1000).toISOString(),
-        instances: Math.round(row.instances * 10) / 10,
-      })),
+      points: series,
     },
   };
 }

@@ -3,6 +3,7 @@ import type { Settings } from "../config.ts";
 import type { Database, Pool } from "../db/client.ts";
 import type { Clock } from "./clock.ts";
 import type { Logger } from "./logger.ts";
+import type { Telemetry } from "./telemetry.ts";
 
 export interface CoreDeps {
   db: Database;
@@ -10,4 +11,6 @@ export interface CoreDeps {
   settings: Settings;
   clock: Clock;
   logger: Logger;
+  /** Counters for GET /metrics; createApp supplies one when absent (CLI commands run without). */
+  telemetry?: Telemetry;
 }

@@ -14,7 +14,7 @@ import type { DbOrTx } from "../db/client.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
-import { actorOf, type Principal } from "./principal.ts";
+import { type Actor, actorOf } from "./principal.ts";
 import { keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 export const ENROLLMENT_TOKEN_STATES = ["active", "expired", "revoked", "exhausted"] as const;
@@ -69,27 +69,26 @@ export function enrollmentTokenView(row: EnrollmentTokenRow, now: Date): Enrollm
 export interface CreateEnrollmentTokenInput {
   name: string;
   /** Lifetime in seconds; null or absent: never expires. */
-  expiresInS?: number | null;
+  expires_in_s?: number | null;
   /** Registrations it allows; null or absent: unlimited. */
-  maxUses?: number | null;
-  principal: Principal;
-  address?: string | null;
+  max_uses?: number | null;
 }
 
 export async function createEnrollmentToken(
   deps: CoreDeps,
+  actor: Actor,
   input: CreateEnrollmentTokenInput,
 ): Promise<{ token: string; view: EnrollmentTokenView }> {
   const name = input.name.trim();
   const problems: ErrorDetail[] = [];
   if (name.length < 1 || name.length > 128) problems.push({ field: "name", message: "1 to 128 characters" });
-  const expiresInS = input.expiresInS ?? null;
+  const expiresInS = input.expires_in_s ?? null;
   if (
     expiresInS !== null && (!Number.isInteger(expiresInS) || expiresInS < 1 || expiresInS > MAX_EXPIRES_IN_S)
   ) {
     problems.push({ field: "expires_in_s", message: `a whole number of seconds, 1 to ${MAX_EXPIRES_IN_S}` });
   }
-  const maxUses = input.maxUses ?? null;
+  const maxUses = input.max_uses ?? null;
   if (maxUses !== null && (!Number.isInteger(maxUses) || maxUses < 1 || maxUses > MAX_USES_LIMIT)) {
     problems.push({ field: "max_uses", message: `a whole number, 1 to ${MAX_USES_LIMIT}` });
   }
@@ -104,7 +103,7 @@ export async function createEnrollmentToken(
     name,
     prefix: token.slice(0, PREFIX_LENGTH),
     tokenHash,
-    createdBy: actorOf(input.principal).actorName,
+    createdBy: actorOf(actor.principal).actorName,
     createdAt: now,
     expiresAt: expiresInS === null ? null : new Date(now.getTime() + expiresInS * 1000),
     maxUses,
@@ -116,7 +115,7 @@ export async function createEnrollmentToken(
   const id = await deps.db.transaction(async (tx) => {
     const id = await insertEnrollmentToken(tx, row);
     await recordAudit(deps, tx, {
-      principal: input.principal,
+      principal: actor.principal,
       action: "enrollment_token.create",
       targetType: "enrollment_token",
       targetId: id,
@@ -126,7 +125,7 @@ export async function createEnrollmentToken(
         expires_at: row.expiresAt?.toISOString() ?? null,
         max_uses: maxUses,
       },
-      address: input.address,
+      address: actor.address,
     });
     return id;
   });
@@ -145,22 +144,23 @@ export async function listEnrollmentTokens(
 /** Revokes a token: 404 when unknown, 409 when already revoked. */
 export async function revokeEnrollmentToken(
   deps: CoreDeps,
-  input: { id: number; principal: Principal; address?: string | null },
+  actor: Actor,
+  id: number,
 ): Promise<EnrollmentTokenView> {
   const now = deps.clock.now();
   return await deps.db.transaction(async (tx) => {
-    const row = await findEnrollmentTokenById(tx, input.id);
-    if (!row) throw notFound(`enrollment token ${input.id}`);
-    if (!await markEnrollmentTokenRevoked(tx, input.id, now)) {
-      throw new AppError(409, "already_revoked", `enrollment token ${input.id} is already revoked`);
+    const row = await findEnrollmentTokenById(tx, id);
+    if (!row) throw notFound(`enrollment token ${id}`);
+    if (!await markEnrollmentTokenRevoked(tx, id, now)) {
+      throw new AppError(409, "already_revoked", `enrollment token ${id} is already revoked`);
     }
     await recordAudit(deps, tx, {
-      principal: input.principal,
+      principal: actor.principal,
       action: "enrollment_token.revoke",
       targetType: "enrollment_token",
-      targetId: input.id,
+      targetId: id,
       details: { name: row.name, prefix: row.prefix },
-      address: input.address,
+      address: actor.address,
     });
     return enrollmentTokenView({ ...row, revokedAt: now }, now);
   });
@@ -223,9 +223,10 @@ export interface ReenrollmentTokenCreated {
  * `node` is the node's id or its name. 404 unknown node, 409 node_decommissioned. Audited on the node. */
 export async function createReenrollmentToken(
   deps: CoreDeps,
-  input: { node: string; expiresInS?: number | null; principal: Principal; address?: string | null },
+  actor: Actor,
+  input: { node: string; expires_in_s?: number | null },
 ): Promise<ReenrollmentTokenCreated> {
-  const expiresInS = input.expiresInS ?? REENROLLMENT_DEFAULT_EXPIRES_S;
+  const expiresInS = input.expires_in_s ?? REENROLLMENT_DEFAULT_EXPIRES_S;
   if (!Number.isInteger(expiresInS) || expiresInS < 60 || expiresInS > REENROLLMENT_MAX_EXPIRES_S) {
     throw validationFailed("invalid re-enrollment token: expires_in_s", [{
       field: "expires_in_s",
@@ -249,7 +250,7 @@ export async function createReenrollmentToken(
       name: `re-enroll ${node.name}`.slice(0, 128),
       prefix: token.slice(0, PREFIX_LENGTH),
       tokenHash,
-      createdBy: actorOf(input.principal).actorName,
+      createdBy: actorOf(actor.principal).actorName,
       createdAt: now,
       expiresAt: new Date(now.getTime() + expiresInS * 1000),
       maxUses: 1,
@@ -260,7 +261,7 @@ export async function createReenrollmentToken(
     };
     const id = await insertEnrollmentToken(tx, row);
     await recordAudit(deps, tx, {
-      principal: input.principal,
+      principal: actor.principal,
       action: "node.reenrollment_token.create",
       targetType: "node",
       targetId: node.id,
@@ -270,7 +271,7 @@ export async function createReenrollmentToken(
         prefix: row.prefix,
         expires_at: row.expiresAt.toISOString(),
       },
-      address: input.address,
+      address: actor.address,
     });
     return { token, node: { id: node.id, name: node.name }, view: enrollmentTokenView({ id, ...row }, now) };
   });

@@ -26,13 +26,7 @@ import type { CoreDeps } from "./deps.ts";
 import { AppError, notFound, validationFailed } from "./errors.ts";
 import * as fields from "./fields.ts";
 import { type ConfigState, type NodeStatus, nodeStatus, onlineSince } from "./nodeStatus.ts";
-import type { Principal } from "./principal.ts";
-
-/** Who makes a change, and from where (for the audit log). */
-export interface Actor {
-  principal: Principal;
-  address?: string | null;
-}
+import type { Actor } from "./principal.ts";
 
 export const NODE_SORT_KEYS = ["name", "last_heartbeat", "registered"] as const;
 export const NODE_LIST_DEFAULT_LIMIT = 50;

@@ -8,6 +8,13 @@ export type Principal =
   | { kind: "node"; nodeId: string; nodeName: string }
   | { kind: "system"; name: string };
 
+/** Who acts, and from where (for the audit log). Every service that changes something takes it second:
+ * `service(deps, actor, input)`. */
+export interface Actor<P extends Principal = Principal> {
+  principal: P;
+  address?: string | null;
+}
+
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
 /** True when `role` is at least `needed` (admin > operator > viewer). */

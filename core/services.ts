@@ -5,6 +5,7 @@ import { createHeartbeatWriter, type HeartbeatWriter } from "./agents.ts";
 import { createJobRunner, type JobRunner } from "./jobs.ts";
 import { createPoolLimiter, type PoolLimiter } from "./poolLimit.ts";
 import { standardJobs } from "./housekeeping.ts";
+import { createRateLimiter, type RateLimiter } from "./limits.ts";
 
 export interface Services {
   /** Long-poll engine for agents' config pulls (core/configWatcher.ts). */
@@ -15,6 +16,8 @@ export interface Services {
   pools: PoolLimiter;
   /** Rollups, retention and pruning (core/housekeeping.ts); main.ts starts its timers, tests tick it. */
   jobs: JobRunner;
+  /** Registrations per client address and minute (REGISTER_RATE_PER_MIN). */
+  registrationLimiter: RateLimiter;
   /** Stops background work this app started. */
   close(): Promise<void>;
 }
@@ -22,12 +25,20 @@ export interface Services {
 export function createServices(deps: CoreDeps): Services {
   const configWatcher = createConfigWatcher(deps);
   const heartbeats = createHeartbeatWriter(deps);
-  const jobs = createJobRunner(deps, standardJobs(deps.settings));
+  const jobs = createJobRunner(deps, standardJobs(deps.settings), {
+    observe: (job, outcome, seconds) => deps.telemetry?.jobRun(job, outcome, seconds, deps.clock.now()),
+  });
+  const registrationLimiter = createRateLimiter({
+    limit: deps.settings.REGISTER_RATE_PER_MIN,
+    windowMs: 60_000,
+    clock: deps.clock,
+  });
   return {
     configWatcher,
     heartbeats,
     pools: createPoolLimiter(deps),
     jobs,
+    registrationLimiter,
     close: async () => {
       await jobs.close();
       await configWatcher.close();

@@ -12,7 +12,7 @@ import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError } from "./errors.ts";
 import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
-import type { Principal, Role } from "./principal.ts";
+import type { Actor, Principal, Role } from "./principal.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { keyedHash, newSecret, SECRET_PREFIX, toBase64Url } from "./secrets.ts";
 import { isRole } from "./users.ts";
@@ -171,9 +171,9 @@ export async function resolveSession(
 /** Ends a session (logout). */
 export async function logout(
   deps: CoreDeps,
-  principal: UserPrincipal,
-  address?: string | null,
+  actor: Actor<UserPrincipal>,
 ): Promise<void> {
+  const { principal, address } = actor;
   if (!principal.sessionIdHash) return;
   const sessionIdHash = principal.sessionIdHash;
   await deps.db.transaction(async (tx) => {

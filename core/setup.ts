@@ -48,7 +48,9 @@ export interface SetupInput {
   code: string;
   username: string;
   password: string;
-  passwordConfirm: string;
+  password_confirm: string;
+  /** Where the request came from (the audit log). */
+  address?: string | null;
 }
 
 /** Creates the first admin. 422 naming the field for a bad code, username or password; 409
@@ -56,14 +58,13 @@ export interface SetupInput {
 export async function completeSetup(
   deps: CoreDeps,
   input: SetupInput,
-  address?: string | null,
 ): Promise<{ id: number; username: string }> {
   const problems: ErrorDetail[] = [];
   const usernameIssue = fields.problemWith(fields.username, input.username);
   if (usernameIssue) problems.push({ field: "username", message: usernameIssue });
   const passwordIssue = fields.problemWith(fields.newPassword, input.password);
   if (passwordIssue) problems.push({ field: "password", message: passwordIssue });
-  else if (input.password !== input.passwordConfirm) {
+  else if (input.password !== input.password_confirm) {
     problems.push({ field: "password_confirm", message: "does not match the password" });
   }
   if (!normalizeSetupCode(input.code)) {
@@ -102,7 +103,7 @@ export async function completeSetup(
       targetType: "user",
       targetId: id,
       details: { username: input.username, role: "admin", via: "setup" },
-      address,
+      address: input.address,
     });
     return { id, username: input.username };
   });

@@ -19,7 +19,7 @@ import { AppError, notFound, validationFailed } from "./errors.ts";
 import * as fields from "./fields.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
-import { type Principal, type Role, ROLES } from "./principal.ts";
+import { type Actor, type Principal, type Role, ROLES } from "./principal.ts";
 
 export interface UserView {
   id: number;
@@ -63,9 +63,8 @@ export interface CreateUserInput {
  * for a bad username, password or role; 409 username_taken when the normalised name is taken. */
 export async function createUser(
   deps: CoreDeps,
-  actor: Principal,
+  actor: Actor,
   input: CreateUserInput,
-  address?: string | null,
 ): Promise<UserView> {
   const username = fields.normalizeUsername(input.username);
   const problems = [
@@ -95,12 +94,12 @@ export async function createUser(
         updatedAt: now,
       });
       await recordAudit(deps, tx, {
-        principal: actor,
+        principal: actor.principal,
         action: "user.create",
         targetType: "user",
         targetId: newId,
         details: { username, role: input.role },
-        address,
+        address: actor.address,
       });
       return newId;
     });
@@ -143,10 +142,9 @@ export interface UpdateUserInput {
  * change would leave no enabled admin. */
 export async function updateUser(
   deps: CoreDeps,
-  actor: Principal,
+  actor: Actor,
   id: number,
   input: UpdateUserInput,
-  address?: string | null,
 ): Promise<UserView> {
   if (input.role !== undefined && !isRole(input.role)) {
     throw validationFailed(`role: must be one of ${ROLES.join(", ")}`, [
@@ -177,7 +175,7 @@ export async function updateUser(
     let sessionsEnded = 0;
     if (newDisabled) sessionsEnded = await deleteSessionsOfUser(tx, id);
     await recordAudit(deps, tx, {
-      principal: actor,
+      principal: actor.principal,
       action: newDisabled && !user.disabled ? "user.disable" : "user.update",
       targetType: "user",
       targetId: id,
@@ -186,7 +184,7 @@ export async function updateUser(
         ...changes,
         ...(newDisabled ? { sessions_ended: sessionsEnded } : {}),
       },
-      address,
+      address: actor.address,
     });
   });
   return getUser(deps, id);
@@ -196,10 +194,9 @@ export async function updateUser(
  * the old password. */
 export async function setPassword(
   deps: CoreDeps,
-  actor: Principal,
+  actor: Actor,
   id: number,
   password: string,
-  address?: string | null,
 ): Promise<UserView> {
   const problem = fields.problemWith(fields.newPassword, password);
   if (problem) throw validationFailed(`password: ${problem}`, [{ field: "password", message: problem }]);
@@ -213,12 +210,12 @@ export async function setPassword(
     await updateUserRow(tx, id, { passwordHash, passwordChangedAt: now, updatedAt: now });
     const sessionsEnded = await deleteSessionsOfUser(tx, id);
     await recordAudit(deps, tx, {
-      principal: actor,
+      principal: actor.principal,
       action: "user.password_reset",
       targetType: "user",
       targetId: id,
       details: { username: user.username, sessions_ended: sessionsEnded },
-      address,
+      address: actor.address,
     });
   });
   return getUser(deps, id);
@@ -229,30 +226,29 @@ export async function setPassword(
  * making the change stays. */
 export async function changeOwnPassword(
   deps: CoreDeps,
-  principal: Extract<Principal, { kind: "user" }>,
-  currentPassword: string,
-  newPassword: string,
-  address?: string | null,
+  actor: Actor<Extract<Principal, { kind: "user" }>>,
+  input: { current_password: string; new_password: string },
 ): Promise<void> {
+  const { principal, address } = actor;
   const user = await findUserById(deps.db, principal.userId);
   if (!user) throw notFound(`user ${principal.userId}`);
   const attempt = await reservePasswordAttempt(deps, {
     username: user.username,
     address: address ?? "unknown",
   });
-  if (!(await verifyPassword(currentPassword, user.passwordHash))) {
+  if (!(await verifyPassword(input.current_password, user.passwordHash))) {
     await attempt.failed();
     throw validationFailed("current_password: is wrong", [{
       field: "current_password",
       message: "is wrong",
     }]);
   }
-  const problem = fields.problemWith(fields.newPassword, newPassword);
+  const problem = fields.problemWith(fields.newPassword, input.new_password);
   if (problem) {
     await attempt.succeeded();
     throw validationFailed(`new_password: ${problem}`, [{ field: "new_password", message: problem }]);
   }
-  const passwordHash = await hashPassword(newPassword);
+  const passwordHash = await hashPassword(input.new_password);
   await deps.db.transaction(async (tx) => {
     await attempt.succeeded(tx);
     const now = deps.clock.now();

@@ -17,6 +17,9 @@ export function isRetryableWrite(error: unknown): boolean {
 }
 
 const DB_DOWN_CODES = new Set([
+  // Bounded waits (db/client.ts): a query or a connection did not come in time (a stalled network).
+  "DB_TIMEOUT",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
   "ECONNREFUSED",
   "ETIMEDOUT",
   "ENOTFOUND",

@@ -8,6 +8,8 @@ export type AppEnv = {
     requestId: string;
     clientAddress: string;
     principal?: Principal;
+    /** The error code of the answer, when it is an error (counted by /metrics for 413, 429, 503). */
+    errorCode?: string;
     /** The session's CSRF token, set for cookie sessions on pages (forms and hx-headers embed it). */
     csrfToken?: string;
   };

@@ -10,6 +10,9 @@ import type { Logger } from "../core/logger.ts";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import type { AppEnv } from "./env.ts";
 
+/** What a 503 for an unreachable database tells clients to wait. */
+const DATABASE_RETRY_AFTER_S = 5;
+
 export const ErrorSchema = z.object({
   error: z.object({
     code: z.string().openapi({ example: "validation_failed" }),
@@ -84,6 +87,7 @@ export function respondWithError(
   error: AppError,
   renderPage?: ErrorPageRenderer,
 ): Response | Promise<Response> {
+  c.set("errorCode", error.code); // /metrics counts 413, 429 and 503 answers by code
   return renderPage && wantsHtml(c) ? renderPage(c, error) : errorResponse(c, error);
 }
 
@@ -104,7 +108,13 @@ export function toAppError(error: unknown, c: Context, logger: Logger): AppError
   }
   if (isDatabaseUnavailable(error)) {
     logger.error("database unavailable", { request_id: c.get("requestId"), error });
-    return new AppError(503, "database_unavailable", "the database is unreachable; retry later");
+    return new AppError(
+      503,
+      "database_unavailable",
+      "the database is unreachable; retry later",
+      undefined,
+      { "Retry-After": String(DATABASE_RETRY_AFTER_S) },
+    );
   }
   logger.error("unhandled error", { request_id: c.get("requestId"), error });
   return new AppError(500, "internal_error", "internal error");
@@ -115,6 +125,8 @@ export function registerErrorHandlers(
   app: OpenAPIHono<AppEnv>,
   logger: Logger,
   renderPage?: ErrorPageRenderer,
+  /** Sees every thrown error first (counts database errors for /metrics). */
+  observe?: (error: unknown) => void,
 ): void {
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path);
@@ -139,7 +151,10 @@ export function registerErrorHandlers(
       renderPage,
     );
   });
-  app.onError((error, c) => respondWithError(c, toAppError(error, c, logger), renderPage));
+  app.onError((error, c) => {
+    observe?.(error);
+    return respondWithError(c, toAppError(error, c, logger), renderPage);
+  });
 }
 
 const routePatterns = new WeakMap<object, { method: string; regex: RegExp }[]>();

@@ -22,7 +22,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { forbidden, unauthorized } from "../core/errors.ts";
 import { presentedToken } from "../core/nodeAuth.ts";
 import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
-import { type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
+import { type Actor, type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
 import type { AppEnv } from "./env.ts";
 
 export type PersonOrKey = Extract<Principal, { kind: "user" | "api_key" }>;
@@ -42,6 +42,11 @@ export function requireRole(c: Context<AppEnv>, role: Role): PersonOrKey {
   }
   if (!roleAtLeast(principal.role, role)) throw forbidden(`needs role ${role} (you are ${principal.role})`);
   return principal;
+}
+
+/** requireRole as the services' first argument after deps: who acts, and from which address. */
+export function requireActor(c: Context<AppEnv>, role: Role): Actor<PersonOrKey> {
+  return { principal: requireRole(c, role), address: c.get("clientAddress") };
 }
 
 /** Middleware form of requireRole, run before validation so anonymous callers get 401, not 422. */

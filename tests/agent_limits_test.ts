@@ -5,10 +5,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const pool = (n: number) => `ocid1.instancepool.oc1.iad.aaaaaaaalimit${n}`;
 const CONFIG = {
@@ -25,7 +22,9 @@ const CONFIG = {
 Deno.test("agent limits", async (t) => {
   const ctx = await createTestApp("agent_limits", { env: { MAX_POOLS_PER_NODE: "3", TRUST_PROXY: "true" } });
   const setup = { kind: "system", name: "test" } as const;
-  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "fleet", principal: setup });
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: setup }, {
+    name: "fleet",
+  });
   const query = async (sql: string, params: unknown[] = []) =>
     (await ctx.database.pool.query(sql, params))[0] as Record<string, unknown>[];
   const register = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>

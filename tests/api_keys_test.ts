@@ -159,7 +159,7 @@ Deno.test("API keys", async (t) => {
     await t.step("no one hands out a role above their own (role_too_high)", async () => {
       const before = await countRows(ctx, "SELECT COUNT(*) n FROM api_keys");
       await assert.rejects(
-        createApiKey(ctx.deps, { kind: "api_key", keyId: 1, name: "op", role: "operator" }, {
+        createApiKey(ctx.deps, { principal: { kind: "api_key", keyId: 1, name: "op", role: "operator" } }, {
           name: "up",
           role: "admin",
         }),

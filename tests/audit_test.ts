@@ -4,10 +4,9 @@ import { recordAudit } from "../core/audit.ts";
 import type { AuditPage } from "../core/auditQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole, createUserWithRole, loginAs } from "./helpers/auth.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 type Page = AuditPage;
-type ErrorBody = { error: { code: string; details?: { field?: string; location?: string }[] } };
-
 Deno.test("audit log API", async (t) => {
   const ctx = await createTestApp("audit");
   try {

@@ -112,7 +112,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
 
     await t.step("disabled user: account_disabled only with the right password", async () => {
       const user = await createUserWithRole(ctx, "operator", "dora");
-      await updateUser(ctx.deps, TEST_SETUP, user.id, { disabled: true });
+      await updateUser(ctx.deps, { principal: TEST_SETUP }, user.id, { disabled: true });
       await expectError(await login(ctx, "dora", user.password, "10.0.2.1"), 401, "account_disabled");
       await expectError(await login(ctx, "dora", "wrong-password-x", "10.0.2.1"), 401, "invalid_credentials");
       assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE user_id = ?", [user.id]), 0);

@@ -89,8 +89,10 @@ Deno.test("cli: serve answers, healthcheck passes, SIGTERM stops it cleanly", as
   const stdout = new Response(child.stdout).text();
   const stderr = new Response(child.stderr).text();
   try {
+    // Up to a minute: with the whole suite running in parallel on two cores, starting takes 10 s and more
+    // (a refused connection returns at once, so a count of attempts is no measure of time).
     let up = false;
-    for (let i = 0; i < 100 && !up; i++) {
+    for (const deadline = Date.now() + 60_000; !up && Date.now() < deadline;) {
       try {
         const res = await fetch(`http://127.0.0.1:${port}/readyz`);
         up = res.status === 200;

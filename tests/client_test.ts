@@ -396,9 +396,8 @@ pools:
         assert.ok(errors.some((e) => /HTTP 401/.test(e)));
         assert.ok(errors.some((e) => /HTTP 409: node_name_taken/.test(e)), errors.join("\n"));
         const { token: reenrollment } = await createReenrollmentToken(server.ctx.deps, {
-          node: "agent-1",
           principal: { kind: "system", name: "test" },
-        });
+        }, { node: "agent-1" });
         client.setEnrollmentToken(reenrollment);
         const event = await reenrolled as { nodeId: string; created: boolean; reason: string };
         assert.equal(event.nodeId, nodeId);

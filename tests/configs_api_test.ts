@@ -2,10 +2,8 @@ import assert from "node:assert/strict";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { auditEntries, countNodeRows, insertNode, newNodeToken, poolOcid } from "./helpers/fixtures.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
-type ErrorBody = {
-  error: { code: string; message: string; details?: { field?: string; line?: number; column?: number }[] };
-};
 type Version = {
   version: number;
   hash: string;

@@ -3,8 +3,8 @@ import { keyedHash } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
-type ErrorBody = { error: { code: string; details?: { field?: string }[] } };
 type Token = {
   id: number;
   name: string;

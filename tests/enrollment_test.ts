@@ -35,13 +35,11 @@ Deno.test("enrollment tokens: service", async (t) => {
   };
   try {
     await t.step("create: shown once, only the keyed hash stored, audited", async () => {
-      const { token, view } = await createEnrollmentToken(ctx.deps, {
-        name: "rack 1",
-        expiresInS: 3600,
-        maxUses: 3,
-        principal: ADMIN,
-        address: "10.0.0.1",
-      });
+      const { token, view } = await createEnrollmentToken(
+        ctx.deps,
+        { principal: ADMIN, address: "10.0.0.1" },
+        { name: "rack 1", expires_in_s: 3600, max_uses: 3 },
+      );
       assert.match(token, /^ace_[A-Za-z0-9_-]{43}$/);
       assert.equal(view.prefix, token.slice(0, 12));
       assert.equal(view.state, "active");
@@ -77,31 +75,31 @@ Deno.test("enrollment tokens: service", async (t) => {
     await t.step("create: bad inputs are refused naming the field, nothing written", async () => {
       const before = await count("SELECT COUNT(*) AS n FROM enrollment_tokens");
       await rejects(
-        createEnrollmentToken(ctx.deps, { name: " ", principal: ADMIN }),
+        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: " " }),
         422,
         "validation_failed",
         "name",
       );
       await rejects(
-        createEnrollmentToken(ctx.deps, { name: "x", expiresInS: 0, principal: ADMIN }),
+        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x", expires_in_s: 0 }),
         422,
         "validation_failed",
         "expires_in_s",
       );
       await rejects(
-        createEnrollmentToken(ctx.deps, { name: "x", expiresInS: 1.5, principal: ADMIN }),
+        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x", expires_in_s: 1.5 }),
         422,
         "validation_failed",
         "expires_in_s",
       );
       await rejects(
-        createEnrollmentToken(ctx.deps, { name: "x", maxUses: 0, principal: ADMIN }),
+        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x", max_uses: 0 }),
         422,
         "validation_failed",
         "max_uses",
       );
       await rejects(
-        createEnrollmentToken(ctx.deps, { name: "x".repeat(129), principal: ADMIN }),
+        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x".repeat(129) }),
         422,
         "validation_failed",
         "name",
@@ -112,7 +110,10 @@ Deno.test("enrollment tokens: service", async (t) => {
     await t.step(
       "states: active, exhausted, expired, revoked; consume refuses each with its code",
       async () => {
-        const once = await createEnrollmentToken(ctx.deps, { name: "once", maxUses: 1, principal: ADMIN });
+        const once = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+          name: "once",
+          max_uses: 1,
+        });
         const used = await ctx.deps.db.transaction((tx) => consumeEnrollmentToken(ctx.deps, tx, once.token));
         assert.equal(used.uses, 1);
         await rejects(
@@ -121,13 +122,12 @@ Deno.test("enrollment tokens: service", async (t) => {
           "enrollment_token_exhausted",
         );
 
-        const short = await createEnrollmentToken(ctx.deps, {
+        const short = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
           name: "short",
-          expiresInS: 60,
-          principal: ADMIN,
+          expires_in_s: 60,
         });
-        const revoked = await createEnrollmentToken(ctx.deps, { name: "gone", principal: ADMIN });
-        await revokeEnrollmentToken(ctx.deps, { id: revoked.view.id, principal: ADMIN });
+        const revoked = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "gone" });
+        await revokeEnrollmentToken(ctx.deps, { principal: ADMIN }, revoked.view.id);
         await rejects(
           ctx.deps.db.transaction((tx) => consumeEnrollmentToken(ctx.deps, tx, revoked.token)),
           401,
@@ -191,20 +191,20 @@ Deno.test("enrollment tokens: service", async (t) => {
     });
 
     await t.step("revoke: 404 unknown, 409 already revoked, audited once", async () => {
-      const { view } = await createEnrollmentToken(ctx.deps, { name: "to revoke", principal: ADMIN });
-      const revoked = await revokeEnrollmentToken(ctx.deps, {
-        id: view.id,
-        principal: ADMIN,
-        address: "10.0.0.2",
-      });
+      const { view } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "to revoke" });
+      const revoked = await revokeEnrollmentToken(
+        ctx.deps,
+        { principal: ADMIN, address: "10.0.0.2" },
+        view.id,
+      );
       assert.equal(revoked.state, "revoked");
       assert.equal(revoked.revoked_at, ctx.clock.now().toISOString());
       await rejects(
-        revokeEnrollmentToken(ctx.deps, { id: view.id, principal: ADMIN }),
+        revokeEnrollmentToken(ctx.deps, { principal: ADMIN }, view.id),
         409,
         "already_revoked",
       );
-      await rejects(revokeEnrollmentToken(ctx.deps, { id: 999_999, principal: ADMIN }), 404, "not_found");
+      await rejects(revokeEnrollmentToken(ctx.deps, { principal: ADMIN }, 999_999), 404, "not_found");
       assert.equal(
         await count(
           "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'enrollment_token.revoke' AND target_id = ?",

@@ -4,15 +4,7 @@ import assert from "node:assert/strict";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
-
-interface ErrorBody {
-  error: {
-    code: string;
-    message: string;
-    request_id?: string;
-    details?: { field?: string; location?: string; message: string }[];
-  };
-}
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 Deno.test("error shape", async (t) => {
   const ctx = await createTestApp("error_shape", { env: { MAX_BODY_BYTES: "2048" } });
@@ -21,9 +13,8 @@ Deno.test("error shape", async (t) => {
     return Number((rows as { n: number }[])[0].n);
   };
   const { token: enrollment } = await createEnrollmentToken(ctx.deps, {
-    name: "shape",
     principal: { kind: "system", name: "test" },
-  });
+  }, { name: "shape" });
   try {
     await t.step("malformed JSON: 400 bad_request", async () => {
       const res = await ctx.call("POST", "/api/v1/register", {

@@ -3,8 +3,8 @@ import type { ScalingEventView } from "../core/metricsQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { insertEvents, insertNode, insertPool, poolOcid } from "./helpers/fixtures.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
-type ErrorBody = { error: { code: string; details?: { field?: string }[] } };
 type Page = { items: ScalingEventView[]; next_cursor: string | null };
 
 Deno.test("scaling events API", async (t) => {

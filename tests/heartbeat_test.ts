@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_NEW = "ocid1.instancepool.oc1.iad.aaaaaaaapoolnew";
@@ -18,9 +19,6 @@ const CONFIG = {
   }],
 };
 
-interface ErrorBody {
-  error: { code: string; details?: { field?: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;
@@ -28,9 +26,8 @@ interface Registered {
 }
 
 async function registerAgents(ctx: TestApp, names: string[], withConfig = true): Promise<Registered[]> {
-  const { token } = await createEnrollmentToken(ctx.deps, {
+  const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
     name: "hb",
-    principal: { kind: "system", name: "t" },
   });
   const out: Registered[] = [];
   for (const name of names) {

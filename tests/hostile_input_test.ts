@@ -9,10 +9,7 @@ import { MAX_ERROR_DETAILS } from "../core/errors.ts";
 import { newSecret, SECRET_PREFIX } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaahostile";
 const emptyPools = (kb: number) => Array.from({ length: Math.floor((kb * 1024) / 3) }, () => ({}));
@@ -40,7 +37,9 @@ const NESTED_YAML = `pools: []\ndeep: ${"[".repeat(3000)}${"]".repeat(3000)}\n`;
 Deno.test("hostile input", async (t) => {
   const ctx = await createTestApp("hostile_input");
   const setup = { kind: "system", name: "test" } as const;
-  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "fleet", principal: setup });
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: setup }, {
+    name: "fleet",
+  });
   const operator = await createApiKeyWithRole(ctx, "operator");
   const registered = await json<{ node_id: string; node_token: string }>(
     await ctx.call("POST", "/api/v1/register", {

@@ -12,8 +12,8 @@ import {
   poolOcid,
   type SampleSpec,
 } from "./helpers/fixtures.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
-type ErrorBody = { error: { code: string; message: string; details?: { field?: string }[] } };
 type Point = {
   ts: string;
   samples: number;

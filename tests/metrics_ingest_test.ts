@@ -5,13 +5,11 @@ import { parseZonedTimestamp } from "../core/fields.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_B = "ocid1.instancepool.oc1.iad.aaaaaaaapoolb";
 
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;
@@ -45,9 +43,8 @@ Deno.test("metrics ingestion", async (t) => {
     return (rows as Record<string, unknown>[])[0];
   };
   try {
-    const { token } = await createEnrollmentToken(ctx.deps, {
+    const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
       name: "m",
-      principal: { kind: "system", name: "t" },
     });
     const agents: Registered[] = [];
     for (const name of ["m-1", "m-2"]) {
@@ -144,13 +141,6 @@ Deno.test("metrics ingestion", async (t) => {
           "samples.0.instance_pool_id",
         ],
         [[], "samples"],
-        [
-          Array.from(
-            { length: 1001 },
-            (_, i) => sample({ ts: new Date(Date.UTC(2026, 5, 1, 10, 0, i)).toISOString() }),
-          ),
-          "samples",
-        ],
       ];
       for (const [samples, field] of cases) {
         const res = await push(samples);
@@ -162,6 +152,17 @@ Deno.test("metrics ingestion", async (t) => {
           `${field}: ${JSON.stringify(error.details)}`,
         );
       }
+      // More than MAX_BATCH_SAMPLES (default 1,000): 413, and the clients halve their batches.
+      const tooMany = await push(
+        Array.from(
+          { length: 1001 },
+          (_, i) => sample({ ts: new Date(Date.UTC(2026, 5, 1, 10, 0, i)).toISOString() }),
+        ),
+      );
+      assert.equal(tooMany.status, 413);
+      const tooManyError = (await json<ErrorBody>(tooMany)).error;
+      assert.equal(tooManyError.code, "batch_too_large");
+      assert.equal(tooManyError.details?.[0].field, "samples");
       const notArray = await ctx.call("POST", `/api/v1/nodes/${one.node_id}/metrics`, {
         json: { samples: "many" },
         token: one.node_token,

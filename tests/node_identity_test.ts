@@ -9,12 +9,10 @@ import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { databaseEnv, runCli } from "./helpers/cli.ts";
 import { decommissionNode } from "./helpers/nodes.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
 
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
 interface Registered {
   node_id: string;
   node_token: string;
@@ -36,7 +34,9 @@ async function tokenHashOf(ctx: TestApp, nodeId: string): Promise<string | null>
 
 Deno.test("node identity: a known name needs proof", async (t) => {
   const ctx = await createTestApp("node_identity");
-  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { name: "fleet", principal: ADMIN });
+  const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+    name: "fleet",
+  });
   const register = (body: Record<string, unknown>, headers?: Record<string, string>) =>
     ctx.call("POST", "/api/v1/register", { json: body, headers });
   const heartbeat = (nodeId: string, token: string) =>

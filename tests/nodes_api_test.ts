@@ -15,10 +15,8 @@ import {
   insertSamples,
   poolOcid,
 } from "./helpers/fixtures.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
-type ErrorBody = {
-  error: { code: string; message: string; details?: { field?: string; location?: string }[] };
-};
 type NodeItem = {
   id: string;
   name: string;

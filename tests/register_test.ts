@@ -5,6 +5,7 @@ import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
+import type { ErrorBody } from "./helpers/assertions.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
@@ -34,10 +35,6 @@ const CONFIG_YAML = `pools:
     scheduler_max_instances: 3
 `;
 
-interface ErrorBody {
-  error: { code: string; message: string; details?: { field?: string; message: string }[] };
-}
-
 Deno.test("register", async (t) => {
   const ctx = await createTestApp("register");
   const count = async (table: string, where = "1 = 1", params: unknown[] = []) => {
@@ -55,9 +52,8 @@ Deno.test("register", async (t) => {
     audit: await count("audit_log"),
   });
   const { token: enrollment, view: enrollmentView } = await createEnrollmentToken(ctx.deps, {
-    name: "fleet",
     principal: ADMIN,
-  });
+  }, { name: "fleet" });
   const register = (body: Record<string, unknown>, headers?: Record<string, string>) =>
     ctx.call("POST", "/api/v1/register", { json: { enrollment_token: enrollment, ...body }, headers });
 
@@ -290,15 +286,14 @@ Deno.test("register", async (t) => {
         };
         await attempt("ace_nope", "enrollment_token_invalid");
         await attempt("garbage", "enrollment_token_invalid");
-        const revoked = await createEnrollmentToken(ctx.deps, { name: "r", principal: ADMIN });
-        await revokeEnrollmentToken(ctx.deps, { id: revoked.view.id, principal: ADMIN });
+        const revoked = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "r" });
+        await revokeEnrollmentToken(ctx.deps, { principal: ADMIN }, revoked.view.id);
         await attempt(revoked.token, "enrollment_token_revoked");
-        const expiring = await createEnrollmentToken(ctx.deps, {
+        const expiring = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
           name: "e",
-          expiresInS: 60,
-          principal: ADMIN,
+          expires_in_s: 60,
         });
-        const once = await createEnrollmentToken(ctx.deps, { name: "o", maxUses: 1, principal: ADMIN });
+        const once = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "o", max_uses: 1 });
         const ok = await ctx.call("POST", "/api/v1/register", {
           json: { enrollment_token: once.token, name: "scaler-once", hostname: "h" },
         });
@@ -313,7 +308,10 @@ Deno.test("register", async (t) => {
     );
 
     await t.step("two concurrent registrations on a max_uses 1 token: exactly one wins", async () => {
-      const single = await createEnrollmentToken(ctx.deps, { name: "single", maxUses: 1, principal: ADMIN });
+      const single = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+        name: "single",
+        max_uses: 1,
+      });
       const nodesBefore = await count("nodes");
       const responses = await Promise.all(
         ["race-a", "race-b", "race-c"].map((name) =>

@@ -4,6 +4,9 @@ import layout from "./layout.eta" with { type: "text" };
 import pageDashboard from "./pages/dashboard.eta" with { type: "text" };
 import pageError from "./pages/error.eta" with { type: "text" };
 import pageLogin from "./pages/login.eta" with { type: "text" };
+import pageNode from "./pages/node.eta" with { type: "text" };
+import pageNodeDecommission from "./pages/node-decommission.eta" with { type: "text" };
+import pageNodeToken from "./pages/node-token.eta" with { type: "text" };
 import pageNodes from "./pages/nodes.eta" with { type: "text" };
 import pagePools from "./pages/pools.eta" with { type: "text" };
 import pageSetup from "./pages/setup.eta" with { type: "text" };
@@ -12,7 +15,10 @@ import partialChart from "./partials/chart.eta" with { type: "text" };
 import partialDashboardLive from "./partials/dashboard-live.eta" with { type: "text" };
 import partialErrorAlert from "./partials/error-alert.eta" with { type: "text" };
 import partialFieldError from "./partials/field-error.eta" with { type: "text" };
+import partialNodeCharts from "./partials/node-charts.eta" with { type: "text" };
+import partialNodeEvents from "./partials/node-events.eta" with { type: "text" };
 import partialNodeResults from "./partials/node-results.eta" with { type: "text" };
+import partialNodeStatus from "./partials/node-status.eta" with { type: "text" };
 import partialPoolResults from "./partials/pool-results.eta" with { type: "text" };
 
 export const TEMPLATES: Record<string, string> = {
@@ -20,6 +26,9 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/dashboard": pageDashboard,
   "@pages/error": pageError,
   "@pages/login": pageLogin,
+  "@pages/node": pageNode,
+  "@pages/node-decommission": pageNodeDecommission,
+  "@pages/node-token": pageNodeToken,
   "@pages/nodes": pageNodes,
   "@pages/pools": pagePools,
   "@pages/setup": pageSetup,
@@ -28,6 +37,9 @@ export const TEMPLATES: Record<string, string> = {
   "@partials/dashboard-live": partialDashboardLive,
   "@partials/error-alert": partialErrorAlert,
   "@partials/field-error": partialFieldError,
+  "@partials/node-charts": partialNodeCharts,
+  "@partials/node-events": partialNodeEvents,
   "@partials/node-results": partialNodeResults,
+  "@partials/node-status": partialNodeStatus,
   "@partials/pool-results": partialPoolResults,
 };

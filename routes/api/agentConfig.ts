@@ -82,7 +82,7 @@ const pullRoute = createRoute({
     },
     204: { description: "The node has no config" },
     304: { description: "Unchanged: the agent's hash is still the desired one", headers: etagHeader },
-    ...errorResponses(401, 403, 404, 410, 422),
+    ...errorResponses(401, 403, 404, 410, 422, 429),
   },
 });
 

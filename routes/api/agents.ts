@@ -107,6 +107,7 @@ const Sample = z.strictObject({
 }).openapi("MetricSample");
 
 const MetricsBody = z.strictObject({
+  // MAX_BATCH_SAMPLES (default 1000) is checked by the service and answered 413; this is the hard ceiling.
   samples: z.array(Sample).min(1, "at least one sample").max(
     MAX_SAMPLES_PER_BATCH,
     `at most ${MAX_SAMPLES_PER_BATCH} samples per batch`,
@@ -139,7 +140,7 @@ const registerRoute = createRoute({
       description: "A known node proved its identity; its token was rotated",
       content: { "application/json": { schema: RegisterResponse } },
     },
-    ...errorResponses(401, 403, 409, 413, 422),
+    ...errorResponses(401, 403, 409, 413, 422, 429),
   },
 });
 
@@ -163,7 +164,10 @@ const metricsRoute = createRoute({
   method: "post",
   path: "/api/v1/nodes/{id}/metrics",
   tags: ["agent"],
-  summary: `Push a batch of 1..${MAX_SAMPLES_PER_BATCH} metric samples (idempotent per node, pool, ts)`,
+  summary: "Push a batch of metric samples (idempotent per node, pool, ts)",
+  description:
+    "At most MAX_BATCH_SAMPLES samples (default 1,000): a larger batch gets 413 batch_too_large, " +
+    "and the clients halve their batch size.",
   ...access("node"),
   request: {
     params: NodeIdParams,
@@ -178,7 +182,7 @@ const metricsRoute = createRoute({
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats" | "pools">,
+  services: Pick<Services, "configWatcher" | "heartbeats" | "pools" | "registrationLimiter">,
 ): void {
   // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
   app.use(registerRoute.getRoutingPath(), async (c, next) => {

@@ -5,7 +5,7 @@ import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
 
 export const ApiKeySchema = z.object({
@@ -73,19 +73,12 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): 
   });
 
   app.openapi(createKeyRoute, async (c) => {
-    const actor = requireRole(c, "admin");
-    const body = c.req.valid("json");
-    const created = await createApiKey(deps, actor, {
-      name: body.name,
-      role: body.role,
-      expiresInDays: body.expires_in_days,
-    }, c.get("clientAddress"));
+    const created = await createApiKey(deps, requireActor(c, "admin"), c.req.valid("json"));
     c.header("Cache-Control", "no-store");
     return c.json({ key: created.key, api_key: created.apiKey }, 201);
   });
 
   app.openapi(revokeRoute, async (c) => {
-    const actor = requireRole(c, "admin");
-    return c.json(await revokeApiKey(deps, actor, c.req.valid("param").id, c.get("clientAddress")), 200);
+    return c.json(await revokeApiKey(deps, requireActor(c, "admin"), c.req.valid("param").id), 200);
   });
 }

@@ -8,7 +8,7 @@ import { changeOwnPassword } from "../../core/users.ts";
 import { badRequest } from "../../core/errors.ts";
 import * as fields from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
 
 const LoginBody = z.object({
@@ -101,8 +101,8 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(logoutRoute, async (c) => {
-    const principal = requireRole(c, "viewer");
-    if (principal.kind === "user") await logout(deps, principal, c.get("clientAddress"));
+    const { principal, address } = requireActor(c, "viewer");
+    if (principal.kind === "user") await logout(deps, { principal, address });
     clearSessionCookie(c, deps.settings);
     return c.body(null, 204);
   });
@@ -120,16 +120,9 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(passwordRoute, async (c) => {
-    const principal = requireRole(c, "viewer");
-    const body = c.req.valid("json");
+    const { principal, address } = requireActor(c, "viewer");
     if (principal.kind !== "user") throw badRequest("API keys have no password; log in as a user");
-    await changeOwnPassword(
-      deps,
-      principal,
-      body.current_password,
-      body.new_password,
-      c.get("clientAddress"),
-    );
+    await changeOwnPassword(deps, { principal, address }, c.req.valid("json"));
     return c.body(null, 204);
   });
 }

@@ -10,7 +10,7 @@ import {
 } from "../../core/enrollment.ts";
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import { intPathParam, isoTime } from "./schemas.ts";
 
 const TokenSchema = z.object({
@@ -106,25 +106,12 @@ export function registerEnrollmentTokenRoutes(app: OpenAPIHono<AppEnv>, deps: Co
   });
 
   app.openapi(createTokenRoute, async (c) => {
-    const principal = requireRole(c, "admin");
-    const body = c.req.valid("json");
-    const { token, view } = await createEnrollmentToken(deps, {
-      name: body.name,
-      expiresInS: body.expires_in_s,
-      maxUses: body.max_uses,
-      principal,
-      address: c.get("clientAddress"),
-    });
+    const { token, view } = await createEnrollmentToken(deps, requireActor(c, "admin"), c.req.valid("json"));
     return c.json({ ...view, token }, 201);
   });
 
   app.openapi(revokeRoute, async (c) => {
-    const principal = requireRole(c, "admin");
-    const view = await revokeEnrollmentToken(deps, {
-      id: c.req.valid("param").id,
-      principal,
-      address: c.get("clientAddress"),
-    });
+    const view = await revokeEnrollmentToken(deps, requireActor(c, "admin"), c.req.valid("param").id);
     return c.json(view, 200);
   });
 }

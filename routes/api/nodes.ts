@@ -17,7 +17,7 @@ import {
 } from "../../core/nodes.ts";
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import { isoTime, jsonResponse, NodeIdParams } from "./schemas.ts";
 import {
   createReenrollmentToken,
@@ -284,10 +284,9 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(patchRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const node = await updateNode(
       deps,
-      { principal, address: c.get("clientAddress") },
+      requireActor(c, "operator"),
       c.req.valid("param").id,
       c.req.valid("json"),
     );
@@ -295,22 +294,18 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(decommissionRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const node = await decommissionNode(
       deps,
-      { principal, address: c.get("clientAddress") },
+      requireActor(c, "operator"),
       c.req.valid("param").id,
     );
     return c.json(node, 200);
   });
 
   app.openapi(reenrollmentRoute, async (c) => {
-    const principal = requireRole(c, "operator");
-    const created = await createReenrollmentToken(deps, {
+    const created = await createReenrollmentToken(deps, requireActor(c, "operator"), {
       node: c.req.valid("param").id,
-      expiresInS: c.req.valid("json")?.expires_in_s,
-      principal,
-      address: c.get("clientAddress"),
+      expires_in_s: c.req.valid("json")?.expires_in_s,
     });
     c.header("Cache-Control", "no-store");
     return c.json({
@@ -323,10 +318,9 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(deleteRoute, async (c) => {
-    const principal = requireRole(c, "admin");
     const result = await deleteNode(
       deps,
-      { principal, address: c.get("clientAddress") },
+      requireActor(c, "admin"),
       c.req.valid("param").id,
     );
     return c.json(result, 200);

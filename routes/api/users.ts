@@ -6,7 +6,7 @@ import * as fields from "../../core/fields.ts";
 import { ROLES } from "../../core/principal.ts";
 import { createUser, getUser, listUsers, setPassword, updateUser } from "../../core/users.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
 
 export const UserSchema = z.object({
@@ -101,8 +101,7 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(createUserRoute, async (c) => {
-    const actor = requireRole(c, "admin");
-    const user = await createUser(deps, actor, c.req.valid("json"), c.get("clientAddress"));
+    const user = await createUser(deps, requireActor(c, "admin"), c.req.valid("json"));
     return c.json(user, 201);
   });
 
@@ -112,21 +111,18 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(updateRoute, async (c) => {
-    const actor = requireRole(c, "admin");
     const user = await updateUser(
       deps,
-      actor,
+      requireActor(c, "admin"),
       c.req.valid("param").id,
       c.req.valid("json"),
-      c.get("clientAddress"),
     );
     return c.json(user, 200);
   });
 
   app.openapi(passwordRoute, async (c) => {
-    const actor = requireRole(c, "admin");
     const { id } = c.req.valid("param");
-    const user = await setPassword(deps, actor, id, c.req.valid("json").password, c.get("clientAddress"));
+    const user = await setPassword(deps, requireActor(c, "admin"), id, c.req.valid("json").password);
     return c.json(user, 200);
   });
 }

@@ -70,7 +70,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.post("/logout", async (c) => {
     const { principal } = await postedForm(c, deps, "viewer");
-    await logout(deps, principal, c.get("clientAddress"));
+    await logout(deps, { principal, address: c.get("clientAddress") });
     clearSessionCookie(c, deps.settings);
     return c.redirect("/login", 303);
   });
@@ -94,8 +94,9 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
         code: values.code,
         username: values.username,
         password,
-        passwordConfirm: field(form, "password_confirm"),
-      }, c.get("clientAddress"));
+        password_confirm: field(form, "password_confirm"),
+        address: c.get("clientAddress"),
+      });
     } catch (error) {
       if (error instanceof AppError && error.status === 422) {
         return ui.render(c, {

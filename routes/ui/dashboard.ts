@@ -1,7 +1,7 @@
 // GET / : the fleet dashboard. Its live part (views/partials/dashboard-live.eta) polls the same URL every
 // 10 s and is morphed in place, so scroll position and focus survive the refresh.
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { DASHBOARD_CHART_HOURS, dashboardOverview } from "../../core/dashboard.ts";
+import { DASHBOARD_CHART_HOURS, dashboardOverview, type SeriesCache } from "../../core/dashboard.ts";
 import { isSetupNeeded } from "../../core/setup.ts";
 import type { AppEnv } from "../env.ts";
 import { buildChart } from "./charts.ts";
@@ -9,11 +9,12 @@ import type { Ui } from "./render.ts";
 import { requirePageRole } from "./session.ts";
 
 export function registerDashboardPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
+  const seriesCache: SeriesCache = {};
   app.get("/", async (c) => {
     // First run: with no account at all, the way in is the setup page.
     if (!c.get("principal") && await isSetupNeeded(ui.deps)) return c.redirect("/setup", 303);
     requirePageRole(c, "viewer");
-    const dashboard = await dashboardOverview(ui.deps);
+    const dashboard = await dashboardOverview(ui.deps, seriesCache);
     const series = dashboard.instances_series;
     const chart = buildChart({
       id: "fleet-instances",

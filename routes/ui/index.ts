@@ -5,6 +5,7 @@ import type { CoreDeps } from "../../core/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { registerAuthPages } from "./auth.ts";
 import { registerDashboardPages } from "./dashboard.ts";
+import { registerNodeDetailPages } from "./nodeDetail.ts";
 import { registerNodePages } from "./nodes.ts";
 import { registerPoolPages } from "./pools.ts";
 import { createUi, type Ui } from "./render.ts";
@@ -17,6 +18,7 @@ export function registerUiRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): Ui {
   registerAuthPages(app, ui);
   registerDashboardPages(app, ui);
   registerNodePages(app, ui);
+  registerNodeDetailPages(app, ui);
   registerPoolPages(app, ui);
   return ui;
 }

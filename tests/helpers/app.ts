@@ -30,7 +30,7 @@ export async function createTestDatabase(
   const name = `act_${label.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 40)}_${suffix}`;
   const settings = testSettings(name, options.env);
   await ensureDatabaseExists(settings.database);
-  const handle = createDatabase(settings.database, 10);
+  const handle = createDatabase(settings.database, 10, { queryTimeoutMs: settings.DB_QUERY_TIMEOUT_MS });
   if (options.migrate !== false) await migrate(handle.db, handle.pool);
   return {
     ...handle,
@@ -94,7 +94,9 @@ function buildTestApp(
     database,
     call,
     replica: () => {
-      const second = createDatabase(database.settings.database, 5);
+      const second = createDatabase(database.settings.database, 5, {
+        queryTimeoutMs: database.settings.DB_QUERY_TIMEOUT_MS,
+      });
       const replica = buildTestApp(database, second, clock, settings, false);
       replicas.push(replica);
       return Promise.resolve(replica);

@@ -6,7 +6,7 @@ export type ErrorBody = {
   error: {
     code: string;
     message: string;
-    details?: { field?: string; message?: string; location?: string }[];
+    details?: { field?: string; message: string; location?: string; line?: number; column?: number }[];
     request_id?: string;
   };
 };

@@ -21,7 +21,7 @@ export interface TestUser {
 export async function createUserWithRole(ctx: TestApp, role: Role, username?: string): Promise<TestUser> {
   const name = username ?? unique(role);
   const password = `pw-${crypto.randomUUID()}`;
-  const user = await createUser(ctx.deps, TEST_SETUP, { username: name, password, role });
+  const user = await createUser(ctx.deps, { principal: TEST_SETUP }, { username: name, password, role });
   return { id: user.id, username: user.username, password, role };
 }
 
@@ -38,10 +38,10 @@ export async function createApiKeyWithRole(
   role: Role,
   options: { name?: string; expiresInDays?: number } = {},
 ): Promise<TestApiKey> {
-  const { key, apiKey } = await createApiKey(ctx.deps, TEST_SETUP, {
+  const { key, apiKey } = await createApiKey(ctx.deps, { principal: TEST_SETUP }, {
     name: options.name ?? unique(`${role}-key`),
     role,
-    expiresInDays: options.expiresInDays,
+    expires_in_days: options.expiresInDays,
   });
   return { id: apiKey.id, token: key, role };
 }

@@ -78,9 +78,8 @@ async function handle(command: Command): Promise<unknown> {
       return true;
     case "reenrollment_token":
       return (await createReenrollmentToken(server.ctx.deps, {
-        node: nodeId,
         principal: { kind: "system", name: "python-test" },
-      })).token;
+      }, { node: nodeId })).token;
     case "token_hash": {
       const [row] = await db.select({ hash: nodes.tokenHash }).from(nodes).where(eq(nodes.id, nodeId));
       return row?.hash ?? null;

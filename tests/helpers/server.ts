@@ -60,10 +60,9 @@ export async function startTestServer(
       }
     },
     enrollmentToken: async (tokenOptions = {}) => {
-      const { token } = await createEnrollmentToken(ctx.deps, {
+      const { token } = await createEnrollmentToken(ctx.deps, { principal: TEST_OPERATOR }, {
         name: tokenOptions.name ?? `test-${crypto.randomUUID().slice(0, 8)}`,
-        maxUses: tokenOptions.maxUses ?? null,
-        principal: TEST_OPERATOR,
+        max_uses: tokenOptions.maxUses ?? null,
       });
       return token;
     },

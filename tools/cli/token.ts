@@ -119,7 +119,10 @@ export async function tokenCommand(
   try {
     if (action === "create" && node !== undefined) {
       try {
-        const created = await createReenrollmentToken(deps, { node, expiresInS, principal: CLI_PRINCIPAL });
+        const created = await createReenrollmentToken(deps, { principal: CLI_PRINCIPAL }, {
+          node,
+          expires_in_s: expiresInS,
+        });
         out(created.token);
         out(`id: ${created.view.id}`);
         out(`node: ${created.node.name} (${created.node.id})`);
@@ -139,11 +142,10 @@ export async function tokenCommand(
     }
     if (action === "create") {
       const name = typeof values.name === "string" ? values.name.trim() : "cli";
-      const { token, view } = await createEnrollmentToken(deps, {
+      const { token, view } = await createEnrollmentToken(deps, { principal: CLI_PRINCIPAL }, {
         name,
-        expiresInS,
-        maxUses,
-        principal: CLI_PRINCIPAL,
+        expires_in_s: expiresInS,
+        max_uses: maxUses,
       });
       out(token);
       out(`id: ${view.id}`);
@@ -177,7 +179,7 @@ export async function tokenCommand(
       return 0;
     }
     try {
-      const view = await revokeEnrollmentToken(deps, { id, principal: CLI_PRINCIPAL });
+      const view = await revokeEnrollmentToken(deps, { principal: CLI_PRINCIPAL }, id);
       out(`revoked enrollment token ${view.id} (${view.name})`);
       return 0;
     } catch (error) {

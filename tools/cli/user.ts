@@ -91,7 +91,7 @@ export async function userCommand(
   try {
     switch (action) {
       case "create": {
-        const user = await createUser(deps, CLI_PRINCIPAL, {
+        const user = await createUser(deps, { principal: CLI_PRINCIPAL }, {
           username: username!,
           password: password!,
           role: role!,
@@ -101,14 +101,14 @@ export async function userCommand(
       }
       case "passwd": {
         const user = await getUserByUsername(deps, username!);
-        await setPassword(deps, CLI_PRINCIPAL, user.id, password!);
+        await setPassword(deps, { principal: CLI_PRINCIPAL }, user.id, password!);
         out(`password of ${user.username} changed; their sessions were ended`);
         return 0;
       }
       case "disable":
       case "enable": {
         const user = await getUserByUsername(deps, username!);
-        await updateUser(deps, CLI_PRINCIPAL, user.id, { disabled: action === "disable" });
+        await updateUser(deps, { principal: CLI_PRINCIPAL }, user.id, { disabled: action === "disable" });
         out(
           action === "disable"
             ? `disabled ${user.username}; their sessions were ended`

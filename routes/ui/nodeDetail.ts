@@ -1,0 +1,272 @@
+// GET /nodes/{id} : one node, at a URL operators share (?range= picks the charts' span, ?events= a page of
+// its scaling events). The same URL answers the fragments htmx asks for, chosen by the HX-Target the
+// request names: #node-status (polled every 10 s), #node-charts (the range switcher), #node-events
+// (paging); each loads only what it shows.
+// Operators also post here: labels (add/remove), a single-use re-enrollment token (shown once), and
+// decommission after a confirmation that works without JavaScript.
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { changeNodeLabels, type LabelChange, labelChangeProblems } from "../../core/bulkLabels.ts";
+import { createReenrollmentToken, REENROLLMENT_DEFAULT_EXPIRES_S } from "../../core/enrollment.ts";
+import { AppError, type ErrorDetail } from "../../core/errors.ts";
+import {
+  DEFAULT_HISTORY_RANGE,
+  HISTORY_RANGE_KEYS,
+  HISTORY_RANGES,
+  type HistoryRange,
+  type NodeHistory,
+  nodeHistory,
+} from "../../core/nodeHistory.ts";
+import { listScalingEvents } from "../../core/metricsQuery.ts";
+import { decommissionNode, getNode, type NodeDetail } from "../../core/nodes.ts";
+import type { AppEnv } from "../env.ts";
+import { buildChart, type ChartMarkerInput, type ChartModel } from "./charts.ts";
+import { detailsByField } from "./forms.ts";
+import { isPartialRequest, type Ui } from "./render.ts";
+import { field, postedForm, requirePageRole } from "./session.ts";
+
+const EVENTS_PAGE_SIZE = 20;
+/** Lifetimes offered for a re-enrollment token (seconds). */
+const TOKEN_LIFETIMES = [[3_600, "1 hour"], [REENROLLMENT_DEFAULT_EXPIRES_S, "1 day"], [
+  7 * 86_400,
+  "7 days",
+]];
+
+type Part = "status" | "charts" | "events";
+const PARTS: Record<Part, string> = {
+  status: "@partials/node-status",
+  charts: "@partials/node-charts",
+  events: "@partials/node-events",
+};
+
+/** The fragment an htmx request asks for (HX-Target "div#node-charts"), or null for the whole page. */
+function requestedPart(c: Context<AppEnv>): Part | null {
+  if (!isPartialRequest(c)) return null;
+  const id = (c.req.header("hx-target") ?? "").split("#")[1] ?? "";
+  const part = id.replace(/^node-/, "");
+  return part in PARTS ? part as Part : null;
+}
+
+function parseRange(value: string | undefined | null): HistoryRange {
+  return HISTORY_RANGE_KEYS.includes(value as HistoryRange) ? value as HistoryRange : DEFAULT_HISTORY_RANGE;
+}
+
+function nodeUrl(id: string, range: HistoryRange, eventsCursor?: string | null): string {
+  const params = new URLSearchParams();
+  if (range !== DEFAULT_HISTORY_RANGE) params.set("range", range);
+  if (eventsCursor) params.set("events", eventsCursor);
+  const query = params.toString();
+  return `/nodes/${encodeURIComponent(id)}${query ? `?${query}` : ""}`;
+}
+
+function poolName(pool: { display_name: string | null; instance_pool_id: string }): string {
+  return pool.display_name ?? pool.instance_pool_id.split(".").at(-1) ?? pool.instance_pool_id;
+}
+
+/** Three charts (cpu %, memory %, instances), one line per pool, the range's scaling events marked. */
+function historyCharts(history: NodeHistory): ChartModel[] {
+  const markers: ChartMarkerInput[] = history.events.map((e) => ({
+    t: e.ts,
+    kind: e.direction === "UP" ? "up" : "down",
+    label:
+      `${e.direction === "UP" ? "Scaled up" : "Scaled down"} ${
+        poolName({ ...e, display_name: e.pool_display_name })
+      }` +
+      (e.from_count !== null && e.to_count !== null ? ` ${e.from_count} → ${e.to_count}` : "") +
+      (e.reason ? ` (${e.reason})` : ""),
+  }));
+  const common = {
+    from: history.from,
+    to: history.to,
+    markers,
+    gapMs: history.gap_s * 1000,
+    width: 600,
+    height: 250,
+    hideTitle: true,
+  };
+  const series = (pick: (p: NodeHistory["pools"][number]["points"][number]) => number) =>
+    history.pools.map((pool) => ({
+      name: poolName(pool),
+      points: pool.points.map((p) => ({ t: p.ts, v: pick(p) })),
+    }));
+  return [
+    buildChart({
+      ...common,
+      id: "cpu",
+      title: "CPU utilisation",
+      unit: "%",
+      yDomain: [0, 100],
+      series: series((p) => p.cpu.avg),
+    }),
+    buildChart({
+      ...common,
+      id: "memory",
+      title: "Memory utilisation",
+      unit: "%",
+      yDomain: [0, 100],
+      series: series((p) => p.memory.avg),
+    }),
+    buildChart({
+      ...common,
+      id: "instances",
+      title: "Instances",
+      unit: "instances",
+      decimals: 0,
+      series: series((p) => p.instance_count),
+    }),
+  ];
+}
+
+interface NodePageState {
+  range: HistoryRange;
+  eventsCursor?: string;
+  errors?: Record<string, string>;
+  label?: { key: string; value: string };
+  status?: 200 | 422;
+}
+
+async function renderNodePage(
+  ui: Ui,
+  c: Context<AppEnv>,
+  nodeId: string,
+  state: NodePageState,
+): Promise<Response> {
+  const part = state.status === 422 ? null : requestedPart(c);
+  const node = await getNode(ui.deps, nodeId);
+  const { range } = state;
+  const wants = (p: Part) => part === null || part === p;
+  const [history, events] = await Promise.all([
+    wants("charts") ? nodeHistory(ui.deps, node.id, node.pools, range) : null,
+    wants("events")
+      ? listScalingEvents(ui.deps, { nodeId: node.id }, {
+        cursor: state.eventsCursor || undefined,
+        limit: EVENTS_PAGE_SIZE,
+      }).catch((error) => {
+        // A stale or hand-edited cursor shows the first page rather than an error page.
+        if (error instanceof AppError && error.status === 422 && state.eventsCursor) {
+          return listScalingEvents(ui.deps, { nodeId: node.id }, { limit: EVENTS_PAGE_SIZE });
+        }
+        throw error;
+      })
+      : null,
+  ]);
+  const title = node.display_name || node.name;
+  return ui.render(c, {
+    page: "@pages/node",
+    partial: part ? PARTS[part] : undefined,
+    title,
+    nav: "nodes",
+    status: state.status ?? 200,
+    data: {
+      node,
+      title,
+      range,
+      ranges: HISTORY_RANGE_KEYS.map((key) => ({
+        key,
+        label: HISTORY_RANGES[key].label,
+        url: nodeUrl(node.id, key),
+      })),
+      history,
+      charts: history ? historyCharts(history) : [],
+      events: events?.items ?? [],
+      eventsFirstUrl: state.eventsCursor ? nodeUrl(node.id, range) : null,
+      eventsNextUrl: events?.next_cursor ? nodeUrl(node.id, range, events.next_cursor) : null,
+      selfUrl: nodeUrl(node.id, range, state.eventsCursor),
+      errors: state.errors ?? {},
+      label: state.label ?? { key: "", value: "" },
+      tokenLifetimes: TOKEN_LIFETIMES,
+      configUrl: `/nodes/${encodeURIComponent(node.id)}/config`,
+    },
+  });
+}
+
+export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
+  app.get("/nodes/:id", (c) => {
+    requirePageRole(c, "viewer");
+    return renderNodePage(ui, c, c.req.param("id"), {
+      range: parseRange(c.req.query("range")),
+      eventsCursor: c.req.query("events")?.slice(0, 500),
+    });
+  });
+
+  // Add or remove one label (the same rules and audit as the node list's bulk change).
+  app.post("/nodes/:id/labels", async (c) => {
+    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const node: NodeDetail = await getNode(ui.deps, c.req.param("id"));
+    const range = parseRange(field(form, "range"));
+    const op = field(form, "op") === "remove" ? "remove" : "add";
+    const key = field(form, "key").trim();
+    const value = field(form, "value").trim();
+    const change: LabelChange = op === "add" ? { op, key, value } : { op, key };
+    const again = (details: ErrorDetail[]) =>
+      renderNodePage(ui, c, node.id, {
+        range,
+        errors: detailsByField(details),
+        label: op === "add" ? { key, value } : undefined,
+        status: 422,
+      });
+    const problems = labelChangeProblems([node.id], change);
+    if (problems.length) return again(problems);
+    try {
+      const { changed } = await changeNodeLabels(
+        ui.deps,
+        { principal, address: c.get("clientAddress") },
+        [node.id],
+        change,
+      );
+      const text = changed === 0
+        ? (op === "add" ? `The label ${key}=${value} was already set.` : `There was no label ${key}.`)
+        : (op === "add" ? `Label ${key}=${value} added.` : `Label ${key} removed.`);
+      ui.flash(c, "ok", text);
+    } catch (error) {
+      if (error instanceof AppError && error.status === 422) return again(error.details ?? []);
+      throw error;
+    }
+    return c.redirect(`${nodeUrl(node.id, range)}#labels`, 303);
+  });
+
+  // The token is shown in this answer only (no redirect: it must not sit in a URL or a cookie).
+  app.post("/nodes/:id/reenrollment-token", async (c) => {
+    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const lifetime = Number(field(form, "expires_in_s") || REENROLLMENT_DEFAULT_EXPIRES_S);
+    const created = await createReenrollmentToken(ui.deps, { principal, address: c.get("clientAddress") }, {
+      node: c.req.param("id"),
+      expires_in_s: TOKEN_LIFETIMES.some(([s]) => s === lifetime) ? lifetime : REENROLLMENT_DEFAULT_EXPIRES_S,
+    });
+    return ui.render(c, {
+      page: "@pages/node-token",
+      title: `Re-enrollment token for ${created.node.name}`,
+      nav: "nodes",
+      data: { created, nodeUrl: nodeUrl(created.node.id, DEFAULT_HISTORY_RANGE) },
+    });
+  });
+
+  // The confirmation step without the <details> of the node page (a bookmark, a link from elsewhere).
+  app.get("/nodes/:id/decommission", async (c) => {
+    requirePageRole(c, "operator");
+    const node = await getNode(ui.deps, c.req.param("id"));
+    return ui.render(c, {
+      page: "@pages/node-decommission",
+      title: `Decommission ${node.name}`,
+      nav: "nodes",
+      data: { node, errors: {} },
+    });
+  });
+
+  app.post("/nodes/:id/decommission", async (c) => {
+    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const node = await getNode(ui.deps, c.req.param("id"));
+    if (field(form, "confirm") !== "yes") {
+      return ui.render(c, {
+        page: "@pages/node-decommission",
+        title: `Decommission ${node.name}`,
+        nav: "nodes",
+        status: 422,
+        data: { node, errors: { confirm: "tick the box to confirm; nothing was changed" } },
+      });
+    }
+    await decommissionNode(ui.deps, { principal, address: c.get("clientAddress") }, node.id);
+    ui.flash(c, "ok", `Node ${node.name} decommissioned: its token no longer works.`);
+    return c.redirect(nodeUrl(node.id, DEFAULT_HISTORY_RANGE), 303);
+  });
+}

@@ -1,0 +1,251 @@
+// GET /metrics in Prometheus text format, read back with a real parser (parse-prometheus-text-format): the
+// families move while an agent talks; limits answer 413/429 with Retry-After and are counted; the optional
+// bearer token.
+import assert from "node:assert/strict";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { setNodeConfig } from "../core/configs.ts";
+import { createEnrollmentToken } from "../core/enrollment.ts";
+import { JOB_NAMES } from "../core/housekeeping.ts";
+import type { Principal } from "../core/principal.ts";
+import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+
+const ADMIN: Principal = { kind: "system", name: "test" };
+const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaapromtest";
+
+interface Family {
+  name: string;
+  type: string;
+  help: string;
+  metrics: {
+    value?: string;
+    labels?: Record<string, string>;
+    buckets?: Record<string, string>;
+    count?: string;
+  }[];
+}
+
+interface Scrape extends Map<string, Family> {
+  text: string;
+}
+
+/** Scrapes /metrics; the parser throws on any line that is not valid exposition format. */
+async function scrape(ctx: TestApp, headers: Record<string, string> = {}): Promise<Scrape> {
+  const response = await ctx.call("GET", "/metrics", { headers });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+  const text = await response.text();
+  const families = parsePrometheusTextFormat(text) as Family[];
+  return Object.assign(new Map(families.map((f) => [f.name, f])), { text });
+}
+
+/** The value of the series of `family` whose labels include `labels` (0 when absent). */
+function valueOf(families: Map<string, Family>, family: string, labels: Record<string, string> = {}): number {
+  const found = families.get(family);
+  assert.ok(found, `family ${family} is exported`);
+  const series = found.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  if (!series) return 0;
+  return Number(series.value ?? series.count);
+}
+
+function sample(ts: string, cpu = 50) {
+  return { instance_pool_id: POOL, ts, cpu_util: cpu, memory_util: 40, instance_count: 2 };
+}
+
+Deno.test("GET /metrics: families move while an agent talks; limits are refused and counted", async (t) => {
+  const ctx = await createTestApp("prometheus", {
+    env: { MAX_BATCH_SAMPLES: "5", REGISTER_RATE_PER_MIN: "3", MAX_WAITING_PULLS: "1" },
+  });
+  try {
+    const { token: enrollment } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+      name: "prom",
+    });
+    const register = (name: string, nodeToken?: string) =>
+      ctx.call("POST", "/api/v1/register", {
+        json: { enrollment_token: enrollment, name, hostname: `${name}.test` },
+        token: nodeToken,
+      });
+
+    await t.step("before any traffic every family is there, at zero", async () => {
+      const families = await scrape(ctx);
+      for (
+        const name of [
+          "autoscaler_central_heartbeats_total",
+          "autoscaler_central_metric_samples_total",
+          "autoscaler_central_registrations_total",
+          "autoscaler_central_config_deliveries_total",
+          "autoscaler_central_config_acks_total",
+          "autoscaler_central_long_polls_waiting",
+          "autoscaler_central_db_pool_connections",
+          "autoscaler_central_db_errors_total",
+          "autoscaler_central_nodes",
+          "autoscaler_central_nodes_by_config_state",
+        ]
+      ) assert.ok(families.has(name), name);
+      assert.equal(valueOf(families, "autoscaler_central_metric_samples_total", { outcome: "accepted" }), 0);
+      assert.equal(valueOf(families, "autoscaler_central_nodes", { status: "online" }), 0);
+      assert.ok(valueOf(families, "autoscaler_central_db_pool_connections", { state: "limit" }) > 0);
+    });
+
+    await t.step("an agent talks; limits refuse what is over them, with Retry-After", async () => {
+      const first = await json<{ node_token: string }>(await register("prom-1"));
+      const again = await register("prom-1", first.node_token); // re-registration: a new token
+      assert.equal(again.status, 200);
+      const { node_id: nodeId, node_token: token } = await json<{ node_id: string; node_token: string }>(
+        again,
+      );
+      const path = `/api/v1/nodes/${nodeId}`;
+      assert.equal(
+        (await ctx.call("POST", `${path}/heartbeat`, { token, json: { status: "running" } })).status,
+        200,
+      );
+
+      const now = ctx.clock.now().getTime();
+      const at = (s: number) => new Date(now - s * 1000).toISOString();
+      const batch = [sample(at(3)), sample(at(2)), sample(at(1))];
+      assert.deepEqual(
+        await json(await ctx.call("POST", `${path}/metrics`, { token, json: { samples: batch } })),
+        {
+          accepted: 3,
+          duplicates: 0,
+        },
+      );
+      assert.deepEqual(
+        await json(await ctx.call("POST", `${path}/metrics`, { token, json: { samples: batch } })),
+        {
+          accepted: 0,
+          duplicates: 3,
+        },
+      );
+      const bad = await ctx.call("POST", `${path}/metrics`, {
+        token,
+        json: { samples: [sample(at(4)), { ...sample(at(5)), scaling_event: true }] }, // no direction
+      });
+      assert.equal(bad.status, 422);
+      const tooMany = await ctx.call("POST", `${path}/metrics`, {
+        token,
+        json: { samples: [10, 9, 8, 7, 6, 5].map((s) => sample(at(s))) },
+      });
+      assert.equal(tooMany.status, 413);
+      const tooManyError =
+        (await json<{ error: { code: string; details: { field: string }[] } }>(tooMany)).error;
+      assert.equal(tooManyError.code, "batch_too_large");
+      assert.equal(tooManyError.details[0].field, "samples");
+
+      const config = await setNodeConfig(ctx.deps, ctx.services, {
+        nodeId,
+        input: {
+          pools: [{
+            instance_pool_id: POOL,
+            compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
+            region: "us-ashburn-1",
+            cpu_threshold: { min: 30, max: 75 },
+            ram_threshold: { min: 20, max: 75 },
+            scaling_limits: { min: 1, max: 10 },
+          }],
+        },
+        principal: ADMIN,
+      });
+      assert.equal((await ctx.call("GET", `${path}/config?wait=0`, { token })).status, 200);
+      const unchanged = { token, headers: { "if-none-match": `"${config.hash}"` } };
+      assert.equal((await ctx.call("GET", `${path}/config?wait=0`, unchanged)).status, 304);
+      const ack = await ctx.call("POST", `${path}/config/ack`, {
+        token,
+        json: { hash: config.hash, status: "applied" },
+      });
+      assert.equal(ack.status, 200);
+
+      // MAX_WAITING_PULLS=1: a second waiting pull on this replica is turned away.
+      const waiting = ctx.call("GET", `${path}/config?wait=1`, unchanged);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(valueOf(await scrape(ctx), "autoscaler_central_long_polls_waiting"), 1);
+      const refusedPull = await ctx.call("GET", `${path}/config?wait=1`, unchanged);
+      assert.equal(refusedPull.status, 429);
+      assert.equal(refusedPull.headers.get("retry-after"), "5");
+      assert.equal(
+        (await json<{ error: { code: string } }>(refusedPull)).error.code,
+        "too_many_waiting_pulls",
+      );
+      assert.equal((await waiting).status, 304);
+
+      // REGISTER_RATE_PER_MIN=3 per address: the 4th registration of the minute waits.
+      assert.equal((await register("prom-2")).status, 201);
+      const limited = await register("prom-3");
+      assert.equal(limited.status, 429);
+      assert.ok(Number(limited.headers.get("retry-after")) > 0);
+      assert.equal(
+        (await json<{ error: { code: string } }>(limited)).error.code,
+        "registration_rate_limited",
+      );
+      ctx.clock.advance(60_000);
+      assert.equal((await register("prom-3")).status, 201);
+      assert.equal(await ctx.services.jobs.tick(JOB_NAMES.prune), "ran");
+    });
+
+    await t.step("the counters and gauges say what happened", async () => {
+      const families = await scrape(ctx);
+      const v = (family: string, labels: Record<string, string> = {}) =>
+        valueOf(families, `autoscaler_central_${family}`, labels);
+      assert.equal(v("registrations_total", { outcome: "created" }), 3);
+      assert.equal(v("registrations_total", { outcome: "reregistered" }), 1);
+      assert.equal(v("registrations_total", { outcome: "refused" }), 1);
+      assert.equal(v("heartbeats_total"), 1);
+      assert.equal(v("metric_samples_total", { outcome: "accepted" }), 3);
+      assert.equal(v("metric_samples_total", { outcome: "duplicate" }), 3);
+      assert.equal(v("metric_samples_total", { outcome: "refused" }), 8);
+      assert.equal(v("config_deliveries_total", { outcome: "config" }), 1);
+      assert.equal(v("config_deliveries_total", { outcome: "not_modified" }), 2);
+      assert.equal(v("config_acks_total", { outcome: "applied" }), 1);
+      assert.equal(v("long_polls_waiting"), 0);
+      assert.equal(v("refusals_total", { code: "batch_too_large" }), 1);
+      assert.equal(v("refusals_total", { code: "too_many_waiting_pulls" }), 1);
+      assert.equal(v("refusals_total", { code: "registration_rate_limited" }), 1);
+      const heartbeatRoute = { method: "POST", route: "/api/v1/nodes/:id/heartbeat", status: "200" };
+      assert.equal(v("http_requests_total", heartbeatRoute), 1);
+      assert.equal(v("http_requests_total", { route: "/api/v1/register", status: "429" }), 1);
+      const latency = families.get("autoscaler_central_http_request_duration_seconds");
+      assert.equal(latency?.type, "HISTOGRAM");
+      assert.ok(latency?.metrics[0].buckets?.["+Inf"]);
+      // The parser folds a labelled histogram's series together, so its per-route count is read from the line.
+      assert.match(
+        families.text,
+        /^autoscaler_central_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/nodes\/:id\/heartbeat",status="200"\} 1$/m,
+      );
+      assert.equal(v("nodes", { status: "online" }), 1);
+      assert.equal(v("nodes", { status: "never_seen" }), 2);
+      assert.equal(v("nodes_by_config_state", { state: "in_sync" }), 1);
+      assert.equal(v("nodes_by_config_state", { state: "pending" }), 2);
+      assert.equal(v("job_runs_total", { job: "prune", outcome: "ran" }), 1);
+      assert.match(families.text, /^autoscaler_central_job_duration_seconds_count\{job="prune"\} 1$/m);
+      // Unknown paths share one label value instead of one series each.
+      await ctx.call("GET", "/no/such/path/123");
+      assert.equal(
+        valueOf(await scrape(ctx), "autoscaler_central_http_requests_total", { route: "unmatched" }),
+        1,
+      );
+    });
+  } finally {
+    await ctx.close();
+  }
+});
+
+Deno.test("GET /metrics with METRICS_TOKEN wants the bearer token", async () => {
+  const secret = "metrics-token-0123456789";
+  const ctx = await createTestApp("prometheus_token", { env: { METRICS_TOKEN: secret } });
+  try {
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: "Bearer wrong" },
+      { authorization: `Basic ${secret}` },
+    ];
+    for (const headers of attempts) {
+      const response = await ctx.call("GET", "/metrics", { headers });
+      assert.equal(response.status, 401);
+      assert.equal(response.headers.get("www-authenticate"), 'Bearer realm="metrics"');
+      assert.equal((await json<{ error: { code: string } }>(response)).error.code, "unauthorized");
+    }
+    const families = await scrape(ctx, { authorization: `Bearer ${secret}` });
+    assert.ok(families.has("autoscaler_central_http_requests_total"));
+  } finally {
+    await ctx.close();
+  }
+});
