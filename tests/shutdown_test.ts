@@ -58,13 +58,17 @@ for (
 
 async function slowBodyAtShutdown(graceS: string, expectedStatus: 200 | 503): Promise<void> {
   const database = await createTestDatabase("shutdown");
-  const { token: enrollment } = await createEnrollmentToken({
-    db: database.db,
-    pool: database.pool,
-    settings: database.settings,
-    clock: systemClock,
-    logger: createLogger("error", () => {}),
-  }, { name: "shutdown", principal: { kind: "system", name: "test" } });
+  const { token: enrollment } = await createEnrollmentToken(
+    {
+      db: database.db,
+      pool: database.pool,
+      settings: database.settings,
+      clock: systemClock,
+      logger: createLogger("error", () => {}),
+    },
+    { principal: { kind: "system", name: "test" } },
+    { name: "shutdown" },
+  );
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
