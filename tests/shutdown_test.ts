@@ -7,14 +7,7 @@ import { systemClock } from "../core/clock.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { createLogger } from "../core/logger.ts";
 import { createTestDatabase } from "./helpers/app.ts";
-import { databaseEnv, MAIN } from "./helpers/cli.ts";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+import { databaseEnv, freePort, spawnServe, untilReady } from "./helpers/cli.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -70,37 +63,14 @@ async function slowBodyAtShutdown(graceS: string, expectedStatus: 200 | 503): Pr
     { name: "shutdown" },
   );
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-no-legacy-abort",
-      MAIN,
-      "serve",
-      "--port",
-      String(port),
-      "--host",
-      "127.0.0.1",
-    ],
-    env: { ...databaseEnv(database.name), NO_COLOR: "1", SHUTDOWN_GRACE_S: graceS, LOG_LEVEL: "info" },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const stdout = new Response(child.stdout).text();
-  const stderr = new Response(child.stderr).text();
+  const { child, stdout, stderr } = spawnServe(
+    port,
+    { ...databaseEnv(database.name), SHUTDOWN_GRACE_S: graceS, LOG_LEVEL: "info" },
+    ["--unstable-no-legacy-abort"],
+  );
   let stopped = false;
   try {
-    let up = false;
-    for (let i = 0; i < 150 && !up; i++) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-        up = res.status === 200;
-        await res.body?.cancel();
-      } catch {
-        await sleep(100);
-      }
-    }
+    const up = await untilReady(port);
     assert.ok(up, "service did not become ready");
     const registered = await fetch(`http://127.0.0.1:${port}/api/v1/register`, {
       method: "POST",
