@@ -129,7 +129,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerConfigRoutes(app, deps, services);
   registerEnrollmentTokenRoutes(app, deps);
   // The console's pages (plain routes: not in /openapi.json).
-  const ui = registerUiRoutes(app, deps);
+  const ui = registerUiRoutes(app, deps, services);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

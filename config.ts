@@ -43,7 +43,9 @@ const settingsSchema = z.object({
   METRICS_TOKEN: z.string().min(16, "at least 16 characters").optional(),
   MAX_BATCH_SAMPLES: z.coerce.number().int().min(1).max(10_000).default(1000),
   MAX_WAITING_PULLS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
-  REGISTER_RATE_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(120),
+  // Per client address and replica: a fleet behind one NAT enrolls 600 agents a minute (the clients retry
+  // after Retry-After beyond that); a flood from one address is stopped.
+  REGISTER_RATE_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(600),
   RETENTION_BATCH_ROWS: z.coerce.number().int().min(100).max(100_000).default(5000),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
   CONFIG_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),

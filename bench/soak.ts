@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { createEnrollmentToken } from "../core/enrollment.ts";
-import { startFleet } from "../tools/simulator.ts";
+import { type Fleet, startFleet } from "../tools/simulator.ts";
 import { benchDatabase, freePort, serverEnv } from "./helpers.ts";
 
 const args = parseArgs({
@@ -141,17 +141,43 @@ console.log(
   `soak: ${AGENTS} agents x ${POOLS} pools, a sample per pool every ${TICK_MS / 1000} s, ${MINUTES} min, ` +
     `server pid ${server.pid} on ${base}`,
 );
-const fleet = await startFleet({
-  url: `${base}/api`,
-  token,
-  nodes: AGENTS,
-  pools: POOLS,
-  tickMs: TICK_MS,
-  dir,
-  prefix: "soak",
-  seed: 42,
-  clientOptions: { configWaitS: 30 },
-});
+// In waves of 50, each registered before the next: 500 registrations at once (they take turns on the
+// enrollment token's row) time out client-side on a loaded host after the server registered the node, and
+// a known name cannot register again with the enrollment token alone.
+const WAVE = 50;
+const fleets: Fleet[] = [];
+for (let first = 0, wave = 0; first < AGENTS; first += WAVE, wave++) {
+  fleets.push(
+    await startFleet({
+      url: `${base}/api`,
+      token,
+      nodes: Math.min(WAVE, AGENTS - first),
+      pools: POOLS,
+      tickMs: TICK_MS,
+      dir,
+      prefix: `soak${wave}`,
+      seed: 42 + wave,
+      clientOptions: { configWaitS: 30 },
+    }),
+  );
+  // The next wave only once this one is registered (or a minute has passed).
+  await Promise.race([
+    Promise.all(fleets.at(-1)!.agents.map((agent) => agent.client.whenRegistered())),
+    sleep(60_000),
+  ]);
+}
+const fleet = {
+  stop: async (deadlineMs: number) => {
+    const summaries = await Promise.all(fleets.map((f) => f.stop(deadlineMs)));
+    const total: Record<string, number> = {};
+    for (const summary of summaries) {
+      for (const [key, value] of Object.entries(summary)) {
+        if (typeof value === "number") total[key] = (total[key] ?? 0) + value;
+      }
+    }
+    return total;
+  },
+};
 
 // A probe node of our own: one heartbeat a second, timed from here.
 const probe = await (await fetch(`${base}/api/v1/register`, {
@@ -180,6 +206,7 @@ async function scrape(): Promise<Scrape> {
   const response = await fetch(`${base}/metrics`);
   const text = await response.text();
   const ms = performance.now() - started;
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}: ${text.slice(0, 200)}`);
   parsePrometheusTextFormat(text); // throws on a malformed line
   return { at: Date.now(), ms, text };
 }

@@ -1,9 +1,10 @@
 // API keys for automation: `ack_...` shown once at creation, stored as a keyed hash, with a role, an
 // optional expiry and a revocation time.
 import {
-  type ApiKeyRow,
+  type ApiKeyWithOwner,
   findApiKeyByHash,
   findApiKeyById,
+  findApiKeyWithOwnerById,
   insertApiKey,
   listApiKeys as listApiKeyRows,
   revokeApiKey as revokeApiKeyRow,
@@ -31,19 +32,22 @@ export interface ApiKeyView {
   prefix: string;
   role: Role;
   created_by: string;
+  /** The person answerable for the key (see README: disabling them revokes it); null for system keys. */
+  owner: { user_id: number; username: string; disabled: boolean } | null;
   created_at: string;
   expires_at: string | null;
   last_used_at: string | null;
   revoked_at: string | null;
 }
 
-export function toApiKeyView(row: ApiKeyRow): ApiKeyView {
+export function toApiKeyView({ key: row, owner }: ApiKeyWithOwner): ApiKeyView {
   return {
     id: row.id,
     name: row.name,
     prefix: row.prefix,
     role: isRole(row.role) ? row.role : "viewer",
     created_by: row.createdBy,
+    owner: owner ? { user_id: owner.id, username: owner.username, disabled: owner.disabled } : null,
     created_at: row.createdAt.toISOString(),
     expires_at: row.expiresAt?.toISOString() ?? null,
     last_used_at: row.lastUsedAt?.toISOString() ?? null,
@@ -91,6 +95,7 @@ export async function createApiKey(
   }
   const now = deps.clock.now();
   const expiresAt = days ? new Date(now.getTime() + days * 86_400_000) : null;
+  const ownerUserId = await ownerOf(deps, caller);
   for (let attempt = 1;; attempt++) {
     const key = newSecret(SECRET_PREFIX.apiKey);
     const keyHash = await keyedHash(deps.settings.SECRET_KEY, key);
@@ -102,6 +107,7 @@ export async function createApiKey(
           keyHash,
           role: input.role,
           createdBy: actorOf(caller).actorName,
+          ownerUserId,
           createdAt: now,
           expiresAt,
         });
@@ -115,13 +121,20 @@ export async function createApiKey(
         });
         return newId;
       });
-      return { key, apiKey: toApiKeyView((await findApiKeyById(deps.db, id))!) };
+      return { key, apiKey: toApiKeyView((await findApiKeyWithOwnerById(deps.db, id))!) };
     } catch (error) {
       // A clash of the 8 random characters in the display prefix: draw another key.
       if (isDuplicateKey(error) && attempt < 3) continue;
       throw error;
     }
   }
+}
+
+/** Who answers for a key `actor` creates: a person themselves, a key's own owner, nobody for the system. */
+async function ownerOf(deps: CoreDeps, actor: Principal): Promise<number | null> {
+  if (actor.kind === "user") return actor.userId;
+  if (actor.kind === "api_key") return (await findApiKeyById(deps.db, actor.keyId))?.ownerUserId ?? null;
+  return null;
 }
 
 export async function listApiKeys(deps: Pick<CoreDeps, "db">): Promise<ApiKeyView[]> {
@@ -155,8 +168,7 @@ export async function revokeApiKey(
       address: actor.address,
     });
   });
-  const row = await findApiKeyById(deps.db, id);
-  return toApiKeyView(row!);
+  return toApiKeyView((await findApiKeyWithOwnerById(deps.db, id))!);
 }
 
 /** The principal of a presented `ack_...` key. 401 invalid_api_key / api_key_revoked / api_key_expired. */

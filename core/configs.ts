@@ -1,11 +1,12 @@
 // Config versions: immutable rows per node, one of them the node's desired config. Agents pull the desired
 // one (ETag + long-poll) and ack what they applied; operators set, list, diff and roll back.
-import { createTwoFilesPatch } from "diff";
+import { createTwoFilesPatch, structuredPatch } from "diff";
 import {
   type ConfigVersionRow,
   findConfigVersion,
   findConfigVersionById,
   findDesiredHash,
+  findLatestVersionWithHash,
   findNodeConfig,
   insertConfigVersion,
   listConfigVersionRows,
@@ -19,7 +20,7 @@ import { recordAudit } from "./audit.ts";
 import { configHash, parseConfigInput, prefixDetails, sameBody, toYaml } from "./configDocument.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
-import { AppError, describeDetails, notFound, validationFailed } from "./errors.ts";
+import { AppError, describeDetails, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
 import { tooManyRequests } from "./limits.ts";
 import type { ConfigState } from "./nodeStatus.ts";
 import { actorOf, type Principal } from "./principal.ts";
@@ -184,6 +185,8 @@ interface SetConfigInput {
   input: unknown;
   principal: Principal;
   comment?: string | null;
+  /** The console asks every change for its reason; the API leaves it optional. */
+  requireComment?: boolean;
   address?: string | null;
 }
 
@@ -193,12 +196,12 @@ export async function changeNodeConfig(
   services: WatcherHolder,
   input: SetConfigInput,
 ): Promise<ConfigChange> {
-  const comment = checkComment(input.comment);
   const parsed = parseConfigInput(input.input);
-  if (!parsed.ok) {
-    const details = prefixDetails(parsed.details, "config");
-    throw validationFailed(`invalid config: ${describeDetails(details)}`, details);
-  }
+  const details = parsed.ok ? [] : prefixDetails(parsed.details, "config");
+  details.push(...commentProblems(input.comment, input.requireComment));
+  if (details.length > 0) throw validationFailed(`invalid config: ${describeDetails(details)}`, details);
+  if (!parsed.ok) throw new Error("unreachable: a refused config has details");
+  const comment = checkComment(input.comment);
   await requireWritableNode(deps, input.nodeId);
   const change = await deps.db.transaction((tx) =>
     writeConfigVersion(deps, tx, {
@@ -330,19 +333,7 @@ export async function diffConfigVersions(
 
 /** Desired vs applied, for the node page and the API. 404 unknown node. */
 export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): Promise<ConfigStatusView> {
-  const node = await requireNode(deps, nodeId);
-  let desired: ConfigStatusView["desired"] = null;
-  if (node.desiredVersionId !== null) {
-    const row = await findConfigVersionById(deps.db, node.desiredVersionId);
-    if (row) desired = { version: row.version, hash: row.hash };
-  }
-  return {
-    desired,
-    applied_hash: node.appliedHash,
-    state: node.configState as ConfigState,
-    error: node.configError,
-    acked_at: node.configAckedAt?.toISOString() ?? null,
-  };
+  return (await configOverview(deps, nodeId)).status;
 }
 
 /**
@@ -517,6 +508,15 @@ async function requireWritableNode(deps: Pick<CoreDeps, "db">, nodeId: string): 
   return node;
 }
 
+function commentProblems(comment: string | null | undefined, required = false): ErrorDetail[] {
+  const trimmed = comment?.trim() ?? "";
+  if (required && trimmed === "") return [{ field: "comment", message: "say what changes and why" }];
+  if (trimmed.length > MAX_COMMENT_LENGTH) {
+    return [{ field: "comment", message: `must be at most ${MAX_COMMENT_LENGTH} characters` }];
+  }
+  return [];
+}
+
 function checkComment(comment: string | null | undefined): string | null {
   const trimmed = comment?.trim() || null;
   if (trimmed && trimmed.length > MAX_COMMENT_LENGTH) {
@@ -525,4 +525,78 @@ function checkComment(comment: string | null | undefined): string | null {
     ]);
   }
   return trimmed;
+}
+
+/** Everything the console's config page shows about a node besides its history. */
+export interface ConfigOverview {
+  node: { id: string; name: string; decommissioned: boolean };
+  status: ConfigStatusView;
+  desired: ConfigVersionView | null;
+  /** The version whose hash the agent last acked as applied; null when unknown or never acked. */
+  appliedVersion: number | null;
+}
+
+/** The node's config at a glance: desired version, what the agent runs, its state and error. 404 unknown. */
+export async function configOverview(deps: Pick<CoreDeps, "db">, nodeId: string): Promise<ConfigOverview> {
+  const node = await requireNode(deps, nodeId);
+  const row = node.desiredVersionId === null
+    ? undefined
+    : await findConfigVersionById(deps.db, node.desiredVersionId);
+  const desired = row ? toConfigVersionView(row) : null;
+  const appliedVersion = node.appliedHash === null
+    ? null
+    : desired?.hash === node.appliedHash
+    ? desired.version
+    : (await findLatestVersionWithHash(deps.db, nodeId, node.appliedHash)) ?? null;
+  return {
+    node: { id: node.id, name: node.name, decommissioned: node.decommissionedAt !== null },
+    status: {
+      desired: desired ? { version: desired.version, hash: desired.hash } : null,
+      applied_hash: node.appliedHash,
+      state: node.configState as ConfigState,
+      error: node.configError,
+      acked_at: node.configAckedAt?.toISOString() ?? null,
+    },
+    desired,
+    appliedVersion,
+  };
+}
+
+/** One line of a diff for people: kept, removed or added, with its number in the old and the new text. */
+export interface DiffRow {
+  kind: "context" | "removed" | "added" | "gap";
+  /** For a gap: how many unchanged lines it stands for. */
+  hidden?: number;
+  oldLine: number | null;
+  newLine: number | null;
+  text: string;
+}
+
+/** The line-by-line difference of two texts with `context` unchanged lines around each change; "gap" rows
+ * stand for the unchanged lines left out. Empty when the texts are equal. */
+export function diffRows(oldText: string, newText: string, context = 3): DiffRow[] {
+  const rows: DiffRow[] = [];
+  const patch = structuredPatch("old", "new", oldText, newText, "", "", { context });
+  let lastOld = 0;
+  for (const hunk of patch.hunks) {
+    // Lines before the hunk (an insertion at the very start has oldStart 0).
+    const skipped = Math.max(0, hunk.oldStart - 1 - lastOld - (hunk.oldLines === 0 ? -1 : 0));
+    if (skipped > 0) rows.push({ kind: "gap", hidden: skipped, oldLine: null, newLine: null, text: "" });
+    let oldLine = hunk.oldStart;
+    let newLine = hunk.newStart;
+    for (const line of hunk.lines) {
+      const sign = line[0];
+      const text = line.slice(1);
+      if (sign === "-") rows.push({ kind: "removed", oldLine: oldLine++, newLine: null, text });
+      else if (sign === "+") rows.push({ kind: "added", oldLine: null, newLine: newLine++, text });
+      else if (sign === " ") rows.push({ kind: "context", oldLine: oldLine++, newLine: newLine++, text });
+      // "\ No newline at end of file" carries no line of its own.
+    }
+    lastOld = oldLine - 1;
+  }
+  const oldCount = oldText.split("\n").length - (oldText.endsWith("\n") ? 1 : 0);
+  if (rows.length > 0 && lastOld < oldCount) {
+    rows.push({ kind: "gap", hidden: oldCount - lastOld, oldLine: null, newLine: null, text: "" });
+  }
+  return rows;
 }

@@ -2,6 +2,7 @@
 // latest figures, last scaling event. Filterable by text, region and node status; offset pages.
 import { type FleetPoolRow, listFleetPoolRows, listRegions } from "../db/pools.ts";
 import type { CoreDeps } from "./deps.ts";
+import type { PoolView } from "./nodes.ts";
 import { validationFailed } from "./errors.ts";
 import { type NodeStatus, nodeStatus, onlineSince } from "./nodeStatus.ts";
 
@@ -14,16 +15,8 @@ export interface FleetPoolParams {
   page?: number;
 }
 
-export interface FleetPoolView {
-  instance_pool_id: string;
-  display_name: string | null;
-  region: string | null;
-  current_size: number | null;
-  min_size: number | null;
-  max_size: number | null;
-  last_cpu_util: number | null;
-  last_memory_util: number | null;
-  last_metrics_at: string | null;
+/** A pool as the node detail shows it (core/nodes.ts PoolView), plus its node and last scaling event. */
+export interface FleetPoolView extends Omit<PoolView, "compartment_id"> {
   last_scaled_at: string | null;
   node: { id: string; name: string; status: NodeStatus };
 }

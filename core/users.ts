@@ -12,6 +12,7 @@ import {
   type UserRow,
 } from "../db/users.ts";
 import { isDuplicateKey } from "../db/errors.ts";
+import { revokeApiKeysOwnedBy } from "../db/apiKeys.ts";
 import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
@@ -173,7 +174,10 @@ export async function updateUser(
     if (Object.keys(changes).length === 0) return;
     await updateUserRow(tx, id, { role: newRole, disabled: newDisabled, updatedAt: deps.clock.now() });
     let sessionsEnded = 0;
+    let apiKeysRevoked = 0;
     if (newDisabled) sessionsEnded = await deleteSessionsOfUser(tx, id);
+    // Their keys' secrets were shown to them and nobody else: a disabled person keeps no way in.
+    if (newDisabled && !user.disabled) apiKeysRevoked = await revokeApiKeysOwnedBy(tx, id, deps.clock.now());
     await recordAudit(deps, tx, {
       principal: actor.principal,
       action: newDisabled && !user.disabled ? "user.disable" : "user.update",
@@ -182,7 +186,7 @@ export async function updateUser(
       details: {
         username: user.username,
         ...changes,
-        ...(newDisabled ? { sessions_ended: sessionsEnded } : {}),
+        ...(newDisabled ? { sessions_ended: sessionsEnded, api_keys_revoked: apiKeysRevoked } : {}),
       },
       address: actor.address,
     });

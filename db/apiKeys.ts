@@ -1,9 +1,18 @@
 // API key rows (prefix for display, keyed hash for lookup).
 import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
 import type { DbOrTx } from "./client.ts";
-import { apiKeys } from "./schema.ts";
+import { apiKeys, users } from "./schema.ts";
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export interface ApiKeyOwner {
+  id: number;
+  username: string;
+  disabled: boolean;
+}
+export interface ApiKeyWithOwner {
+  key: ApiKeyRow;
+  owner: ApiKeyOwner | null;
+}
 
 export async function insertApiKey(db: DbOrTx, row: typeof apiKeys.$inferInsert): Promise<number> {
   const [{ id }] = await db.insert(apiKeys).values(row).$returningId();
@@ -20,8 +29,26 @@ export async function findApiKeyById(db: DbOrTx, id: number): Promise<ApiKeyRow 
   return rows[0];
 }
 
-export function listApiKeys(db: DbOrTx): Promise<ApiKeyRow[]> {
-  return db.select().from(apiKeys).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
+const withOwner = (db: DbOrTx) =>
+  db.select({
+    key: apiKeys,
+    owner: { id: users.id, username: users.username, disabled: users.disabled },
+  }).from(apiKeys).leftJoin(users, eq(users.id, apiKeys.ownerUserId));
+
+export async function findApiKeyWithOwnerById(db: DbOrTx, id: number): Promise<ApiKeyWithOwner | undefined> {
+  const rows = await withOwner(db).where(eq(apiKeys.id, id)).limit(1);
+  return rows[0];
+}
+
+export function listApiKeys(db: DbOrTx): Promise<ApiKeyWithOwner[]> {
+  return withOwner(db).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
+}
+
+/** Revokes every live key `userId` owns; returns how many. */
+export async function revokeApiKeysOwnedBy(db: DbOrTx, userId: number, at: Date): Promise<number> {
+  const [result] = await db.update(apiKeys).set({ revokedAt: at })
+    .where(and(eq(apiKeys.ownerUserId, userId), isNull(apiKeys.revokedAt)));
+  return result.affectedRows;
 }
 
 export async function revokeApiKey(db: DbOrTx, id: number, at: Date): Promise<void> {

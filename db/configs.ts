@@ -82,6 +82,19 @@ export async function findConfigVersion(
   return rows[0];
 }
 
+/** The newest version of the node with that hash (index config_versions_node_hash_idx): which version an
+ * agent runs, from the hash it acked. */
+export async function findLatestVersionWithHash(
+  db: DbOrTx,
+  nodeId: string,
+  hash: string,
+): Promise<number | undefined> {
+  const rows = await db.select({ version: configVersions.version }).from(configVersions)
+    .where(and(eq(configVersions.nodeId, nodeId), eq(configVersions.hash, hash)))
+    .orderBy(desc(configVersions.version)).limit(1);
+  return rows[0]?.version;
+}
+
 /** Newest first; `beforeVersion` pages back (versions strictly below it). */
 export function listConfigVersionRows(
   db: DbOrTx,

@@ -141,6 +141,23 @@ export async function countEventsByDirection(
   return counts;
 }
 
+/** Events per bucket of `stepS` seconds (aligned to the epoch) and direction, oldest bucket first. */
+export async function countEventsByBucket(
+  db: Database,
+  window: EventWindow & { stepS: number },
+): Promise<{ bucket: number; direction: string; count: number }[]> {
+  const conditions = eventConditions(window);
+  const step = Math.trunc(window.stepS);
+  return await db.select({
+    bucket: sql<number>`${epochSeconds(scalingEvents.ts)} DIV ${sql.raw(String(step))}`.mapWith(Number).as(
+      "bucket",
+    ),
+    direction: scalingEvents.direction,
+    count: sql<number>`COUNT(*)`.mapWith(Number),
+  }).from(scalingEvents).where(conditions.length ? and(...conditions) : undefined)
+    .groupBy(sql`bucket`, scalingEvents.direction).orderBy(sql`bucket`);
+}
+
 export interface EventListQuery extends EventWindow {
   direction?: "UP" | "DOWN";
   /** Rows strictly older than this (ts, id) position: newest first. */
@@ -161,30 +178,35 @@ export interface EventRow {
   reason: string | null;
 }
 
-/** Newest first; reads limit + 1 rows so the caller knows whether another page follows. */
+/** Newest first; reads limit + 1 rows so the caller knows whether another page follows. The page of events
+ * is picked first and only then joined to its node and pool: with the joins in the same SELECT, MariaDB
+ * started from nodes and sorted every event of the fleet (3.3 s for 330,000 events; 11 ms this way). */
 export async function listEventRows(db: Database, query: EventListQuery): Promise<EventRow[]> {
   const conditions = eventConditions(query);
   if (query.before) {
     const { ts, id } = query.before;
     conditions.push(or(lt(scalingEvents.ts, ts), and(eq(scalingEvents.ts, ts), lt(scalingEvents.id, id)))!);
   }
+  const page = db.select().from(scalingEvents)
+    .where(conditions.length ? and(...conditions) : undefined)
+    .orderBy(desc(scalingEvents.ts), desc(scalingEvents.id))
+    .limit(query.limit + 1)
+    .as("page");
   return await db.select({
-    id: scalingEvents.id,
-    nodeId: scalingEvents.nodeId,
+    id: page.id,
+    nodeId: page.nodeId,
     nodeName: nodes.name,
     poolOcid: instancePools.poolOcid,
     poolDisplayName: instancePools.displayName,
-    ts: scalingEvents.ts,
-    direction: scalingEvents.direction,
-    fromCount: scalingEvents.fromCount,
-    toCount: scalingEvents.toCount,
-    reason: scalingEvents.reason,
-  }).from(scalingEvents)
-    .innerJoin(nodes, eq(nodes.id, scalingEvents.nodeId))
-    .innerJoin(instancePools, eq(instancePools.id, scalingEvents.poolId))
-    .where(conditions.length ? and(...conditions) : undefined)
-    .orderBy(desc(scalingEvents.ts), desc(scalingEvents.id))
-    .limit(query.limit + 1);
+    ts: page.ts,
+    direction: page.direction,
+    fromCount: page.fromCount,
+    toCount: page.toCount,
+    reason: page.reason,
+  }).from(page)
+    .innerJoin(nodes, eq(nodes.id, page.nodeId))
+    .innerJoin(instancePools, eq(instancePools.id, page.poolId))
+    .orderBy(desc(page.ts), desc(page.id));
 }
 
 export interface SampleAverages {

@@ -202,6 +202,9 @@ export const apiKeys = mysqlTable("api_keys", {
   keyHash: char("key_hash", { length: 64 }).notNull(),
   role: varchar("role", { length: 16 }).notNull(),
   createdBy: varchar("created_by", { length: ACTOR_NAME_LENGTH }).notNull(),
+  // The person answerable for the key: its creator, or the owner of the key that created it. Null for
+  // keys made by the system (CLI, tests). Disabling the owner revokes the key.
+  ownerUserId: int("owner_user_id"),
   createdAt: ms("created_at").notNull(),
   expiresAt: ms("expires_at"),
   lastUsedAt: ms("last_used_at"),
@@ -209,6 +212,7 @@ export const apiKeys = mysqlTable("api_keys", {
 }, (t) => [
   uniqueIndex("api_keys_prefix_uq").on(t.prefix),
   uniqueIndex("api_keys_hash_uq").on(t.keyHash),
+  index("api_keys_owner_idx").on(t.ownerUserId),
 ]);
 
 export const enrollmentTokens = mysqlTable("enrollment_tokens", {

@@ -65,12 +65,16 @@ Deno.test("node page", async (t) => {
       assert.match(html, /61\.?5? %|62 %/, "latest cpu");
       assert.match(html, new RegExp(`href="/nodes/${fleet.online}/config"`));
       // Three charts, with points and the two scaling events marked (24 h by default).
-      assert.equal(html.match(/<svg class="chart-svg"/g)?.length, 3);
+      assert.equal(html.match(/<svg class="chart-svg[^"]*"/g)?.length, 3);
       assert.match(html, /id="chart-cpu"/);
       assert.match(html, /class="marker marker-up"><title>Scaled up web frontends 3 → 4/);
       assert.match(html, /class="marker marker-down"/);
       assert.match(html, /<circle class="s0"/);
       assert.match(html, /Show the data as a table/);
+      // The range in figures beside the charts.
+      assert.match(html, /In this range/);
+      assert.match(html, /▲<\/span> 1 scale-up<\/span>/);
+      assert.match(html, /avg <strong>4\d %<\/strong> · peak <strong>49 %<\/strong>/);
       assert.match(html, /<a [^>]*aria-current="true">24 h<\/a>/);
       assert.match(html, /cpu 81% &gt; 75%/, "event reason");
       assert.match(html, /action="\/nodes\/[^"]+\/labels"/);
@@ -91,12 +95,12 @@ Deno.test("node page", async (t) => {
         fragment("section#node-charts"),
       );
       assert.match(charts.html, /^\s*<section id="node-charts"/);
-      assert.equal(charts.html.match(/<svg class="chart-svg"/g)?.length, 3);
+      assert.equal(charts.html.match(/<svg class="chart-svg[^"]*"/g)?.length, 3);
       assert.match(charts.html, /aria-current="true">7 d</);
       assert.doesNotMatch(charts.html, /node-status|<!doctype/);
       const events = await page(ctx, `/nodes/${fleet.online}`, operator, fragment("section#node-events"));
       assert.match(events.html, /^\s*<section id="node-events"/);
-      assert.match(events.html, /▲<\/span> Up<\/span> 3 → 4/);
+      assert.match(events.html, /▲<\/span> Up<\/span> <span class="nowrap">3 → 4<\/span>/);
       assert.doesNotMatch(events.html, /<svg/);
     });
 
@@ -104,7 +108,7 @@ Deno.test("node page", async (t) => {
       for (const range of ["1h", "24h", "7d", "30d"]) {
         const { status, html } = await page(ctx, `/nodes/${fleet.online}?range=${range}`, operator);
         assert.equal(status, 200, range);
-        assert.equal(html.match(/<svg class="chart-svg"/g)?.length, 3, range);
+        assert.equal(html.match(/<svg class="chart-svg[^"]*"/g)?.length, 3, range);
       }
       const odd = await page(ctx, `/nodes/${fleet.online}?range=%3Cx%3E`, operator);
       assert.equal(odd.status, 200);

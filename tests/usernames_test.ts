@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import { keyedHash } from "../core/secrets.ts";
 import { normalizeUsername } from "../core/fields.ts";
 import { migrate } from "../db/migrate.ts";
-import { migrations } from "../db/migrations/index.ts";
-import { createTestApp, createTestDatabase, json } from "./helpers/app.ts";
+import { createDatabaseBefore, createTestApp, json } from "./helpers/app.ts";
 import { countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 
@@ -114,11 +113,8 @@ Deno.test("usernames: normalised once, at creation and at login", async (t) => {
 });
 
 Deno.test("usernames: the migration lower-cases existing accounts", async () => {
-  const database = await createTestDatabase("usernames_migration", { migrate: false });
+  const database = await createDatabaseBefore("usernames_migration", "normalise_usernames");
   try {
-    const index = migrations.findIndex((m) => m.tag.includes("normalise_usernames"));
-    assert.ok(index > 0, "a normalise_usernames migration exists");
-    await migrate(database.db, database.pool, migrations.slice(0, index));
     await database.pool.query(
       `INSERT INTO users (username, password_hash, role, disabled, password_changed_at, created_at, updated_at)
        VALUES ('Mixed.Case', 'x', 'viewer', 0, NOW(3), NOW(3), NOW(3)), ('lower', 'x', 'viewer', 0, NOW(3), NOW(3), NOW(3))`,

@@ -4,6 +4,7 @@ import layout from "./layout.eta" with { type: "text" };
 import pageDashboard from "./pages/dashboard.eta" with { type: "text" };
 import pageError from "./pages/error.eta" with { type: "text" };
 import pageLogin from "./pages/login.eta" with { type: "text" };
+import pageNodeConfig from "./pages/node-config.eta" with { type: "text" };
 import pageNode from "./pages/node.eta" with { type: "text" };
 import pageNodeDecommission from "./pages/node-decommission.eta" with { type: "text" };
 import pageNodeToken from "./pages/node-token.eta" with { type: "text" };
@@ -12,7 +13,10 @@ import pagePools from "./pages/pools.eta" with { type: "text" };
 import pageSetup from "./pages/setup.eta" with { type: "text" };
 import partialBadge from "./partials/badge.eta" with { type: "text" };
 import partialChart from "./partials/chart.eta" with { type: "text" };
+import partialConfigDiff from "./partials/config-diff.eta" with { type: "text" };
+import partialConfigStatus from "./partials/config-status.eta" with { type: "text" };
 import partialDashboardLive from "./partials/dashboard-live.eta" with { type: "text" };
+import partialDiffTable from "./partials/diff-table.eta" with { type: "text" };
 import partialErrorAlert from "./partials/error-alert.eta" with { type: "text" };
 import partialFieldError from "./partials/field-error.eta" with { type: "text" };
 import partialNodeCharts from "./partials/node-charts.eta" with { type: "text" };
@@ -26,6 +30,7 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/dashboard": pageDashboard,
   "@pages/error": pageError,
   "@pages/login": pageLogin,
+  "@pages/node-config": pageNodeConfig,
   "@pages/node": pageNode,
   "@pages/node-decommission": pageNodeDecommission,
   "@pages/node-token": pageNodeToken,
@@ -34,7 +39,10 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/setup": pageSetup,
   "@partials/badge": partialBadge,
   "@partials/chart": partialChart,
+  "@partials/config-diff": partialConfigDiff,
+  "@partials/config-status": partialConfigStatus,
   "@partials/dashboard-live": partialDashboardLive,
+  "@partials/diff-table": partialDiffTable,
   "@partials/error-alert": partialErrorAlert,
   "@partials/field-error": partialFieldError,
   "@partials/node-charts": partialNodeCharts,

@@ -6,6 +6,8 @@ import m3 from "./0003_reenrollment_tokens.sql" with { type: "text" };
 import m4 from "./0004_setup_codes.sql" with { type: "text" };
 import m5 from "./0005_normalise_usernames.sql" with { type: "text" };
 import m6 from "./0006_actor_names_claimed_address.sql" with { type: "text" };
+import m7 from "./0007_api_key_owners.sql" with { type: "text" };
+import m8 from "./0008_api_key_owners_backfill.sql" with { type: "text" };
 
 export interface EmbeddedMigration {
   tag: string;
@@ -22,4 +24,6 @@ export const migrations: EmbeddedMigration[] = [
   { tag: "0004_setup_codes", when: 1795866149281, breakpoints: true, sql: m4 },
   { tag: "0005_normalise_usernames", when: 1795866382789, breakpoints: true, sql: m5 },
   { tag: "0006_actor_names_claimed_address", when: 1795867875104, breakpoints: true, sql: m6 },
+  { tag: "0007_api_key_owners", when: 1795869264293, breakpoints: true, sql: m7 },
+  { tag: "0008_api_key_owners_backfill", when: 1795869267525, breakpoints: true, sql: m8 },
 ];

@@ -13,7 +13,12 @@ export const ApiKeySchema = z.object({
   name: z.string(),
   prefix: z.string().openapi({ description: "First characters of the key, to tell keys apart" }),
   role: z.enum(ROLES),
-  created_by: z.string(),
+  created_by: z.string().openapi({ description: "Who created it: a username, key:<name> or a system name" }),
+  owner: z.object({ user_id: z.number().int(), username: z.string(), disabled: z.boolean() }).nullable()
+    .openapi({
+      description: "The person answerable for the key: its creator, or the owner of the key that created " +
+        "it; null for keys made by the system. Disabling the owner revokes the key.",
+    }),
   created_at: isoTime,
   expires_at: isoTime.nullable(),
   last_used_at: isoTime.nullable().openapi({ description: "Updated at most once a minute" }),

@@ -27,6 +27,8 @@ export interface ChartMarkerInput {
   t: Date | string;
   label: string;
   kind: "up" | "down" | "info";
+  /** The whole hover text, instead of "<label> at <time>" (a marker that stands for a span). */
+  title?: string;
 }
 
 export interface ChartInput {
@@ -68,6 +70,8 @@ export interface ChartModel {
   showTitle: boolean;
   /** Many points: dots stay invisible (hover targets only) so the line reads clearly. */
   quietDots: boolean;
+  /** Many events: their dashed lines are faint so the data stays readable (the ▲/▼ glyphs stay). */
+  quietMarkers: boolean;
   description: string;
   table: { columns: string[]; rows: string[][] };
 }
@@ -143,7 +147,7 @@ export function buildChart(input: ChartInput): ChartModel {
   const markers = (input.markers ?? [])
     .map((m) => ({ ...m, t: new Date(m.t) }))
     .filter((m) => m.t >= from && m.t <= to)
-    .map((m) => ({ x: round(x(m.t)), kind: m.kind, title: `${m.label} at ${fullTime(m.t)}` }));
+    .map((m) => ({ x: round(x(m.t)), kind: m.kind, title: m.title ?? `${m.label} at ${fullTime(m.t)}` }));
 
   // Text fallback: a sentence per series, and every point in a table (times as rows, series as columns).
   const description = empty
@@ -179,6 +183,7 @@ export function buildChart(input: ChartInput): ChartModel {
     empty,
     showTitle: !input.hideTitle,
     quietDots: dots.length > 60,
+    quietMarkers: markers.length > 24,
     description,
     table: { columns: ["Time", ...series.map((s) => `${s.name} (${input.unit})`)], rows },
   };

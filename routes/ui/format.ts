@@ -23,12 +23,9 @@ const CONFIG_STATE: Record<string, Badge> = {
 
 export function createFormat(now: Date) {
   const nowMs = now.getTime();
-  const ago = (iso: string | Date | null | undefined, never = "never"): string => {
-    if (!iso) return never;
-    const ms = nowMs - new Date(iso).getTime();
-    const future = ms < 0;
-    const s = Math.round(Math.abs(ms) / 1000);
-    const text = s < 5
+  // "3 h 5 min": a span of seconds in its two largest units; "just now" under 5 s.
+  const span = (s: number): string =>
+    s < 5
       ? "just now"
       : s < 60
       ? `${s} s`
@@ -37,12 +34,20 @@ export function createFormat(now: Date) {
       : s < 86_400
       ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
       : `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
+  const ago = (iso: string | Date | null | undefined, never = "never"): string => {
+    if (!iso) return never;
+    const ms = nowMs - new Date(iso).getTime();
+    const future = ms < 0;
+    const text = span(Math.round(Math.abs(ms) / 1000));
     if (text === "just now") return text;
     return future ? `in ${text}` : `${text} ago`;
   };
   return {
     now: now.toISOString(),
     ago,
+    /** A duration in seconds: "3 h 5 min". */
+    duration: (seconds: number | null | undefined): string =>
+      seconds === null || seconds === undefined ? "—" : span(Math.round(seconds)),
     /** "2026-06-01 12:00 UTC" */
     time: (iso: string | Date | null | undefined, none = "—"): string =>
       iso ? new Date(iso).toISOString().slice(0, 16).replace("T", " ") + " UTC" : none,

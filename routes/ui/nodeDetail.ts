@@ -16,6 +16,7 @@ import {
   type HistoryRange,
   type NodeHistory,
   nodeHistory,
+  summarizeHistory,
 } from "../../core/nodeHistory.ts";
 import { listScalingEvents } from "../../core/metricsQuery.ts";
 import { decommissionNode, getNode, type NodeDetail } from "../../core/nodes.ts";
@@ -25,7 +26,7 @@ import { detailsByField } from "./forms.ts";
 import { isPartialRequest, type Ui } from "./render.ts";
 import { field, postedForm, requirePageRole } from "./session.ts";
 
-const EVENTS_PAGE_SIZE = 20;
+const EVENTS_PAGE_SIZE = 15;
 /** Lifetimes offered for a re-enrollment token (seconds). */
 const TOKEN_LIFETIMES = [[3_600, "1 hour"], [REENROLLMENT_DEFAULT_EXPIRES_S, "1 day"], [
   7 * 86_400,
@@ -65,23 +66,41 @@ function poolName(pool: { display_name: string | null; instance_pool_id: string 
 
 /** Three charts (cpu %, memory %, instances), one line per pool, the range's scaling events marked. */
 function historyCharts(history: NodeHistory): ChartModel[] {
-  const markers: ChartMarkerInput[] = history.events.map((e) => ({
-    t: e.ts,
-    kind: e.direction === "UP" ? "up" : "down",
-    label:
-      `${e.direction === "UP" ? "Scaled up" : "Scaled down"} ${
-        poolName({ ...e, display_name: e.pool_display_name })
-      }` +
-      (e.from_count !== null && e.to_count !== null ? ` ${e.from_count} → ${e.to_count}` : "") +
-      (e.reason ? ` (${e.reason})` : ""),
-  }));
+  const when = (iso: string) => iso.slice(0, 16).replace("T", " ");
+  const markers: ChartMarkerInput[] = [
+    ...history.events.map((e): ChartMarkerInput => ({
+      t: e.ts,
+      kind: e.direction === "UP" ? "up" : "down",
+      label:
+        `${e.direction === "UP" ? "Scaled up" : "Scaled down"} ${
+          poolName({ ...e, display_name: e.pool_display_name })
+        }` +
+        (e.from_count !== null && e.to_count !== null ? ` ${e.from_count} → ${e.to_count}` : "") +
+        (e.reason ? ` (${e.reason})` : ""),
+    })),
+    // Many events: one marker per group and direction, ups in the group's first half, downs in its second.
+    ...history.event_groups.map((g): ChartMarkerInput => {
+      const up = g.direction === "UP";
+      const from = Date.parse(g.from);
+      return {
+        t: new Date(from + (up ? 0.3 : 0.7) * history.group_s * 1000),
+        kind: up ? "up" : "down",
+        label: "",
+        title: `${g.count} ${up ? "scale-up" : "scale-down"}${g.count === 1 ? "" : "s"} between ${
+          when(g.from)
+        } and ${when(g.to)} UTC`,
+      };
+    }),
+  ];
   const common = {
     from: history.from,
     to: history.to,
     markers,
     gapMs: history.gap_s * 1000,
-    width: 600,
-    height: 250,
+    // Two charts side by side on a laptop, one under the other on a phone: drawn near either size (the
+    // phone's larger SVG type, app.css, keeps the axes readable when it is scaled down).
+    width: 480,
+    height: 240,
     hideTitle: true,
   };
   const series = (pick: (p: NodeHistory["pools"][number]["points"][number]) => number) =>
@@ -168,6 +187,7 @@ async function renderNodePage(
       })),
       history,
       charts: history ? historyCharts(history) : [],
+      summary: history ? summarizeHistory(history) : [],
       events: events?.items ?? [],
       eventsFirstUrl: state.eventsCursor ? nodeUrl(node.id, range) : null,
       eventsNextUrl: events?.next_cursor ? nodeUrl(node.id, range, events.next_cursor) : null,

@@ -7,6 +7,7 @@ import type { CoreDeps } from "../../core/deps.ts";
 import { createMemoryLogger } from "../../core/logger.ts";
 import { createDatabase, type DatabaseHandle, ensureDatabaseExists } from "../../db/client.ts";
 import { migrate } from "../../db/migrate.ts";
+import { migrations } from "../../db/migrations/index.ts";
 
 /** Settings for tests: the MYSQL_* / DATABASE_URL of the environment, on a database of our own. */
 export function testSettings(database: string, overrides: Record<string, string> = {}): Settings {
@@ -118,6 +119,19 @@ export async function createTestApp(
   const database = await createTestDatabase(label, { env: options.env });
   const clock = new ManualClock(options.start ?? "2026-06-01T12:00:00Z");
   return buildTestApp(database, database, clock, database.settings, true);
+}
+
+/** A throwaway database migrated up to, not including, the first migration whose tag contains `tag`:
+ * a test then writes rows the old schema allowed and runs `migrate` to see that migration treat them. */
+export async function createDatabaseBefore(label: string, tag: string): Promise<TestDatabase> {
+  const database = await createTestDatabase(label, { migrate: false });
+  const index = migrations.findIndex((m) => m.tag.includes(tag));
+  if (index < 1) {
+    await database.drop();
+    throw new Error(`no migration tagged like "${tag}" after the first`);
+  }
+  await migrate(database.db, database.pool, migrations.slice(0, index));
+  return database;
 }
 
 /** Reads a JSON body, failing with the raw text when it is not JSON. */
