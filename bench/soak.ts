@@ -206,6 +206,7 @@ async function scrape(): Promise<Scrape> {
   const response = await fetch(`${base}/metrics`);
   const text = await response.text();
   const ms = performance.now() - started;
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}: ${text.slice(0, 200)}`);
   parsePrometheusTextFormat(text); // throws on a malformed line
   return { at: Date.now(), ms, text };
 }

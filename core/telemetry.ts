@@ -173,13 +173,22 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
       this.inc(errors);
     },
   });
-  let fleetCache:
-    | { at: number; value: Awaited<ReturnType<NonNullable<TelemetrySources["fleet"]>>> }
-    | undefined;
-  const fleet = async () => {
-    if (!sources.fleet) return undefined;
+  type FleetFigures = Awaited<ReturnType<NonNullable<TelemetrySources["fleet"]>>>;
+  // One read per FLEET_CACHE_MS, shared by both fleet gauges (a promise, so they never query twice).
+  let fleetCache: { at: number; value: Promise<FleetFigures | undefined> } | undefined;
+  const fleet = () => {
+    if (!sources.fleet) return Promise.resolve(undefined);
     if (!fleetCache || now() - fleetCache.at > FLEET_CACHE_MS) {
-      fleetCache = { at: now(), value: await sources.fleet() };
+      const previous = fleetCache?.value;
+      // The database is away or slow: /metrics still answers (its counters matter most then), with the
+      // last fleet figures; db_errors_total and the alerts say what is wrong.
+      fleetCache = {
+        at: now(),
+        value: sources.fleet().catch(() => {
+          dbErrorChildren.unavailable.inc();
+          return previous;
+        }),
+      };
     }
     return fleetCache.value;
   };

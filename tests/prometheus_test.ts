@@ -6,6 +6,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { setNodeConfig } from "../core/configs.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { JOB_NAMES } from "../core/housekeeping.ts";
+import { createTelemetry } from "../core/telemetry.ts";
 import type { Principal } from "../core/principal.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 
@@ -248,4 +249,16 @@ Deno.test("GET /metrics with METRICS_TOKEN wants the bearer token", async () => 
   } finally {
     await ctx.close();
   }
+});
+
+Deno.test("GET /metrics still answers when the fleet query fails (the database is away)", async () => {
+  const telemetry = createTelemetry({ clock: () => 0 });
+  telemetry.sources.fleet = () =>
+    Promise.reject(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+  telemetry.heartbeat();
+  const scrape = async () =>
+    new Map((parsePrometheusTextFormat(await telemetry.metrics()) as Family[]).map((f) => [f.name, f]));
+  assert.equal(valueOf(await scrape(), "autoscaler_central_heartbeats_total"), 1);
+  // The failure is counted as it happens, after the counter was written out: the next scrape shows it.
+  assert.equal(valueOf(await scrape(), "autoscaler_central_db_errors_total", { kind: "unavailable" }), 1);
 });
