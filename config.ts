@@ -50,6 +50,7 @@ const settingsSchema = z.object({
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
   CONFIG_POLL_MS: z.coerce.number().int().min(50).max(10_000).default(500),
   SESSION_TTL_HOURS: positiveInt.max(24 * 90).default(12),
+  MAX_CONFIG_WAITS_PER_NODE: positiveInt.max(1000).default(4),
   MAX_POOLS_PER_NODE: positiveInt.max(10_000).default(50),
   SHUTDOWN_GRACE_S: z.coerce.number().int().min(0).max(600).default(30),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -1,6 +1,7 @@
 // autoscaler-central: the command line. `serve` is the default command.
 // Exit codes: 0 success, 1 failure (bad settings, database unreachable, ...), 2 usage error.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { createDrain } from "./routes/drain.ts";
 import { createApp } from "./app.ts";
 import { loadSettings, type Settings, SettingsError } from "./config.ts";
 import { systemClock } from "./core/clock.ts";
@@ -221,6 +222,7 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
       valid_h: SETUP_CODE_TTL_MS / 3600_000,
     });
   }
+  const drain = createDrain(app.fetch, logger);
   const server = Deno.serve({
     hostname: settings.API_HOST,
     port: settings.API_PORT,
@@ -230,16 +232,26 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
         version: VERSION,
         env: settings.ENVIRONMENT,
       }),
-  }, app.fetch);
+  }, drain.fetch);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down: draining in-flight requests", { signal, grace_s: settings.SHUTDOWN_GRACE_S });
+    const started = Date.now();
     // Release waiting config pulls first, so they answer now instead of holding the drain.
-    await close();
-    const grace = new Promise((resolve) => setTimeout(resolve, settings.SHUTDOWN_GRACE_S * 1000));
+    const released = close();
+    // Requests in the handler finish, bodies still arriving included (new ones get 503 meanwhile); only
+    // then are connections closed, since closing them makes any body still being read fail.
+    await drain.drain(settings.SHUTDOWN_GRACE_S * 1000);
+    await released;
+    if (drain.inFlight > 0) {
+      logger.warn("grace period over: closing connections", { in_flight: drain.inFlight });
+    }
+    drain.closing();
+    const left = Math.max(0, settings.SHUTDOWN_GRACE_S * 1000 - (Date.now() - started));
+    const grace = new Promise((resolve) => setTimeout(resolve, left));
     await Promise.race([server.shutdown(), grace]);
     await handle.pool.end();
     logger.info("stopped");

@@ -20,12 +20,7 @@ export async function benchDatabase(
   return { database, deps };
 }
 
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+export { freePort } from "../tests/helpers/cli.ts";
 
 /** The environment of a server subprocess on `database`. */
 export function serverEnv(

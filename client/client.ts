@@ -963,9 +963,10 @@ export class CentralManagementClient {
         samples = samples.filter((_, index) => !bad.has(index));
         continue;
       }
-      // 401/403/404 that survived a re-enrollment are the node's trouble, not the samples': keep them.
-      const keep = [401, 403, 404, 429].includes(result.status);
-      if (result.status === 422 || (result.status >= 400 && result.status < 500 && !keep)) {
+      // Only a 422 judges the samples. Anything else is kept and sent again: 400 means the server could not
+      // read the body (this client always sends valid JSON; a server shutting down answers so), 401/403/404
+      // that survived a re-enrollment are the node's trouble, 429 and 5xx the server's.
+      if (result.status === 422) {
         this.#error("metrics", refusal(result, "batch refused; dropped"));
         break;
       }

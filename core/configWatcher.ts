@@ -16,7 +16,8 @@ import { findDesiredChangedSince, findDesiredHash } from "../db/configs.ts";
 
 export const OVERLAP_MS = 5_000;
 
-export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled";
+/** "replaced": the node started more waits than MAX_CONFIG_WAITS_PER_NODE and this, its oldest, made room. */
+export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled" | "replaced";
 
 export interface ConfigWaiter {
   /** Settles once: a change for the node (hash not among the known ones), the timeout, shutdown, or cancel. */
@@ -31,6 +32,8 @@ export interface ConfigWatcherStats {
   poll_errors: number;
   rows_read: number;
   wakeups: number;
+  /** Waits ended early because their node started more than MAX_CONFIG_WAITS_PER_NODE. */
+  replaced: number;
 }
 
 export interface ConfigWatcher {
@@ -64,7 +67,7 @@ export function createConfigWatcher(
   const notifyReads = new Set<Promise<void>>();
   let highWaterMs: number | undefined;
   let failing = false;
-  const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0 };
+  const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0, replaced: 0 };
 
   const wake = (nodeId: string, hash: string | null) => {
     if (hash === null) return; // a node without config has nothing to hand out yet
@@ -143,6 +146,13 @@ export function createConfigWatcher(
       const waiter: Waiter = { nodeId, known: new Set(knownHashes), settle };
       let set = byNode.get(nodeId);
       if (!set) byNode.set(nodeId, set = new Set());
+      // One agent needs one wait; a token holding thousands would hold their memory. The oldest makes room
+      // (its caller answers 304 from the read it made), so a reconnecting agent is never refused.
+      while (set.size >= deps.settings.MAX_CONFIG_WAITS_PER_NODE) {
+        counters.replaced++;
+        set.values().next().value!.settle("replaced");
+        if (!byNode.has(nodeId)) byNode.set(nodeId, set);
+      }
       set.add(waiter);
       waiting++;
       // A change committed after this instant is found by the first poll (which looks OVERLAP_MS back).

@@ -102,7 +102,8 @@ const pull = (
 ) => ctx.call("GET", `/api/v1/nodes/${nodeId}/config${query}`, { token, headers });
 
 Deno.test("agent config protocol", async (t) => {
-  const ctx = await createTestApp("agent_config");
+  // Room for the 50 pulls of one node the poll-cost step holds (the cap itself has its own step).
+  const ctx = await createTestApp("agent_config", { env: { MAX_CONFIG_WAITS_PER_NODE: "50" } });
   try {
     const node = await createNodeWithToken(ctx, "scaler-1");
     const other = await createNodeWithToken(ctx, "scaler-2");
@@ -290,6 +291,48 @@ Deno.test("agent config protocol", async (t) => {
       const res = await waiting;
       assert.equal(res.status, 304);
       assert.equal(ctx.services.configWatcher.waiting, 0);
+    });
+
+    await t.step("waits per node are capped: a new one replaces the oldest, which gets its 304", async () => {
+      const cap = ctx.deps.settings.MAX_CONFIG_WAITS_PER_NODE;
+      const current = (await getDesiredConfig(ctx.deps, node.nodeId))!;
+      const headers = { "if-none-match": `"${current.hash}"` };
+      const replacedBefore = ctx.services.configWatcher.stats().replaced;
+      const settled: number[] = [];
+      const started = () =>
+        ctx.services.configWatcher.waiting + ctx.services.configWatcher.stats().replaced - replacedBefore;
+      const pulls = Array.from({ length: cap + 3 }, async (_, i) => {
+        // One at a time, so "oldest" is well defined.
+        while (started() < i) await new Promise((resolve) => setTimeout(resolve, 5));
+        const res = await pull(ctx, node.nodeId, node.token, "?wait=60", headers);
+        settled.push(i);
+        return res;
+      });
+      // The first three were replaced (answered 304 at once); the newest `cap` still wait.
+      await untilWaiting(ctx, cap);
+      while (settled.length < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(settled.slice(0, 3).sort(), [0, 1, 2]);
+      assert.equal(ctx.services.configWatcher.waiting, cap);
+      assert.equal(ctx.services.configWatcher.stats().replaced, replacedBefore + 3);
+      // Another node's waits are its own.
+      const otherWait = pull(ctx, other.nodeId, other.token, "?wait=1");
+      await setNodeConfig(ctx.deps, ctx.services, {
+        nodeId: node.nodeId,
+        input: configYaml({ cpuMax: 71 }),
+        principal: OPERATOR,
+      });
+      const responses = await Promise.all(pulls);
+      assert.deepEqual(responses.slice(0, 3).map((r) => r.status), [304, 304, 304]);
+      assert.deepEqual(responses.slice(3).map((r) => r.status), Array(cap).fill(200));
+      for (const res of responses) await res.body?.cancel();
+      await (await otherWait).body?.cancel();
+      assert.equal(ctx.services.configWatcher.waiting, 0);
+      // Back to the config the later steps expect.
+      await setNodeConfig(ctx.deps, ctx.services, {
+        nodeId: node.nodeId,
+        input: configYaml({ cpuMax: 86 }),
+        principal: OPERATOR,
+      });
     });
 
     await t.step("wait outside 0..60 or not a number: 422 naming wait", async () => {

@@ -219,12 +219,17 @@ Deno.test("agent limits", async (t) => {
       },
     );
 
-    await t.step("item 11: MAX_POOLS_PER_NODE is a validated setting", async () => {
-      const { parseSettings } = await import("../config.ts");
-      assert.equal(parseSettings({}).MAX_POOLS_PER_NODE, 50);
-      assert.throws(() => parseSettings({ MAX_POOLS_PER_NODE: "0" }), /MAX_POOLS_PER_NODE/);
-      assert.throws(() => parseSettings({ MAX_POOLS_PER_NODE: "lots" }), /MAX_POOLS_PER_NODE/);
-    });
+    await t.step(
+      "items 7, 11: MAX_POOLS_PER_NODE and MAX_CONFIG_WAITS_PER_NODE are validated settings",
+      async () => {
+        const { parseSettings } = await import("../config.ts");
+        assert.equal(parseSettings({}).MAX_POOLS_PER_NODE, 50);
+        assert.throws(() => parseSettings({ MAX_POOLS_PER_NODE: "0" }), /MAX_POOLS_PER_NODE/);
+        assert.throws(() => parseSettings({ MAX_POOLS_PER_NODE: "lots" }), /MAX_POOLS_PER_NODE/);
+        assert.equal(parseSettings({}).MAX_CONFIG_WAITS_PER_NODE, 4);
+        assert.throws(() => parseSettings({ MAX_CONFIG_WAITS_PER_NODE: "0" }), /MAX_CONFIG_WAITS_PER_NODE/);
+      },
+    );
   } finally {
     await ctx.close();
   }

@@ -1,14 +1,7 @@
 // The CLI as users run it: a subprocess, its exit code and what it prints.
 import assert from "node:assert/strict";
 import { createTestDatabase } from "./helpers/app.ts";
-import { databaseEnv, MAIN, runCli } from "./helpers/cli.ts";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+import { databaseEnv, freePort, runCli, spawnServe, untilReady } from "./helpers/cli.ts";
 
 Deno.test("cli: help, version and usage errors", async (t) => {
   await t.step("--help lists the commands, exit 0", async () => {
@@ -79,28 +72,9 @@ Deno.test("cli: migrate creates the database and is idempotent", async () => {
 Deno.test("cli: serve answers, healthcheck passes, SIGTERM stops it cleanly", async () => {
   const database = await createTestDatabase("cli_serve", { migrate: false });
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "serve", "--port", String(port), "--host", "127.0.0.1"],
-    env: { ...databaseEnv(database.name), NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const stdout = new Response(child.stdout).text();
-  const stderr = new Response(child.stderr).text();
+  const { child, stdout, stderr } = spawnServe(port, databaseEnv(database.name));
   try {
-    // Up to a minute: with the whole suite running in parallel on two cores, starting takes 10 s and more
-    // (a refused connection returns at once, so a count of attempts is no measure of time).
-    let up = false;
-    for (const deadline = Date.now() + 60_000; !up && Date.now() < deadline;) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-        up = res.status === 200;
-        await res.body?.cancel();
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+    const up = await untilReady(port);
     assert.ok(up, "service did not become ready");
     const healthy = await runCli(["healthcheck", "--url", `http://127.0.0.1:${port}/healthz`]);
     assert.equal(healthy.code, 0, healthy.stderr);

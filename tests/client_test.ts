@@ -415,6 +415,48 @@ pools:
     );
 
     await t.step(
+      "a batch answered 400 (body unreadable) or 503 shutting_down is sent again, never dropped",
+      async () => {
+        const answers = [
+          { status: 400, error: { code: "bad_request", message: "Malformed JSON in request body" } },
+          { status: 503, error: { code: "shutting_down", message: "this replica is shutting down" } },
+        ];
+        const faultyFetch: typeof fetch = (input, init) => {
+          if (String(input).endsWith("/metrics") && answers.length > 0) {
+            const { status, error } = answers.shift()!;
+            return Promise.resolve(
+              new Response(JSON.stringify({ error }), {
+                status,
+                headers: { "content-type": "application/json", connection: "close" },
+              }),
+            );
+          }
+          return fetch(input, init);
+        };
+        const flakyDir = await Deno.makeTempDir({ prefix: "central-client-400-" });
+        const flaky = track(
+          new CentralManagementClient(fastOptions(server, flakyDir, {
+            enrollmentToken: token,
+            nodeName: "agent-400",
+            fetch: faultyFetch,
+            sendConfigAtRegistration: false,
+          })),
+        );
+        await flaky.start();
+        await flaky.whenRegistered();
+        flaky.sendMetrics({ instancePoolId: POOL_A, cpuUtil: 7, memoryUtil: 7, instanceCount: 1 });
+        await eventually(
+          "stored after two refusals",
+          async () => (await sampleCount(server, flaky.nodeId!)) === 1,
+        );
+        assert.equal(answers.length, 0, "both refusals were met");
+        assert.equal(flaky.droppedSamples, 0);
+        await flaky.stop({ deadlineMs: 1000 });
+        await Deno.remove(flakyDir, { recursive: true });
+      },
+    );
+
+    await t.step(
       "a sample the server refuses (422) is dropped and counted; the rest of its batch arrives",
       async () => {
         const before = await sampleCount(server, nodeId);

@@ -1,6 +1,16 @@
 // Every template of the console, imported as text (so `deno compile` embeds it) and registered with Eta by
 // name: "@layout", "@pages/<file>", "@partials/<file>". To add a template, add one import and one entry.
 import layout from "./layout.eta" with { type: "text" };
+import pageAccountPassword from "./pages/account-password.eta" with { type: "text" };
+import pageAdminApiKeys from "./pages/admin-api-keys.eta" with { type: "text" };
+import pageAdminEnrollmentTokens from "./pages/admin-enrollment-tokens.eta" with { type: "text" };
+import pageAdminUsers from "./pages/admin-users.eta" with { type: "text" };
+import pageAudit from "./pages/audit.eta" with { type: "text" };
+import pageEvents from "./pages/events.eta" with { type: "text" };
+import pageSecret from "./pages/secret.eta" with { type: "text" };
+import partialAdminTabs from "./partials/admin-tabs.eta" with { type: "text" };
+import partialAuditResults from "./partials/audit-results.eta" with { type: "text" };
+import partialEventResults from "./partials/event-results.eta" with { type: "text" };
 import pageDashboard from "./pages/dashboard.eta" with { type: "text" };
 import pageError from "./pages/error.eta" with { type: "text" };
 import pageLogin from "./pages/login.eta" with { type: "text" };
@@ -27,6 +37,16 @@ import partialPoolResults from "./partials/pool-results.eta" with { type: "text"
 
 export const TEMPLATES: Record<string, string> = {
   "@layout": layout,
+  "@pages/account-password": pageAccountPassword,
+  "@pages/admin-api-keys": pageAdminApiKeys,
+  "@pages/admin-enrollment-tokens": pageAdminEnrollmentTokens,
+  "@pages/admin-users": pageAdminUsers,
+  "@pages/audit": pageAudit,
+  "@pages/events": pageEvents,
+  "@pages/secret": pageSecret,
+  "@partials/admin-tabs": partialAdminTabs,
+  "@partials/audit-results": partialAuditResults,
+  "@partials/event-results": partialEventResults,
   "@pages/dashboard": pageDashboard,
   "@pages/error": pageError,
   "@pages/login": pageLogin,

@@ -379,6 +379,29 @@ class ProtocolTest(ClientTestCase):
         finally:
             shutil.rmtree(twin_dir, ignore_errors=True)
 
+    def test_batch_answered_400_or_503_is_sent_again_not_dropped(self):
+        import io
+        import urllib.error
+        import urllib.request
+        from unittest import mock
+        answers = [(400, {"error": {"code": "bad_request", "message": "Malformed JSON in request body"}}),
+                   (503, {"error": {"code": "shutting_down", "message": "this replica is shutting down"}})]
+        real_urlopen = urllib.request.urlopen
+
+        def faulty_urlopen(request, *args, **kwargs):
+            if request.full_url.endswith("/metrics") and answers:
+                status, body = answers.pop(0)
+                raise urllib.error.HTTPError(request.full_url, status, "refused", {"Connection": "close"},
+                                             io.BytesIO(json.dumps(body).encode()))
+            return real_urlopen(request, *args, **kwargs)
+
+        with mock.patch("urllib.request.urlopen", faulty_urlopen):
+            client = self.started(send_config_at_registration=False)
+            client.send_metrics(instance_pool_id=POOL_A, cpu_util=7, memory_util=7, instance_count=1)
+            eventually("stored after two refusals", lambda: self.samples(client.node_id) == 1)
+        self.assertEqual(answers, [])
+        self.assertEqual(client.dropped_samples, 0)
+
     def test_refused_sample_is_dropped_and_counted_not_retried(self):
         client = self.started()
         dropped = []

@@ -4,6 +4,8 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
+import { registerActivityPages } from "./activity.ts";
+import { registerAdminPages } from "./admin.ts";
 import { registerAuthPages } from "./auth.ts";
 import { registerConfigPages } from "./configs.ts";
 import { registerDashboardPages } from "./dashboard.ts";
@@ -23,5 +25,7 @@ export function registerUiRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, servi
   registerConfigPages(app, ui, services);
   registerNodeDetailPages(app, ui);
   registerPoolPages(app, ui);
+  registerActivityPages(app, ui);
+  registerAdminPages(app, ui);
   return ui;
 }

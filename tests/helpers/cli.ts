@@ -52,3 +52,44 @@ export function databaseEnv(
     ...extra,
   };
 }
+
+/** A TCP port free right now on 127.0.0.1 (for a server subprocess). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** `main.ts serve` on `port` against a test database, with its stdout and stderr collected. */
+export function spawnServe(
+  port: number,
+  env: Record<string, string>,
+  runtimeFlags: string[] = [],
+): { child: Deno.ChildProcess; stdout: Promise<string>; stderr: Promise<string> } {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...runtimeFlags, MAIN, "serve", "--port", String(port), "--host", "127.0.0.1"],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  return { child, stdout: new Response(child.stdout).text(), stderr: new Response(child.stderr).text() };
+}
+
+/** True once GET /readyz answers 200, polled for up to `timeoutMs`: with the whole suite running in parallel
+ * on two cores, starting takes 10 s and more (and a refused connection returns at once, so a count of
+ * attempts is no measure of time). */
+export async function untilReady(port: number, timeoutMs = 60_000): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      await res.body?.cancel();
+      if (res.status === 200) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}

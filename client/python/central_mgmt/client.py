@@ -952,7 +952,10 @@ class CentralManagementClient:
                     break
                 samples = [s for i, s in enumerate(samples) if i not in bad]
                 continue
-            if 400 <= status < 500 and status not in (401, 403, 404, 429):
+            # Only a 422 judges the samples; anything else is kept and sent again: 400 means the server could
+            # not read the body (this client always sends valid JSON; a server shutting down answers so),
+            # 401/403/404 that survived a re-enrollment are the node's trouble, 429 and 5xx the server's.
+            if status == 422:
                 self._error("metrics", _refusal(status, parsed, "batch refused; dropped"))
                 break
             raise _refusal(status, parsed, "metrics not accepted; will retry")
