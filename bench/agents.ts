@@ -198,7 +198,11 @@ const server = new Deno.Command(Deno.execPath(), {
     "--no-migrate",
   ],
   cwd: ROOT,
-  env: serverEnv(database, SECRET_KEY, { LOG_LEVEL }),
+  env: serverEnv(database, SECRET_KEY, {
+    LOG_LEVEL,
+    // Phase d parks several pulls per agent (10,000 over 2,000 agents): above the per-node default of 4.
+    MAX_CONFIG_WAITS_PER_NODE: String(Math.max(4, Math.ceil(PULLS / AGENTS))),
+  }),
   stdin: "null",
   stdout: args.values["server-log"] ? "piped" : "null",
   stderr: "inherit",

@@ -77,7 +77,7 @@ export interface RegisterResult {
 
 type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
 
-const REGISTER_ATTEMPTS = 3;
+const REGISTER_ATTEMPTS = 5;
 
 /** The credential check POST /register runs before it validates anything else of the body (so an
  * anonymous request costs one lookup, whatever it carries): the node's current token for that name
@@ -299,7 +299,10 @@ async function registerOnce(
           configCreated,
           config: version ? { version: version.version, hash: version.hash, body: version.body } : null,
         };
-      });
+        // READ COMMITTED: the name lookup of a new node takes no gap lock, so concurrent first registrations
+        // (a fleet enrolling at once) do not deadlock on each other's inserts; a real name clash still
+        // surfaces as ER_DUP_ENTRY and is retried below.
+      }, { isolationLevel: "read committed" });
       if (outcome.configCreated) services.configWatcher.notify(outcome.nodeId, outcome.config?.hash);
       return {
         created: outcome.created,
@@ -312,7 +315,11 @@ async function registerOnce(
       };
     } catch (error) {
       // Two first registrations of one name race on the unique name: the loser retries and re-registers.
-      if (isRetryableWrite(error) && attempt < REGISTER_ATTEMPTS) continue;
+      if (isRetryableWrite(error) && attempt < REGISTER_ATTEMPTS) {
+        // A short random pause so the retries of a burst do not collide again in lockstep.
+        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * attempt));
+        continue;
+      }
       throw error;
     }
   }
