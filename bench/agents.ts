@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { setNodeConfig } from "../core/configs.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { createServices } from "../core/services.ts";
-import { benchDatabase, freePort, serverEnv } from "./helpers.ts";
+import { benchDatabase, freePort, positiveFlag, serverEnv } from "./helpers.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -39,21 +39,12 @@ const args = parseArgs({
   strict: true,
 });
 const quick = args.values.quick === true;
-const positive = (name: string, raw: string | undefined, fallback: number, max: number) => {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    console.error(`--${name} must be a whole number 1..${max}`);
-    Deno.exit(2);
-  }
-  return value;
-};
-const AGENTS = positive("agents", args.values.agents, quick ? 40 : 2000, 50_000);
-const SECONDS = positive("seconds", args.values.seconds, quick ? 2 : 10, 600);
-const PULLS = positive("pulls", args.values.pulls, quick ? 200 : 10_000, 30_000);
-const CONCURRENCY = positive("concurrency", args.values.concurrency, 64, 2_000);
-const METRIC_WORKERS = positive("metric-workers", args.values["metric-workers"], 8, 256);
-const RATE = positive("rate", args.values.rate, quick ? 200 : 1000, 100_000);
+const AGENTS = positiveFlag("agents", args.values.agents, quick ? 40 : 2000, 50_000);
+const SECONDS = positiveFlag("seconds", args.values.seconds, quick ? 2 : 10, 600);
+const PULLS = positiveFlag("pulls", args.values.pulls, quick ? 200 : 10_000, 30_000);
+const CONCURRENCY = positiveFlag("concurrency", args.values.concurrency, 64, 2_000);
+const METRIC_WORKERS = positiveFlag("metric-workers", args.values["metric-workers"], 8, 256);
+const RATE = positiveFlag("rate", args.values.rate, quick ? 200 : 1000, 100_000);
 const LOG_LEVEL = args.values["log-level"] ?? "info";
 const PHASES = new Set((args.values.phases ?? "awbcd").split(""));
 const SECRET_KEY = "bench-secret-key-bench-secret-key-0123456789";

@@ -39,3 +39,14 @@ export function serverEnv(
     ...extra,
   };
 }
+
+/** A whole-number command-line flag in 1..max (the fallback when absent); anything else exits 2 naming it. */
+export function positiveFlag(name: string, raw: string | undefined, fallback: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    console.error(`--${name} must be a whole number 1..${max}`);
+    Deno.exit(2);
+  }
+  return value;
+}

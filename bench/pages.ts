@@ -20,6 +20,7 @@
 // few warm-up requests first, then --runs sequential requests (default 20; --quick 3; 3 in all for a
 // request slower than 2 s): printed, never asserted. Targets (issue 9): dashboard and a node list page < 100 ms, a 30-day chart < 150 ms. Pages not
 // on main yet (404) are listed as such.
+import { positiveFlag } from "./helpers.ts";
 import { parseArgs } from "node:util";
 import { createApp } from "../app.ts";
 import { toYaml } from "../client/mod.ts";
@@ -76,20 +77,11 @@ const args = parseArgs({
   strict: true,
 });
 const quick = args.values.quick === true;
-const positive = (name: string, raw: string | undefined, fallback: number, max: number) => {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    console.error(`--${name} must be a whole number 1..${max}`);
-    Deno.exit(2);
-  }
-  return value;
-};
-const NODES = positive("nodes", args.values.nodes, quick ? 100 : 10_000, 100_000);
-const POOLS = positive("pools", args.values.pools, 2, 10);
-const CHARTED = Math.min(NODES, positive("charted", args.values.charted, quick ? 1 : 5, 100));
-const CHARTED_DAYS = positive("days", args.values.days, quick ? 1 : 30, 30);
-const RUNS = positive("runs", args.values.runs, quick ? 3 : 20, 1_000);
+const NODES = positiveFlag("nodes", args.values.nodes, quick ? 100 : 10_000, 100_000);
+const POOLS = positiveFlag("pools", args.values.pools, 2, 10);
+const CHARTED = Math.min(NODES, positiveFlag("charted", args.values.charted, quick ? 1 : 5, 100));
+const CHARTED_DAYS = positiveFlag("days", args.values.days, quick ? 1 : 30, 30);
+const RUNS = positiveFlag("runs", args.values.runs, quick ? 3 : 20, 1_000);
 const STEP_MS = 5 * 60_000;
 const SLOW_MS = 2_000;
 const STATEMENT_CAP_S = 30;

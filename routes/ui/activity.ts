@@ -46,6 +46,20 @@ function pageUrl(path: string, query: Record<string, string>, cursor: string | n
   return text ? `${path}?${text}` : path;
 }
 
+/** One page of a listing; a 422 (a stale or foreign cursor in a shared link) becomes a message at the field
+ * above an empty list instead of an error page. */
+async function listingOrErrors<T>(
+  list: () => Promise<T>,
+  empty: T,
+): Promise<{ result: T; errors: Record<string, string> }> {
+  try {
+    return { result: await list(), errors: {} };
+  } catch (error) {
+    if (!(error instanceof AppError) || error.status !== 422) throw error;
+    return { result: empty, errors: detailsByField(error.details) };
+  }
+}
+
 function since(ui: Ui, period: string): Date | undefined {
   return period ? new Date(ui.deps.clock.now().getTime() - Number(period) * 3_600_000) : undefined;
 }
@@ -56,20 +70,16 @@ export function registerActivityPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     const raw = queryOf(c, ["direction", "period", "cursor"]);
     const query = EventQuery.parse({ ...raw, period: raw.period ?? "168" });
     const from = since(ui, query.period);
-    let result: Awaited<ReturnType<typeof listScalingEvents>> = { items: [], next_cursor: null };
-    let errors: Record<string, string> = {};
-    try {
-      result = await listScalingEvents(ui.deps, {}, {
-        direction: query.direction || undefined,
-        from: from?.toISOString(),
-        cursor: query.cursor || undefined,
-        limit: PAGE_SIZE,
-      });
-    } catch (error) {
-      // A stale or foreign cursor in a shared link: say so above an empty list instead of failing the page.
-      if (!(error instanceof AppError) || error.status !== 422) throw error;
-      errors = detailsByField(error.details);
-    }
+    const { result, errors } = await listingOrErrors(
+      () =>
+        listScalingEvents(ui.deps, {}, {
+          direction: query.direction || undefined,
+          from: from?.toISOString(),
+          cursor: query.cursor || undefined,
+          limit: PAGE_SIZE,
+        }),
+      { items: [], next_cursor: null },
+    );
     return ui.render(c, {
       page: "@pages/events",
       partial: "@partials/event-results",
@@ -91,20 +101,17 @@ export function registerActivityPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     requirePageRole(c, "operator");
     const raw = queryOf(c, ["actor", "action", "period", "cursor"]);
     const query = AuditQuery.parse({ ...raw, period: raw.period ?? "168" });
-    let result: Awaited<ReturnType<typeof listAudit>> = { entries: [], next_cursor: null };
-    let errors: Record<string, string> = {};
-    try {
-      result = await listAudit(ui.deps, {
-        actor: query.actor || undefined,
-        action: query.action || undefined,
-        from: since(ui, query.period),
-        cursor: query.cursor || undefined,
-        limit: PAGE_SIZE,
-      });
-    } catch (error) {
-      if (!(error instanceof AppError) || error.status !== 422) throw error;
-      errors = detailsByField(error.details);
-    }
+    const { result, errors } = await listingOrErrors(
+      () =>
+        listAudit(ui.deps, {
+          actor: query.actor || undefined,
+          action: query.action || undefined,
+          from: since(ui, query.period),
+          cursor: query.cursor || undefined,
+          limit: PAGE_SIZE,
+        }),
+      { entries: [], next_cursor: null },
+    );
     return ui.render(c, {
       page: "@pages/audit",
       partial: "@partials/audit-results",
