@@ -4,11 +4,11 @@
 import {
   countNodesByConfigState,
   currentPoolAverages,
-  fleetInstanceRollupRows,
   fleetInstanceRows,
+  fleetRollupInstances,
 } from "../db/dashboard.ts";
 import { readJobWatermark } from "../db/jobs.ts";
-import { JOB_NAMES } from "./housekeeping.ts";
+import { FLEET_WATERMARK } from "./housekeeping.ts";
 import { countActivePoolsAndInstances, type StatusCounts } from "../db/nodes.ts";
 import type { CoreDeps } from "./deps.ts";
 import { fleetStatusCounts, listNodes, type NodeSummary } from "./nodes.ts";
@@ -51,8 +51,12 @@ export interface Dashboard {
   instances_series: { from: string; to: string; step_s: number; points: { ts: string; instances: number }[] };
 }
 
-/** Fleet instances per hour over [from, now]: settled hours from the 1-hour rollups, the hours the rollup
- * job has not reached yet from raw samples, and "now" from the pools' current sizes. */
+const FIVE_MIN_S = 300;
+
+/** Fleet instances per hour over [from, now]: each hour the average of its 5-minute fleet totals, settled
+ * buckets from the fleet rows (a few hundred rows, whatever the fleet's size), the minutes the rollup job has
+ * not reached yet from raw samples (each pool's average in the bucket), and "now" from the pools' current
+ * sizes. */
 async function fleetInstancesSeries(
   deps: Pick<CoreDeps, "db">,
   from: Date,
@@ -65,26 +69,31 @@ async function fleetInstancesSeries(
     ? cached.points
     : undefined;
   if (!points) {
-    const hour = 3_600_000;
+    const hour = CHART_STEP_S * 1000;
+    const step = FIVE_MIN_S * 1000;
     const start = new Date(Math.ceil(from.getTime() / hour) * hour);
-    const watermark = await readJobWatermark(deps.db, JOB_NAMES.rollups);
+    const watermark = await readJobWatermark(deps.db, FLEET_WATERMARK);
     const settled = new Date(
       Math.max(
         start.getTime(),
-        Math.min(Math.floor((watermark?.getTime() ?? 0) / hour) * hour, now.getTime()),
+        Math.min(Math.floor((watermark?.getTime() ?? 0) / step) * step, now.getTime()),
       ),
     );
     const [rolled, recent] = await Promise.all([
-      settled > start ? fleetInstanceRollupRows(deps.db, start, settled) : Promise.resolve([]),
-      fleetInstanceRows(deps.db, settled, now, CHART_STEP_S),
+      settled > start ? fleetRollupInstances(deps.db, start, settled) : Promise.resolve([]),
+      fleetInstanceRows(deps.db, settled, now, FIVE_MIN_S),
     ]);
-    points = [
-      ...rolled.map((row) => ({ ts: row.hourStart.toISOString(), instances: row.instances })),
-      ...recent.map((row) => ({
-        ts: new Date(row.bucket * CHART_STEP_S * 1000).toISOString(),
-        instances: Math.round(row.instances * 10) / 10,
-      })),
-    ];
+    const byHour = new Map<number, number[]>();
+    const add = (ms: number, instances: number) => {
+      const key = Math.floor(ms / hour) * hour;
+      byHour.set(key, [...(byHour.get(key) ?? []), instances]);
+    };
+    for (const row of rolled) add(row.bucketStart.getTime(), row.instances);
+    for (const row of recent) add(row.bucket * step, row.instances);
+    points = [...byHour.entries()].sort((a, b) => a[0] - b[0]).map(([ms, values]) => ({
+      ts: new Date(ms).toISOString(),
+      instances: Math.round(values.reduce((a, b) => a + b, 0) / values.length * 10) / 10,
+    }));
     cache.value = { at: now.getTime(), points };
   }
   return [...points, { ts: now.toISOString(), instances: currentInstances }];

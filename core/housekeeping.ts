@@ -1,14 +1,19 @@
-// The periodic jobs: rollups of raw samples into 5-minute and 1-hour tables, retention (batched deletes),
-// and pruning of expired sessions and old login failures. Each runs under core/jobs.ts on one replica.
+// The periodic jobs: rollups of raw samples into 5-minute and 1-hour tables and the fleet's 5-minute rows,
+// retention (batched deletes), and pruning of expired sessions and old login failures. Each runs under
+// core/jobs.ts on one replica.
 import {
   clearDirtyHour,
   deleteOlderBatch,
   listDirtyHours,
+  oldestRollupTime,
   oldestSampleTime,
+  readJobState,
   readJobWatermark,
   type RetentionTable,
   rollup1hFrom5m,
   rollup5mFromRaw,
+  rollupFleet5m,
+  saveJobWatermark,
 } from "../db/jobs.ts";
 import type { Job, JobContext } from "./jobs.ts";
 
@@ -24,6 +29,10 @@ export const LATE_SAMPLE_MS = 1 * MINUTE_MS;
 /** Rollups advance one hour per step (watermark saved after each); a run does at most this many. */
 const ROLLUP_CHUNKS_PER_RUN = 48;
 const DIRTY_HOURS_PER_RUN = 500;
+/** The fleet rows catch up one hour per step; a run does at most this many (a week). */
+const FLEET_CHUNKS_PER_RUN = 168;
+/** job_state row holding how far the fleet's 5-minute rows go (written by the rollup job). */
+export const FLEET_WATERMARK = "rollups_fleet";
 /** Retention stops after this many batches per table and run (the next run continues). */
 const RETENTION_BATCHES_PER_RUN = 200;
 /** Failed logins older than this no longer count toward throttling. */
@@ -60,7 +69,7 @@ export function rollupJob(intervalMs: number, options: RollupJobOptions = {}): J
         const oldest = await oldestSampleTime(deps.pool);
         from = oldest ? floorTo(oldest.getTime(), HOUR_MS) : target;
       }
-      let steps = 0, buckets5m = 0, buckets1h = 0;
+      let steps = 0, buckets5m = 0, buckets1h = 0, bucketsFleet = 0;
       while (from < target && steps < ROLLUP_CHUNKS_PER_RUN && !context.stopping()) {
         const to = Math.min(target, floorTo(from, HOUR_MS) + HOUR_MS);
         buckets5m += await rollup5mFromRaw(deps.pool, new Date(from), new Date(to));
@@ -76,8 +85,24 @@ export function rollupJob(intervalMs: number, options: RollupJobOptions = {}): J
       }
       if (context.watermark === null && steps === 0) await context.saveWatermark(new Date(from));
 
+      // The fleet's rows follow the pools' 5-minute rollups, behind a watermark of their own (so a database
+      // that had rollups before the fleet table existed is filled in, a few days per run).
+      let fleetFrom = (await readJobState(deps.db, FLEET_WATERMARK)).watermark?.getTime();
+      if (fleetFrom === undefined) {
+        const oldest = await oldestRollupTime(deps.pool);
+        fleetFrom = oldest ? floorTo(oldest.getTime(), HOUR_MS) : from;
+      }
+      for (let i = 0; fleetFrom < from && i < FLEET_CHUNKS_PER_RUN && !context.stopping(); i++) {
+        const to = Math.min(from, floorTo(fleetFrom, HOUR_MS) + HOUR_MS);
+        bucketsFleet += await rollupFleet5m(deps.pool, new Date(fleetFrom), new Date(to));
+        await saveJobWatermark(deps.db, FLEET_WATERMARK, new Date(to));
+        fleetFrom = to;
+      }
+
       const cutoff = rawCutoff(now, deps.settings.RAW_RETENTION_DAYS).getTime();
       let lateHours = 0;
+      // The fleet's rows of a late hour are recomputed once, after every node's rows of that hour.
+      const lateFleetHours = new Set<number>();
       for (const dirty of await listDirtyHours(deps.pool, DIRTY_HOURS_PER_RUN)) {
         if (context.stopping()) break;
         const hour = dirty.hourStart.getTime();
@@ -87,11 +112,22 @@ export function rollupJob(intervalMs: number, options: RollupJobOptions = {}): J
           const end = new Date(hour + HOUR_MS);
           await rollup5mFromRaw(deps.pool, dirty.hourStart, end, dirty.nodeId);
           await rollup1hFrom5m(deps.pool, dirty.hourStart, end, dirty.nodeId);
+          lateFleetHours.add(hour);
           lateHours++;
         }
         await clearDirtyHour(deps.pool, dirty);
       }
-      return { steps, buckets_5m: buckets5m, buckets_1h: buckets1h, late_hours: lateHours };
+      for (const hour of lateFleetHours) {
+        if (hour >= fleetFrom) continue; // the pass above reaches it
+        bucketsFleet += await rollupFleet5m(deps.pool, new Date(hour), new Date(hour + HOUR_MS));
+      }
+      return {
+        steps,
+        buckets_5m: buckets5m,
+        buckets_1h: buckets1h,
+        buckets_fleet: bucketsFleet,
+        late_hours: lateHours,
+      };
     },
   };
 }
@@ -121,6 +157,9 @@ export function retentionJob(intervalMs: number): Job {
         ],
         ["metric_rollups_5m", daysAgo(s.ROLLUP_5M_RETENTION_DAYS)],
         ["metric_rollups_1h", daysAgo(s.ROLLUP_1H_RETENTION_DAYS)],
+        // One row per 5 minutes for the whole fleet: kept as long as the 1-hour rollups, the longest range
+        // a summary may span.
+        ["metric_rollups_fleet_5m", daysAgo(s.ROLLUP_1H_RETENTION_DAYS)],
         ["scaling_events", daysAgo(s.SCALING_EVENTS_RETENTION_DAYS)],
         ["audit_log", daysAgo(s.AUDIT_RETENTION_DAYS)],
       ];

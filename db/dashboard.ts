@@ -1,7 +1,7 @@
 // Reads behind the console's dashboard: config states, current pool figures, fleet instances over time.
 import { and, eq, gte, isNull, lt, lte, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { instancePools, metricRollups1h, metricSamples, nodes } from "./schema.ts";
+import { instancePools, metricRollupsFleet5m, metricSamples, nodes } from "./schema.ts";
 
 /** Nodes (not decommissioned) per config state: { pending: n, in_sync: n, failed: n, drifted: n }. */
 export async function countNodesByConfigState(db: Database): Promise<Record<string, number>> {
@@ -58,18 +58,15 @@ export async function fleetInstanceRows(
   }).from(perPool).groupBy(perPool.bucket).orderBy(perPool.bucket);
 }
 
-/** Per settled hour in [from, to): the sum over pools of the hour's last instance count, from the 1-hour
- * rollups (one indexed range over pools x hours, instead of every raw sample). */
-export async function fleetInstanceRollupRows(
+/** The fleet's instance total per settled 5-minute bucket starting in [from, to), from the fleet rows (one
+ * per bucket, however large the fleet). */
+export async function fleetRollupInstances(
   db: Database,
   from: Date,
   to: Date,
-): Promise<{ hourStart: Date; instances: number; pools: number }[]> {
-  const t = metricRollups1h;
-  return await db.select({
-    hourStart: t.bucketStart,
-    instances: sql<number>`SUM(${t.instanceCountLast})`.mapWith(Number),
-    pools: sql<number>`COUNT(*)`.mapWith(Number),
-  }).from(t).where(and(gte(t.bucketStart, from), lt(t.bucketStart, to)))
-    .groupBy(t.bucketStart).orderBy(t.bucketStart);
+): Promise<{ bucketStart: Date; instances: number }[]> {
+  const t = metricRollupsFleet5m;
+  return await db.select({ bucketStart: t.bucketStart, instances: t.instances }).from(t)
+    .where(and(gte(t.bucketStart, from), lt(t.bucketStart, to)))
+    .orderBy(t.bucketStart);
 }

@@ -48,6 +48,11 @@ export async function oldestSampleTime(pool: Pool): Promise<Date | null> {
   return (rows[0]?.ts as Date | null) ?? null;
 }
 
+export async function oldestRollupTime(pool: Pool): Promise<Date | null> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT MIN(bucket_start) AS ts FROM metric_rollups_5m");
+  return (rows[0]?.ts as Date | null) ?? null;
+}
+
 const UPSERT_ROLLUP = (table: string) =>
   `INSERT INTO ${table} (node_id, pool_id, bucket_start, samples, cpu_avg, cpu_min, cpu_max,
      memory_avg, memory_min, memory_max, instance_count_last) VALUES ?
@@ -89,6 +94,52 @@ export async function rollup1hFrom5m(pool: Pool, from: Date, to: Date, nodeId?: 
     nodeId ? [from, to, nodeId] : [from, to],
   );
   await upsertRollups(pool, "metric_rollups_1h", rows, 3600);
+  return rows.length;
+}
+
+/** Recomputes the fleet's rows (metric_rollups_fleet_5m) of every 5-minute bucket in [from, to) from the
+ * pools' 5-minute rollups, replacing what was there: sums, pools counted, and for each extreme the pool that
+ * holds it (highest first, then node and pool id, so a rerun picks the same one). Returns the buckets. */
+export async function rollupFleet5m(pool: Pool, from: Date, to: Date): Promise<number> {
+  const where = (column: string) =>
+    `SUBSTRING_INDEX(GROUP_CONCAT(CONCAT(node_id, '/', pool_id) ORDER BY ${column} DESC, node_id, pool_id
+       SEPARATOR ','), ',', 1)`;
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT bucket_start, SUM(samples) AS samples, COUNT(*) AS pools, SUM(cpu_avg * samples) AS cpu_sum,
+       SUM(memory_avg * samples) AS memory_sum, MAX(cpu_max) AS cpu_max, ${where("cpu_max")} AS cpu_at,
+       MAX(memory_max) AS memory_max, ${where("memory_max")} AS memory_at,
+       SUM(instance_count_last) AS instances
+     FROM metric_rollups_5m WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start`,
+    [from, to],
+  );
+  if (!rows.length) return 0;
+  const at = (text: string) => {
+    const [nodeId, poolId] = String(text).split("/");
+    return [nodeId, Number(poolId)];
+  };
+  await pool.query(
+    `INSERT INTO metric_rollups_fleet_5m (bucket_start, samples, pools, cpu_sum, memory_sum, cpu_max,
+       cpu_max_node_id, cpu_max_pool_id, memory_max, memory_max_node_id, memory_max_pool_id, instances) VALUES ?
+     ON DUPLICATE KEY UPDATE samples = VALUES(samples), pools = VALUES(pools), cpu_sum = VALUES(cpu_sum),
+       memory_sum = VALUES(memory_sum), cpu_max = VALUES(cpu_max), cpu_max_node_id = VALUES(cpu_max_node_id),
+       cpu_max_pool_id = VALUES(cpu_max_pool_id), memory_max = VALUES(memory_max),
+       memory_max_node_id = VALUES(memory_max_node_id), memory_max_pool_id = VALUES(memory_max_pool_id),
+       instances = VALUES(instances)`,
+    [
+      rows.map((r) => [
+        r.bucket_start,
+        Number(r.samples),
+        Number(r.pools),
+        Number(r.cpu_sum),
+        Number(r.memory_sum),
+        Number(r.cpu_max),
+        ...at(r.cpu_at),
+        Number(r.memory_max),
+        ...at(r.memory_at),
+        Number(r.instances),
+      ]),
+    ],
+  );
   return rows.length;
 }
 
@@ -139,6 +190,7 @@ export const RETENTION_TABLES = {
   metric_samples: "ts",
   metric_rollups_5m: "bucket_start",
   metric_rollups_1h: "bucket_start",
+  metric_rollups_fleet_5m: "bucket_start",
   scaling_events: "ts",
   audit_log: "at",
   sessions: "expires_at",

@@ -7,6 +7,7 @@ import {
   instancePools,
   metricRollups1h,
   metricRollups5m,
+  metricRollupsFleet5m,
   metricSamples,
   nodes,
   scalingEvents,
@@ -209,58 +210,125 @@ export async function listEventRows(db: Database, query: EventListQuery): Promis
     .orderBy(desc(page.ts), desc(page.id));
 }
 
-export interface SampleAverages {
+/** Sample count and sums over a span: what adds up across rollup buckets and raw edges. */
+export interface SampleTotals {
   samples: number;
-  cpuAvg: number | null;
-  memoryAvg: number | null;
-  nodes: number;
-  pools: number;
+  cpuSum: number;
+  memorySum: number;
 }
 
-/** Averages over every sample in [from, to], and how many nodes and pools reported. */
-export async function sampleAverages(db: Database, from: Date, to: Date): Promise<SampleAverages> {
+/** An extreme: its value and the pool that had it; `ts` is the sample's time when known, else the start of
+ * the 5-minute bucket that holds it (`bucketStart`). */
+export interface ExtremeAt {
+  value: number;
+  nodeId: string;
+  poolId: number;
+  ts: Date | null;
+  bucketStart: Date | null;
+}
+
+export type FleetMetric = "cpu" | "memory";
+
+/** Totals of raw samples in [from, to] (to exclusive when asked). */
+export async function rawSampleTotals(
+  db: Database,
+  from: Date,
+  to: Date,
+  toExclusive: boolean,
+): Promise<SampleTotals> {
   const t = metricSamples;
   const rows = await db.select({
     samples: sql<number>`COUNT(*)`.mapWith(Number),
-    cpuAvg: sql<number | null>`AVG(${t.cpuUtil})`,
-    memoryAvg: sql<number | null>`AVG(${t.memoryUtil})`,
-    nodes: sql<number>`COUNT(DISTINCT ${t.nodeId})`.mapWith(Number),
-    pools: sql<number>`COUNT(DISTINCT ${t.poolId})`.mapWith(Number),
-  }).from(t).where(and(gte(t.ts, from), lte(t.ts, to)));
-  const row = rows[0];
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  return { ...row, cpuAvg: num(row.cpuAvg), memoryAvg: num(row.memoryAvg) };
+    cpuSum: sql<number>`COALESCE(SUM(${t.cpuUtil}), 0)`.mapWith(Number),
+    memorySum: sql<number>`COALESCE(SUM(${t.memoryUtil}), 0)`.mapWith(Number),
+  }).from(t).where(and(gte(t.ts, from), toExclusive ? lt(t.ts, to) : lte(t.ts, to)));
+  return rows[0];
 }
 
-export interface ExtremeRow {
-  value: number;
-  ts: Date;
-  nodeId: string;
-  nodeName: string;
-  poolOcid: string;
-}
-
-/** The sample with the highest cpu (or memory) in [from, to], with its node and pool; latest wins ties. */
-export async function maxSample(
+/** The highest raw sample of `metric` in [from, to] (to exclusive when asked); latest wins ties. */
+export async function rawMax(
   db: Database,
-  metric: "cpu" | "memory",
+  metric: FleetMetric,
   from: Date,
   to: Date,
-): Promise<ExtremeRow | undefined> {
+  toExclusive: boolean,
+): Promise<ExtremeAt | undefined> {
   const t = metricSamples;
   const column = metric === "cpu" ? t.cpuUtil : t.memoryUtil;
-  const rows = await db.select({
-    value: column,
-    ts: t.ts,
-    nodeId: t.nodeId,
-    nodeName: nodes.name,
-    poolOcid: instancePools.poolOcid,
-  }).from(t)
-    .innerJoin(nodes, eq(nodes.id, t.nodeId))
-    .innerJoin(instancePools, eq(instancePools.id, t.poolId))
-    .where(and(gte(t.ts, from), lte(t.ts, to)))
+  const rows = await db.select({ value: column, ts: t.ts, nodeId: t.nodeId, poolId: t.poolId }).from(t)
+    .where(and(gte(t.ts, from), toExclusive ? lt(t.ts, to) : lte(t.ts, to)))
     .orderBy(desc(column), desc(t.ts), asc(t.nodeId))
     .limit(1);
+  return rows[0] ? { ...rows[0], bucketStart: null } : undefined;
+}
+
+/** Totals of the fleet's 5-minute rows whose bucket starts in [from, to). */
+export async function fleetRollupTotals(db: Database, from: Date, to: Date): Promise<SampleTotals> {
+  const t = metricRollupsFleet5m;
+  const rows = await db.select({
+    samples: sql<number>`COALESCE(SUM(${t.samples}), 0)`.mapWith(Number),
+    cpuSum: sql<number>`COALESCE(SUM(${t.cpuSum}), 0)`.mapWith(Number),
+    memorySum: sql<number>`COALESCE(SUM(${t.memorySum}), 0)`.mapWith(Number),
+  }).from(t).where(and(gte(t.bucketStart, from), lt(t.bucketStart, to)));
+  return rows[0];
+}
+
+/** The fleet row with the highest `metric` among buckets starting in [from, to); latest bucket wins ties.
+ * The sample's own time is read from raw samples, while they are kept. */
+export async function fleetRollupMax(
+  db: Database,
+  metric: FleetMetric,
+  from: Date,
+  to: Date,
+): Promise<ExtremeAt | undefined> {
+  const t = metricRollupsFleet5m;
+  const cpu = metric === "cpu";
+  const rows = await db.select({
+    value: cpu ? t.cpuMax : t.memoryMax,
+    nodeId: cpu ? t.cpuMaxNodeId : t.memoryMaxNodeId,
+    poolId: cpu ? t.cpuMaxPoolId : t.memoryMaxPoolId,
+    bucketStart: t.bucketStart,
+  }).from(t)
+    .where(and(gte(t.bucketStart, from), lt(t.bucketStart, to)))
+    .orderBy(desc(cpu ? t.cpuMax : t.memoryMax), desc(t.bucketStart))
+    .limit(1);
+  const row = rows[0];
+  if (!row) return undefined;
+  const s = metricSamples;
+  const column = cpu ? s.cpuUtil : s.memoryUtil;
+  const found = await db.select({ ts: s.ts }).from(s)
+    .where(
+      and(
+        eq(s.nodeId, row.nodeId),
+        eq(s.poolId, row.poolId),
+        gte(s.ts, row.bucketStart),
+        lt(s.ts, new Date(row.bucketStart.getTime() + 300_000)),
+        eq(column, row.value),
+      ),
+    )
+    .orderBy(desc(s.ts)).limit(1);
+  return { ...row, ts: found[0]?.ts ?? null };
+}
+
+/** Nodes and pools whose latest sample is at or after `since` (ingestion keeps last_metrics_at). */
+export async function reportingSince(db: Database, since: Date): Promise<{ nodes: number; pools: number }> {
+  const t = instancePools;
+  const rows = await db.select({
+    nodes: sql<number>`COUNT(DISTINCT ${t.nodeId})`.mapWith(Number),
+    pools: sql<number>`COUNT(*)`.mapWith(Number),
+  }).from(t).where(gte(t.lastMetricsAt, since));
+  return rows[0];
+}
+
+/** Names for an extreme: the node's name and the pool's OCID. */
+export async function nodeAndPoolNames(
+  db: Database,
+  nodeId: string,
+  poolId: number,
+): Promise<{ nodeName: string; poolOcid: string } | undefined> {
+  const rows = await db.select({ nodeName: nodes.name, poolOcid: instancePools.poolOcid }).from(instancePools)
+    .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
+    .where(and(eq(instancePools.id, poolId), eq(instancePools.nodeId, nodeId)));
   return rows[0];
 }
 
@@ -272,6 +340,13 @@ export type RollupInsert = typeof metricRollups5m.$inferInsert;
 
 export async function insertSampleRows(db: Database, rows: SampleInsert[]): Promise<void> {
   for (let i = 0; i < rows.length; i += 1000) await db.insert(metricSamples).values(rows.slice(i, i + 1000));
+}
+
+/** Moves a pool's last_metrics_at up to `at` (never back), as ingestion does for each batch. */
+export async function advancePoolLastMetrics(db: Database, poolId: number, at: Date): Promise<void> {
+  await db.update(instancePools).set({
+    lastMetricsAt: sql`GREATEST(COALESCE(${instancePools.lastMetricsAt}, ${at}), ${at})`,
+  }).where(eq(instancePools.id, poolId));
 }
 
 export async function insertEventRows(db: Database, rows: EventInsert[]): Promise<void> {

@@ -132,6 +132,27 @@ export const metricRollups1h = mysqlTable("metric_rollups_1h", rollupColumns, (t
   index("metric_rollups_1h_bucket_idx").on(t.bucketStart),
 ]);
 
+/** The whole fleet per 5-minute bucket, from the 5-minute rollups of every pool: what the fleet summary and
+ * the dashboard read instead of every pool's rows (one row per bucket, whatever the fleet's size). Sums, so
+ * buckets add up over any range; the extremes name where they were (the sample's time is looked up in raw
+ * samples while they are kept). */
+export const metricRollupsFleet5m = mysqlTable("metric_rollups_fleet_5m", {
+  bucketStart: ms("bucket_start").primaryKey(),
+  samples: bigint("samples", { mode: "number" }).notNull(),
+  /** Pools with samples in the bucket. */
+  pools: int("pools").notNull(),
+  cpuSum: double("cpu_sum").notNull(),
+  memorySum: double("memory_sum").notNull(),
+  cpuMax: double("cpu_max").notNull(),
+  cpuMaxNodeId: char("cpu_max_node_id", { length: 36 }).notNull(),
+  cpuMaxPoolId: int("cpu_max_pool_id").notNull(),
+  memoryMax: double("memory_max").notNull(),
+  memoryMaxNodeId: char("memory_max_node_id", { length: 36 }).notNull(),
+  memoryMaxPoolId: int("memory_max_pool_id").notNull(),
+  /** The sum over pools of each pool's last instance count in the bucket. */
+  instances: bigint("instances", { mode: "number" }).notNull(),
+});
+
 export const scalingEvents = mysqlTable("scaling_events", {
   id: bigint("id", { mode: "number" }).autoincrement().primaryKey(),
   nodeId: char("node_id", { length: 36 }).notNull(),

@@ -2,6 +2,7 @@
 // times taken from the test's clock unless given.
 import { insertNodeRows, insertPoolRows, type NodeInsert, type PoolInsert } from "../../db/nodes.ts";
 import {
+  advancePoolLastMetrics,
   type EventInsert,
   insertEventRows,
   insertRollupRows,
@@ -84,6 +85,11 @@ export async function insertSamples(
       instanceCount: s.instances,
     })),
   );
+  // The pool's latest sample time, as ingestion keeps it (the fleet summary counts reporting pools by it).
+  if (samples.length) {
+    const latest = Math.max(...samples.map((s) => new Date(s.ts).getTime()));
+    await advancePoolLastMetrics(ctx.deps.db, poolId, new Date(latest));
+  }
 }
 
 export interface EventSpec {
