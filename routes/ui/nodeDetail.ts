@@ -155,7 +155,7 @@ async function renderNodePage(
   const { range } = state;
   const wants = (p: Part) => part === null || part === p;
   const [history, events] = await Promise.all([
-    wants("charts") ? nodeHistory(ui.deps, node.id, node.pools, range) : null,
+    wants("charts") ? nodeHistory(ui.deps, node.id, range) : null,
     wants("events")
       ? listScalingEvents(ui.deps, { nodeId: node.id }, {
         cursor: state.eventsCursor || undefined,
