@@ -10,6 +10,7 @@ import { type AppEnv, createRouter } from "./routes/env.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
+import { createRequestLog } from "./core/requestLog.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
@@ -52,6 +53,8 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   const services = createServices(deps);
   const app = createRouter();
   connectTelemetrySources(deps, services, telemetry);
+  // Agents' hot routes are summarized at info (core/requestLog.ts); errors and debug keep a line each.
+  const requestLog = createRequestLog(deps.logger, { summarize: deps.settings.LOG_LEVEL !== "debug" });
 
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
@@ -64,13 +67,15 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
     c.res.headers.set("X-Request-Id", requestId);
     const durationMs = performance.now() - started;
     const status = c.res.status;
-    telemetry.request(c.req.method, routeTemplate(c), status, durationMs / 1000);
+    const route = routeTemplate(c);
+    telemetry.request(c.req.method, route, status, durationMs / 1000);
     if (status === 413 || status === 429 || status === 503) {
       telemetry.refusal(c.get("errorCode") ?? `http_${status}`);
     }
-    deps.logger.info("request", {
+    requestLog.record({
       request_id: requestId,
       method: c.req.method,
+      route,
       path: c.req.path,
       status,
       duration_ms: Math.round(durationMs * 100) / 100,
@@ -151,7 +156,14 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
     },
   );
 
-  return { app, services, close: () => services.close() };
+  return {
+    app,
+    services,
+    close: async () => {
+      await services.close();
+      requestLog.close();
+    },
+  };
 }
 
 function clientAddress(c: Context, trustProxy: boolean): string {
