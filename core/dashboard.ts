@@ -1,15 +1,10 @@
 // The console's dashboard in one call: node counts by status and config state, pools and instances,
 // current fleet cpu/memory, the nodes that need attention, the latest scaling events and the fleet's
 // instance count over the last 24 hours. Every figure comes from the same rules the API uses.
-import {
-  countNodesByConfigState,
-  currentPoolAverages,
-  fleetInstanceRows,
-  fleetRollupInstances,
-} from "../db/dashboard.ts";
+import { countNodesByConfigState, fleetInstanceRows, fleetRollupInstances } from "../db/dashboard.ts";
 import { readJobWatermark } from "../db/jobs.ts";
 import { FLEET_WATERMARK } from "./housekeeping.ts";
-import { countActivePoolsAndInstances, type StatusCounts } from "../db/nodes.ts";
+import { activePoolFigures, type StatusCounts } from "../db/nodes.ts";
 import type { CoreDeps } from "./deps.ts";
 import { fleetStatusCounts, listNodes, type NodeSummary } from "./nodes.ts";
 import { listScalingEvents, type ScalingEventView } from "./metricsQuery.ts";
@@ -53,10 +48,10 @@ export interface Dashboard {
 
 const FIVE_MIN_S = 300;
 
-/** Fleet instances per hour over [from, now]: each hour the average of its 5-minute fleet totals, settled
- * buckets from the fleet rows (a few hundred rows, whatever the fleet's size), the minutes the rollup job has
- * not reached yet from raw samples (each pool's average in the bucket), and "now" from the pools' current
- * sizes. */
+/** Fleet instances per hour over [from, now]: each hour the average of its 5-minute fleet totals from the
+ * fleet rows (a few hundred rows, whatever the fleet's size), then "now" from the pools' current sizes,
+ * which stands for the minutes the rollup job has not settled yet (reading them from raw samples took a
+ * second at 10,000 nodes). Before the rollup job has ever run, raw samples serve the whole range. */
 async function fleetInstancesSeries(
   deps: Pick<CoreDeps, "db">,
   from: Date,
@@ -73,16 +68,12 @@ async function fleetInstancesSeries(
     const step = FIVE_MIN_S * 1000;
     const start = new Date(Math.ceil(from.getTime() / hour) * hour);
     const watermark = await readJobWatermark(deps.db, FLEET_WATERMARK);
-    const settled = new Date(
-      Math.max(
-        start.getTime(),
-        Math.min(Math.floor((watermark?.getTime() ?? 0) / step) * step, now.getTime()),
-      ),
-    );
-    const [rolled, recent] = await Promise.all([
-      settled > start ? fleetRollupInstances(deps.db, start, settled) : Promise.resolve([]),
-      fleetInstanceRows(deps.db, settled, now, FIVE_MIN_S),
-    ]);
+    const [rolled, recent] = watermark
+      ? [
+        await fleetRollupInstances(deps.db, start, new Date(Math.min(watermark.getTime(), now.getTime()))),
+        [],
+      ]
+      : [[], await fleetInstanceRows(deps.db, start, now, FIVE_MIN_S)];
     const byHour = new Map<number, number[]>();
     const add = (ms: number, instances: number) => {
       const key = Math.floor(ms / hour) * hour;
@@ -107,12 +98,11 @@ export async function dashboardOverview(
   const from = new Date(now.getTime() - DASHBOARD_CHART_HOURS * 3600_000);
   const attentionList = (params: Parameters<typeof listNodes>[1]) =>
     listNodes(deps, { ...params, sort: "last_heartbeat", limit: ATTENTION_LIMIT });
-  const [nodes, configStates, inventory, current, offline, neverSeen, failed, drifted, events] = await Promise
+  const [nodes, configStates, inventory, offline, neverSeen, failed, drifted, events] = await Promise
     .all([
       fleetStatusCounts(deps),
       countNodesByConfigState(deps.db),
-      countActivePoolsAndInstances(deps.db),
-      currentPoolAverages(deps.db, new Date(now.getTime() - CURRENT_FIGURES_MAX_AGE_MS)),
+      activePoolFigures(deps.db, new Date(now.getTime() - CURRENT_FIGURES_MAX_AGE_MS)),
       attentionList({ status: ["offline"] }),
       attentionList({ status: ["never_seen"] }),
       attentionList({ config_state: ["failed"], status: ["online", "offline", "never_seen"] }),
@@ -141,9 +131,9 @@ export async function dashboardOverview(
     pools: inventory.pools,
     instances: inventory.instances,
     current: {
-      pools_reporting: current.pools,
-      avg_cpu_util: current.cpuAvg,
-      avg_memory_util: current.memoryAvg,
+      pools_reporting: inventory.current.pools,
+      avg_cpu_util: inventory.current.cpuAvg,
+      avg_memory_util: inventory.current.memoryAvg,
     },
     attention,
     attention_more: {

@@ -55,8 +55,15 @@ export const nodeId = z.string().min(1).max(64);
 export const NODE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** The unique name an agent registers under. */
 export const nodeName = z.string().regex(NODE_NAME_PATTERN, "1..128 of A-Z a-z 0-9 . _ -");
-/** The operator's name for a node; null clears it. */
-export const displayName = z.string().trim().min(1).max(255);
+/** The operator's name for a node; null clears it. Shown wherever the node is named, so one line of
+ * printable text: no control characters (tabs, line breaks, escapes). */
+export const DISPLAY_NAME_MAX = 255;
+export const DISPLAY_NAME_RULE = `1..${DISPLAY_NAME_MAX} characters on one line, no control characters`;
+export const displayName = z.string().trim().min(1, `must be ${DISPLAY_NAME_RULE}`)
+  .max(DISPLAY_NAME_MAX, `must be ${DISPLAY_NAME_RULE}`)
+  // Ranges, not \p{Cc}: the pattern goes into /openapi.json, and clients compile it without the u flag.
+  // deno-lint-ignore no-control-regex
+  .regex(/^[^\u0000-\u001F\u007F-\u009F]*$/, `must be ${DISPLAY_NAME_RULE}`);
 
 export const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 export const LABEL_KEY_RULE = "label keys are 1..63 of A-Z a-z 0-9 . _ / - (starting with a letter or digit)";

@@ -1,19 +1,27 @@
 // Metric reads for operators: a pool's bucketed series over a range, the fleet summary, and scaling event
 // lists. Ranges and steps are checked here so the API and the pages refuse the same inputs the same way.
-import { countActivePoolsAndInstances, findNodeRow, findPoolRow, type StatusCounts } from "../db/nodes.ts";
+import {
+  countActivePoolsAndInstances,
+  findNodeRow,
+  findPoolRow,
+  listPoolRows,
+  type StatusCounts,
+} from "../db/nodes.ts";
 import {
   countEventsByDirection,
   type EventRow,
+  type ExtremeAt,
+  type FleetMetric,
   fleetRollupMax,
   fleetRollupTotals,
   listEventRows,
   nodeAndPoolNames,
-  rawMax,
+  poolsSeriesRows,
   rawSampleTotals,
+  rawSampleWith,
   reportingSince,
   type SampleTotals,
   type SeriesRow,
-  seriesRows,
   type SeriesSource,
 } from "../db/metricsQuery.ts";
 import { readJobWatermark } from "../db/jobs.ts";
@@ -65,17 +73,25 @@ export function mergeSeriesParts(parts: SeriesRow[][]): SeriesRow[] {
   return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket);
 }
 
-/** Reads a series from the table that fits the step: whole rollup buckets inside the range and before the
- * rollup job's watermark come from the rollup table; the edges of the range and what is newer than the
- * watermark come from raw samples, so the answer is the same whichever table serves it. */
+/** Reads the series of one or more pools of a node from the table that fits the step: whole rollup buckets
+ * inside the range and before the rollup job's watermark come from the rollup table; the edges of the range
+ * and what is newer than the watermark come from raw samples, so the answer is the same whichever table
+ * serves it. One statement per part for all the pools. Rows per pool id. */
 async function readSeries(
   deps: Pick<CoreDeps, "db">,
-  query: { nodeId: string; poolId: number; from: Date; to: Date; stepS: number },
-): Promise<{ source: SeriesSource; rows: SeriesRow[] }> {
+  query: { nodeId: string; poolIds: number[]; from: Date; to: Date; stepS: number },
+): Promise<{ source: SeriesSource; rows: Map<number, SeriesRow[]> }> {
   const table = seriesSourceFor(query.stepS);
   const raw = (from: Date, to: Date, toExclusive: boolean) =>
-    seriesRows(deps.db, "raw", { ...query, from, to, toExclusive });
-  if (table === "raw") return { source: "raw", rows: await raw(query.from, query.to, false) };
+    poolsSeriesRows(deps.db, "raw", { ...query, from, to, toExclusive });
+  const perPool = (parts: (SeriesRow & { poolId: number })[][]) =>
+    new Map(
+      query.poolIds.map((poolId) => [
+        poolId,
+        mergeSeriesParts(parts.map((part) => part.filter((row) => row.poolId === poolId))),
+      ]),
+    );
+  if (table === "raw") return { source: "raw", rows: perPool([await raw(query.from, query.to, false)]) };
   const granularity = GRANULARITY_MS[table];
   const rolledUpTo = await readJobWatermark(deps.db, JOB_NAMES.rollups);
   const headEnd = Math.ceil(query.from.getTime() / granularity) * granularity;
@@ -83,10 +99,12 @@ async function readSeries(
     Math.floor((rolledUpTo?.getTime() ?? 0) / granularity) * granularity,
     Math.floor((query.to.getTime() + 1) / granularity) * granularity,
   );
-  if (settledEnd <= headEnd) return { source: "raw", rows: await raw(query.from, query.to, false) };
+  if (settledEnd <= headEnd) {
+    return { source: "raw", rows: perPool([await raw(query.from, query.to, false)]) };
+  }
   const parts = await Promise.all([
     query.from.getTime() < headEnd ? raw(query.from, new Date(headEnd), true) : Promise.resolve([]),
-    seriesRows(deps.db, table, {
+    poolsSeriesRows(deps.db, table, {
       ...query,
       from: new Date(headEnd),
       to: new Date(settledEnd),
@@ -94,7 +112,7 @@ async function readSeries(
     }),
     raw(new Date(settledEnd), query.to, false),
   ]);
-  return { source: table, rows: mergeSeriesParts(parts) };
+  return { source: table, rows: perPool(parts) };
 }
 
 const queryError = (field: string, message: string) =>
@@ -243,7 +261,7 @@ export async function poolSeries(
   if (!node) throw notFound(`node ${nodeId}`);
   const pool = await findPoolRow(deps.db, nodeId, poolOcid);
   if (!pool) throw notFound(`pool ${poolOcid} on node ${node.name}`);
-  const { source, rows } = await readSeries(deps, { nodeId, poolId: pool.id, ...range, stepS });
+  const { source, rows } = await readSeries(deps, { nodeId, poolIds: [pool.id], ...range, stepS });
   return {
     node_id: nodeId,
     instance_pool_id: pool.poolOcid,
@@ -252,14 +270,35 @@ export async function poolSeries(
     to: range.to.toISOString(),
     step_s: stepS,
     source,
-    points: rows.map((row) => ({
-      ts: new Date(row.bucket * stepS * 1000).toISOString(),
-      samples: row.samples,
-      cpu: { avg: round3(row.cpuAvg), min: row.cpuMin, max: row.cpuMax },
-      memory: { avg: round3(row.memoryAvg), min: row.memoryMin, max: row.memoryMax },
-      instance_count: row.instanceCountLast,
-    })),
+    points: toPoints(rows.get(pool.id) ?? [], stepS),
   };
+}
+
+function toPoints(rows: SeriesRow[], stepS: number): SeriesPoint[] {
+  return rows.map((row) => ({
+    ts: new Date(row.bucket * stepS * 1000).toISOString(),
+    samples: row.samples,
+    cpu: { avg: round3(row.cpuAvg), min: row.cpuMin, max: row.cpuMax },
+    memory: { avg: round3(row.memoryAvg), min: row.memoryMin, max: row.memoryMax },
+    instance_count: row.instanceCountLast,
+  }));
+}
+
+/** Every pool of a node over a range at a given step (the node page's charts): the same figures as
+ * poolSeries gives for each pool, read in one statement per table for all of them. Pools in OCID order. */
+export async function nodePoolsSeries(
+  deps: Pick<CoreDeps, "db">,
+  nodeId: string,
+  range: TimeRange,
+  stepS: number,
+): Promise<{ instance_pool_id: string; display_name: string | null; points: SeriesPoint[] }[]> {
+  const pools = await listPoolRows(deps.db, nodeId);
+  const { rows } = await readSeries(deps, { nodeId, poolIds: pools.map((p) => p.id), ...range, stepS });
+  return pools.map((pool) => ({
+    instance_pool_id: pool.poolOcid,
+    display_name: pool.displayName,
+    points: toPoints(rows.get(pool.id) ?? [], stepS),
+  }));
 }
 
 export interface Extreme {
@@ -291,28 +330,22 @@ export interface FleetSummary {
 
 const FIVE_MIN_MS = 300_000;
 
-type Candidate = NonNullable<Awaited<ReturnType<typeof rawMax>>>;
-const candidateTime = (c: Candidate) => (c.ts ?? c.bucketStart)!.getTime();
-
-/** The highest of the parts' extremes: latest wins ties, then the smallest node id. */
-function highest(candidates: (Candidate | undefined)[]): Candidate | undefined {
-  return candidates.filter((c): c is Candidate => c !== undefined).sort((a, b) =>
-    b.value - a.value || candidateTime(b) - candidateTime(a) || (a.nodeId < b.nodeId ? -1 : 1)
-  )[0];
-}
+type Extremum = ExtremeAt;
+const extremumTime = (c: Extremum) => (c.ts ?? c.bucketStart)!.getTime();
 
 export interface FleetFigures {
   samples: number;
   cpuAvg: number | null;
   memoryAvg: number | null;
-  maxCpu: Candidate | undefined;
-  maxMemory: Candidate | undefined;
+  maxCpu: Extremum | undefined;
+  maxMemory: Extremum | undefined;
 }
 
 /** Every sample of the fleet in [from, to]: whole 5-minute buckets the rollup job has settled come from the
  * fleet's rows (one per bucket, whatever the fleet's size); the partial bucket at `from` and what is newer
- * than the fleet watermark (the last minutes) from raw samples. The same figures as reading every raw
- * sample, at the cost of a few hundred rows and the raw tail. */
+ * than the fleet watermark (the last minutes) from raw samples, in one pass each. The same figures as
+ * reading every raw sample. Where an extreme was is looked up only in the part that holds it (the latest
+ * part among equal values: the latest sample wins ties). */
 export async function fleetFigures(deps: Pick<CoreDeps, "db">, from: Date, to: Date): Promise<FleetFigures> {
   const watermark = await readJobWatermark(deps.db, FLEET_WATERMARK);
   const head = Math.ceil(from.getTime() / FIVE_MIN_MS) * FIVE_MIN_MS;
@@ -320,34 +353,46 @@ export async function fleetFigures(deps: Pick<CoreDeps, "db">, from: Date, to: D
     Math.floor((watermark?.getTime() ?? 0) / FIVE_MIN_MS) * FIVE_MIN_MS,
     Math.floor((to.getTime() + 1) / FIVE_MIN_MS) * FIVE_MIN_MS,
   );
+  const none: SampleTotals = { samples: 0, cpuSum: 0, memorySum: 0, cpuMax: null, memoryMax: null };
+  // Oldest first: [from, head) raw, [head, settledEnd) fleet rows, [settledEnd, to] raw; without settled
+  // buckets in between, all of [from, to] raw.
   const split = settledEnd > head;
-  const headEnd = new Date(split ? head : to.getTime());
-  const tailStart = new Date(split ? settledEnd : to.getTime());
-  const [headTotals, headCpu, headMemory] = await Promise.all([
-    rawSampleTotals(deps.db, from, headEnd, split),
-    rawMax(deps.db, "cpu", from, headEnd, split),
-    rawMax(deps.db, "memory", from, headEnd, split),
-  ]);
-  const none = { samples: 0, cpuSum: 0, memorySum: 0 };
-  const [rolled, rolledCpu, rolledMemory, tail, tailCpu, tailMemory] = split
-    ? await Promise.all([
-      fleetRollupTotals(deps.db, new Date(head), new Date(settledEnd)),
-      fleetRollupMax(deps.db, "cpu", new Date(head), new Date(settledEnd)),
-      fleetRollupMax(deps.db, "memory", new Date(head), new Date(settledEnd)),
-      rawSampleTotals(deps.db, tailStart, to, false),
-      rawMax(deps.db, "cpu", tailStart, to, false),
-      rawMax(deps.db, "memory", tailStart, to, false),
-    ])
-    : [none, undefined, undefined, none, undefined, undefined];
-  const parts = [headTotals, rolled, tail];
-  const samples = parts.reduce((n, p) => n + p.samples, 0);
-  const sum = (pick: (p: SampleTotals) => number) => parts.reduce((n, p) => n + pick(p), 0);
+  const spans = split
+    ? [
+      { from, to: new Date(head), toExclusive: true },
+      null,
+      { from: new Date(settledEnd), to, toExclusive: false },
+    ]
+    : [{ from, to, toExclusive: false }];
+  const totals = await Promise.all(
+    spans.map((span) =>
+      span === null
+        ? fleetRollupTotals(deps.db, new Date(head), new Date(settledEnd))
+        : span.from < span.to || !span.toExclusive
+        ? rawSampleTotals(deps.db, span.from, span.to, span.toExclusive)
+        : Promise.resolve(none)
+    ),
+  );
+  const locate = async (metric: FleetMetric): Promise<Extremum | undefined> => {
+    const pick = (t: SampleTotals) => (metric === "cpu" ? t.cpuMax : t.memoryMax);
+    const values = totals.map(pick).filter((v): v is number => v !== null);
+    if (!values.length) return undefined;
+    const best = Math.max(...values);
+    const index = totals.findLastIndex((t) => pick(t) === best);
+    const span = spans[index];
+    return span === null
+      ? await fleetRollupMax(deps.db, metric, new Date(head), new Date(settledEnd))
+      : await rawSampleWith(deps.db, metric, best, span.from, span.to, span.toExclusive);
+  };
+  const [maxCpu, maxMemory] = await Promise.all([locate("cpu"), locate("memory")]);
+  const samples = totals.reduce((n, p) => n + p.samples, 0);
+  const sum = (pick: (p: SampleTotals) => number) => totals.reduce((n, p) => n + pick(p), 0);
   return {
     samples,
     cpuAvg: samples ? sum((p) => p.cpuSum) / samples : null,
     memoryAvg: samples ? sum((p) => p.memorySum) / samples : null,
-    maxCpu: highest([headCpu, rolledCpu, tailCpu]),
-    maxMemory: highest([headMemory, rolledMemory, tailMemory]),
+    maxCpu,
+    maxMemory,
   };
 }
 
@@ -365,12 +410,12 @@ export async function fleetSummary(
     reportingSince(deps.db, from),
     countEventsByDirection(deps.db, { from, to }),
   ]);
-  const extreme = async (found: Candidate | undefined): Promise<Extreme | null> => {
+  const extreme = async (found: Extremum | undefined): Promise<Extreme | null> => {
     if (!found) return null;
     const names = await nodeAndPoolNames(deps.db, found.nodeId, found.poolId);
     return {
       value: found.value,
-      ts: new Date(candidateTime(found)).toISOString(),
+      ts: new Date(extremumTime(found)).toISOString(),
       node_id: found.nodeId,
       node_name: names?.nodeName ?? found.nodeId,
       instance_pool_id: names?.poolOcid ?? String(found.poolId),

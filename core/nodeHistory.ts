@@ -1,10 +1,15 @@
 // A node's recent history for the console's node page: each pool's series over a preset range, at a step
-// that gives a chart 200-300 points, and the scaling events inside the range. Built from the same
-// services as the API (poolSeries, listScalingEvents), so the page and /api/v1 show the same figures.
+// that gives a chart 200-300 points, and the scaling events inside the range. Built from the same reads as
+// the API (nodePoolsSeries gives each pool what poolSeries does, in one statement per table for all the
+// node's pools; listScalingEvents), so the page and /api/v1 show the same figures.
 import { countEventsByBucket, countEventsByDirection } from "../db/metricsQuery.ts";
 import type { CoreDeps } from "./deps.ts";
-import { listScalingEvents, poolSeries, type ScalingEventView, type SeriesPoint } from "./metricsQuery.ts";
-import type { PoolView } from "./nodes.ts";
+import {
+  listScalingEvents,
+  nodePoolsSeries,
+  type ScalingEventView,
+  type SeriesPoint,
+} from "./metricsQuery.ts";
 
 /** The node page's ranges. Steps: 1 h of raw samples in 15 s buckets (240); 24 h in 5 min (288) and
  * 7 d in 40 min (252) from the 5-minute rollups; 30 d in 3 h (240) from the 1-hour rollups. `gapS`: points
@@ -38,11 +43,11 @@ export interface NodeHistory {
   event_counts: { UP: number; DOWN: number };
 }
 
-/** The history of the node's pools (as listed by getNode) over `range`, ending at the clock's now. */
+/** The history of the node's pools (in OCID order, as getNode lists them) over `range`, ending at the
+ * clock's now. */
 export async function nodeHistory(
   deps: Pick<CoreDeps, "db" | "clock" | "settings">,
   nodeId: string,
-  pools: Pick<PoolView, "instance_pool_id">[],
   range: HistoryRange,
 ): Promise<NodeHistory> {
   const preset = HISTORY_RANGES[range];
@@ -50,11 +55,7 @@ export async function nodeHistory(
   const from = new Date(to.getTime() - preset.spanS * 1000);
   const window = { from: from.toISOString(), to: to.toISOString() };
   const [series, eventCounts] = await Promise.all([
-    Promise.all(
-      pools.map((pool) =>
-        poolSeries(deps, nodeId, pool.instance_pool_id, { ...window, step: String(preset.stepS) })
-      ),
-    ),
+    nodePoolsSeries(deps, nodeId, { from, to }, preset.stepS),
     countEventsByDirection(deps.db, { nodeId, from, to }),
   ]);
   const grouped = eventCounts.UP + eventCounts.DOWN > HISTORY_MAX_MARKERS;

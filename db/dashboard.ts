@@ -1,7 +1,7 @@
-// Reads behind the console's dashboard: config states, current pool figures, fleet instances over time.
-import { and, eq, gte, isNull, lt, lte, sql } from "drizzle-orm";
+// Reads behind the console's dashboard: config states and fleet instances over time.
+import { and, gte, isNull, lt, lte, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { instancePools, metricRollupsFleet5m, metricSamples, nodes } from "./schema.ts";
+import { metricRollupsFleet5m, metricSamples, nodes } from "./schema.ts";
 
 /** Nodes (not decommissioned) per config state: { pending: n, in_sync: n, failed: n, drifted: n }. */
 export async function countNodesByConfigState(db: Database): Promise<Record<string, number>> {
@@ -10,22 +10,6 @@ export async function countNodesByConfigState(db: Database): Promise<Record<stri
     n: sql<number>`COUNT(*)`.mapWith(Number),
   }).from(nodes).where(isNull(nodes.decommissionedAt)).groupBy(nodes.configState);
   return Object.fromEntries(rows.map((r) => [r.state, r.n]));
-}
-
-/** Averages of the latest cpu and memory of pools that reported since `since`, on active nodes. */
-export async function currentPoolAverages(
-  db: Database,
-  since: Date,
-): Promise<{ pools: number; cpuAvg: number | null; memoryAvg: number | null }> {
-  const rows = await db.select({
-    pools: sql<number>`COUNT(*)`.mapWith(Number),
-    cpuAvg: sql<number | null>`AVG(${instancePools.lastCpuUtil})`,
-    memoryAvg: sql<number | null>`AVG(${instancePools.lastMemoryUtil})`,
-  }).from(instancePools)
-    .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
-    .where(and(isNull(nodes.decommissionedAt), gte(instancePools.lastMetricsAt, since)));
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  return { pools: rows[0].pools, cpuAvg: num(rows[0].cpuAvg), memoryAvg: num(rows[0].memoryAvg) };
 }
 
 export interface FleetInstancesRow {

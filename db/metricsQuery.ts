@@ -1,6 +1,6 @@
 // Reads over metric samples and scaling events for the management API: bucketed series, fleet figures,
 // event lists. All aggregation happens in SQL that MySQL 8 and MariaDB 10.11 both accept.
-import { and, asc, desc, eq, gte, lt, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import type { AnyMySqlColumn } from "drizzle-orm/mysql-core";
 import type { Database } from "./client.ts";
 import {
@@ -58,10 +58,24 @@ export async function seriesRows(
   source: SeriesSource,
   query: SeriesQuery,
 ): Promise<SeriesRow[]> {
+  const { poolId, ...rest } = query;
+  const rows = await poolsSeriesRows(db, source, { ...rest, poolIds: [poolId] });
+  return rows.map(({ poolId: _, ...row }) => row);
+}
+
+/** The series of several pools of one node in one statement: a row per pool and bucket with data, ordered
+ * by pool and bucket. */
+export async function poolsSeriesRows(
+  db: Database,
+  source: SeriesSource,
+  query: Omit<SeriesQuery, "poolId"> & { poolIds: number[] },
+): Promise<(SeriesRow & { poolId: number })[]> {
+  if (query.poolIds.length === 0) return [];
   const step = Math.trunc(query.stepS);
   if (source === "raw") {
     const t = metricSamples;
     return await db.select({
+      poolId: t.poolId,
       bucket: sql<number>`${epochSeconds(t.ts)} DIV ${sql.raw(String(step))}`.mapWith(Number).as("bucket"),
       samples: sql<number>`COUNT(*)`.mapWith(Number),
       cpuAvg: sql<number>`AVG(${t.cpuUtil})`.mapWith(Number),
@@ -75,16 +89,17 @@ export async function seriesRows(
       .where(
         and(
           eq(t.nodeId, query.nodeId),
-          eq(t.poolId, query.poolId),
+          inArray(t.poolId, query.poolIds),
           gte(t.ts, query.from),
           query.toExclusive ? lt(t.ts, query.to) : lte(t.ts, query.to),
         ),
       )
-      .groupBy(sql`bucket`).orderBy(sql`bucket`);
+      .groupBy(t.poolId, sql`bucket`).orderBy(t.poolId, sql`bucket`);
   }
   // Rollups: averages weighted by each bucket's sample count, extremes of extremes, last of lasts.
   const t = source === "rollup_5m" ? metricRollups5m : metricRollups1h;
   return await db.select({
+    poolId: t.poolId,
     bucket: sql<number>`${epochSeconds(t.bucketStart)} DIV ${sql.raw(String(step))}`.mapWith(Number).as(
       "bucket",
     ),
@@ -100,12 +115,12 @@ export async function seriesRows(
     .where(
       and(
         eq(t.nodeId, query.nodeId),
-        eq(t.poolId, query.poolId),
+        inArray(t.poolId, query.poolIds),
         gte(t.bucketStart, query.from),
         query.toExclusive ? lt(t.bucketStart, query.to) : lte(t.bucketStart, query.to),
       ),
     )
-    .groupBy(sql`bucket`).orderBy(sql`bucket`);
+    .groupBy(t.poolId, sql`bucket`).orderBy(t.poolId, sql`bucket`);
 }
 
 export interface EventWindow {
@@ -210,11 +225,14 @@ export async function listEventRows(db: Database, query: EventListQuery): Promis
     .orderBy(desc(page.ts), desc(page.id));
 }
 
-/** Sample count and sums over a span: what adds up across rollup buckets and raw edges. */
+/** Sample count and sums over a span (what adds up across rollup buckets and raw edges), and the highest
+ * values (null without samples). */
 export interface SampleTotals {
   samples: number;
   cpuSum: number;
   memorySum: number;
+  cpuMax: number | null;
+  memoryMax: number | null;
 }
 
 /** An extreme: its value and the pool that had it; `ts` is the sample's time when known, else the start of
@@ -229,7 +247,9 @@ export interface ExtremeAt {
 
 export type FleetMetric = "cpu" | "memory";
 
-/** Totals of raw samples in [from, to] (to exclusive when asked). */
+const maybeNumber = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** Totals of raw samples in [from, to] (to exclusive when asked), in one pass over the time index. */
 export async function rawSampleTotals(
   db: Database,
   from: Date,
@@ -241,25 +261,31 @@ export async function rawSampleTotals(
     samples: sql<number>`COUNT(*)`.mapWith(Number),
     cpuSum: sql<number>`COALESCE(SUM(${t.cpuUtil}), 0)`.mapWith(Number),
     memorySum: sql<number>`COALESCE(SUM(${t.memoryUtil}), 0)`.mapWith(Number),
+    cpuMax: sql<number | null>`MAX(${t.cpuUtil})`,
+    memoryMax: sql<number | null>`MAX(${t.memoryUtil})`,
   }).from(t).where(and(gte(t.ts, from), toExclusive ? lt(t.ts, to) : lte(t.ts, to)));
-  return rows[0];
+  return { ...rows[0], cpuMax: maybeNumber(rows[0].cpuMax), memoryMax: maybeNumber(rows[0].memoryMax) };
 }
 
-/** The highest raw sample of `metric` in [from, to] (to exclusive when asked); latest wins ties. */
-export async function rawMax(
+/** The latest raw sample in [from, to] (to exclusive when asked) whose `metric` is `value` (the largest
+ * node and pool id among samples of the same time): where a known highest value was. Read backwards along
+ * the time index, so it stops at the first match instead of sorting the span (every key descending: a mixed
+ * order made MariaDB sort 200,000 rows). */
+export async function rawSampleWith(
   db: Database,
   metric: FleetMetric,
+  value: number,
   from: Date,
   to: Date,
   toExclusive: boolean,
 ): Promise<ExtremeAt | undefined> {
   const t = metricSamples;
   const column = metric === "cpu" ? t.cpuUtil : t.memoryUtil;
-  const rows = await db.select({ value: column, ts: t.ts, nodeId: t.nodeId, poolId: t.poolId }).from(t)
-    .where(and(gte(t.ts, from), toExclusive ? lt(t.ts, to) : lte(t.ts, to)))
-    .orderBy(desc(column), desc(t.ts), asc(t.nodeId))
+  const rows = await db.select({ ts: t.ts, nodeId: t.nodeId, poolId: t.poolId }).from(t)
+    .where(and(gte(t.ts, from), toExclusive ? lt(t.ts, to) : lte(t.ts, to), eq(column, value)))
+    .orderBy(desc(t.ts), desc(t.nodeId), desc(t.poolId))
     .limit(1);
-  return rows[0] ? { ...rows[0], bucketStart: null } : undefined;
+  return rows[0] ? { ...rows[0], value, bucketStart: null } : undefined;
 }
 
 /** Totals of the fleet's 5-minute rows whose bucket starts in [from, to). */
@@ -269,8 +295,10 @@ export async function fleetRollupTotals(db: Database, from: Date, to: Date): Pro
     samples: sql<number>`COALESCE(SUM(${t.samples}), 0)`.mapWith(Number),
     cpuSum: sql<number>`COALESCE(SUM(${t.cpuSum}), 0)`.mapWith(Number),
     memorySum: sql<number>`COALESCE(SUM(${t.memorySum}), 0)`.mapWith(Number),
+    cpuMax: sql<number | null>`MAX(${t.cpuMax})`,
+    memoryMax: sql<number | null>`MAX(${t.memoryMax})`,
   }).from(t).where(and(gte(t.bucketStart, from), lt(t.bucketStart, to)));
-  return rows[0];
+  return { ...rows[0], cpuMax: maybeNumber(rows[0].cpuMax), memoryMax: maybeNumber(rows[0].memoryMax) };
 }
 
 /** The fleet row with the highest `metric` among buckets starting in [from, to); latest bucket wins ties.

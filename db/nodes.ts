@@ -297,17 +297,54 @@ export async function countNodesByStatus(db: Database, onlineSince: Date): Promi
   return rows[0];
 }
 
+export interface ActivePoolFigures {
+  pools: number;
+  instances: number;
+  /** Pools whose latest figures are at or after `since`, and the averages of those figures. */
+  current: { pools: number; cpuAvg: number | null; memoryAvg: number | null };
+}
+
+/** Pools of nodes that are not decommissioned: how many, their last known sizes, and the averages of the
+ * latest figures of those that reported since `since`. Summed over every pool, minus the pools of
+ * decommissioned nodes (few, found from their nodes): joining each of 20,000 pools to its node took five
+ * times longer. */
+export async function activePoolFigures(db: Database, since: Date): Promise<ActivePoolFigures> {
+  const p = instancePools;
+  const recent = sql`${p.lastMetricsAt} >= ${since}`;
+  const sums = {
+    pools: sql<number>`COUNT(*)`.mapWith(Number),
+    instances: sql<number>`COALESCE(SUM(${p.currentSize}), 0)`.mapWith(Number),
+    recent: sql<number>`COALESCE(SUM(CASE WHEN ${recent} THEN 1 ELSE 0 END), 0)`.mapWith(Number),
+    cpuSum: sql<number>`COALESCE(SUM(CASE WHEN ${recent} THEN ${p.lastCpuUtil} END), 0)`.mapWith(Number),
+    cpuCount: sql<number>`COUNT(CASE WHEN ${recent} THEN ${p.lastCpuUtil} END)`.mapWith(Number),
+    memorySum: sql<number>`COALESCE(SUM(CASE WHEN ${recent} THEN ${p.lastMemoryUtil} END), 0)`.mapWith(
+      Number,
+    ),
+    memoryCount: sql<number>`COUNT(CASE WHEN ${recent} THEN ${p.lastMemoryUtil} END)`.mapWith(Number),
+  };
+  const [[all], [gone]] = await Promise.all([
+    db.select(sums).from(p),
+    db.select(sums).from(nodes).innerJoin(p, eq(p.nodeId, nodes.id)).where(isNotNull(nodes.decommissionedAt)),
+  ]);
+  const left = (key: keyof typeof sums) => all[key] - gone[key];
+  const average = (sum: number, n: number) => (n > 0 ? sum / n : null);
+  return {
+    pools: left("pools"),
+    instances: left("instances"),
+    current: {
+      pools: left("recent"),
+      cpuAvg: average(left("cpuSum"), left("cpuCount")),
+      memoryAvg: average(left("memorySum"), left("memoryCount")),
+    },
+  };
+}
+
 /** Pools and their last known sizes on nodes that are not decommissioned. */
 export async function countActivePoolsAndInstances(
   db: Database,
 ): Promise<{ pools: number; instances: number }> {
-  const rows = await db.select({
-    pools: sql<number>`COUNT(*)`.mapWith(Number),
-    instances: sql<number>`COALESCE(SUM(${instancePools.currentSize}), 0)`.mapWith(Number),
-  }).from(instancePools)
-    .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
-    .where(isNull(nodes.decommissionedAt));
-  return rows[0];
+  const { pools, instances } = await activePoolFigures(db, new Date());
+  return { pools, instances };
 }
 
 // --- Inserts used by test fixtures (registration has its own, in db/agents.ts).

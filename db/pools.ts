@@ -32,7 +32,10 @@ export interface FleetPoolRow {
 }
 
 /** One page of pools (limit + 1 rows, so the caller knows whether more follow), ordered by node name and
- * pool OCID. Decommissioned nodes' pools are left out unless asked for by status. */
+ * pool OCID. Decommissioned nodes' pools are left out unless asked for by status. The page's pool ids are
+ * picked first (a narrow sort over ids and names only), and only those rows are then joined for their
+ * columns and last scaling event: with everything in one SELECT, every pool of a 10,000-node fleet was
+ * read and sorted whole (608 ms). */
 export async function listFleetPoolRows(db: Database, query: FleetPoolQuery): Promise<FleetPoolRow[]> {
   const conditions: SQL[] = [];
   if (query.nodeStatus) conditions.push(statusCondition(query.nodeStatus, query.onlineSince));
@@ -50,6 +53,14 @@ export async function listFleetPoolRows(db: Database, query: FleetPoolQuery): Pr
       )!,
     );
   }
+  const page = db.select({ id: instancePools.id, nodeName: nodes.name, poolOcid: instancePools.poolOcid })
+    .from(instancePools)
+    .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
+    .where(and(...conditions))
+    .orderBy(asc(nodes.name), asc(instancePools.poolOcid))
+    .limit(query.limit + 1)
+    .offset(query.offset)
+    .as("page");
   const rows = await db.select({
     poolOcid: instancePools.poolOcid,
     displayName: instancePools.displayName,
@@ -69,12 +80,10 @@ export async function listFleetPoolRows(db: Database, query: FleetPoolQuery): Pr
     nodeRegion: nodes.region,
     lastHeartbeatAt: nodes.lastHeartbeatAt,
     decommissionedAt: nodes.decommissionedAt,
-  }).from(instancePools)
+  }).from(page)
+    .innerJoin(instancePools, eq(instancePools.id, page.id))
     .innerJoin(nodes, eq(nodes.id, instancePools.nodeId))
-    .where(and(...conditions))
-    .orderBy(asc(nodes.name), asc(instancePools.poolOcid))
-    .limit(query.limit + 1)
-    .offset(query.offset);
+    .orderBy(asc(page.nodeName), asc(page.poolOcid));
   return rows.map((row) => ({ ...row, lastScaledAt: toDate(row.lastScaledAt) }));
 }
 

@@ -126,8 +126,9 @@ Deno.test({
         assert.deepEqual(charts.map((c) => c.unit), ["%", "%", "instances"]);
         const legend = await page.locator("#chart-cpu .legend").textContent();
         assert.match(legend ?? "", /etl workers[\s\S]*spark executors/);
-        // The text fallback: the data as a table.
+        // The text fallback: the data as a table, loaded when the details open.
         await page.locator("#chart-instances summary").click();
+        await page.waitForSelector("#chart-instances table tbody tr");
         assert.ok(await page.locator("#chart-instances table tbody tr").count() > 100);
         await page.locator("#chart-instances summary").click();
         await screenshot(page, "node-laptop-light");

@@ -4,7 +4,7 @@
 // re-enrollment token shown once, and an unknown id as an HTML 404.
 import assert from "node:assert/strict";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { createUserWithRole, loginAs, type TestSession } from "./helpers/auth.ts";
+import { sessionWithRole, type TestSession } from "./helpers/auth.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
 import { HOSTILE_NAME, type SeededFleet, seedFleet } from "./helpers/fleet_seed.ts";
 
@@ -46,10 +46,8 @@ Deno.test("node page", async (t) => {
     let viewer: TestSession;
     await t.step("seed", async () => {
       fleet = await seedFleet(ctx);
-      const o = await createUserWithRole(ctx, "operator");
-      operator = await loginAs(ctx, o.username, o.password);
-      const v = await createUserWithRole(ctx, "viewer");
-      viewer = await loginAs(ctx, v.username, v.password);
+      operator = await sessionWithRole(ctx, "operator");
+      viewer = await sessionWithRole(ctx, "viewer");
     });
 
     await t.step("full page: identity, pools, charts with markers, events, edit controls", async () => {

@@ -14,6 +14,7 @@ import partialEventResults from "./partials/event-results.eta" with { type: "tex
 import pageDashboard from "./pages/dashboard.eta" with { type: "text" };
 import pageError from "./pages/error.eta" with { type: "text" };
 import pageLogin from "./pages/login.eta" with { type: "text" };
+import pageNodeChartTable from "./pages/node-chart-table.eta" with { type: "text" };
 import pageNodeConfig from "./pages/node-config.eta" with { type: "text" };
 import pageNode from "./pages/node.eta" with { type: "text" };
 import pageNodeDecommission from "./pages/node-decommission.eta" with { type: "text" };
@@ -23,6 +24,7 @@ import pagePools from "./pages/pools.eta" with { type: "text" };
 import pageSetup from "./pages/setup.eta" with { type: "text" };
 import partialBadge from "./partials/badge.eta" with { type: "text" };
 import partialChart from "./partials/chart.eta" with { type: "text" };
+import partialChartTable from "./partials/chart-table.eta" with { type: "text" };
 import partialConfigDiff from "./partials/config-diff.eta" with { type: "text" };
 import partialConfigStatus from "./partials/config-status.eta" with { type: "text" };
 import partialDashboardLive from "./partials/dashboard-live.eta" with { type: "text" };
@@ -50,6 +52,7 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/dashboard": pageDashboard,
   "@pages/error": pageError,
   "@pages/login": pageLogin,
+  "@pages/node-chart-table": pageNodeChartTable,
   "@pages/node-config": pageNodeConfig,
   "@pages/node": pageNode,
   "@pages/node-decommission": pageNodeDecommission,
@@ -59,6 +62,7 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/setup": pageSetup,
   "@partials/badge": partialBadge,
   "@partials/chart": partialChart,
+  "@partials/chart-table": partialChartTable,
   "@partials/config-diff": partialConfigDiff,
   "@partials/config-status": partialConfigStatus,
   "@partials/dashboard-live": partialDashboardLive,

@@ -51,6 +51,9 @@ export interface ChartInput {
   decimals?: number;
   /** Leave the caption out when the page already has a heading for the chart. */
   hideTitle?: boolean;
+  /** Where the data table is loaded from when asked for (a link without JavaScript); without it the table
+   * is in the page. */
+  tableUrl?: string;
 }
 
 export interface ChartModel {
@@ -74,6 +77,7 @@ export interface ChartModel {
   quietMarkers: boolean;
   description: string;
   table: { columns: string[]; rows: string[][] };
+  tableUrl: string | null;
 }
 
 const MARGIN = { left: 48, right: 16, top: 24, bottom: 28 };
@@ -160,11 +164,12 @@ export function buildChart(input: ChartInput): ChartModel {
       } at ${fullTime(s.points.at(-1)!.t)}.`;
     }).join(" ") + (markers.length ? ` ${markers.length} event(s) marked.` : "");
   const times = [...new Set(series.flatMap((s) => s.points.map((p) => p.t.getTime())))].sort((a, b) => a - b);
+  const byTime = series.map((s) => new Map(s.points.map((p) => [p.t.getTime(), p.v])));
   const rows = times.map((time) => [
     fullTime(new Date(time)),
-    ...series.map((s) => {
-      const point = s.points.find((p) => p.t.getTime() === time);
-      return point ? format(point.v) : "";
+    ...byTime.map((values) => {
+      const value = values.get(time);
+      return value === undefined ? "" : format(value);
     }),
   ]);
   return {
@@ -186,5 +191,6 @@ export function buildChart(input: ChartInput): ChartModel {
     quietMarkers: markers.length > 24,
     description,
     table: { columns: ["Time", ...series.map((s) => `${s.name} (${input.unit})`)], rows },
+    tableUrl: input.tableUrl ?? null,
   };
 }

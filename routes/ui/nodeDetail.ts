@@ -8,7 +8,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { changeNodeLabels, type LabelChange, labelChangeProblems } from "../../core/bulkLabels.ts";
 import { createReenrollmentToken, REENROLLMENT_DEFAULT_EXPIRES_S } from "../../core/enrollment.ts";
-import { AppError, type ErrorDetail } from "../../core/errors.ts";
+import { AppError, type ErrorDetail, notFound } from "../../core/errors.ts";
 import {
   DEFAULT_HISTORY_RANGE,
   HISTORY_RANGE_KEYS,
@@ -19,7 +19,8 @@ import {
   summarizeHistory,
 } from "../../core/nodeHistory.ts";
 import { listScalingEvents } from "../../core/metricsQuery.ts";
-import { decommissionNode, getNode, type NodeDetail } from "../../core/nodes.ts";
+import { decommissionNode, getNode, type NodeDetail, updateNode } from "../../core/nodes.ts";
+import { DISPLAY_NAME_MAX } from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
 import { buildChart, type ChartMarkerInput, type ChartModel } from "./charts.ts";
 import { detailsByField } from "./forms.ts";
@@ -64,8 +65,19 @@ function poolName(pool: { display_name: string | null; instance_pool_id: string 
   return pool.display_name ?? pool.instance_pool_id.split(".").at(-1) ?? pool.instance_pool_id;
 }
 
-/** Three charts (cpu %, memory %, instances), one line per pool, the range's scaling events marked. */
-function historyCharts(history: NodeHistory): ChartModel[] {
+const CHART_IDS = ["cpu", "memory", "instances"] as const;
+type ChartId = typeof CHART_IDS[number];
+
+/** Where a chart's data table is loaded from (on demand: a page of its own without JavaScript). */
+function chartTableUrl(nodeId: string, chart: ChartId, range: HistoryRange): string {
+  return `/nodes/${encodeURIComponent(nodeId)}/charts/${chart}${
+    range === DEFAULT_HISTORY_RANGE ? "" : `?range=${range}`
+  }`;
+}
+
+/** Three charts (cpu %, memory %, instances), one line per pool, the range's scaling events marked; their
+ * data tables are loaded when asked for. */
+function historyCharts(history: NodeHistory, nodeId: string): ChartModel[] {
   const when = (iso: string) => iso.slice(0, 16).replace("T", " ");
   const markers: ChartMarkerInput[] = [
     ...history.events.map((e): ChartMarkerInput => ({
@@ -112,6 +124,7 @@ function historyCharts(history: NodeHistory): ChartModel[] {
     buildChart({
       ...common,
       id: "cpu",
+      tableUrl: chartTableUrl(nodeId, "cpu", history.range),
       title: "CPU utilisation",
       unit: "%",
       yDomain: [0, 100],
@@ -120,6 +133,7 @@ function historyCharts(history: NodeHistory): ChartModel[] {
     buildChart({
       ...common,
       id: "memory",
+      tableUrl: chartTableUrl(nodeId, "memory", history.range),
       title: "Memory utilisation",
       unit: "%",
       yDomain: [0, 100],
@@ -128,6 +142,7 @@ function historyCharts(history: NodeHistory): ChartModel[] {
     buildChart({
       ...common,
       id: "instances",
+      tableUrl: chartTableUrl(nodeId, "instances", history.range),
       title: "Instances",
       unit: "instances",
       decimals: 0,
@@ -141,6 +156,8 @@ interface NodePageState {
   eventsCursor?: string;
   errors?: Record<string, string>;
   label?: { key: string; value: string };
+  /** The display name as typed, when the form comes back with an error. */
+  displayName?: string;
   status?: 200 | 422;
 }
 
@@ -155,7 +172,7 @@ async function renderNodePage(
   const { range } = state;
   const wants = (p: Part) => part === null || part === p;
   const [history, events] = await Promise.all([
-    wants("charts") ? nodeHistory(ui.deps, node.id, node.pools, range) : null,
+    wants("charts") ? nodeHistory(ui.deps, node.id, range) : null,
     wants("events")
       ? listScalingEvents(ui.deps, { nodeId: node.id }, {
         cursor: state.eventsCursor || undefined,
@@ -186,7 +203,7 @@ async function renderNodePage(
         url: nodeUrl(node.id, key),
       })),
       history,
-      charts: history ? historyCharts(history) : [],
+      charts: history ? historyCharts(history, node.id) : [],
       summary: history ? summarizeHistory(history) : [],
       events: events?.items ?? [],
       eventsFirstUrl: state.eventsCursor ? nodeUrl(node.id, range) : null,
@@ -194,6 +211,8 @@ async function renderNodePage(
       selfUrl: nodeUrl(node.id, range, state.eventsCursor),
       errors: state.errors ?? {},
       label: state.label ?? { key: "", value: "" },
+      displayName: state.displayName ?? node.display_name ?? "",
+      displayNameMax: DISPLAY_NAME_MAX,
       tokenLifetimes: TOKEN_LIFETIMES,
       configUrl: `/nodes/${encodeURIComponent(node.id)}/config`,
     },
@@ -206,6 +225,31 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
     return renderNodePage(ui, c, c.req.param("id"), {
       range: parseRange(c.req.query("range")),
       eventsCursor: c.req.query("events")?.slice(0, 500),
+    });
+  });
+
+  // A chart's data as a table: what the chart's <details> loads (htmx), and a page of its own without
+  // JavaScript.
+  app.get("/nodes/:id/charts/:chart", async (c) => {
+    requirePageRole(c, "viewer");
+    const chartId = c.req.param("chart") as ChartId;
+    if (!CHART_IDS.includes(chartId)) throw notFound(`chart ${c.req.param("chart")}`);
+    const node = await getNode(ui.deps, c.req.param("id"));
+    const range = parseRange(c.req.query("range"));
+    const history = await nodeHistory(ui.deps, node.id, range);
+    const chart = historyCharts(history, node.id)[CHART_IDS.indexOf(chartId)];
+    return ui.render(c, {
+      page: "@pages/node-chart-table",
+      partial: "@partials/chart-table",
+      title: `${chart.title}: ${node.display_name || node.name}`,
+      nav: "nodes",
+      data: {
+        chart,
+        table: chart.table,
+        nodeTitle: node.display_name || node.name,
+        nodeUrl: nodeUrl(node.id, range),
+        rangeLabel: HISTORY_RANGES[range].label,
+      },
     });
   });
 
@@ -243,6 +287,38 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
       throw error;
     }
     return c.redirect(`${nodeUrl(node.id, range)}#labels`, 303);
+  });
+
+  // The operator's name for the node (empty clears it: the agent's name shows). Same rule and audit as the
+  // API's PATCH /api/v1/nodes/{id}.
+  app.post("/nodes/:id/display-name", async (c) => {
+    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const node = await getNode(ui.deps, c.req.param("id"));
+    const range = parseRange(field(form, "range"));
+    const typed = field(form, "display_name");
+    try {
+      const updated = await updateNode(ui.deps, { principal, address: c.get("clientAddress") }, node.id, {
+        display_name: typed.trim() === "" ? null : typed,
+      });
+      ui.flash(
+        c,
+        "ok",
+        updated.display_name === null
+          ? `Display name cleared: the node shows as ${node.name}.`
+          : `Display name set to ${updated.display_name}.`,
+      );
+    } catch (error) {
+      if (error instanceof AppError && error.status === 422) {
+        return renderNodePage(ui, c, node.id, {
+          range,
+          errors: detailsByField(error.details ?? []),
+          displayName: typed,
+          status: 422,
+        });
+      }
+      throw error;
+    }
+    return c.redirect(`${nodeUrl(node.id, range)}#identity`, 303);
   });
 
   // The token is shown in this answer only (no redirect: it must not sit in a URL or a cookie).

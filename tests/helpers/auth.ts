@@ -67,3 +67,9 @@ export async function loginAs(ctx: TestApp, username: string, password: string):
   const cookie = `acs_session=${match[1]}`;
   return { cookie, csrfToken: body.csrf_token, headers: { cookie, "x-csrf-token": body.csrf_token } };
 }
+
+/** A new user of the role, logged in. */
+export async function sessionWithRole(ctx: TestApp, role: Role): Promise<TestSession> {
+  const user = await createUserWithRole(ctx, role);
+  return await loginAs(ctx, user.username, user.password);
+}
