@@ -16,7 +16,7 @@ import {
 } from "../db/agents.ts";
 import { findConfigVersionById, findNodeConfig } from "../db/configs.ts";
 import { isRetryableWrite } from "../db/errors.ts";
-import { recordAudit } from "./audit.ts";
+import { type AuditEntry, recordAudits } from "./audit.ts";
 import { parseConfigInput, prefixDetails } from "./configDocument.ts";
 import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
@@ -24,7 +24,7 @@ import type { NodeAuthCache } from "./nodeAuthCache.ts";
 import type { CoreDeps } from "./deps.ts";
 import { LATE_SAMPLE_MS } from "./housekeeping.ts";
 import { type RateLimiter, tooManyRequests } from "./limits.ts";
-import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.ts";
+import { findUsableEnrollmentToken, takeEnrollmentUse } from "./enrollment.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
@@ -187,7 +187,9 @@ async function registerOnce(
           if (!input.enrollment_token) {
             throw new AppError(401, "enrollment_token_invalid", "an enrollment token is required");
           }
-          enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
+          // Checked here, its use counted at the end of the transaction (takeEnrollmentUse): the token's row
+          // stays locked only from that UPDATE to the commit, not through the whole registration.
+          enrollment = await findUsableEnrollmentToken(deps, tx, input.enrollment_token);
           if (enrollment.nodeId !== null && enrollment.nodeId !== existing?.id) {
             throw new AppError(
               403,
@@ -245,8 +247,9 @@ async function registerOnce(
         );
         const principal: Principal = { kind: "node", nodeId, nodeName: input.name };
         let configCreated = false;
+        let version: { version: number; hash: string; body: Record<string, unknown> } | undefined;
         if (configBody && !existing?.desiredVersionId) {
-          await createConfigVersion(deps, tx, {
+          version = await createConfigVersion(deps, tx, {
             nodeId,
             body: configBody.body,
             text: configBody.text,
@@ -257,12 +260,18 @@ async function registerOnce(
           });
           configCreated = true;
         }
-        const desired = await findNodeConfig(tx, nodeId);
-        const version = desired?.desiredVersionId
-          ? await findConfigVersionById(tx, desired.desiredVersionId)
-          : undefined;
+        if (!configCreated) {
+          // The version just created is the desired one; otherwise read what is desired.
+          const desired = await findNodeConfig(tx, nodeId);
+          version = desired?.desiredVersionId
+            ? await findConfigVersionById(tx, desired.desiredVersionId)
+            : undefined;
+        }
+        // The audit entries in one statement (a round trip less per registration).
+        const audits: AuditEntry[] = [];
         if (enrollment) {
-          await recordAudit(deps, tx, {
+          enrollment = await takeEnrollmentUse(deps, tx, enrollment);
+          audits.push({
             principal,
             action: "enrollment_token.use",
             targetType: "enrollment_token",
@@ -276,7 +285,7 @@ async function registerOnce(
             address,
           });
         }
-        await recordAudit(deps, tx, {
+        audits.push({
           principal,
           action: existing ? "node.reregister" : "node.register",
           targetType: "node",
@@ -294,6 +303,7 @@ async function registerOnce(
           },
           address,
         });
+        await recordAudits(deps, tx, audits);
         return {
           created: !existing,
           nodeId,
