@@ -193,6 +193,12 @@ function routeTemplate(c: Context): string {
 function connectTelemetrySources(deps: CoreDeps, services: Services, telemetry: Telemetry): void {
   telemetry.sources.longPollsWaiting = () => services.configWatcher.waiting;
   telemetry.sources.configPollErrors = () => services.configWatcher.stats().poll_errors;
+  telemetry.sources.configPolls = () => services.configWatcher.stats().polls;
+  telemetry.sources.nodeTokenChecks = () => {
+    const { hits, misses } = services.nodeAuth.stats();
+    return { memory: hits, database: misses };
+  };
+  telemetry.sources.heartbeatRows = () => services.heartbeats.stats().rows_written;
   telemetry.sources.dbPool = () => poolStats(deps.pool);
   telemetry.sources.fleet = async () => {
     const [status, configState] = await Promise.all([

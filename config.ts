@@ -26,6 +26,9 @@ const settingsSchema = z.object({
   API_PORT: port.default(8000),
   HEARTBEAT_INTERVAL_S: positiveInt.max(3600).default(30),
   OFFLINE_AFTER_S: positiveInt.max(86400).default(90),
+  // Heartbeats are kept in memory and written at most this often, the latest per node, in one statement
+  // per replica (core/agents.ts); 0 writes each before answering (group commit).
+  HEARTBEAT_FLUSH_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
   // Legacy name: when set without RAW_RETENTION_DAYS it is the raw retention; when both are set it may only
   // narrow the ingestion window (see `ingestionDays` below).
   METRICS_RETENTION_DAYS: positiveInt.max(3650).optional(),

@@ -253,6 +253,8 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     const left = Math.max(0, settings.SHUTDOWN_GRACE_S * 1000 - (Date.now() - started));
     const grace = new Promise((resolve) => setTimeout(resolve, left));
     await Promise.race([server.shutdown(), grace]);
+    // Heartbeats answered while draining are kept in memory like the others: write them before the pool ends.
+    await services.heartbeats.flush().catch((error) => logger.warn("heartbeat flush failed", { error }));
     await handle.pool.end();
     logger.info("stopped");
   };

@@ -250,6 +250,8 @@ const loadAtStart = loadAverage();
 const share = (value: number, ceiling: number | undefined) =>
   ceiling ? ` (${Math.round((value / ceiling) * 100)}% of its ceiling)` : "";
 const ceilings: { healthz?: number; inserts?: number } = {};
+/** Requests the last wrk run made (for CPU per request). */
+let lastWrkCount = 0;
 const fileLimit = await raiseFileLimit(Math.max(20_000, PULLS * 2 + 2_000));
 const { database, deps } = await benchDatabase("bench", SECRET_KEY);
 const port = freePort();
@@ -309,10 +311,10 @@ try {
 
   // -------------------------------------------------------------------------------------------- ceilings
   {
-    const healthz = await runWrk(base, SECONDS, CONCURRENCY);
+    const [healthz, cpu] = await withCpu(() => lastWrkCount, () => runWrk(base, SECONDS, CONCURRENCY));
     if (healthz) {
       ceilings.healthz = healthz.rate;
-      record(`ceiling: GET /healthz, ${CONCURRENCY} connections (wrk)`, healthz.text);
+      record(`ceiling: GET /healthz, ${CONCURRENCY} connections (wrk)`, `${healthz.text}  ${cpu}`);
     }
     const inserts = await rawInsertCeiling(SECONDS, METRIC_WORKERS);
     ceilings.inserts = inserts;
@@ -434,9 +436,13 @@ try {
   // 2 shared cores that caps what a can show. wrk (Debian package) costs far less, so w shows the server
   // and database's own capacity on the same machine.
   if (PHASES.has("w")) {
-    const wrk = await wrkHeartbeats(agents, base, SECONDS, CONCURRENCY);
+    const [wrk, cpu] = await withCpu(
+      () => lastWrkCount,
+      () => wrkHeartbeats(agents, base, SECONDS, CONCURRENCY),
+    );
     if (wrk) {
       record(`w. heartbeats, ${CONCURRENCY} connections (wrk)`, wrk.text + share(wrk.rate, ceilings.healthz));
+      record("w. cost", cpu);
     } else {
       record("w. heartbeats (wrk)", "skipped: wrk is not installed (apt-get install wrk)");
     }
@@ -726,6 +732,7 @@ async function runWrk(
     }
     const text = new TextDecoder().decode(output.stdout);
     const rate = text.match(/Requests\/sec:\s+([\d.]+)/)?.[1];
+    lastWrkCount = Number(text.match(/(\d+) requests in/)?.[1] ?? 0);
     const p50 = text.match(/^\s+50%\s+(\S+)/m)?.[1];
     const p99 = text.match(/^\s+99%\s+(\S+)/m)?.[1];
     const failed = text.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1];

@@ -1,12 +1,10 @@
 // The autoscaler side of the protocol: register, heartbeat, metric batches.
-// Registration is rare and does everything in one transaction; heartbeats and metrics are the hot paths
-// and are shaped for few round trips (see db/agents.ts and the heartbeat group commit below).
+// Registration is rare and does everything in one transaction; heartbeats (core/heartbeats.ts) and metrics
+// are the hot paths and are shaped for few round trips (see db/agents.ts).
 import type { DbOrTx } from "../db/client.ts";
 import type { PoolLimiter } from "./poolLimit.ts";
 import {
   findNodeByNameForUpdate,
-  type HeartbeatOutcome,
-  type HeartbeatWrite,
   insertNode,
   listNodePoolOcids,
   type PoolLatest,
@@ -14,7 +12,6 @@ import {
   type ScalingEventRow,
   updateNodeRegistration,
   upsertRegisteredPools,
-  writeHeartbeats,
   writeMetricBatch,
 } from "../db/agents.ts";
 import { findConfigVersionById, findNodeConfig } from "../db/configs.ts";
@@ -23,15 +20,15 @@ import { recordAudit } from "./audit.ts";
 import { parseConfigInput, prefixDetails } from "./configDocument.ts";
 import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
+import type { NodeAuthCache } from "./nodeAuthCache.ts";
 import type { CoreDeps } from "./deps.ts";
 import { LATE_SAMPLE_MS } from "./housekeeping.ts";
 import { type RateLimiter, tooManyRequests } from "./limits.ts";
 import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
-import { AppError, type ErrorDetail, unauthorized, validationFailed } from "./errors.ts";
+import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
 import { parseZonedTimestamp } from "./fields.ts";
-import { authenticateNode } from "./nodeAuth.ts";
 import type { Principal } from "./principal.ts";
 
 /** A node whose token was checked (core/nodeAuth.ts authenticateNode). */
@@ -75,7 +72,11 @@ export interface RegisterResult {
   };
 }
 
-type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
+type WatcherHolder = {
+  configWatcher: Pick<ConfigWatcher, "notify">;
+  /** This replica forgets a rotated token at once (the others at their next poll). */
+  nodeAuth?: Pick<NodeAuthCache, "forget">;
+};
 
 const REGISTER_ATTEMPTS = 5;
 
@@ -304,6 +305,7 @@ async function registerOnce(
         // surfaces as ER_DUP_ENTRY and is retried below.
       }, { isolationLevel: "read committed" });
       if (outcome.configCreated) services.configWatcher.notify(outcome.nodeId, outcome.config?.hash);
+      if (!outcome.created) services.nodeAuth?.forget(outcome.nodeId);
       return {
         created: outcome.created,
         body: {
@@ -367,180 +369,6 @@ function nameTaken(name: string): AppError {
 function describe(details: ErrorDetail[]): string {
   const head = details.slice(0, 3).map((d) => `${d.field}: ${d.message}`).join("; ");
   return details.length > 3 ? `${head}; and ${details.length - 3} more` : head;
-}
-
-// ------------------------------------------------------------------------------------------- heartbeat
-
-export interface HeartbeatInput {
-  status?: string | null;
-  uptime_s?: number | null;
-  applied_config_hash?: string | null;
-  agent_version?: string | null;
-  address?: string | null;
-  pools?: { instance_pool_id: string; instance_count: number }[] | null;
-}
-
-export interface HeartbeatResult {
-  desired_config_hash: string | null;
-  heartbeat_interval_s: number;
-  config_changed: boolean;
-}
-
-/** Group commit for heartbeats: while one batch is being written, arrivals queue, and the next write takes
- * them all. An idle server writes a lone heartbeat at once (no timer, no added latency); a busy one writes
- * hundreds per statement. Every caller still gets its answer only after its row is committed. */
-export interface HeartbeatWriter {
-  submit(write: HeartbeatWrite): Promise<HeartbeatOutcome>;
-  /** keyedHash of a node token, remembered for the tokens used lately (an HMAC per heartbeat was a tenth
-   * of the server's CPU on this path). Only well-shaped node tokens (refused otherwise): the cache is an
-   * LRU bounded in count, and in key size by the shape. */
-  tokenHash(token: string): Promise<string>;
-  /** The cached tokens, least recently used first (diagnostics and tests). */
-  cachedTokens(): string[];
-  stats(): {
-    batches: number;
-    heartbeats: number;
-    largest_batch: number;
-    write_ms: number;
-    cached_token_hashes: number;
-  };
-  close(): Promise<void>;
-}
-
-interface QueuedHeartbeat {
-  write: HeartbeatWrite;
-  resolve(outcome: HeartbeatOutcome): void;
-  reject(error: unknown): void;
-}
-
-const TOKEN_HASH_CACHE_SIZE = 20_000;
-
-export function createHeartbeatWriter(
-  deps: Pick<CoreDeps, "pool" | "logger" | "settings">,
-  options: { maxBatch?: number; maxInFlight?: number; tokenHashCacheSize?: number } = {},
-): HeartbeatWriter {
-  const tokenHashes = new Map<string, string>();
-  const cacheSize = options.tokenHashCacheSize ?? TOKEN_HASH_CACHE_SIZE;
-  const maxBatch = options.maxBatch ?? 500;
-  // One batch in flight by default: in the bench it gave the largest batches and the least CPU per
-  // heartbeat. With more, rows are still locked in id order, so batches wait for each other, not deadlock.
-  const maxInFlight = options.maxInFlight ?? 1;
-  let queue: QueuedHeartbeat[] = [];
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
-  const counters = { batches: 0, heartbeats: 0, largest_batch: 0, write_ms: 0 };
-
-  async function writeBatch(batch: QueuedHeartbeat[]): Promise<void> {
-    // One row per (node, token): a node heartbeating twice in one batch is written once, both answered.
-    const unique = new Map<string, HeartbeatWrite>();
-    for (const item of batch) unique.set(`${item.write.nodeId} ${item.write.tokenHash}`, item.write);
-    const writes = [...unique.values()];
-    for (let attempt = 1;; attempt++) {
-      try {
-        const started = performance.now();
-        const outcomes = await writeHeartbeats(deps.pool, writes);
-        counters.write_ms += performance.now() - started;
-        const byKey = new Map(writes.map((w, i) => [`${w.nodeId} ${w.tokenHash}`, outcomes[i]]));
-        for (const item of batch) item.resolve(byKey.get(`${item.write.nodeId} ${item.write.tokenHash}`)!);
-        counters.batches++;
-        counters.heartbeats += batch.length;
-        counters.largest_batch = Math.max(counters.largest_batch, batch.length);
-        return;
-      } catch (error) {
-        // Another replica's batch may still deadlock with this one (its join order is the optimizer's): retry once.
-        if ((error as { code?: string }).code === "ER_LOCK_DEADLOCK" && attempt < 2) continue;
-        for (const item of batch) item.reject(error);
-        return;
-      }
-    }
-  }
-
-  // No timer: a batch is whatever queued while the previous one was written. (Holding each write 2-5 ms
-  // for more company was tried; in the bench it saved nothing measurable and added latency.)
-  function pump(): void {
-    while (queue.length > 0 && inFlight < maxInFlight) {
-      const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
-      queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
-      inFlight++;
-      void writeBatch(batch).finally(() => {
-        inFlight--;
-        if (queue.length > 0) pump();
-        else if (inFlight === 0) idle?.();
-      });
-    }
-  }
-
-  return {
-    submit(write) {
-      return new Promise<HeartbeatOutcome>((resolve, reject) => {
-        queue.push({ write, resolve, reject });
-        pump();
-      });
-    },
-    tokenHash: async (token) => {
-      if (!secretShaped(SECRET_PREFIX.nodeToken, token)) throw new Error("not a node token's shape");
-      let hash = tokenHashes.get(token);
-      if (hash === undefined) {
-        hash = await keyedHash(deps.settings.SECRET_KEY, token);
-        // Insertion order is recency (a hit re-inserts): drop the least recently used when full.
-        if (tokenHashes.size >= cacheSize) tokenHashes.delete(tokenHashes.keys().next().value!);
-      } else {
-        tokenHashes.delete(token);
-      }
-      tokenHashes.set(token, hash);
-      return hash;
-    },
-    cachedTokens: () => [...tokenHashes.keys()],
-    stats: () => ({ ...counters, cached_token_hashes: tokenHashes.size }),
-    close: () => {
-      if (inFlight === 0 && queue.length === 0) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        idle = resolve;
-      });
-    },
-  };
-}
-
-/** Records a heartbeat. The token check is part of the write (see db/agents.ts writeHeartbeats); only when
- * it fails is the node looked up again, to answer 401/403/404/410 exactly as every node route does. */
-export async function recordHeartbeat(
-  deps: CoreDeps,
-  services: { heartbeats: HeartbeatWriter; pools: PoolLimiter },
-  input: { nodeId: string; token: string | undefined; body: HeartbeatInput; clientAddress: string | null },
-): Promise<HeartbeatResult> {
-  const { token, nodeId, body } = input;
-  if (!secretShaped(SECRET_PREFIX.nodeToken, token)) {
-    await authenticateNode(deps, nodeId, token); // throws the precise refusal
-    throw unauthorized("invalid node token");
-  }
-  const poolOcids = (body.pools ?? []).map((p) => p.instance_pool_id);
-  if (services.pools.hasUnknown(nodeId, poolOcids)) {
-    // A pool this node never named (rare): prove the token first, then count it against MAX_POOLS_PER_NODE.
-    await authenticateNode(deps, nodeId, token);
-    await services.pools.ensure(nodeId, poolOcids, (i) => `pools.${i}.instance_pool_id`);
-  }
-  const outcome = await services.heartbeats.submit({
-    nodeId,
-    tokenHash: await services.heartbeats.tokenHash(token),
-    at: deps.clock.now(),
-    address: input.clientAddress,
-    claimedAddress: body.address ?? null,
-    status: body.status ?? null,
-    uptimeS: body.uptime_s ?? null,
-    agentVersion: body.agent_version ?? null,
-    appliedHash: body.applied_config_hash,
-    pools: (body.pools ?? []).map((p) => ({ poolOcid: p.instance_pool_id, instanceCount: p.instance_count })),
-  });
-  if (!outcome.written) {
-    await authenticateNode(deps, nodeId, token);
-    throw unauthorized("invalid node token"); // the token changed between the write and the check
-  }
-  deps.telemetry?.heartbeat();
-  return {
-    desired_config_hash: outcome.desiredHash,
-    heartbeat_interval_s: deps.settings.HEARTBEAT_INTERVAL_S,
-    config_changed: outcome.desiredHash !== null && outcome.desiredHash !== outcome.appliedHash,
-  };
 }
 
 // --------------------------------------------------------------------------------------------- metrics

@@ -11,8 +11,14 @@
 // committed a little late, is still seen. Rows read again inside the overlap cost nothing but a comparison.
 // The wait itself is real time (setTimeout); the route re-reads the node at the end of every wait, so a
 // missed wake-up can only delay an answer, never make it wrong.
+//
+// The same poll keeps the replica's node-token memory current (core/nodeAuthCache.ts): it also reads the
+// node credential changes (node_auth_changes) since the mark and makes the cache forget those nodes, and
+// it hands the cache the new desired hashes. So it runs while pulls wait OR while the cache holds a node.
 import type { CoreDeps } from "./deps.ts";
 import { findDesiredChangedSince, findDesiredHash } from "../db/configs.ts";
+import { findNodeAuthChangesSince } from "../db/nodeAuth.ts";
+import type { NodeAuthCache } from "./nodeAuthCache.ts";
 
 export const OVERLAP_MS = 5_000;
 
@@ -46,6 +52,8 @@ export interface ConfigWatcher {
   /** Waiters in this process right now. */
   readonly waiting: number;
   stats(): ConfigWatcherStats;
+  /** Starts polling if it is not (the node-token cache remembered its first node). */
+  ensurePolling(): void;
   /** Shutdown: every waiter settles as "closed" at once and the poller stops. */
   close(): Promise<void>;
 }
@@ -58,7 +66,10 @@ interface Waiter {
 
 export function createConfigWatcher(
   deps: Pick<CoreDeps, "db" | "settings" | "clock" | "logger">,
+  nodeAuth?: Pick<NodeAuthCache, "forget" | "desiredChanged" | "polled" | "size">,
 ): ConfigWatcher {
+  /** Something needs the poll: pulls waiting, or nodes remembered by the token cache. */
+  const needed = () => waiting > 0 || (nodeAuth?.size ?? 0) > 0;
   const byNode = new Map<string, Set<Waiter>>();
   let waiting = 0;
   let closed = false;
@@ -66,6 +77,7 @@ export function createConfigWatcher(
   let inflight: Promise<void> | undefined;
   const notifyReads = new Set<Promise<void>>();
   let highWaterMs: number | undefined;
+  let authChangesSeen = new Set<number>();
   let failing = false;
   const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0, replaced: 0 };
 
@@ -82,17 +94,33 @@ export function createConfigWatcher(
   };
 
   const poll = async () => {
+    const startedAt = performance.now();
     const nowMs = deps.clock.now().getTime();
     let mark = highWaterMs ?? nowMs;
     const since = new Date(Math.min(mark, nowMs) - OVERLAP_MS);
     try {
-      const rows = await findDesiredChangedSince(deps.db, since);
+      const [rows, authChanges] = await Promise.all([
+        findDesiredChangedSince(deps.db, since),
+        nodeAuth ? findNodeAuthChangesSince(deps.db, since) : [],
+      ]);
       counters.polls++;
-      counters.rows_read += rows.length;
+      counters.rows_read += rows.length + authChanges.length;
+      // Each change once: the overlap reads it again for a few seconds, and forgetting a node again would
+      // only send its next requests to the database (a read that began before the first forget cannot put
+      // the old token back: see forget()).
+      const seen = new Set<number>();
+      for (const change of authChanges) {
+        mark = Math.max(mark, change.changedAt.getTime());
+        seen.add(change.id);
+        if (!authChangesSeen.has(change.id)) nodeAuth?.forget(change.nodeId);
+      }
+      authChangesSeen = seen;
       for (const row of rows) {
         if (row.desiredChangedAt) mark = Math.max(mark, row.desiredChangedAt.getTime());
+        nodeAuth?.desiredChanged(row.id, row.desiredHash);
         wake(row.id, row.desiredHash);
       }
+      nodeAuth?.polled(startedAt);
       if (failing) deps.logger.info("config watcher polls again");
       failing = false;
     } catch (error) {
@@ -102,11 +130,11 @@ export function createConfigWatcher(
       failing = true;
     }
     // Idle now: the next first waiter starts from its own registration time.
-    highWaterMs = waiting > 0 ? mark : undefined;
+    highWaterMs = needed() ? mark : undefined;
   };
 
   const schedule = () => {
-    if (closed || pollTimer !== undefined || inflight || waiting === 0) return;
+    if (closed || pollTimer !== undefined || inflight || !needed()) return;
     pollTimer = setTimeout(() => {
       pollTimer = undefined;
       inflight = poll().finally(() => {
@@ -117,7 +145,7 @@ export function createConfigWatcher(
   };
 
   const stopWhenIdle = () => {
-    if (waiting > 0) return;
+    if (needed()) return;
     if (pollTimer !== undefined) clearTimeout(pollTimer);
     pollTimer = undefined;
     // The next first waiter starts from its own registration time (see watch()).
@@ -162,6 +190,7 @@ export function createConfigWatcher(
     },
 
     notify(nodeId, hash) {
+      if (hash !== undefined) nodeAuth?.desiredChanged(nodeId, hash);
       if (closed || !byNode.has(nodeId)) return;
       if (hash !== undefined) {
         wake(nodeId, hash);
@@ -179,6 +208,11 @@ export function createConfigWatcher(
     },
 
     stats: () => ({ waiting, ...counters }),
+
+    ensurePolling() {
+      highWaterMs ??= deps.clock.now().getTime();
+      schedule();
+    },
 
     async close() {
       closed = true;

@@ -172,7 +172,8 @@ export function retentionJob(intervalMs: number): Job {
   };
 }
 
-/** Expired sessions and failed logins that no longer count (logins also sweep a few of each). */
+/** Expired sessions, failed logins that no longer count (logins also sweep a few of each) and node
+ * credential changes every replica has seen. */
 export function pruneJob(intervalMs = PRUNE_INTERVAL_MS): Job {
   return {
     name: JOB_NAMES.prune,
@@ -183,6 +184,12 @@ export function pruneJob(intervalMs = PRUNE_INTERVAL_MS): Job {
         context,
         "login_failures",
         new Date(context.now.getTime() - LOGIN_FAILURE_KEEP_MS),
+      ),
+      // Replicas read back a few seconds of these (core/configWatcher.ts); an hour is plenty.
+      deleted_node_auth_changes: await deleteInBatches(
+        context,
+        "node_auth_changes",
+        new Date(context.now.getTime() - 3_600_000),
       ),
     }),
   };

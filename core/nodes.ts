@@ -353,7 +353,7 @@ export async function deleteNode(
   return await deps.db.transaction(async (tx) => {
     const node = await lockNodeRow(tx, nodeId);
     if (!node) throw notFound(`node ${nodeId}`);
-    const deleted = await deleteNodeRows(tx, nodeId);
+    const deleted = await deleteNodeRows(tx, nodeId, deps.clock.now());
     await recordAudit(deps, tx, {
       principal: actor.principal,
       action: "node.delete",

@@ -1,5 +1,5 @@
 // The request log. One JSON line per request, except for the agents' hot routes (heartbeats, metric
-// batches, config pulls and acks): there a fleet sends thousands a second, and a line each cost more CPU
+// batches, config pulls and acks, and /healthz): there a fleet sends thousands a second, and a line each cost more CPU
 // than the heartbeat itself. Their successful answers are counted per route and status and written as one
 // "requests summary" line every SUMMARY_INTERVAL_MS (count, mean and max duration); every answer of 400 or
 // more is still written on its own line, as is everything at LOG_LEVEL=debug.
@@ -9,6 +9,7 @@ export const SUMMARY_INTERVAL_MS = 10_000;
 
 /** Route templates whose successful requests are summarized rather than written one by one. */
 export const SUMMARIZED_ROUTES: ReadonlySet<string> = new Set([
+  "/healthz", // load balancers probe it every few seconds
   "/api/v1/nodes/:id/heartbeat",
   "/api/v1/nodes/:id/metrics",
   "/api/v1/nodes/:id/config",

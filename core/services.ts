@@ -1,7 +1,8 @@
 // The services both the JSON API and the pages call. Built once per app from its dependencies.
 import type { CoreDeps } from "./deps.ts";
 import { type ConfigWatcher, createConfigWatcher } from "./configWatcher.ts";
-import { createHeartbeatWriter, type HeartbeatWriter } from "./agents.ts";
+import { createHeartbeatWriter, type HeartbeatWriter } from "./heartbeats.ts";
+import { createNodeAuthCache, type NodeAuthCache } from "./nodeAuthCache.ts";
 import { createJobRunner, type JobRunner } from "./jobs.ts";
 import { createPoolLimiter, type PoolLimiter } from "./poolLimit.ts";
 import { standardJobs } from "./housekeeping.ts";
@@ -10,8 +11,10 @@ import { createRateLimiter, type RateLimiter } from "./limits.ts";
 export interface Services {
   /** Long-poll engine for agents' config pulls (core/configWatcher.ts). */
   configWatcher: ConfigWatcher;
-  /** Group commit of heartbeat writes (core/agents.ts). */
+  /** Heartbeats kept in memory, the latest per node, written every HEARTBEAT_FLUSH_MS (core/heartbeats.ts). */
   heartbeats: HeartbeatWriter;
+  /** Node tokens checked from memory, forgotten by every replica within a poll (core/nodeAuthCache.ts). */
+  nodeAuth: NodeAuthCache;
   /** MAX_POOLS_PER_NODE, with the pools known to exist remembered (core/poolLimit.ts). */
   pools: PoolLimiter;
   /** Rollups, retention and pruning (core/housekeeping.ts); main.ts starts its timers, tests tick it. */
@@ -23,8 +26,10 @@ export interface Services {
 }
 
 export function createServices(deps: CoreDeps): Services {
-  const configWatcher = createConfigWatcher(deps);
-  const heartbeats = createHeartbeatWriter(deps);
+  const nodeAuth = createNodeAuthCache(deps);
+  const configWatcher = createConfigWatcher(deps, nodeAuth);
+  nodeAuth.onFirstEntry = () => configWatcher.ensurePolling();
+  const heartbeats = createHeartbeatWriter(deps, { nodeAuth });
   const jobs = createJobRunner(deps, standardJobs(deps.settings), {
     observe: (job, outcome, seconds) => deps.telemetry?.jobRun(job, outcome, seconds, deps.clock.now()),
   });
@@ -36,6 +41,7 @@ export function createServices(deps: CoreDeps): Services {
   return {
     configWatcher,
     heartbeats,
+    nodeAuth,
     pools: createPoolLimiter(deps),
     jobs,
     registrationLimiter,

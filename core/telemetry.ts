@@ -20,6 +20,12 @@ export interface TelemetrySources {
   longPollsWaiting?: () => number;
   dbPool?: () => { total: number; free: number; queued: number; limit: number };
   configPollErrors?: () => number;
+  /** Successful polls of the config watcher (node changes and credential changes). */
+  configPolls?: () => number;
+  /** Node-token checks answered from memory and from the database (core/nodeAuthCache.ts). */
+  nodeTokenChecks?: () => { memory: number; database: number };
+  /** Heartbeats received and heartbeat rows written (core/heartbeats.ts). */
+  heartbeatRows?: () => number;
   /** Node counts per status and per config state (cached by the caller of this module). */
   fleet?: () => Promise<{ status: Record<string, number>; configState: Record<string, number> }>;
 }
@@ -171,6 +177,37 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
       const errors = sources.configPollErrors?.() ?? 0;
       this.reset();
       this.inc(errors);
+    },
+  });
+  new Counter({
+    name: "autoscaler_central_config_watch_polls_total",
+    help:
+      "Polls of the config watcher: one query per CONFIG_POLL_MS finds changed configs and node credentials",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(sources.configPolls?.() ?? 0);
+    },
+  });
+  new Counter({
+    name: "autoscaler_central_node_token_checks_total",
+    help: "Node-token checks, by where they were answered (memory, database)",
+    labelNames: ["source"] as const,
+    registers,
+    collect() {
+      const checks = sources.nodeTokenChecks?.() ?? { memory: 0, database: 0 };
+      this.reset();
+      this.labels("memory").inc(checks.memory);
+      this.labels("database").inc(checks.database);
+    },
+  });
+  new Counter({
+    name: "autoscaler_central_heartbeat_rows_written_total",
+    help: "Heartbeat rows written: the latest heartbeat per node, every HEARTBEAT_FLUSH_MS",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(sources.heartbeatRows?.() ?? 0);
     },
   });
   type FleetFigures = Awaited<ReturnType<NonNullable<TelemetrySources["fleet"]>>>;

@@ -4,6 +4,7 @@
 import { eq, sql } from "drizzle-orm";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import type { Database, DbOrTx, Pool } from "./client.ts";
+import { recordNodeAuthChange } from "./nodeAuth.ts";
 import { instancePools, nodes } from "./schema.ts";
 
 // ---------------------------------------------------------------------------------------------- register
@@ -54,6 +55,8 @@ export async function updateNodeRegistration(
   >,
 ): Promise<void> {
   await db.update(nodes).set(values).where(eq(nodes.id, id));
+  // A new token: replicas forget the old one at their next poll (core/nodeAuthCache.ts).
+  if (values.tokenHash !== undefined) await recordNodeAuthChange(db, id, values.updatedAt ?? new Date());
 }
 
 export interface RegisteredPool {
@@ -161,17 +164,26 @@ export async function writeHeartbeats(pool: Pool, batch: HeartbeatWrite[]): Prom
       "? AS id, ? AS token_hash, ? AS at, ? AS address, ? AS claimed_address, ? AS status, ? AS uptime_s, ? AS agent_version, " +
         "? AS applied_set, ? AS applied_hash",
     );
-    // config_state is set before applied_hash and reads only v.*, so the order of assignments (which
-    // MySQL does not promise for multi-table UPDATE) cannot matter.
+    // config_state is set before applied_hash and reads only v.* and columns this statement does not set,
+    // so the order of assignments (which MySQL does not promise for multi-table UPDATE) cannot matter.
+    // Heartbeats are written up to a second after they arrive (core/agents.ts), possibly by two replicas:
+    // one older than the stored last heartbeat changes nothing, and its applied hash does not undo an ack
+    // the node made after it (config_acked_at).
     await pool.query(
       `UPDATE nodes n JOIN (${derived}) v
          ON n.id = v.id AND n.token_hash = v.token_hash AND n.decommissioned_at IS NULL
+            AND (n.last_heartbeat_at IS NULL OR n.last_heartbeat_at <= v.at)
        SET n.config_state = CASE
              WHEN v.applied_set = 0 OR n.desired_hash IS NULL THEN n.config_state
+             WHEN n.config_acked_at > v.at THEN n.config_state
              WHEN n.desired_hash = v.applied_hash THEN 'in_sync'
              WHEN n.config_state = 'in_sync' THEN 'drifted'
              ELSE n.config_state END,
-           n.applied_hash = IF(v.applied_set = 1, v.applied_hash, n.applied_hash),
+           n.applied_hash = IF(
+             v.applied_set = 1 AND (n.config_acked_at IS NULL OR n.config_acked_at <= v.at),
+             v.applied_hash,
+             n.applied_hash
+           ),
            n.last_heartbeat_at = v.at,
            n.last_address = COALESCE(v.address, n.last_address),
            n.claimed_address = COALESCE(v.claimed_address, n.claimed_address),
@@ -411,4 +423,5 @@ export async function listNodePoolOcids(db: DbOrTx, nodeId: string): Promise<str
 /** For tests and tools: marks a node decommissioned (the admin route for it lives elsewhere). */
 export async function setNodeDecommissioned(db: Database, nodeId: string, at: Date | null): Promise<void> {
   await db.update(nodes).set({ decommissionedAt: at }).where(eq(nodes.id, nodeId));
+  await recordNodeAuthChange(db, nodeId, at ?? new Date());
 }

@@ -196,6 +196,7 @@ export const RETENTION_TABLES = {
   sessions: "expires_at",
   login_failures: "at",
   metric_rollup_dirty: "hour_start",
+  node_auth_changes: "changed_at",
 } as const;
 export type RetentionTable = keyof typeof RETENTION_TABLES;
 

@@ -1,5 +1,6 @@
 // Node rows for the management API: filtered, keyset-paginated lists, detail with pools, the few
 // operator changes (display name, labels, decommission) and the full delete of a node's data.
+import { recordNodeAuthChange } from "./nodeAuth.ts";
 import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, like, lt, or, type SQL, sql } from "drizzle-orm";
 import type { MySqlColumn } from "drizzle-orm/mysql-core";
 import type { Database, DbOrTx } from "./client.ts";
@@ -243,6 +244,7 @@ export async function decommissionNodeRow(
 ): Promise<void> {
   await db.update(nodes).set({ decommissionedAt: now, tokenHash: null, updatedAt: now })
     .where(eq(nodes.id, nodeId));
+  await recordNodeAuthChange(db, nodeId, now);
 }
 
 export interface DeletedCounts {
@@ -257,8 +259,10 @@ export interface DeletedCounts {
 
 const affected = (result: unknown) => (result as [{ affectedRows: number }])[0].affectedRows;
 
-/** Deletes the node and every row that belongs to it. Run inside a transaction. */
-export async function deleteNodeRows(db: DbOrTx, nodeId: string): Promise<DeletedCounts> {
+/** Deletes the node and every row that belongs to it (replicas forget its token at their next poll). Run
+ * inside a transaction. */
+export async function deleteNodeRows(db: DbOrTx, nodeId: string, now: Date): Promise<DeletedCounts> {
+  await recordNodeAuthChange(db, nodeId, now);
   return {
     metric_samples: affected(await db.delete(metricSamples).where(eq(metricSamples.nodeId, nodeId))),
     metric_rollups_5m: affected(await db.delete(metricRollups5m).where(eq(metricRollups5m.nodeId, nodeId))),

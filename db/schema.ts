@@ -315,3 +315,13 @@ export const setupCodes = mysqlTable("setup_codes", {
   createdAt: ms("created_at").notNull(),
   expiresAt: ms("expires_at").notNull(),
 });
+
+/** A node's credentials changed: its token rotated, it was decommissioned or deleted. Each replica keeps
+ * the nodes whose token it checked lately in memory (core/nodeAuthCache.ts) and reads the rows newer than
+ * its last look with the config watcher's poll, every CONFIG_POLL_MS, to forget those nodes. Rows older than
+ * an hour are pruned (a replica reads back a few seconds only). */
+export const nodeAuthChanges = mysqlTable("node_auth_changes", {
+  id: bigint("id", { mode: "number" }).autoincrement().primaryKey(),
+  nodeId: char("node_id", { length: 36 }).notNull(),
+  changedAt: ms("changed_at").notNull(),
+}, (t) => [index("node_auth_changes_changed_idx").on(t.changedAt)]);

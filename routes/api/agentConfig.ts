@@ -5,7 +5,7 @@ import { createMiddleware } from "hono/factory";
 import { ackConfig, MAX_WAIT_S, pullConfig } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
-import { authenticateNode, presentedToken } from "../../core/nodeAuth.ts";
+import { presentedToken } from "../../core/nodeAuth.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
@@ -120,7 +120,7 @@ export function registerAgentConfigRoutes(
   // Runs before the request validators, so a caller without this node's token learns nothing more.
   const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
     const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
-    c.set("principal", await authenticateNode(deps, c.req.param("id") ?? "", token));
+    c.set("principal", await services.nodeAuth.principal(c.req.param("id") ?? "", token));
     await next();
   });
   const nodeOf = (principal: AppEnv["Variables"]["principal"]) => {

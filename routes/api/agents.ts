@@ -5,13 +5,13 @@ import {
   checkRegisterCredentials,
   ingestMetrics,
   MAX_SAMPLES_PER_BATCH,
-  recordHeartbeat,
   registerNode,
 } from "../../core/agents.ts";
+import { recordHeartbeat } from "../../core/heartbeats.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import * as fields from "../../core/fields.ts";
-import { authenticateNode, presentedToken } from "../../core/nodeAuth.ts";
+import { presentedToken } from "../../core/nodeAuth.ts";
 import { createMiddleware } from "hono/factory";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
@@ -182,7 +182,7 @@ const metricsRoute = createRoute({
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats" | "pools" | "registrationLimiter">,
+  services: Pick<Services, "configWatcher" | "heartbeats" | "nodeAuth" | "pools" | "registrationLimiter">,
 ): void {
   // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
   app.use(registerRoute.getRoutingPath(), async (c, next) => {
@@ -223,7 +223,7 @@ export function registerAgentRoutes(
   // The token is checked before the batch (up to MAX_BODY_BYTES of samples) is validated.
   const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
     const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
-    c.set("principal", await authenticateNode(deps, c.req.param("id") ?? "", token));
+    c.set("principal", await services.nodeAuth.principal(c.req.param("id") ?? "", token));
     await next();
   });
 

@@ -11,7 +11,15 @@ import { migrations } from "../../db/migrations/index.ts";
 
 /** Settings for tests: the MYSQL_* / DATABASE_URL of the environment, on a database of our own. */
 export function testSettings(database: string, overrides: Record<string, string> = {}): Settings {
-  const env = { ...Deno.env.toObject(), ENVIRONMENT: "test", LOG_LEVEL: "debug", ...overrides };
+  // Heartbeats written before they are answered, so a test reads them right after (tests that want them
+  // coalesced as in production pass HEARTBEAT_FLUSH_MS).
+  const env = {
+    ...Deno.env.toObject(),
+    ENVIRONMENT: "test",
+    LOG_LEVEL: "debug",
+    HEARTBEAT_FLUSH_MS: "0",
+    ...overrides,
+  };
   const base = parseSettings(env);
   return { ...base, database: { ...base.database, database } };
 }

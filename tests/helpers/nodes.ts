@@ -1,7 +1,7 @@
 // Nodes for tests that need one without going through enrollment: a node row with a fresh node token
 // (only its keyed hash is stored, as register does).
-import { eq } from "drizzle-orm";
 import { keyedHash, newSecret, SECRET_PREFIX } from "../../core/secrets.ts";
+import { setNodeDecommissioned } from "../../db/agents.ts";
 import { nodes } from "../../db/schema.ts";
 import type { TestApp } from "./app.ts";
 
@@ -30,7 +30,9 @@ export async function createNodeWithToken(ctx: TestApp, name: string): Promise<T
   return { nodeId, name, token };
 }
 
-/** Marks a node decommissioned (its routes answer 410 afterwards). */
+/** Marks a node decommissioned (its routes answer 410 afterwards: this replica forgets its token at once,
+ * others at their next poll, as decommissioning through the service does). */
 export async function decommissionNode(ctx: TestApp, nodeId: string): Promise<void> {
-  await ctx.deps.db.update(nodes).set({ decommissionedAt: ctx.clock.now() }).where(eq(nodes.id, nodeId));
+  await setNodeDecommissioned(ctx.deps.db, nodeId, ctx.clock.now());
+  ctx.services.nodeAuth.forget(nodeId);
 }
