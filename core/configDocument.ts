@@ -450,7 +450,7 @@ export function toYaml(body: Record<string, unknown>): string {
 const PLAIN_WORD = /^[A-Za-z][A-Za-z0-9._\/-]*$/;
 const YAML_11_WORDS = /^(?:y|n|yes|no|true|false|on|off|null)$/i;
 
-function readsBackAsItself(text: string): boolean {
+export function readsBackAsItself(text: string): boolean {
   if (PLAIN_WORD.test(text) && !YAML_11_WORDS.test(text)) return true;
   try {
     return parse(text) === text && parse(text, { version: "1.1" }) === text;
