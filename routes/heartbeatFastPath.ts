@@ -114,7 +114,7 @@ export function withHeartbeatFastPath(
     let answer: string;
     try {
       answer = JSON.stringify(
-        await recordHeartbeat(deps, services, { nodeId, token, body, clientAddress: address }),
+        await recordHeartbeat(deps, services, { address, token }, nodeId, body),
       );
     } catch {
       // A refusal or a failure: the full path answers it, with the error shape, log line and counters.
