@@ -246,14 +246,11 @@ async function registerOnce(
         const principal: Principal = { kind: "node", nodeId, nodeName: input.name };
         let configCreated = false;
         if (configBody && !existing?.desiredVersionId) {
-          await createConfigVersion(deps, tx, {
-            nodeId,
+          await createConfigVersion(deps, tx, { principal, address }, nodeId, {
             body: configBody.body,
             text: configBody.text,
             source: "agent",
-            principal,
             comment: "brought by the agent at registration",
-            address,
           });
           configCreated = true;
         }
