@@ -236,14 +236,11 @@ async function registerInTransaction(
   let configCreated = false;
   let version: { version: number; hash: string; body: Record<string, unknown> } | undefined;
   if (registration.config && !existing?.desiredVersionId) {
-    version = await createConfigVersion(deps, tx, {
-      nodeId,
+    version = await createConfigVersion(deps, tx, { principal, address: registration.address }, nodeId, {
       body: registration.config.body,
       text: registration.config.text,
       source: "agent",
-      principal,
       comment: "brought by the agent at registration",
-      address: registration.address,
     });
     configCreated = true;
   }
