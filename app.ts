@@ -29,6 +29,7 @@ import { registerMetricsRoutes } from "./routes/api/metrics.ts";
 import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
+import { registerRolloutRoutes } from "./routes/api/rollouts.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { registerUiRoutes } from "./routes/ui/index.ts";
 import { pageErrorResponse } from "./routes/ui/errors.ts";
@@ -133,6 +134,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
   registerEnrollmentTokenRoutes(app, deps);
+  registerRolloutRoutes(app, deps, services);
   // The console's pages (plain routes: not in /openapi.json).
   const ui = registerUiRoutes(app, deps, services);
 
