@@ -28,6 +28,7 @@ import { registerNodeRoutes } from "./routes/api/nodes.ts";
 import { registerMetricsRoutes } from "./routes/api/metrics.ts";
 import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
+import { registerReplayRoutes } from "./routes/api/replay.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { registerUiRoutes } from "./routes/ui/index.ts";
@@ -132,6 +133,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerMetricsRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
+  registerReplayRoutes(app, deps);
   registerEnrollmentTokenRoutes(app, deps);
   // The console's pages (plain routes: not in /openapi.json).
   const ui = registerUiRoutes(app, deps, services);

@@ -23,10 +23,9 @@ import {
   CONFIG_YAML_DESCRIPTION,
   intPathParam,
   isoTime,
+  isYamlBody,
   NodeIdParams,
 } from "./schemas.ts";
-
-const YAML_TYPES = ["application/yaml", "text/yaml"];
 
 const versionNumber = (name: string) => intPathParam(name, 3);
 
@@ -203,9 +202,6 @@ const statusRoute = createRoute({
   },
 });
 
-const isYaml = (contentType: string | undefined) =>
-  YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());
-
 export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {
   app.openapi(listRoute, async (c) => {
     requireRole(c, "viewer");
@@ -235,7 +231,7 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
     const nodeId = c.req.valid("param").id;
     let input: unknown;
     let note: string | undefined;
-    if (isYaml(c.req.header("content-type"))) {
+    if (isYamlBody(c.req.header("content-type"))) {
       input = await c.req.text();
       note = c.req.valid("query").comment;
     } else {
