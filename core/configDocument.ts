@@ -444,7 +444,7 @@ export function toYaml(body: Record<string, unknown>): string {
   return document.toString({ lineWidth: 0 });
 }
 
-function readsBackAsItself(text: string): boolean {
+export function readsBackAsItself(text: string): boolean {
   try {
     return parse(text) === text && parse(text, { version: "1.1" }) === text;
   } catch {

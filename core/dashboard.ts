@@ -1,14 +1,14 @@
 // The console's dashboard in one call: node counts by status and config state, pools and instances,
 // current fleet cpu/memory, the nodes that need attention, the latest scaling events and the fleet's
 // instance count over the last 24 hours. Every figure comes from the same rules the API uses.
-import { countNodesByConfigState, fleetInstanceRows, fleetRollupInstances } from "../db/dashboard.ts";
+import { fleetInstanceRows, fleetRollupInstances } from "../db/dashboard.ts";
 import { readJobWatermark } from "../db/jobs.ts";
 import { FLEET_WATERMARK } from "./housekeeping.ts";
-import { activePoolFigures, type StatusCounts } from "../db/nodes.ts";
+import { activePoolFigures, countNodesByStatusAndConfig, type StatusCounts } from "../db/nodes.ts";
 import type { CoreDeps } from "./deps.ts";
-import { fleetStatusCounts, listNodes, type NodeSummary } from "./nodes.ts";
+import { listNodes, type NodeSummary } from "./nodes.ts";
 import { listScalingEvents, type ScalingEventView } from "./metricsQuery.ts";
-import { CONFIG_STATES } from "./nodeStatus.ts";
+import { CONFIG_STATES, onlineSince } from "./nodeStatus.ts";
 
 /** Pools whose latest figures are older than this do not count in the current averages. */
 export const CURRENT_FIGURES_MAX_AGE_MS = 15 * 60_000;
@@ -98,10 +98,13 @@ export async function dashboardOverview(
   const from = new Date(now.getTime() - DASHBOARD_CHART_HOURS * 3600_000);
   const attentionList = (params: Parameters<typeof listNodes>[1]) =>
     listNodes(deps, { ...params, sort: "last_heartbeat", limit: ATTENTION_LIMIT });
-  const [nodes, configStates, inventory, offline, neverSeen, failed, drifted, events] = await Promise
+  const [counts, inventory, offline, neverSeen, failed, drifted, events] = await Promise
     .all([
-      fleetStatusCounts(deps),
-      countNodesByConfigState(deps.db),
+      countNodesByStatusAndConfig(
+        deps.db,
+        onlineSince(now, deps.settings.OFFLINE_AFTER_S),
+        CONFIG_STATES,
+      ),
       activePoolFigures(deps.db, new Date(now.getTime() - CURRENT_FIGURES_MAX_AGE_MS)),
       attentionList({ status: ["offline"] }),
       attentionList({ status: ["never_seen"] }),
@@ -126,8 +129,8 @@ export async function dashboardOverview(
   const attention = [...byNode.values()];
   return {
     generated_at: now.toISOString(),
-    nodes,
-    config_states: Object.fromEntries(CONFIG_STATES.map((s) => [s, configStates[s] ?? 0])),
+    nodes: counts.status,
+    config_states: Object.fromEntries(CONFIG_STATES.map((s) => [s, counts.configStates[s] ?? 0])),
     pools: inventory.pools,
     instances: inventory.instances,
     current: {

@@ -150,3 +150,37 @@ export function parseZonedTimestamp(raw: string): { ms: number; utc: string } | 
     }:${pad(t.getUTCSeconds())}.${pad(t.getUTCMilliseconds(), 3)}`,
   };
 }
+
+// ---------------------------------------------------------------------------------------------- rollouts
+
+export const ROLLOUT_MAX_NODES = 2000;
+export const ROLLOUT_WAVE_SIZE_MAX = 500;
+export const ROLLOUT_BAKE_MIN_S = 10;
+export const ROLLOUT_BAKE_MAX_S = 86_400;
+export const ROLLOUT_MAX_SCALING_EVENTS = 1000;
+/** Nodes in each wave after the canary. */
+export const rolloutWaveSize = z.number().int("must be a whole number")
+  .min(1, "must be at least 1").max(ROLLOUT_WAVE_SIZE_MAX, `must be at most ${ROLLOUT_WAVE_SIZE_MAX}`);
+/** How long a wave's nodes must stay healthy after applying before the next wave goes out. */
+export const rolloutBakeS = z.number().int("must be a whole number of seconds")
+  .min(ROLLOUT_BAKE_MIN_S, `must be at least ${ROLLOUT_BAKE_MIN_S} seconds`)
+  .max(ROLLOUT_BAKE_MAX_S, `must be at most ${ROLLOUT_BAKE_MAX_S} seconds (a day)`);
+/** Scaling events a node may have during its bake (more is a storm). */
+export const rolloutMaxScalingEvents = z.number().int("must be a whole number")
+  .min(0, "must be at least 0").max(
+    ROLLOUT_MAX_SCALING_EVENTS,
+    `must be at most ${ROLLOUT_MAX_SCALING_EVENTS}`,
+  );
+/** The canary: a node count ("2", 2) or a share of the included nodes ("10%"). */
+export const ROLLOUT_CANARY_RULE = "a node count of at least 1 (e.g. 2) or a percentage of 1..100 (e.g. 10%)";
+export const rolloutCanary = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const text = String(value).trim();
+  const match = /^(\d{1,4})(%?)$/.exec(text);
+  const n = match ? Number(match[1]) : NaN;
+  if (!match || n < 1 || (match[2] === "%" && n > 100) || (!match[2] && n > ROLLOUT_MAX_NODES)) {
+    ctx.addIssue({ code: "custom", message: `must be ${ROLLOUT_CANARY_RULE}` });
+    return z.NEVER;
+  }
+  return match[2] ? { percent: n } : { count: n };
+});
+export type RolloutCanary = { count: number } | { percent: number };

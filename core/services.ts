@@ -6,6 +6,7 @@ import { createNodeAuthCache, type NodeAuthCache } from "./nodeAuthCache.ts";
 import { createJobRunner, type JobRunner } from "./jobs.ts";
 import { createPoolLimiter, type PoolLimiter } from "./poolLimit.ts";
 import { standardJobs } from "./housekeeping.ts";
+import { rolloutJob } from "./rollouts.ts";
 import { createRateLimiter, type RateLimiter } from "./limits.ts";
 
 export interface Services {
@@ -17,7 +18,7 @@ export interface Services {
   nodeAuth: NodeAuthCache;
   /** MAX_POOLS_PER_NODE, with the pools known to exist remembered (core/poolLimit.ts). */
   pools: PoolLimiter;
-  /** Rollups, retention and pruning (core/housekeeping.ts); main.ts starts its timers, tests tick it. */
+  /** Rollups, retention and pruning (core/housekeeping.ts), staged rollouts (core/rollouts.ts); main.ts starts its timers, tests tick it. */
   jobs: JobRunner;
   /** Registrations per client address and minute (REGISTER_RATE_PER_MIN). */
   registrationLimiter: RateLimiter;
@@ -30,7 +31,7 @@ export function createServices(deps: CoreDeps): Services {
   const configWatcher = createConfigWatcher(deps, nodeAuth);
   nodeAuth.onFirstEntry = () => configWatcher.ensurePolling();
   const heartbeats = createHeartbeatWriter(deps, { nodeAuth });
-  const jobs = createJobRunner(deps, standardJobs(deps.settings), {
+  const jobs = createJobRunner(deps, [...standardJobs(deps.settings), rolloutJob({ configWatcher })], {
     observe: (job, outcome, seconds) => deps.telemetry?.jobRun(job, outcome, seconds, deps.clock.now()),
   });
   const registrationLimiter = createRateLimiter({

@@ -1,16 +1,7 @@
-// Reads behind the console's dashboard: config states and fleet instances over time.
-import { and, gte, isNull, lt, lte, sql } from "drizzle-orm";
+// Reads behind the console's dashboard: fleet instances over time.
+import { and, gte, lt, lte, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { metricRollupsFleet5m, metricSamples, nodes } from "./schema.ts";
-
-/** Nodes (not decommissioned) per config state: { pending: n, in_sync: n, failed: n, drifted: n }. */
-export async function countNodesByConfigState(db: Database): Promise<Record<string, number>> {
-  const rows = await db.select({
-    state: nodes.configState,
-    n: sql<number>`COUNT(*)`.mapWith(Number),
-  }).from(nodes).where(isNull(nodes.decommissionedAt)).groupBy(nodes.configState);
-  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
-}
+import { metricRollupsFleet5m, metricSamples } from "./schema.ts";
 
 export interface FleetInstancesRow {
   bucket: number; // bucket start in epoch seconds / stepS

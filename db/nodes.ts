@@ -339,6 +339,36 @@ export async function activePoolFigures(db: Database, since: Date): Promise<Acti
   };
 }
 
+/** Node counts per derived status and, for nodes that are not decommissioned, per config state: one pass
+ * over the nodes (the dashboard's cards). */
+export async function countNodesByStatusAndConfig(
+  db: Database,
+  onlineSince: Date,
+  configStates: readonly string[],
+): Promise<{ status: StatusCounts; configStates: Record<string, number> }> {
+  const count = (condition: SQL) =>
+    sql<number>`COALESCE(SUM(CASE WHEN ${condition} THEN 1 ELSE 0 END), 0)`.mapWith(Number);
+  const [row] = await db.select({
+    never_seen: count(statusCondition("never_seen", onlineSince)),
+    online: count(statusCondition("online", onlineSince)),
+    offline: count(statusCondition("offline", onlineSince)),
+    decommissioned: count(statusCondition("decommissioned", onlineSince)),
+    total: sql<number>`COUNT(*)`.mapWith(Number),
+    ...Object.fromEntries(
+      configStates.map((state) => [
+        `config_${state}`,
+        count(and(isNull(nodes.decommissionedAt), eq(nodes.configState, state))!),
+      ]),
+    ),
+  }).from(nodes);
+  const { never_seen, online, offline, decommissioned, total } = row;
+  const byState = row as unknown as Record<string, number>;
+  return {
+    status: { never_seen, online, offline, decommissioned, total },
+    configStates: Object.fromEntries(configStates.map((state) => [state, byState[`config_${state}`]])),
+  };
+}
+
 /** Pools and their last known sizes on nodes that are not decommissioned. */
 export async function countActivePoolsAndInstances(
   db: Database,

@@ -1,5 +1,6 @@
 // Every instance pool of the fleet with its node, for the console's Pools page.
-import { and, asc, eq, isNull, like, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, exists, isNotNull, isNull, like, or, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/mysql-core";
 import type { Database } from "./client.ts";
 import { containsPattern, type NodeStatusFilter, statusCondition } from "./nodes.ts";
 import { instancePools, nodes, scalingEvents } from "./schema.ts";
@@ -87,11 +88,20 @@ export async function listFleetPoolRows(db: Database, query: FleetPoolQuery): Pr
   return rows.map((row) => ({ ...row, lastScaledAt: toDate(row.lastScaledAt) }));
 }
 
-/** Distinct regions of active nodes and their pools, for filter menus. */
+/** Distinct regions of active nodes, for filter menus: the regions from the region index (a loose scan),
+ * each kept when one active node has it (stops at the first). Reading every node row took 40 ms at 10,000. */
 export async function listRegions(db: Database): Promise<string[]> {
-  const rows = await db.selectDistinct({ region: nodes.region }).from(nodes)
-    .where(and(isNull(nodes.decommissionedAt), sql`${nodes.region} IS NOT NULL`))
-    .orderBy(asc(nodes.region));
+  const regions = db.selectDistinct({ region: nodes.region }).from(nodes)
+    .where(isNotNull(nodes.region)).as("regions");
+  const active = alias(nodes, "active");
+  const rows = await db.select({ region: regions.region }).from(regions)
+    .where(
+      exists(
+        db.select({ one: sql`1` }).from(active)
+          .where(and(eq(active.region, regions.region), isNull(active.decommissionedAt))),
+      ),
+    )
+    .orderBy(asc(regions.region));
   return rows.map((r) => r.region!).filter(Boolean);
 }
 

@@ -325,3 +325,51 @@ export const nodeAuthChanges = mysqlTable("node_auth_changes", {
   nodeId: char("node_id", { length: 36 }).notNull(),
   changedAt: ms("changed_at").notNull(),
 }, (t) => [index("node_auth_changes_changed_idx").on(t.changedAt)]);
+
+/** A staged change of many nodes' configs (core/rollouts.ts): what was asked (spec), how it goes out (canary,
+ * waves, bake, storm limit) and where it stands. The rollout job advances running ones, one replica at a time. */
+export const rollouts = mysqlTable("rollouts", {
+  id: int("id").autoincrement().primaryKey(),
+  // running | paused | completed | aborted
+  status: varchar("status", { length: 16 }).notNull(),
+  comment: varchar("comment", { length: 1000 }),
+  /** The selectors and the edit as asked (JSON), for people and the audit trail. */
+  spec: jsonText<Record<string, unknown>>("spec").notNull(),
+  canaryCount: int("canary_count").notNull(),
+  waveSize: int("wave_size").notNull(),
+  bakeS: int("bake_s").notNull(),
+  maxScalingEvents: int("max_scaling_events").notNull(),
+  waves: int("waves").notNull(),
+  /** The wave going out (0 = canary); equals `waves` once every wave is done. */
+  currentWave: int("current_wave").notNull().default(0),
+  pauseReason: varchar("pause_reason", { length: 1000 }),
+  createdBy: varchar("created_by", { length: ACTOR_NAME_LENGTH }).notNull(),
+  createdAt: ms("created_at").notNull(),
+  updatedAt: ms("updated_at").notNull(),
+  finishedAt: ms("finished_at"),
+}, (t) => [index("rollouts_status_idx").on(t.status), index("rollouts_created_idx").on(t.createdAt)]);
+
+/** The nodes of a rollout, each with the config it gets (computed and checked when the rollout was created)
+ * and the version it had. `active_node_id` repeats node_id while the rollout is running or paused and is
+ * NULL afterwards: its unique key is what keeps a node out of two active rollouts, in the transaction. */
+export const rolloutNodes = mysqlTable("rollout_nodes", {
+  rolloutId: int("rollout_id").notNull(),
+  nodeId: char("node_id", { length: 36 }).notNull(),
+  nodeName: varchar("node_name", { length: 128 }).notNull(),
+  wave: int("wave").notNull(),
+  // waiting | pending | applied | baked | failed | skipped | reverted
+  state: varchar("state", { length: 16 }).notNull(),
+  baseVersion: int("base_version").notNull(),
+  baseHash: char("base_hash", { length: 64 }).notNull(),
+  targetText: mediumtext("target_text").notNull(),
+  targetHash: char("target_hash", { length: 64 }).notNull(),
+  targetVersion: int("target_version"),
+  sentAt: ms("sent_at"),
+  appliedAt: ms("applied_at"),
+  error: varchar("error", { length: 1000 }),
+  activeNodeId: char("active_node_id", { length: 36 }),
+}, (t) => [
+  primaryKey({ name: "rollout_nodes_pk", columns: [t.rolloutId, t.nodeId] }),
+  uniqueIndex("rollout_nodes_active_uq").on(t.activeNodeId),
+  index("rollout_nodes_node_idx").on(t.nodeId),
+]);

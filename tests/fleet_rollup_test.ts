@@ -3,6 +3,7 @@
 // samples are folded in, a database that had rollups before the table existed is filled in, and retention
 // deletes them. The fleet summary read from them equals the summary of every raw sample.
 import assert from "node:assert/strict";
+import { dashboardOverview } from "../core/dashboard.ts";
 import { FLEET_WATERMARK, JOB_NAMES } from "../core/housekeeping.ts";
 import { rollupFleet5m } from "../db/jobs.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
@@ -187,6 +188,29 @@ Deno.test("fleet rollup", async (t) => {
           const body = await summary(hours);
           assert.deepEqual(body.metrics, await rawSummary(ctx, new Date(body.from), new Date(body.to)));
         }
+      },
+    );
+
+    await t.step(
+      "the dashboard's instance chart: each hour the average of its fleet rows, then now",
+      async () => {
+        const dashboard = await dashboardOverview(ctx.deps, {});
+        const rows = await fleetRows(ctx);
+        const hours = new Map<number, number[]>();
+        for (const [bucket, row] of rows) {
+          const hour = Math.floor(bucket / 3_600_000) * 3_600_000;
+          hours.set(hour, [...(hours.get(hour) ?? []), row.instances]);
+        }
+        const expected = [...hours.entries()].sort((a, b) => a[0] - b[0]).map(([hour, values]) => ({
+          ts: new Date(hour).toISOString(),
+          instances: Math.round(values.reduce((a, b) => a + b, 0) / values.length * 10) / 10,
+        }));
+        const points = dashboard.instances_series.points;
+        assert.deepEqual(points.slice(0, -1), expected);
+        assert.deepEqual(points.at(-1), {
+          ts: ctx.clock.now().toISOString(),
+          instances: dashboard.instances,
+        });
       },
     );
 

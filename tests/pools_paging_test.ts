@@ -1,7 +1,7 @@
 // The fleet's pools in pages (the console's /pools): the page of ids is picked before the join, so the
 // order, the filters and the "more" flag must hold across pages exactly as one big sorted list would.
 import assert from "node:assert/strict";
-import { listFleetPools, POOL_PAGE_SIZE } from "../core/pools.ts";
+import { fleetRegions, listFleetPools, POOL_PAGE_SIZE } from "../core/pools.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { insertEvents, insertNode, insertPool, poolOcid } from "./helpers/fixtures.ts";
@@ -84,6 +84,12 @@ Deno.test("pools in pages", async (t) => {
         await walk({ node_status: "offline" }),
         pick(expected.filter((e) => e.status === "offline")),
       );
+    });
+
+    await t.step("filter menus list the regions of active nodes only", async () => {
+      await insertNode(ctx, { name: "gone-node", region: "ap-gone-1", decommissionedAt: new Date(now) });
+      await insertNode(ctx, { name: "nowhere-node", region: null });
+      assert.deepEqual(await fleetRegions(ctx.deps), ["eu-frankfurt-1", "us-ashburn-1"]);
     });
 
     await t.step("past the last page: an empty page; a bad page number is refused", async () => {

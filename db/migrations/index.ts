@@ -10,6 +10,7 @@ import m7 from "./0007_api_key_owners.sql" with { type: "text" };
 import m8 from "./0008_api_key_owners_backfill.sql" with { type: "text" };
 import m9 from "./0009_fleet_rollups.sql" with { type: "text" };
 import m10 from "./0010_node_auth_changes.sql" with { type: "text" };
+import m11 from "./0011_rollouts.sql" with { type: "text" };
 
 export interface EmbeddedMigration {
   tag: string;
@@ -30,4 +31,5 @@ export const migrations: EmbeddedMigration[] = [
   { tag: "0008_api_key_owners_backfill", when: 1795869267525, breakpoints: true, sql: m8 },
   { tag: "0009_fleet_rollups", when: 1795875390070, breakpoints: true, sql: m9 },
   { tag: "0010_node_auth_changes", when: 1795876345323, breakpoints: true, sql: m10 },
+  { tag: "0011_rollouts", when: 1795877949025, breakpoints: true, sql: m11 },
 ];

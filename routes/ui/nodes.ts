@@ -63,6 +63,7 @@ async function renderNodeList(ui: Ui, c: Context<AppEnv>, state: ListPageState):
   let nodes: NodeSummary[] = [];
   let nextCursor: string | null = null;
   let status = state.status ?? 200;
+  const regions = fleetRegions(ui.deps); // read while the page of nodes is
   try {
     const page = await listNodes(ui.deps, {
       q: query.q.trim() || undefined,
@@ -78,14 +79,19 @@ async function renderNodeList(ui: Ui, c: Context<AppEnv>, state: ListPageState):
     nodes = page.items;
     nextCursor = page.next_cursor;
   } catch (error) {
-    if (!(error instanceof AppError) || error.status !== 422) throw error;
+    if (!(error instanceof AppError) || error.status !== 422) {
+      await regions.catch(() => {});
+      throw error;
+    }
     Object.assign(errors, detailsByField(error.details));
     // A stale cursor (the sort changed) is dropped rather than shown as an error.
-    if (errors.cursor) return c.redirect(listUrl({ ...query, cursor: "" }), 303);
+    if (errors.cursor) {
+      await regions.catch(() => {});
+      return c.redirect(listUrl({ ...query, cursor: "" }), 303);
+    }
     status = 422;
   }
   const filtered = !!(query.q || query.status || query.config_state || query.region || query.label);
-  const regions = await fleetRegions(ui.deps);
   const count = nodes.length;
   return ui.render(c, {
     page: "@pages/nodes",
@@ -95,7 +101,7 @@ async function renderNodeList(ui: Ui, c: Context<AppEnv>, state: ListPageState):
     status,
     data: {
       query,
-      regions,
+      regions: await regions,
       errors,
       nodes,
       filtered,
