@@ -7,6 +7,7 @@ import {
   findNodeByNameForUpdate,
   insertNode,
   listNodePoolOcids,
+  type NodeRegistrationRow,
   type PoolLatest,
   type SampleRow,
   type ScalingEventRow,
@@ -29,10 +30,7 @@ import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
 import { parseZonedTimestamp } from "./fields.ts";
-import type { Principal } from "./principal.ts";
-
-/** A node whose token was checked (core/nodeAuth.ts authenticateNode). */
-export type NodePrincipal = Extract<Principal, { kind: "node" }>;
+import type { Actor, AgentCaller, NodePrincipal } from "./principal.ts";
 import { constantTimeEqual, keyedHash, newSecret, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 // -------------------------------------------------------------------------------------------- register
@@ -87,12 +85,12 @@ const REGISTER_ATTEMPTS = 5;
  * node row locked are registerNode's. */
 export async function checkRegisterCredentials(
   deps: Pick<CoreDeps, "db" | "settings" | "clock">,
+  caller: AgentCaller,
   raw: unknown,
-  nodeToken: string | undefined,
 ): Promise<void> {
   const body = (raw !== null && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
-  if (secretShaped(SECRET_PREFIX.nodeToken, nodeToken) && typeof body.name === "string") {
-    const owner = await findNodeByTokenHash(deps.db, await keyedHash(deps.settings.SECRET_KEY, nodeToken));
+  if (secretShaped(SECRET_PREFIX.nodeToken, caller.token) && typeof body.name === "string") {
+    const owner = await findNodeByTokenHash(deps.db, await keyedHash(deps.settings.SECRET_KEY, caller.token));
     if (owner && owner.name === body.name) return;
   }
   if (body.enrollment_token === undefined || body.enrollment_token === null) {
@@ -108,7 +106,7 @@ export async function checkRegisterCredentials(
 /** Registers an agent. Who may register a name:
  * - a new name: any usable enrollment token (201);
  * - a known name: only with proof of identity (200, the node token rotated): the node's current token
- *   (`presentedNodeToken`), or a re-enrollment token an operator created for that node. A plain enrollment
+ *   (`caller.token`), or a re-enrollment token an operator created for that node. A plain enrollment
  *   token for a known name is 409 node_name_taken and changes nothing: every agent holds the enrollment
  *   token, so it must not be enough to take another node's identity.
  * One transaction: the enrollment token use, the node, its pools, its first config version and the audit
@@ -116,22 +114,21 @@ export async function checkRegisterCredentials(
 export async function registerNode(
   deps: CoreDeps,
   services: WatcherHolder & { registrationLimiter?: RateLimiter },
+  caller: AgentCaller,
   input: RegisterInput,
-  clientAddress: string | null,
-  presentedNodeToken?: string,
 ): Promise<RegisterResult> {
   // Per connecting address (not the address the body claims), before any write.
-  const retryAfterS = clientAddress ? services.registrationLimiter?.take(clientAddress) : undefined;
+  const retryAfterS = caller.address ? services.registrationLimiter?.take(caller.address) : undefined;
   if (retryAfterS !== undefined) {
     deps.telemetry?.registration("refused");
     throw tooManyRequests(
       "registration_rate_limited",
-      `more than ${deps.settings.REGISTER_RATE_PER_MIN} registrations a minute from ${clientAddress}; retry in ${retryAfterS}s`,
+      `more than ${deps.settings.REGISTER_RATE_PER_MIN} registrations a minute from ${caller.address}; retry in ${retryAfterS}s`,
       retryAfterS,
     );
   }
   try {
-    const result = await registerOnce(deps, services, input, clientAddress, presentedNodeToken);
+    const result = await registerWithRetries(deps, services, caller, input);
     deps.telemetry?.registration(result.created ? "created" : "reregistered");
     return result;
   } catch (error) {
@@ -140,170 +137,53 @@ export async function registerNode(
   }
 }
 
-async function registerOnce(
+/** What one registration writes, worked out before its transaction. */
+interface Registration {
+  input: RegisterInput;
+  /** What the connection shows (the proxy's forwarded address with TRUST_PROXY): recorded as the node's
+   * address and audited. What the agent claims (`input.address`) is kept beside it, never in its place. */
+  address: string | null;
+  /** The keyed hash of the node token the caller presented, if it presented one. */
+  presentedHash: string | undefined;
+  /** The keyed hash of the new node token. */
+  tokenHash: string;
+  /** The config the agent brought, valid. */
+  config: { body: Record<string, unknown>; text: string } | undefined;
+}
+
+interface RegisterOutcome {
+  created: boolean;
+  nodeId: string;
+  configCreated: boolean;
+  config: RegisterResult["body"]["config"];
+}
+
+async function registerWithRetries(
   deps: CoreDeps,
   services: WatcherHolder,
+  caller: AgentCaller,
   input: RegisterInput,
-  clientAddress: string | null,
-  presentedNodeToken?: string,
 ): Promise<RegisterResult> {
-  // Checked before any write, so a bad config costs no enrollment use.
-  let configBody: { body: Record<string, unknown>; text: string } | undefined;
-  if (input.config !== undefined && input.config !== null) {
-    const parsed = parseConfigInput(input.config);
-    if (!parsed.ok) {
-      const details = prefixDetails(parsed.details, "config").map((d) => ({ ...d, location: "body" }));
-      throw validationFailed(`invalid config: ${describe(details)}`, details);
-    }
-    configBody = { body: parsed.body, text: parsed.text };
-  }
-  const presentedHash = secretShaped(SECRET_PREFIX.nodeToken, presentedNodeToken)
-    ? await keyedHash(deps.settings.SECRET_KEY, presentedNodeToken)
-    : undefined;
   const nodeToken = newSecret(SECRET_PREFIX.nodeToken);
-  const tokenHash = await keyedHash(deps.settings.SECRET_KEY, nodeToken);
-  // What the connection shows (the proxy's forwarded address with TRUST_PROXY) is what gets recorded as the
-  // node's address and audited; what the agent claims is kept beside it, never in its place.
-  const address = clientAddress;
-  const claimedAddress = input.address ?? null;
-
+  const registration: Registration = {
+    input,
+    address: caller.address,
+    presentedHash: secretShaped(SECRET_PREFIX.nodeToken, caller.token)
+      ? await keyedHash(deps.settings.SECRET_KEY, caller.token)
+      : undefined,
+    tokenHash: await keyedHash(deps.settings.SECRET_KEY, nodeToken),
+    // Checked before any write, so a bad config costs no enrollment use.
+    config: broughtConfig(input.config),
+  };
   for (let attempt = 1;; attempt++) {
     try {
-      const outcome = await deps.db.transaction(async (tx) => {
-        const now = deps.clock.now();
-        const existing = await findNodeByNameForUpdate(tx, input.name);
-        if (existing?.decommissionedAt) {
-          throw new AppError(
-            409,
-            "node_decommissioned",
-            `node ${input.name} is decommissioned; an operator must delete it before the name can register again`,
-          );
-        }
-        const ownToken = Boolean(
-          existing?.tokenHash && presentedHash && constantTimeEqual(existing.tokenHash, presentedHash),
-        );
-        let enrollment: EnrollmentTokenRow | undefined;
-        if (!ownToken) {
-          if (!input.enrollment_token) {
-            throw new AppError(401, "enrollment_token_invalid", "an enrollment token is required");
-          }
-          enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
-          if (enrollment.nodeId !== null && enrollment.nodeId !== existing?.id) {
-            throw new AppError(
-              403,
-              "enrollment_token_wrong_node",
-              `this re-enrollment token was made for another node; it registers only that node's name`,
-            );
-          }
-          if (existing && enrollment.nodeId === null) throw nameTaken(input.name);
-        }
-        const nodeId = existing?.id ?? crypto.randomUUID();
-        await checkRegisteredPools(deps, tx, existing ? nodeId : undefined, input.pools ?? []);
-        if (existing) {
-          await updateNodeRegistration(tx, nodeId, {
-            hostname: input.hostname,
-            ...(input.region != null ? { region: input.region } : {}),
-            ...(input.agent_version != null ? { agentVersion: input.agent_version } : {}),
-            ...(input.labels != null ? { labels: input.labels } : {}),
-            tokenHash,
-            tokenIssuedAt: now,
-            lastAddress: address,
-            ...(claimedAddress !== null ? { claimedAddress } : {}),
-            updatedAt: now,
-          });
-        } else {
-          await insertNode(tx, {
-            id: nodeId,
-            name: input.name,
-            hostname: input.hostname,
-            region: input.region ?? null,
-            agentVersion: input.agent_version ?? null,
-            labels: input.labels ?? {},
-            tokenHash,
-            tokenIssuedAt: now,
-            registeredAt: now,
-            lastAddress: address,
-            claimedAddress,
-            configState: "pending",
-            createdAt: now,
-            updatedAt: now,
-          });
-        }
-        await upsertRegisteredPools(
-          tx,
-          nodeId,
-          (input.pools ?? []).map((p) => ({
-            poolOcid: p.instance_pool_id,
-            displayName: p.display_name ?? null,
-            compartmentId: p.compartment_id ?? null,
-            region: p.region ?? null,
-            currentSize: p.current_size ?? null,
-            minSize: p.min_size ?? null,
-            maxSize: p.max_size ?? null,
-          })),
-          now,
-        );
-        const principal: Principal = { kind: "node", nodeId, nodeName: input.name };
-        let configCreated = false;
-        if (configBody && !existing?.desiredVersionId) {
-          await createConfigVersion(deps, tx, {
-            nodeId,
-            body: configBody.body,
-            text: configBody.text,
-            source: "agent",
-            principal,
-            comment: "brought by the agent at registration",
-            address,
-          });
-          configCreated = true;
-        }
-        const desired = await findNodeConfig(tx, nodeId);
-        const version = desired?.desiredVersionId
-          ? await findConfigVersionById(tx, desired.desiredVersionId)
-          : undefined;
-        if (enrollment) {
-          await recordAudit(deps, tx, {
-            principal,
-            action: "enrollment_token.use",
-            targetType: "enrollment_token",
-            targetId: enrollment.id,
-            details: {
-              name: enrollment.name,
-              prefix: enrollment.prefix,
-              uses: enrollment.uses,
-              node: input.name,
-            },
-            address,
-          });
-        }
-        await recordAudit(deps, tx, {
-          principal,
-          action: existing ? "node.reregister" : "node.register",
-          targetType: "node",
-          targetId: nodeId,
-          details: {
-            name: input.name,
-            hostname: input.hostname,
-            agent_version: input.agent_version ?? null,
-            pools: (input.pools ?? []).length,
-            claimed_address: claimedAddress,
-            enrollment_token_id: enrollment?.id ?? null,
-            // What proved a known node's identity: its own token or an operator's re-enrollment token.
-            ...(existing ? { proof: ownToken ? "node_token" : "reenrollment_token" } : {}),
-            config_version: version?.version ?? null,
-          },
-          address,
-        });
-        return {
-          created: !existing,
-          nodeId,
-          configCreated,
-          config: version ? { version: version.version, hash: version.hash, body: version.body } : null,
-        };
-        // READ COMMITTED: the name lookup of a new node takes no gap lock, so concurrent first registrations
-        // (a fleet enrolling at once) do not deadlock on each other's inserts; a real name clash still
-        // surfaces as ER_DUP_ENTRY and is retried below.
-      }, { isolationLevel: "read committed" });
+      // READ COMMITTED: the name lookup of a new node takes no gap lock, so concurrent first registrations
+      // (a fleet enrolling at once) do not deadlock on each other's inserts; a real name clash still
+      // surfaces as ER_DUP_ENTRY and is retried below.
+      const outcome = await deps.db.transaction(
+        (tx) => registerInTransaction(deps, tx, registration),
+        { isolationLevel: "read committed" },
+      );
       if (outcome.configCreated) services.configWatcher.notify(outcome.nodeId, outcome.config?.hash);
       if (!outcome.created) services.nodeAuth?.forget(outcome.nodeId);
       return {
@@ -325,6 +205,205 @@ async function registerOnce(
       throw error;
     }
   }
+}
+
+/** The config an agent brings to registration, parsed; 422 naming config.<path> when it is invalid. */
+function broughtConfig(config: unknown): Registration["config"] {
+  if (config === undefined || config === null) return undefined;
+  const parsed = parseConfigInput(config);
+  if (!parsed.ok) {
+    const details = prefixDetails(parsed.details, "config").map((d) => ({ ...d, location: "body" }));
+    throw validationFailed(`invalid config: ${describe(details)}`, details);
+  }
+  return { body: parsed.body, text: parsed.text };
+}
+
+/** One attempt: the node row locked by name, the proof checked, the node, its pools, its first config and
+ * the audit entries written. */
+async function registerInTransaction(
+  deps: CoreDeps,
+  tx: DbOrTx,
+  registration: Registration,
+): Promise<RegisterOutcome> {
+  const { input } = registration;
+  const now = deps.clock.now();
+  const existing = await findNodeByNameForUpdate(tx, input.name);
+  const proof = await proveIdentity(deps, tx, existing, registration);
+  const nodeId = existing?.id ?? crypto.randomUUID();
+  await checkRegisteredPools(deps, tx, existing ? nodeId : undefined, input.pools ?? []);
+  await writeNodeRows(tx, nodeId, existing !== undefined, registration, now);
+  const principal: NodePrincipal = { kind: "node", nodeId, nodeName: input.name };
+  let configCreated = false;
+  if (registration.config && !existing?.desiredVersionId) {
+    await createConfigVersion(deps, tx, {
+      nodeId,
+      body: registration.config.body,
+      text: registration.config.text,
+      source: "agent",
+      principal,
+      comment: "brought by the agent at registration",
+      address: registration.address,
+    });
+    configCreated = true;
+  }
+  const desired = await findNodeConfig(tx, nodeId);
+  const version = desired?.desiredVersionId
+    ? await findConfigVersionById(tx, desired.desiredVersionId)
+    : undefined;
+  await auditRegistration(deps, tx, {
+    principal,
+    registration,
+    known: existing !== undefined,
+    proof,
+    configVersion: version?.version ?? null,
+  });
+  return {
+    created: !existing,
+    nodeId,
+    configCreated,
+    config: version ? { version: version.version, hash: version.hash, body: version.body } : null,
+  };
+}
+
+/** How a registration proved it may take the name: the node's own token, or an enrollment token (plain for
+ * a new name, a re-enrollment token made for this node for a known one). */
+interface Proof {
+  ownToken: boolean;
+  enrollment: EnrollmentTokenRow | undefined;
+}
+
+/** Who may register the name (see registerNode): 409 node_decommissioned / node_name_taken, 401 without an
+ * enrollment token, 403 enrollment_token_wrong_node. Uses the enrollment token when that is the proof. */
+async function proveIdentity(
+  deps: CoreDeps,
+  tx: DbOrTx,
+  existing: NodeRegistrationRow | undefined,
+  registration: Registration,
+): Promise<Proof> {
+  const { input, presentedHash } = registration;
+  if (existing?.decommissionedAt) {
+    throw new AppError(
+      409,
+      "node_decommissioned",
+      `node ${input.name} is decommissioned; an operator must delete it before the name can register again`,
+    );
+  }
+  const ownToken = Boolean(
+    existing?.tokenHash && presentedHash && constantTimeEqual(existing.tokenHash, presentedHash),
+  );
+  if (ownToken) return { ownToken, enrollment: undefined };
+  if (!input.enrollment_token) {
+    throw new AppError(401, "enrollment_token_invalid", "an enrollment token is required");
+  }
+  const enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
+  if (enrollment.nodeId !== null && enrollment.nodeId !== existing?.id) {
+    throw new AppError(
+      403,
+      "enrollment_token_wrong_node",
+      `this re-enrollment token was made for another node; it registers only that node's name`,
+    );
+  }
+  if (existing && enrollment.nodeId === null) throw nameTaken(input.name);
+  return { ownToken, enrollment };
+}
+
+/** The node row (inserted, or updated with what the agent reports now) and the pools it names. */
+async function writeNodeRows(
+  tx: DbOrTx,
+  nodeId: string,
+  known: boolean,
+  { input, address, tokenHash }: Registration,
+  now: Date,
+): Promise<void> {
+  const claimedAddress = input.address ?? null;
+  if (known) {
+    await updateNodeRegistration(tx, nodeId, {
+      hostname: input.hostname,
+      ...(input.region != null ? { region: input.region } : {}),
+      ...(input.agent_version != null ? { agentVersion: input.agent_version } : {}),
+      ...(input.labels != null ? { labels: input.labels } : {}),
+      tokenHash,
+      tokenIssuedAt: now,
+      lastAddress: address,
+      ...(claimedAddress !== null ? { claimedAddress } : {}),
+      updatedAt: now,
+    });
+  } else {
+    await insertNode(tx, {
+      id: nodeId,
+      name: input.name,
+      hostname: input.hostname,
+      region: input.region ?? null,
+      agentVersion: input.agent_version ?? null,
+      labels: input.labels ?? {},
+      tokenHash,
+      tokenIssuedAt: now,
+      registeredAt: now,
+      lastAddress: address,
+      claimedAddress,
+      configState: "pending",
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+  await upsertRegisteredPools(
+    tx,
+    nodeId,
+    (input.pools ?? []).map((p) => ({
+      poolOcid: p.instance_pool_id,
+      displayName: p.display_name ?? null,
+      compartmentId: p.compartment_id ?? null,
+      region: p.region ?? null,
+      currentSize: p.current_size ?? null,
+      minSize: p.min_size ?? null,
+      maxSize: p.max_size ?? null,
+    })),
+    now,
+  );
+}
+
+/** The audit entries of a registration: the enrollment token's use (when one was the proof), then
+ * node.register or node.reregister. */
+async function auditRegistration(
+  deps: CoreDeps,
+  tx: DbOrTx,
+  entry: {
+    principal: NodePrincipal;
+    registration: Registration;
+    known: boolean;
+    proof: Proof;
+    configVersion: number | null;
+  },
+): Promise<void> {
+  const { principal, registration: { input, address }, known, proof: { ownToken, enrollment } } = entry;
+  if (enrollment) {
+    await recordAudit(deps, tx, {
+      principal,
+      action: "enrollment_token.use",
+      targetType: "enrollment_token",
+      targetId: enrollment.id,
+      details: { name: enrollment.name, prefix: enrollment.prefix, uses: enrollment.uses, node: input.name },
+      address,
+    });
+  }
+  await recordAudit(deps, tx, {
+    principal,
+    action: known ? "node.reregister" : "node.register",
+    targetType: "node",
+    targetId: principal.nodeId,
+    details: {
+      name: input.name,
+      hostname: input.hostname,
+      agent_version: input.agent_version ?? null,
+      pools: (input.pools ?? []).length,
+      claimed_address: input.address ?? null,
+      enrollment_token_id: enrollment?.id ?? null,
+      // What proved a known node's identity: its own token or an operator's re-enrollment token.
+      ...(known ? { proof: ownToken ? "node_token" : "reenrollment_token" } : {}),
+      config_version: entry.configVersion,
+    },
+    address,
+  });
 }
 
 /** Register's share of MAX_POOLS_PER_NODE: the pools it names that the node lacks must fit (the node row
@@ -397,9 +476,10 @@ export interface MetricSampleInput {
 export async function ingestMetrics(
   deps: CoreDeps,
   services: { pools: PoolLimiter },
-  input: { node: NodePrincipal; samples: MetricSampleInput[] },
+  actor: Actor<NodePrincipal>,
+  input: { samples: MetricSampleInput[] },
 ): Promise<{ accepted: number; duplicates: number }> {
-  const nodeId = input.node.nodeId;
+  const nodeId = actor.principal.nodeId;
   if (input.samples.length > deps.settings.MAX_BATCH_SAMPLES) {
     deps.telemetry?.samples("refused", input.samples.length);
     throw new AppError(

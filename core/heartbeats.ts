@@ -21,6 +21,7 @@ import type { CoreDeps } from "./deps.ts";
 import { unauthorized } from "./errors.ts";
 import type { NodeAuthCache } from "./nodeAuthCache.ts";
 import type { PoolLimiter } from "./poolLimit.ts";
+import type { AgentCaller } from "./principal.ts";
 
 /** Rows per statement when a flush has more nodes than this. */
 const MAX_BATCH = 1000;
@@ -201,10 +202,11 @@ export interface HeartbeatResult {
 export async function recordHeartbeat(
   deps: CoreDeps,
   services: { heartbeats: HeartbeatWriter; pools: PoolLimiter; nodeAuth: NodeAuthCache },
-  input: { nodeId: string; token: string | undefined; body: HeartbeatInput; clientAddress: string | null },
+  caller: AgentCaller,
+  nodeId: string,
+  body: HeartbeatInput,
 ): Promise<HeartbeatResult> {
-  const { nodeId, body } = input;
-  const node = await services.nodeAuth.authenticate(nodeId, input.token);
+  const node = await services.nodeAuth.authenticate(nodeId, caller.token);
   const poolOcids = (body.pools ?? []).map((p) => p.instance_pool_id);
   if (services.pools.hasUnknown(nodeId, poolOcids)) {
     // A pool this node never named (rare): count it against MAX_POOLS_PER_NODE.
@@ -217,7 +219,7 @@ export async function recordHeartbeat(
     nodeId,
     tokenHash: node.tokenHash,
     at: deps.clock.now(),
-    address: input.clientAddress,
+    address: caller.address,
     claimedAddress: body.address ?? null,
     status: body.status ?? null,
     uptimeS: body.uptime_s ?? null,
@@ -228,7 +230,7 @@ export async function recordHeartbeat(
   if (outcome && !outcome.written) {
     // Write-through only: the token changed between the check and the write.
     services.nodeAuth.forget(nodeId);
-    await services.nodeAuth.authenticate(nodeId, input.token); // throws the precise refusal
+    await services.nodeAuth.authenticate(nodeId, caller.token); // throws the precise refusal
     throw unauthorized("invalid node token");
   }
   if (appliedHash !== undefined) node.appliedHash = appliedHash;

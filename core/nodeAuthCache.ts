@@ -18,14 +18,12 @@
 import { findNodeAuthRows, type NodeAuthCacheRow } from "../db/nodeAuth.ts";
 import type { CoreDeps } from "./deps.ts";
 import { authenticateNode } from "./nodeAuth.ts";
-import type { Principal } from "./principal.ts";
+import type { NodePrincipal } from "./principal.ts";
 import { constantTimeEqual, keyedHash, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 export const ENTRY_TTL_MS = 60_000;
 const MAX_ENTRIES = 100_000;
 const LOAD_BATCH = 500;
-
-type NodePrincipal = Extract<Principal, { kind: "node" }>;
 
 export interface CachedNode {
   nodeId: string;

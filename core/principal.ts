@@ -8,11 +8,22 @@ export type Principal =
   | { kind: "node"; nodeId: string; nodeName: string }
   | { kind: "system"; name: string };
 
+/** A node whose token was checked (core/nodeAuthCache.ts). */
+export type NodePrincipal = Extract<Principal, { kind: "node" }>;
+
 /** Who acts, and from where (for the audit log). Every service that changes something takes it second:
  * `service(deps, actor, input)`. */
 export interface Actor<P extends Principal = Principal> {
   principal: P;
   address?: string | null;
+}
+
+/** An agent that is not yet known for sure: where it connects from and the node token it presented (if
+ * any). Register and heartbeat take it in place of an Actor, because checking the token is part of their
+ * work (the heartbeat checks it from memory, register against the locked node row). */
+export interface AgentCaller {
+  address: string | null;
+  token: string | undefined;
 }
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };

@@ -22,7 +22,16 @@ import type { Context, MiddlewareHandler } from "hono";
 import { forbidden, unauthorized } from "../core/errors.ts";
 import { presentedToken } from "../core/nodeAuth.ts";
 import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
-import { type Actor, type Principal, type Role, roleAtLeast, ROLES } from "../core/principal.ts";
+import type { NodeAuthCache } from "../core/nodeAuthCache.ts";
+import {
+  type Actor,
+  type AgentCaller,
+  type NodePrincipal,
+  type Principal,
+  type Role,
+  roleAtLeast,
+  ROLES,
+} from "../core/principal.ts";
 import type { AppEnv } from "./env.ts";
 
 export type PersonOrKey = Extract<Principal, { kind: "user" | "api_key" }>;
@@ -47,6 +56,33 @@ export function requireRole(c: Context<AppEnv>, role: Role): PersonOrKey {
 /** requireRole as the services' first argument after deps: who acts, and from which address. */
 export function requireActor(c: Context<AppEnv>, role: Role): Actor<PersonOrKey> {
   return { principal: requireRole(c, role), address: c.get("clientAddress") };
+}
+
+/** Who calls register or heartbeat: the connecting address and the node token presented, which the
+ * service checks itself. */
+export function agentCaller(c: Context<AppEnv>): AgentCaller {
+  return {
+    address: c.get("clientAddress"),
+    token: presentedToken(c.req.header("authorization"), c.req.header("x-api-key")),
+  };
+}
+
+/** Checks the presented token is the node's of the path's `{id}` (from memory, core/nodeAuthCache.ts) and
+ * puts that node in c.var.principal. Runs before the request validators, so a caller without this node's
+ * token learns nothing more (and a large metric batch is not validated for it). */
+export function nodeTokenRequired(nodeAuth: Pick<NodeAuthCache, "principal">): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
+    c.set("principal", await nodeAuth.principal(c.req.param("id") ?? "", token));
+    await next();
+  };
+}
+
+/** The node nodeTokenRequired let in, as the services' actor. */
+export function requireNodeActor(c: Context<AppEnv>): Actor<NodePrincipal> {
+  const principal = c.get("principal");
+  if (principal?.kind !== "node") throw new Error("node token middleware did not run");
+  return { principal, address: c.get("clientAddress") };
 }
 
 /** Middleware form of requireRole, run before validation so anonymous callers get 401, not 422. */

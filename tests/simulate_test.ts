@@ -16,6 +16,7 @@ import {
 } from "../tools/simulator.ts";
 import { configVersions, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
 import { runCli } from "./helpers/cli.ts";
+import { parseLabelsOption, parseRejectOption } from "../tools/cli/simulate.ts";
 import { eventually, startTestServer } from "./helpers/server.ts";
 
 Deno.test("simulator: config entries become rules; the daily curve peaks at its hour", () => {
@@ -183,6 +184,73 @@ Deno.test("simulator: 5 nodes against the real service", async (t) => {
       );
       assert.equal(Number(events.n), summary.scaling_up + summary.scaling_down);
     });
+  } finally {
+    await fleet.stop(500);
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("simulate options: --labels and --reject-config, each bad value named", () => {
+  const tools = { usageError: (message: string) => new Error(message) };
+  assert.deepEqual(parseLabelsOption("env=staging, team=web", tools), { env: "staging", team: "web" });
+  assert.equal(parseLabelsOption(undefined, tools), undefined);
+  assert.throws(() => parseLabelsOption("env", tools), /--labels: "env" expected key=value/);
+  assert.throws(() => parseLabelsOption("-x=1", tools), /--labels: "-x=1" label keys are/);
+  assert.throws(() => parseLabelsOption("fleet=x", tools), /set by the simulator itself/);
+  assert.deepEqual(parseRejectOption("sim-007, 12,sim-7", "sim", 20, tools), ["sim-007", "sim-012"]);
+  assert.deepEqual(parseRejectOption(undefined, "sim", 20, tools), []);
+  for (const bad of ["sim-021", "0", "web-007", "sim-x"]) {
+    assert.throws(
+      () => parseRejectOption(bad, "sim", 20, tools),
+      new RegExp(`--reject-config: "${bad}" is not one of the simulated nodes \\(sim-001\\.\\.sim-020`),
+    );
+  }
+});
+
+Deno.test("simulator: a node told to reject configs acks them as failed and keeps its rule", async () => {
+  const server = await startTestServer("simulate_reject", { env: { HEARTBEAT_INTERVAL_S: "1" } });
+  const dir = await Deno.makeTempDir({ prefix: "central-sim-" });
+  const db = server.ctx.deps.db;
+  const fleet = await startFleet({
+    url: server.apiUrl,
+    token: await server.enrollmentToken(),
+    nodes: 3,
+    pools: 1,
+    tickMs: 200,
+    dir,
+    prefix: "rej",
+    labels: { env: "staging" },
+    rejectConfig: ["rej-002"],
+    clientOptions: { heartbeatIntervalMs: 200, flushIntervalMs: 100, configWaitS: 2, retryBaseMs: 50 },
+  });
+  try {
+    await eventually("3 registered", () => fleet.agents.every((agent) => agent.client.nodeId));
+    const rows = await db.select().from(nodes).where(inArray(nodes.name, ["rej-001", "rej-002", "rej-003"]));
+    assert.ok(rows.every((row) => row.labels.env === "staging" && row.labels.fleet === "rej"));
+    const hashes = new Map<string, string>();
+    for (const [index, agent] of fleet.agents.entries()) {
+      const body = initialConfig("rej", index + 1, 1, agent.region);
+      (body.pools as Record<string, unknown>[])[0].cpu_threshold = { min: 20, max: 60 };
+      hashes.set(agent.name, (await server.setConfig(agent.client.nodeId!, body)).hash);
+    }
+    const states = await eventually("every node acked", async () => {
+      const found = await db.select().from(nodes).where(
+        inArray(nodes.id, fleet.agents.map((a) => a.client.nodeId!)),
+      );
+      return found.every((row) => row.configState !== "pending") ? found : undefined;
+    });
+    const byName = new Map(states.map((row) => [row.name, row]));
+    assert.equal(byName.get("rej-001")!.configState, "in_sync");
+    assert.equal(byName.get("rej-003")!.configState, "in_sync");
+    const rejecting = byName.get("rej-002")!;
+    assert.equal(rejecting.configState, "failed");
+    assert.match(rejecting.configError ?? "", /^simulated rejection: rej-002 refuses config version 2 /);
+    assert.notEqual(rejecting.appliedHash, hashes.get("rej-002"));
+    // It still scales by what it ran before; the others took the new thresholds.
+    assert.equal([...fleet.agents[1].pools.values()][0].rule.cpuMax, 75);
+    assert.equal([...fleet.agents[0].pools.values()][0].rule.cpuMax, 60);
+    assert.equal(fleet.summary().configs_failed, 1);
   } finally {
     await fleet.stop(500);
     await server.close();
@@ -378,6 +446,8 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
         [[...given, "--backfill", "1d", "--backfill-step", "5s"], /--backfill-step must be a span like 10s/],
         [[...given, "--backfill-step", "1m"], /--backfill-step needs --backfill/],
         [[...given, "--backfill", "1h", "--backfill-step", "1h"], /--backfill must span at least two/],
+        [[...given, "--reject-config", "sim-003"], /--reject-config: "sim-003" is not one of the simulated/],
+        [[...given, "--labels", "env"], /--labels: "env" expected key=value/],
       ];
       for (const [args, message] of cases) {
         const run = await runCli(["simulate", ...args]);

@@ -283,6 +283,12 @@ export interface SimulationOptions {
   now?: () => number;
   /** Extra client options (short intervals in tests). */
   clientOptions?: Partial<ClientOptions>;
+  /** Nodes (by name, e.g. "sim-007") whose agent refuses every config the server sends: it keeps running
+   * what it had and acks the new one as failed with an error message, as a real agent does when it cannot
+   * apply a config. For trying out rollouts that must pause. */
+  rejectConfig?: readonly string[];
+  /** Labels every node registers with, besides `simulated` and `fleet` (e.g. `{ env: "staging" }`). */
+  labels?: Record<string, string>;
 }
 
 const REGIONS = ["us-ashburn-1", "us-phoenix-1", "eu-frankfurt-1", "uk-london-1"];
@@ -338,6 +344,8 @@ export class SimulatedAutoscaler {
   readonly client: CentralManagementClient;
   errors = 0;
   lastError: string | undefined;
+  /** Refuse every config the server sends (SimulationOptions.rejectConfig). */
+  rejectConfigs = false;
 
   constructor(
     readonly name: string,
@@ -349,8 +357,17 @@ export class SimulatedAutoscaler {
   ) {
     this.client = new CentralManagementClient({
       ...clientOptions,
-      // The thresholds and limits the server sends drive the rule from now on.
-      onConfig: (config) => this.applyConfig(config.body),
+      // The thresholds and limits the server sends drive the rule from now on; a rejecting node throws,
+      // which the client acks as failed with the message.
+      onConfig: (config) => {
+        if (this.rejectConfigs) {
+          throw new Error(
+            `simulated rejection: ${this.name} refuses config version ${config.version} ` +
+              `(${config.hash.slice(0, 12)}); it keeps running its previous config`,
+          );
+        }
+        this.applyConfig(config.body);
+      },
     });
     this.client.on("error", ({ error, context }) => {
       this.errors++;
@@ -481,6 +498,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
   const seed = options.seed ?? 1;
   const timing = { ...ORIGINAL_TIMING, ...options.timing };
   const now = options.now ?? Date.now;
+  const rejecting = new Set(options.rejectConfig ?? []);
 
   const agents: SimulatedAutoscaler[] = [];
   for (let i = 1; i <= options.nodes; i++) {
@@ -503,7 +521,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
       nodeName: name,
       hostname: `${name}.simulated.internal`,
       region,
-      labels: { simulated: "true", fleet: prefix },
+      labels: { ...options.labels, simulated: "true", fleet: prefix },
       agentVersion: "simulator-1.0",
       pools: (config.pools as { instance_pool_id: string; region: string }[]).map((p) => ({
         instance_pool_id: p.instance_pool_id,
@@ -513,6 +531,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
       ...options.clientOptions,
     });
     agent.applyConfig(config);
+    agent.rejectConfigs = rejecting.has(name);
     agents.push(agent);
   }
   await Promise.all(agents.map((agent) => agent.client.start()));

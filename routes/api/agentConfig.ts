@@ -1,15 +1,13 @@
 // The agent's side of configuration: pull the desired config (ETag + long-poll) and ack what was applied.
 // Node-token authenticated; the rules live in core/configs.ts.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { createMiddleware } from "hono/factory";
 import { ackConfig, MAX_WAIT_S, pullConfig } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
-import { presentedToken } from "../../core/nodeAuth.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access } from "../guards.ts";
+import { access, nodeTokenRequired, requireNodeActor } from "../guards.ts";
 import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION, NodeIdParams } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
@@ -71,7 +69,7 @@ const pullRoute = createRoute({
   description:
     "200 with the config as soon as its hash differs from If-None-Match (at once when it already " +
     "differs); 304 when unchanged at the end of the wait; 204 when the node has no config at all.",
-  // The full node-token check (nodeTokenRequired below) replaces access()'s cheap presence check.
+  // The full node-token check (routes/guards.ts nodeTokenRequired, below) follows access()'s presence check.
   ...access("node"),
   request: { params: NodeIdParams, query: PullQuery, headers: PullHeaders },
   responses: {
@@ -91,7 +89,7 @@ const ackRoute = createRoute({
   path: "/api/v1/nodes/{id}/config/ack",
   tags: ["agent"],
   summary: "Report whether a config was applied",
-  // The full node-token check (nodeTokenRequired below) replaces access()'s cheap presence check.
+  // The full node-token check (routes/guards.ts nodeTokenRequired, below) follows access()'s presence check.
   ...access("node"),
   request: {
     params: NodeIdParams,
@@ -117,23 +115,13 @@ export function registerAgentConfigRoutes(
   deps: CoreDeps,
   services: Services,
 ): void {
-  // Runs before the request validators, so a caller without this node's token learns nothing more.
-  const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
-    const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
-    c.set("principal", await services.nodeAuth.principal(c.req.param("id") ?? "", token));
-    await next();
-  });
-  const nodeOf = (principal: AppEnv["Variables"]["principal"]) => {
-    if (principal?.kind !== "node") throw new Error("node token middleware did not run");
-    return principal;
-  };
+  const nodeToken = nodeTokenRequired(services.nodeAuth);
 
-  app.openapi({ ...pullRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
+  app.openapi({ ...pullRoute, middleware: [nodeToken] as const }, async (c) => {
     const { wait } = c.req.valid("query");
     const headers = c.req.valid("header");
-    const node = nodeOf(c.get("principal"));
     const result = await pullConfig(deps, services, {
-      nodeId: node.nodeId,
+      nodeId: requireNodeActor(c).principal.nodeId,
       knownHashes: parseIfNoneMatch(headers["if-none-match"]),
       waitS: wait,
       signal: c.req.raw.signal,
@@ -149,16 +137,16 @@ export function registerAgentConfigRoutes(
     return c.json({ version, hash, body, yaml, created_at }, 200);
   });
 
-  app.openapi({ ...ackRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
+  app.openapi({ ...ackRoute, middleware: [nodeToken] as const }, async (c) => {
     const ack = c.req.valid("json");
-    const node = nodeOf(c.get("principal"));
+    const { principal: node, address } = requireNodeActor(c);
     const result = await ackConfig(deps, {
       nodeId: node.nodeId,
       hash: ack.hash,
       status: ack.status,
       error: ack.error ?? null,
       principal: node,
-      address: c.get("clientAddress"),
+      address,
     });
     return c.json(result, 200);
   });

@@ -11,11 +11,9 @@ import { recordHeartbeat } from "../../core/heartbeats.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import * as fields from "../../core/fields.ts";
-import { presentedToken } from "../../core/nodeAuth.ts";
-import { createMiddleware } from "hono/factory";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access } from "../guards.ts";
+import { access, agentCaller, nodeTokenRequired, requireNodeActor } from "../guards.ts";
 import { NodeIdParams } from "./schemas.ts";
 
 const MAX_POOLS = 100;
@@ -193,44 +191,33 @@ export function registerAgentRoutes(
       } catch {
         return await next(); // malformed JSON: the validator answers it
       }
-      await checkRegisterCredentials(deps, raw, presentedToken(c.req.header("authorization")));
+      await checkRegisterCredentials(deps, agentCaller(c), raw);
     }
     await next();
   });
 
   app.openapi(registerRoute, async (c) => {
-    const result = await registerNode(
-      deps,
-      services,
-      c.req.valid("json"),
-      c.get("clientAddress"),
-      presentedToken(c.req.header("authorization")),
-    );
+    const result = await registerNode(deps, services, agentCaller(c), c.req.valid("json"));
     c.header("Cache-Control", "no-store"); // carries the node token
     return result.created ? c.json(result.body, 201) : c.json(result.body, 200);
   });
 
   app.openapi(heartbeatRoute, async (c) => {
-    const result = await recordHeartbeat(deps, services, {
-      nodeId: c.req.valid("param").id,
-      token: presentedToken(c.req.header("authorization"), c.req.header("x-api-key")),
-      body: c.req.valid("json"),
-      clientAddress: c.get("clientAddress"),
-    });
+    const result = await recordHeartbeat(
+      deps,
+      services,
+      agentCaller(c),
+      c.req.valid("param").id,
+      c.req.valid("json"),
+    );
     return c.json(result, 200);
   });
 
   // The token is checked before the batch (up to MAX_BODY_BYTES of samples) is validated.
-  const nodeTokenRequired = createMiddleware<AppEnv>(async (c, next) => {
-    const token = presentedToken(c.req.header("authorization"), c.req.header("x-api-key"));
-    c.set("principal", await services.nodeAuth.principal(c.req.param("id") ?? "", token));
-    await next();
-  });
-
-  app.openapi({ ...metricsRoute, middleware: [nodeTokenRequired] as const }, async (c) => {
-    const node = c.get("principal");
-    if (node?.kind !== "node") throw new Error("node token middleware did not run");
-    const result = await ingestMetrics(deps, services, { node, samples: c.req.valid("json").samples });
+  app.openapi({ ...metricsRoute, middleware: [nodeTokenRequired(services.nodeAuth)] as const }, async (c) => {
+    const result = await ingestMetrics(deps, services, requireNodeActor(c), {
+      samples: c.req.valid("json").samples,
+    });
     return c.json(result, 200);
   });
 }

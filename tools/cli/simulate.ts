@@ -4,10 +4,12 @@
 // and a JSON summary at the end.
 import { type SimulationSummary, startFleet } from "../simulator.ts";
 import { parseExpires } from "./token.ts";
+import * as fields from "../../core/fields.ts";
 
 export const SIMULATE_USAGE =
   "simulate --url URL --nodes N --token T [--pools 3] [--backfill 7d] [--backfill-step 1m] [--seconds S] " +
-  "[--tick-ms 1000] [--prefix sim] [--dir D] [--seed 1]";
+  "[--tick-ms 1000] [--prefix sim] [--dir D] [--seed 1] [--labels env=staging,team=web] " +
+  "[--reject-config sim-007,sim-012]";
 
 export const SIMULATE_OPTIONS = {
   url: { type: "string" },
@@ -22,6 +24,8 @@ export const SIMULATE_OPTIONS = {
   prefix: { type: "string" },
   dir: { type: "string" },
   seed: { type: "string" },
+  labels: { type: "string" },
+  "reject-config": { type: "string" },
 } as const;
 
 export interface SimulateTools {
@@ -65,6 +69,58 @@ function span(
     throw tools.usageError(`--${name} must be a span like ${bounds.examples} (got "${raw}")`);
   }
   return seconds * 1000;
+}
+
+/** --labels env=staging,team=web: the labels every simulated node registers with (the field rules of
+ * core/fields.ts); a usage error naming the bad pair. */
+export function parseLabelsOption(
+  raw: string | boolean | undefined,
+  tools: SimulateTools,
+): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  const labels: Record<string, string> = {};
+  for (const pair of String(raw).split(",").map((part) => part.trim()).filter(Boolean)) {
+    const equals = pair.indexOf("=");
+    const key = equals < 0 ? pair : pair.slice(0, equals);
+    const value = equals < 0 ? "" : pair.slice(equals + 1);
+    const problem = equals < 0
+      ? "expected key=value"
+      : fields.problemWith(fields.labelKey, key) ?? fields.problemWith(fields.labelValue, value);
+    if (problem || key === "simulated" || key === "fleet") {
+      throw tools.usageError(
+        `--labels: "${pair}" ${problem ?? "is set by the simulator itself (simulated, fleet)"}`,
+      );
+    }
+    labels[key] = value;
+  }
+  if (Object.keys(labels).length === 0) throw tools.usageError("--labels needs key=value pairs");
+  return labels;
+}
+
+/** --reject-config sim-007,12: the nodes (names, or numbers of this run's nodes) that refuse every config
+ * the server sends; a usage error naming one that is not among the `nodes` simulated nodes. */
+export function parseRejectOption(
+  raw: string | boolean | undefined,
+  prefix: string,
+  nodes: number,
+  tools: SimulateTools,
+): string[] {
+  if (raw === undefined) return [];
+  const names = new Set<string>();
+  for (const part of String(raw).split(",").map((item) => item.trim()).filter(Boolean)) {
+    const number = part.startsWith(`${prefix}-`) ? part.slice(prefix.length + 1) : part;
+    const index = /^\d{1,6}$/.test(number) ? Number(number) : NaN;
+    if (!(index >= 1 && index <= nodes)) {
+      throw tools.usageError(
+        `--reject-config: "${part}" is not one of the simulated nodes (${prefix}-001..` +
+          `${prefix}-${String(nodes).padStart(3, "0")}, or their numbers 1..${nodes})`,
+      );
+    }
+    const name = `${prefix}-${String(index).padStart(3, "0")}`;
+    names.add(name);
+  }
+  if (names.size === 0) throw tools.usageError("--reject-config needs node names, e.g. sim-007,sim-012");
+  return [...names];
 }
 
 /** --speed used to squeeze simulated days into real minutes, which put a day's curve into minutes of
@@ -130,6 +186,8 @@ export async function simulateCommand(
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(prefix)) {
     throw tools.usageError(`--prefix must be 1..100 of A-Z a-z 0-9 . _ - (got "${prefix}")`);
   }
+  const labels = parseLabelsOption(values.labels, tools);
+  const rejectConfig = parseRejectOption(values["reject-config"], prefix, nodes, tools);
   const keepDir = typeof values.dir === "string";
   const dir = keepDir ? values.dir as string : await Deno.makeTempDir({ prefix: "autoscaler-sim-" });
 
@@ -142,11 +200,14 @@ export async function simulateCommand(
     dir,
     prefix,
     seed,
+    labels,
+    rejectConfig,
     backfill: backfillMs === undefined ? undefined : { spanMs: backfillMs, stepMs: stepMs ?? 60_000 },
   });
   print(
     `simulating ${nodes} node(s) x ${pools} pool(s) against ${url}` +
       (backfillMs === undefined ? "" : `, first writing ${values.backfill} of history`) +
+      (rejectConfig.length ? `; ${rejectConfig.join(", ")} will reject every new config` : "") +
       ` (config files in ${dir}); Ctrl-C to stop`,
   );
   const started = Date.now();
