@@ -248,8 +248,8 @@ Deno.test("simulator: a node told to reject configs acks them as failed and keep
     assert.match(rejecting.configError ?? "", /^simulated rejection: rej-002 refuses config version 2 /);
     assert.notEqual(rejecting.appliedHash, hashes.get("rej-002"));
     // It still scales by what it ran before; the others took the new thresholds.
-    assert.equal([...fleet.agents[1].pools.values()][0].rule.cpuMax, 75);
-    assert.equal([...fleet.agents[0].pools.values()][0].rule.cpuMax, 60);
+    assert.equal([...fleet.agents[1].pools.values()][0].rule.cpu.max, 75);
+    assert.equal([...fleet.agents[0].pools.values()][0].rule.cpu.max, 60);
     assert.equal(fleet.summary().configs_failed, 1);
   } finally {
     await fleet.stop(500);
