@@ -30,6 +30,7 @@ import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
 import { registerReplayRoutes } from "./routes/api/replay.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
+import { registerRolloutRoutes } from "./routes/api/rollouts.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { registerUiRoutes } from "./routes/ui/index.ts";
 import { pageErrorResponse } from "./routes/ui/errors.ts";
@@ -135,6 +136,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerConfigRoutes(app, deps, services);
   registerReplayRoutes(app, deps);
   registerEnrollmentTokenRoutes(app, deps);
+  registerRolloutRoutes(app, deps, services);
   // The console's pages (plain routes: not in /openapi.json).
   const ui = registerUiRoutes(app, deps, services);
 
