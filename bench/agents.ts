@@ -598,10 +598,8 @@ try {
     try {
       await inParallel(changed.length, 8, async (i) => {
         const agent = changed[i];
-        await setNodeConfig(deps, services, {
-          nodeId: agent.id,
-          input: configFor(agent.pool, 12),
-          principal: { kind: "system", name: "bench" },
+        await setNodeConfig(deps, services, { principal: { kind: "system", name: "bench" } }, agent.id, {
+          config: configFor(agent.pool, 12),
           comment: "bench change",
         });
         committedAt.set(agent.id, performance.now());

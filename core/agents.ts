@@ -235,14 +235,11 @@ async function registerInTransaction(
   const principal: NodePrincipal = { kind: "node", nodeId, nodeName: input.name };
   let configCreated = false;
   if (registration.config && !existing?.desiredVersionId) {
-    await createConfigVersion(deps, tx, {
-      nodeId,
+    await createConfigVersion(deps, tx, { principal, address: registration.address }, nodeId, {
       body: registration.config.body,
       text: registration.config.text,
       source: "agent",
-      principal,
       comment: "brought by the agent at registration",
-      address: registration.address,
     });
     configCreated = true;
   }

@@ -64,10 +64,8 @@ Deno.test({
       const node = await createNodeWithToken(ctx, "web-eu-1");
       const agent = { kind: "node" as const, nodeId: node.nodeId, nodeName: node.name };
       // The agent brought its own file at registration (version 1) and runs it.
-      const v1 = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: AGENT_YAML,
-        principal: agent,
+      const v1 = await setNodeConfig(ctx.deps, ctx.services, { principal: agent }, node.nodeId, {
+        config: AGENT_YAML,
         comment: "brought by the agent at registration",
       });
       await ackConfig(ctx.deps, { nodeId: node.nodeId, hash: v1.hash, status: "applied", principal: agent });

@@ -164,10 +164,8 @@ Deno.test("console: node configuration page", async (t) => {
     });
 
     await t.step("the agent fails the next version: its error is shown, and what it still runs", async () => {
-      const v3 = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: YAML_V1.replace("max: 10}", "max: 12}"),
-        principal: OPERATOR,
+      const v3 = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: YAML_V1.replace("max: 10}", "max: 12}"),
         comment: "more room",
       });
       await ackConfig(ctx.deps, {

@@ -17,7 +17,7 @@ import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import {
   CONFIG_HASH_DESCRIPTION,
   CONFIG_YAML_DESCRIPTION,
@@ -206,10 +206,7 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
   app.openapi(listRoute, async (c) => {
     requireRole(c, "viewer");
     const { limit, before_version } = c.req.valid("query");
-    const page = await listConfigVersions(deps, c.req.valid("param").id, {
-      limit,
-      beforeVersion: before_version,
-    });
+    const page = await listConfigVersions(deps, c.req.valid("param").id, { limit, before_version });
     return c.json({ items: page.versions, next_before_version: page.next_before_version }, 200);
   });
 
@@ -227,7 +224,7 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
   });
 
   app.openapi(createConfigRoute, async (c) => {
-    const principal = requireRole(c, "operator");
+    const actor = requireActor(c, "operator");
     const nodeId = c.req.valid("param").id;
     let input: unknown;
     let note: string | undefined;
@@ -249,25 +246,18 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
         },
       ]);
     }
-    const { view, created } = await changeNodeConfig(deps, services, {
-      nodeId,
-      input,
-      principal,
+    const { view, created } = await changeNodeConfig(deps, services, actor, nodeId, {
+      config: input,
       comment: note,
-      address: c.get("clientAddress"),
     });
     return created ? c.json(view, 201) : c.json(view, 200);
   });
 
   app.openapi(rollbackRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const { id, version } = c.req.valid("param");
-    const { view, created } = await rollbackNodeConfig(deps, services, {
-      nodeId: id,
-      toVersion: version,
-      principal,
+    const { view, created } = await rollbackNodeConfig(deps, services, requireActor(c, "operator"), id, {
+      to_version: version,
       comment: c.req.valid("json").comment,
-      address: c.get("clientAddress"),
     });
     return created ? c.json(view, 201) : c.json(view, 200);
   });
