@@ -27,10 +27,8 @@ try {
   const now = Date.parse(NOW);
   const nodeId = await insertNode(ctx, { name: "bench-replay" });
   const config = initialConfig("bench", 1, poolCount, "us-ashburn-1");
-  await setNodeConfig(ctx.deps, ctx.services, {
-    nodeId,
-    input: config,
-    principal: { kind: "system", name: "bench" },
+  await setNodeConfig(ctx.deps, ctx.services, { principal: { kind: "system", name: "bench" } }, nodeId, {
+    config,
   });
   const started = performance.now();
   let rows = 0;

@@ -139,10 +139,8 @@ function proposeCpuMax50(ctx: TestApp, nodeId: string, window: ReplayWindow) {
 async function nodeWithConfig(ctx: TestApp, name: string) {
   const nodeId = await insertNode(ctx, { name });
   const poolId = await insertPool(ctx, nodeId, OCID);
-  await setNodeConfig(ctx.deps, ctx.services, {
-    nodeId,
-    input: document({ min: 30, max: 75 }),
-    principal: SYSTEM_PRINCIPAL,
+  await setNodeConfig(ctx.deps, ctx.services, { principal: SYSTEM_PRINCIPAL }, nodeId, {
+    config: document({ min: 30, max: 75 }),
   });
   return { nodeId, poolId };
 }
