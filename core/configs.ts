@@ -23,7 +23,7 @@ import type { CoreDeps } from "./deps.ts";
 import { AppError, describeDetails, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
 import { tooManyRequests } from "./limits.ts";
 import type { ConfigState } from "./nodeStatus.ts";
-import { type Actor, actorOf, type Principal } from "./principal.ts";
+import { type Actor, actorOf } from "./principal.ts";
 
 export const CONFIG_SOURCES = ["agent", "operator", "rollback"] as const;
 export type ConfigSource = typeof CONFIG_SOURCES[number];
@@ -335,6 +335,13 @@ export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): 
   return (await configOverview(deps, nodeId)).status;
 }
 
+/** An agent's report on a config (the ack body). */
+export interface AckInput {
+  hash: string;
+  status: "applied" | "failed";
+  error?: string | null;
+}
+
 /**
  * The agent reports what it did with a config. applied + desired hash -> in_sync; applied + another hash
  * -> drifted (the agent runs something else); failed -> failed with the error text (applied hash kept,
@@ -342,14 +349,9 @@ export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): 
  */
 export async function ackConfig(
   deps: Pick<CoreDeps, "db" | "clock" | "telemetry">,
-  input: {
-    nodeId: string;
-    hash: string;
-    status: "applied" | "failed";
-    error?: string | null;
-    principal: Principal;
-    address?: string | null;
-  },
+  actor: Actor,
+  nodeId: string,
+  input: AckInput,
 ): Promise<{ config_state: ConfigState; desired_config_hash: string | null }> {
   const problems = [];
   if (!HASH.test(input.hash)) {
@@ -365,8 +367,8 @@ export async function ackConfig(
   if (problems.length > 0) throw validationFailed(`invalid ack: ${describeDetails(problems)}`, problems);
 
   const result = await deps.db.transaction(async (tx) => {
-    const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
-    if (!node) throw notFound(`node ${input.nodeId}`);
+    const node = await findNodeConfig(tx, nodeId, { forUpdate: true });
+    if (!node) throw notFound(`node ${nodeId}`);
     const now = deps.clock.now();
     let state: ConfigState;
     let appliedHash = node.appliedHash;
@@ -377,12 +379,12 @@ export async function ackConfig(
       state = input.hash === node.desiredHash ? "in_sync" : "drifted";
     }
     const configError = input.status === "failed" ? errorText : null;
-    await setNodeAck(tx, input.nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
+    await setNodeAck(tx, nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
     await recordAudit(deps, tx, {
-      principal: input.principal,
+      principal: actor.principal,
       action: "config.ack",
       targetType: "node",
-      targetId: input.nodeId,
+      targetId: nodeId,
       details: {
         hash: input.hash,
         status: input.status,
@@ -390,7 +392,7 @@ export async function ackConfig(
         desired_hash: node.desiredHash,
         ...(configError ? { error: configError } : {}),
       },
-      address: input.address,
+      address: actor.address,
     });
     return { config_state: state, desired_config_hash: node.desiredHash };
   });

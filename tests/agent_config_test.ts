@@ -447,7 +447,7 @@ Deno.test("agent config protocol", async (t) => {
       assert.equal(row.configState, "drifted");
       assert.equal(row.configError, null);
       await expectAppError(
-        ackConfig(ctx.deps, { nodeId: node.nodeId, hash: "zz", status: "applied", principal: OPERATOR }),
+        ackConfig(ctx.deps, { principal: OPERATOR }, node.nodeId, { hash: "zz", status: "applied" }),
         422,
         "validation_failed",
         "hash",
@@ -538,12 +538,15 @@ Deno.test("agent config protocol", async (t) => {
         const first = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, fresh.nodeId, {
           config: configObject(70),
         });
-        await ackConfig(ctx.deps, {
-          nodeId: fresh.nodeId,
-          hash: first.hash,
-          status: "applied",
-          principal: { kind: "node", nodeId: fresh.nodeId, nodeName: fresh.name },
-        });
+        await ackConfig(
+          ctx.deps,
+          { principal: { kind: "node", nodeId: fresh.nodeId, nodeName: fresh.name } },
+          fresh.nodeId,
+          {
+            hash: first.hash,
+            status: "applied",
+          },
+        );
         await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, fresh.nodeId, {
           config: configObject(71),
         });
@@ -670,32 +673,26 @@ Deno.test("agent config protocol", async (t) => {
       const v1 = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, watched.nodeId, {
         config: configYaml({ cpuMax: 70 }),
       });
-      await ackConfig(ctx.deps, {
-        nodeId: watched.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, watched.nodeId, {
         hash: v1.hash,
         status: "applied",
-        principal: agent,
       });
       const v2 = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, watched.nodeId, {
         config: configYaml({ cpuMax: 71 }),
       });
-      await ackConfig(ctx.deps, {
-        nodeId: watched.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, watched.nodeId, {
         hash: v2.hash,
         status: "failed",
         error: "pool not found",
-        principal: agent,
       });
       const failed = await configOverview(ctx.deps, watched.nodeId);
       assert.equal(failed.desired?.version, 2);
       assert.equal(failed.appliedVersion, 1); // still runs version 1
       assert.equal(failed.status.state, "failed");
       assert.equal(failed.status.error, "pool not found");
-      await ackConfig(ctx.deps, {
-        nodeId: watched.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, watched.nodeId, {
         hash: "f".repeat(64),
         status: "applied",
-        principal: agent,
       });
       const drifted = await configOverview(ctx.deps, watched.nodeId);
       assert.equal(drifted.status.state, "drifted");
