@@ -11,6 +11,7 @@ import { registerSystemRoutes } from "./routes/system.ts";
 import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
+import { withHeartbeatFastPath } from "./routes/heartbeatFastPath.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
@@ -159,6 +160,12 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
       else if ((error as { sqlMessage?: string })?.sqlMessage !== undefined) telemetry.dbError("query");
     },
   );
+
+  // Plainly valid heartbeats with a known token skip the router, middleware and validator
+  // (routes/heartbeatFastPath.ts); everything else, refusals included, goes the full way. app.request()
+  // goes through app.fetch too, so the tests see what the server does.
+  const fullFetch = app.fetch;
+  app.fetch = withHeartbeatFastPath(fullFetch, deps, services, telemetry, requestLog) as typeof app.fetch;
 
   return {
     app,
