@@ -64,13 +64,11 @@ Deno.test({
       const node = await createNodeWithToken(ctx, "web-eu-1");
       const agent = { kind: "node" as const, nodeId: node.nodeId, nodeName: node.name };
       // The agent brought its own file at registration (version 1) and runs it.
-      const v1 = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: AGENT_YAML,
-        principal: agent,
+      const v1 = await setNodeConfig(ctx.deps, ctx.services, { principal: agent }, node.nodeId, {
+        config: AGENT_YAML,
         comment: "brought by the agent at registration",
       });
-      await ackConfig(ctx.deps, { nodeId: node.nodeId, hash: v1.hash, status: "applied", principal: agent });
+      await ackConfig(ctx.deps, { principal: agent }, node.nodeId, { hash: v1.hash, status: "applied" });
       const configUrl = `${server.url}/nodes/${node.nodeId}/config`;
 
       const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
@@ -175,13 +173,11 @@ Deno.test({
           (await ctx.deps.pool.query("SELECT hash FROM config_versions WHERE node_id = ? AND version = 2", [
             node.nodeId,
           ]))[0] as { hash: string }[];
-        await ackConfig(ctx.deps, {
-          nodeId: node.nodeId,
+        await ackConfig(ctx.deps, { principal: agent }, node.nodeId, {
           hash: v2[0].hash,
           status: "failed",
           error:
             "instance pool ocid1.instancepool.oc1.iad.aaaaaaaabrowserpool01: 404 NotAuthorizedOrNotFound",
-          principal: agent,
         });
         // The status panel refreshes itself (every 5 s) without a reload.
         await page.locator("#config-status", { hasText: "Failed" }).waitFor({ timeout: 15_000 });

@@ -421,16 +421,12 @@ Deno.test("nodes API", async (t) => {
       // Config versions through the real service (the node is decommissioned, so set it on alpha too).
       await ctx.deps.pool.query("UPDATE nodes SET decommissioned_at = NULL WHERE id = ?", [delta]);
       for (const ocid of [poolOcid("delta1"), poolOcid("delta2")]) {
-        await setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: delta,
-          input: configDocument(ocid),
-          principal: TEST_SETUP,
+        await setNodeConfig(ctx.deps, ctx.services, { principal: TEST_SETUP }, delta, {
+          config: configDocument(ocid),
         });
       }
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: alpha,
-        input: configDocument(poolOcid("alpha1")),
-        principal: TEST_SETUP,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: TEST_SETUP }, alpha, {
+        config: configDocument(poolOcid("alpha1")),
       });
       const alphaBefore = await countNodeRows(ctx, alpha);
       assert.deepEqual(await countNodeRows(ctx, delta), {

@@ -132,9 +132,8 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
       assert.equal(tooManyError.code, "batch_too_large");
       assert.equal(tooManyError.details[0].field, "samples");
 
-      const config = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId,
-        input: {
+      const config = await setNodeConfig(ctx.deps, ctx.services, { principal: ADMIN }, nodeId, {
+        config: {
           pools: [{
             instance_pool_id: POOL,
             compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
@@ -144,7 +143,6 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
             scaling_limits: { min: 1, max: 10 },
           }],
         },
-        principal: ADMIN,
       });
       assert.equal((await ctx.call("GET", `${path}/config?wait=0`, { token })).status, 200);
       const unchanged = { token, headers: { "if-none-match": `"${config.hash}"` } };

@@ -139,14 +139,11 @@ export function registerAgentConfigRoutes(
 
   app.openapi({ ...ackRoute, middleware: [nodeToken] as const }, async (c) => {
     const ack = c.req.valid("json");
-    const { principal: node, address } = requireNodeActor(c);
-    const result = await ackConfig(deps, {
-      nodeId: node.nodeId,
+    const actor = requireNodeActor(c);
+    const result = await ackConfig(deps, actor, actor.principal.nodeId, {
       hash: ack.hash,
       status: ack.status,
       error: ack.error ?? null,
-      principal: node,
-      address,
     });
     return c.json(result, 200);
   });

@@ -17,16 +17,15 @@ import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import {
   CONFIG_HASH_DESCRIPTION,
   CONFIG_YAML_DESCRIPTION,
   intPathParam,
   isoTime,
+  isYamlBody,
   NodeIdParams,
 } from "./schemas.ts";
-
-const YAML_TYPES = ["application/yaml", "text/yaml"];
 
 const versionNumber = (name: string) => intPathParam(name, 3);
 
@@ -203,17 +202,11 @@ const statusRoute = createRoute({
   },
 });
 
-const isYaml = (contentType: string | undefined) =>
-  YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());
-
 export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {
   app.openapi(listRoute, async (c) => {
     requireRole(c, "viewer");
     const { limit, before_version } = c.req.valid("query");
-    const page = await listConfigVersions(deps, c.req.valid("param").id, {
-      limit,
-      beforeVersion: before_version,
-    });
+    const page = await listConfigVersions(deps, c.req.valid("param").id, { limit, before_version });
     return c.json({ items: page.versions, next_before_version: page.next_before_version }, 200);
   });
 
@@ -231,11 +224,11 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
   });
 
   app.openapi(createConfigRoute, async (c) => {
-    const principal = requireRole(c, "operator");
+    const actor = requireActor(c, "operator");
     const nodeId = c.req.valid("param").id;
     let input: unknown;
     let note: string | undefined;
-    if (isYaml(c.req.header("content-type"))) {
+    if (isYamlBody(c.req.header("content-type"))) {
       input = await c.req.text();
       note = c.req.valid("query").comment;
     } else {
@@ -253,25 +246,18 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
         },
       ]);
     }
-    const { view, created } = await changeNodeConfig(deps, services, {
-      nodeId,
-      input,
-      principal,
+    const { view, created } = await changeNodeConfig(deps, services, actor, nodeId, {
+      config: input,
       comment: note,
-      address: c.get("clientAddress"),
     });
     return created ? c.json(view, 201) : c.json(view, 200);
   });
 
   app.openapi(rollbackRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const { id, version } = c.req.valid("param");
-    const { view, created } = await rollbackNodeConfig(deps, services, {
-      nodeId: id,
-      toVersion: version,
-      principal,
+    const { view, created } = await rollbackNodeConfig(deps, services, requireActor(c, "operator"), id, {
+      to_version: version,
       comment: c.req.valid("json").comment,
-      address: c.get("clientAddress"),
     });
     return created ? c.json(view, 201) : c.json(view, 200);
   });

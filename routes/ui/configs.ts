@@ -75,7 +75,7 @@ async function renderConfigPage(ui: Ui, c: Context<AppEnv>, nodeId: string, stat
   const { desired } = overview;
   const history = await listConfigVersions(ui.deps, nodeId, {
     limit: HISTORY_PAGE_SIZE,
-    beforeVersion: state.query.before,
+    before_version: state.query.before,
   });
   const latest = desired ? Math.max(desired.version, history.versions[0]?.version ?? 0) : 0;
 
@@ -179,7 +179,7 @@ export function registerConfigPages(app: OpenAPIHono<AppEnv>, ui: Ui, services: 
   });
 
   app.post("/nodes/:id/config", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const nodeId = c.req.param("id");
     const yaml = field(form, "yaml");
     const comment = field(form, "comment");
@@ -211,13 +211,10 @@ export function registerConfigPages(app: OpenAPIHono<AppEnv>, ui: Ui, services: 
       });
     }
     try {
-      const { view, created } = await changeNodeConfig(ui.deps, services, {
-        nodeId,
-        input: yaml.trim() === "" ? "" : yaml,
-        principal,
+      const { view, created } = await changeNodeConfig(ui.deps, services, actor, nodeId, {
+        config: yaml.trim() === "" ? "" : yaml,
         comment,
-        requireComment: true,
-        address: c.get("clientAddress"),
+        require_comment: true,
       });
       ui.flash(
         c,
@@ -235,7 +232,7 @@ export function registerConfigPages(app: OpenAPIHono<AppEnv>, ui: Ui, services: 
   });
 
   app.post("/nodes/:id/config/rollback", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const nodeId = c.req.param("id");
     const version = Number(field(form, "version"));
     const comment = field(form, "comment");
@@ -244,12 +241,9 @@ export function registerConfigPages(app: OpenAPIHono<AppEnv>, ui: Ui, services: 
       return c.redirect(configUrl(nodeId), 303);
     }
     try {
-      const { view, created } = await rollbackNodeConfig(ui.deps, services, {
-        nodeId,
-        toVersion: version,
-        principal,
+      const { view, created } = await rollbackNodeConfig(ui.deps, services, actor, nodeId, {
+        to_version: version,
         comment: comment || `Roll back to version ${version}`,
-        address: c.get("clientAddress"),
       });
       ui.flash(
         c,
