@@ -11,6 +11,7 @@ import { registerSystemRoutes } from "./routes/system.ts";
 import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
+import { withHeartbeatFastPath } from "./routes/heartbeatFastPath.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
@@ -28,6 +29,7 @@ import { registerNodeRoutes } from "./routes/api/nodes.ts";
 import { registerMetricsRoutes } from "./routes/api/metrics.ts";
 import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
+import { registerReplayRoutes } from "./routes/api/replay.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import { registerRolloutRoutes } from "./routes/api/rollouts.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
@@ -133,6 +135,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerMetricsRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
+  registerReplayRoutes(app, deps);
   registerEnrollmentTokenRoutes(app, deps);
   registerRolloutRoutes(app, deps, services);
   // The console's pages (plain routes: not in /openapi.json).
@@ -157,6 +160,12 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
       else if ((error as { sqlMessage?: string })?.sqlMessage !== undefined) telemetry.dbError("query");
     },
   );
+
+  // Plainly valid heartbeats with a known token skip the router, middleware and validator
+  // (routes/heartbeatFastPath.ts); everything else, refusals included, goes the full way. app.request()
+  // goes through app.fetch too, so the tests see what the server does.
+  const fullFetch = app.fetch;
+  app.fetch = withHeartbeatFastPath(fullFetch, deps, services, telemetry, requestLog) as typeof app.fetch;
 
   return {
     app,

@@ -183,6 +183,9 @@ Deno.test("heartbeat", async (t) => {
         }
         assert.deepEqual(await node(one.node_id), before);
         await setNodeDecommissioned(ctx.deps.db, two.node_id, ctx.clock.now());
+        // Written straight to the database: this replica forgets the node's token as the service would (other
+        // replicas at their next poll).
+        ctx.services.nodeAuth.forget(two.node_id);
         const beforeTwo = await node(two.node_id);
         const gone = await beat({ uptime_s: 1 }, two.node_token, two.node_id);
         assert.equal(gone.status, 410);

@@ -71,7 +71,7 @@ const RegisterResponse = z.object({
   }).nullable(),
 }).openapi("RegisterResult");
 
-const HeartbeatBody = z.strictObject({
+export const HeartbeatBody = z.strictObject({
   status: z.string().max(32).nullish().openapi({ example: "ok" }),
   uptime_s: z.number().int("must be a whole number").min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
   applied_config_hash: fields.configHash.nullish(),

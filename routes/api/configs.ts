@@ -23,12 +23,11 @@ import {
   CONFIG_YAML_DESCRIPTION,
   intPathParam,
   isoTime,
+  isYamlBody,
   jsonBody,
   jsonResponse,
   NodeIdParams,
 } from "./schemas.ts";
-
-const YAML_TYPES = ["application/yaml", "text/yaml"];
 
 const versionNumber = (name: string) => intPathParam(name, 3);
 
@@ -190,9 +189,6 @@ const statusRoute = createRoute({
   responses: { 200: jsonResponse(StatusSchema, "Status"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const isYaml = (contentType: string | undefined) =>
-  YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());
-
 export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {
   app.openapi(listRoute, async (c) => {
     requireRole(c, "viewer");
@@ -219,7 +215,7 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
     const nodeId = c.req.valid("param").id;
     let input: unknown;
     let note: string | undefined;
-    if (isYaml(c.req.header("content-type"))) {
+    if (isYamlBody(c.req.header("content-type"))) {
       input = await c.req.text();
       note = c.req.valid("query").comment;
     } else {
