@@ -30,6 +30,7 @@ import { registerNodeRoutes } from "./routes/api/nodes.ts";
 import { registerMetricsRoutes } from "./routes/api/metrics.ts";
 import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
+import { registerReplayRoutes } from "./routes/api/replay.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import { registerRolloutRoutes } from "./routes/api/rollouts.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
@@ -138,6 +139,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerMetricsRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
+  registerReplayRoutes(app, deps);
   registerEnrollmentTokenRoutes(app, deps);
   registerRolloutRoutes(app, deps, services);
   // The console's pages (plain routes: not in /openapi.json).

@@ -9,7 +9,13 @@ import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, nodeTokenRequired, requireNodeActor } from "../guards.ts";
-import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION, NodeIdParams } from "./schemas.ts";
+import {
+  CONFIG_HASH_DESCRIPTION,
+  CONFIG_YAML_DESCRIPTION,
+  jsonBody,
+  jsonResponse,
+  NodeIdParams,
+} from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const MAX_ERROR_LENGTH = 4000;
@@ -92,14 +98,8 @@ const ackRoute = createRoute({
   summary: "Report whether a config was applied",
   // The full node-token check (routes/guards.ts nodeTokenRequired, below) follows access()'s presence check.
   ...access("node"),
-  request: {
-    params: NodeIdParams,
-    body: { required: true, content: { "application/json": { schema: AckBodySchema } } },
-  },
-  responses: {
-    200: { description: "Recorded", content: { "application/json": { schema: AckResponseSchema } } },
-    ...errorResponses(401, 403, 404, 410, 422),
-  },
+  request: { params: NodeIdParams, body: jsonBody(AckBodySchema) },
+  responses: { 200: jsonResponse(AckResponseSchema, "Recorded"), ...errorResponses(401, 403, 404, 410, 422) },
 });
 
 /** If-None-Match -> the hashes it names ("*" for any). Accepts "h", W/"h", bare h and comma lists. */
