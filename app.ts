@@ -12,6 +12,7 @@ import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
 import { withHeartbeatFastPath } from "./routes/heartbeatFastPath.ts";
+import { createParking } from "./routes/parking.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
@@ -58,6 +59,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   connectTelemetrySources(deps, services, telemetry);
   // Agents' hot routes are summarized at info (core/requestLog.ts); errors and debug keep a line each.
   const requestLog = createRequestLog(deps.logger, { summarize: deps.settings.LOG_LEVEL !== "debug" });
+  const parking = createParking(telemetry, requestLog);
 
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
@@ -68,6 +70,8 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
     c.set("clientAddress", clientAddress(c, deps.settings.TRUST_PROXY));
     await next();
     c.res.headers.set("X-Request-Id", requestId);
+    // A parked config pull is counted and logged when it is answered (routes/parking.ts).
+    if (parking.isParked(c.res)) return;
     const durationMs = performance.now() - started;
     const status = c.res.status;
     const route = routeTemplate(c);
@@ -129,7 +133,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerUserRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerAuditRoutes(app, deps);
-  registerAgentConfigRoutes(app, deps, services);
+  registerAgentConfigRoutes(app, deps, services, parking);
   registerAgentRoutes(app, deps, services);
   registerNodeRoutes(app, deps);
   registerMetricsRoutes(app, deps);
@@ -165,7 +169,13 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   // (routes/heartbeatFastPath.ts); everything else, refusals included, goes the full way. app.request()
   // goes through app.fetch too, so the tests see what the server does.
   const fullFetch = app.fetch;
-  app.fetch = withHeartbeatFastPath(fullFetch, deps, services, telemetry, requestLog) as typeof app.fetch;
+  app.fetch = withHeartbeatFastPath(
+    parking.wrap(fullFetch),
+    deps,
+    services,
+    telemetry,
+    requestLog,
+  ) as typeof app.fetch;
 
   return {
     app,

@@ -414,14 +414,37 @@ export type PullResult =
 export async function pullConfig(
   deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
   services: WatcherHolder,
-  input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
+  input: PullInput,
 ): Promise<PullResult> {
+  const started = await startPull(deps, services, input);
+  return "now" in started ? started.now : await started.later;
+}
+
+export interface PullInput {
+  nodeId: string;
+  knownHashes: readonly string[] | "*";
+  waitS: number;
+  signal?: AbortSignal;
+  /** The node's desired hash as the replica's memory has it (core/nodeAuthCache.ts, current to the last
+   * poll). When the agent has it already, a waiting pull parks without reading the node: a change the poll
+   * has not seen yet wakes it at the next poll, as it would wake a pull parked before the change. */
+  rememberedDesiredHash?: string | null;
+}
+
+/** pullConfig in two steps, so the HTTP layer can let go of the request's middleware while a pull waits
+ * (routes/parking.ts): `now` when the answer is known at once, `later` when the pull waits for a change
+ * (its answer then, the same as pullConfig's). */
+export async function startPull(
+  deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
+  services: WatcherHolder,
+  input: PullInput,
+): Promise<{ now: PullResult } | { later: Promise<PullResult> }> {
   if (!Number.isInteger(input.waitS) || input.waitS < 0 || input.waitS > MAX_WAIT_S) {
     throw validationFailed(`wait must be a whole number of seconds in 0..${MAX_WAIT_S}`, [
       { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
     ]);
   }
-  // Each waiting pull holds memory (~20-70 KB) until it is answered: past the limit, clients come back later.
+  // Each waiting pull holds memory (~20-40 KB) until it is answered: past the limit, clients come back later.
   if (input.waitS > 0 && services.configWatcher.waiting >= deps.settings.MAX_WAITING_PULLS) {
     throw tooManyRequests(
       "too_many_waiting_pulls",
@@ -429,16 +452,10 @@ export async function pullConfig(
       5,
     );
   }
-  const result = await pullConfigNow(deps, services, input);
-  deps.telemetry?.configDelivery(result.kind);
-  return result;
-}
-
-async function pullConfigNow(
-  deps: Pick<CoreDeps, "db">,
-  services: WatcherHolder,
-  input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
-): Promise<PullResult> {
+  const delivered = (result: PullResult) => {
+    deps.telemetry?.configDelivery(result.kind);
+    return result;
+  };
   // "*" matches whatever config is current: the pull waits for the next one.
   const known: readonly string[] = input.knownHashes !== "*"
     ? input.knownHashes
@@ -448,31 +465,55 @@ async function pullConfigNow(
     ? services.configWatcher.watch(input.nodeId, known, input.waitS * 1000)
     : undefined;
   // A client that hangs up stops holding a waiter (and its timer) for the rest of the wait.
+  const signal = input.signal;
   const hangUp = () => waiter?.cancel();
-  input.signal?.addEventListener("abort", hangUp, { once: true });
-  if (input.signal?.aborted) hangUp();
-  try {
-    let current = await readDesired(deps, input.nodeId);
-    if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
-      return await desiredResult(deps, current);
-    }
-    // On shutdown or hang-up answer from the read above: thousands of waiters must not each query while
-    // draining, and nobody reads the answer to a hung-up request.
-    const outcome = await waiter?.promise;
-    if (outcome === "changed" || outcome === "timeout") {
-      // Woken by a change or the deadline: the database has the answer (a missed wake-up only delays it).
-      current = await readDesired(deps, input.nodeId);
-      if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
-        return await desiredResult(deps, current);
-      }
-    }
-    return current.desiredHash === null
-      ? { kind: "none" }
-      : { kind: "not_modified", hash: current.desiredHash };
-  } finally {
-    input.signal?.removeEventListener("abort", hangUp);
+  signal?.addEventListener("abort", hangUp, { once: true });
+  if (signal?.aborted) hangUp();
+  const done = () => {
+    signal?.removeEventListener("abort", hangUp);
     waiter?.cancel();
+  };
+  let current: { desiredHash: string | null; desiredVersionId: number | null };
+  try {
+    const remembered = input.rememberedDesiredHash;
+    current = waiter && typeof remembered === "string" && known.includes(remembered)
+      ? { desiredHash: remembered, desiredVersionId: null }
+      : await readDesired(deps, input.nodeId);
+    if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
+      return { now: delivered(await desiredResult(deps, current)) };
+    }
+  } catch (error) {
+    done();
+    throw error;
   }
+  const unchanged = (row: { desiredHash: string | null }): PullResult =>
+    row.desiredHash === null ? { kind: "none" } : { kind: "not_modified", hash: row.desiredHash };
+  if (!waiter) {
+    done();
+    return { now: delivered(unchanged(current)) };
+  }
+  // Only what the wait needs is kept: the node id, the known hashes, the waiter and the last read hash.
+  const { nodeId } = input;
+  const last = { desiredHash: current.desiredHash };
+  const later = (async () => {
+    try {
+      // On shutdown or hang-up answer from the read above: thousands of waiters must not each query while
+      // draining, and nobody reads the answer to a hung-up request.
+      const outcome = await waiter.promise;
+      if (outcome === "changed" || outcome === "timeout") {
+        // Woken by a change or the deadline: the database has the answer (a missed wake-up only delays it).
+        const fresh = await readDesired(deps, nodeId);
+        if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
+          return delivered(await desiredResult(deps, fresh));
+        }
+        return delivered(unchanged(fresh));
+      }
+      return delivered(unchanged(last));
+    } finally {
+      done();
+    }
+  })();
+  return { later };
 }
 
 async function readDesired(deps: Pick<CoreDeps, "db">, nodeId: string) {

@@ -24,6 +24,8 @@ import {
   intPathParam,
   isoTime,
   isYamlBody,
+  jsonBody,
+  jsonResponse,
   NodeIdParams,
 } from "./schemas.ts";
 
@@ -97,10 +99,7 @@ const StatusSchema = z.object({
   acked_at: isoTime.nullable(),
 }).openapi("ConfigStatus");
 
-const versionResponse = (description: string) => ({
-  description,
-  content: { "application/json": { schema: ConfigVersionSchema } },
-});
+const versionResponse = (description: string) => jsonResponse(ConfigVersionSchema, description);
 
 const listRoute = createRoute({
   method: "get",
@@ -109,10 +108,7 @@ const listRoute = createRoute({
   summary: "A node's config versions, newest first",
   ...access("viewer"),
   request: { params: NodeIdParams, query: ListQuery },
-  responses: {
-    200: { description: "Versions", content: { "application/json": { schema: VersionListSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(VersionListSchema, "Versions"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const diffRoute = createRoute({
@@ -122,10 +118,7 @@ const diffRoute = createRoute({
   summary: "Unified diff between two versions",
   ...access("viewer"),
   request: { params: NodeIdParams, query: DiffQuery },
-  responses: {
-    200: { description: "The diff", content: { "application/json": { schema: DiffSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(DiffSchema, "The diff"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const getRoute = createRoute({
@@ -178,10 +171,7 @@ const rollbackRoute = createRoute({
   tags: ["configs"],
   summary: "Roll back: a new version carrying the body of {version} (operator)",
   ...access("operator"),
-  request: {
-    params: VersionParams,
-    body: { required: false, content: { "application/json": { schema: RollbackBody } } },
-  },
+  request: { params: VersionParams, body: jsonBody(RollbackBody, false) },
   responses: {
     201: versionResponse("The new version"),
     200: versionResponse("Unchanged: that body is already the desired version"),
@@ -196,10 +186,7 @@ const statusRoute = createRoute({
   summary: "Desired vs applied config, and the agent's failure if any",
   ...access("viewer"),
   request: { params: NodeIdParams },
-  responses: {
-    200: { description: "Status", content: { "application/json": { schema: StatusSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(StatusSchema, "Status"), ...errorResponses(401, 403, 404, 422) },
 });
 
 export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {

@@ -18,6 +18,12 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   content: { "application/json": { schema } },
 });
 
+/** A createRoute request body in JSON (required unless `required` is false). */
+export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
+  required,
+  content: { "application/json": { schema } },
+});
+
 /** `{id}` in the path, as a node id (the example where the route documents one). */
 export const nodeIdPathParam = (example?: string) =>
   fields.nodeId.meta({ param: { name: "id", in: "path" }, ...(example ? { example } : {}) });
