@@ -7,8 +7,8 @@ import type { Browser } from "playwright-core";
 import { setNodeConfig } from "../core/configs.ts";
 import { initialConfig, PoolLoad, ruleFromConfig, SimulatedPool } from "../tools/simulator.ts";
 import { toYaml } from "../core/configDocument.ts";
-import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { launchBrowser, serveOnLoopback } from "./helpers/browser.ts";
+import type { TestApp } from "./helpers/app.ts";
+import { browserTest } from "./helpers/browser.ts";
 import { createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { countNodeRows, insertEvents, insertNode, insertPool, insertSamples } from "./helpers/fixtures.ts";
 
@@ -78,81 +78,72 @@ async function shoot(browser: Browser, origin: string, cookie: string, path: str
   }
 }
 
-Deno.test({
-  name: "browser: what if, over a week of history, with and without JavaScript",
-  sanitizeResources: false, // playwright keeps pipes to chromium that outlive the test's bookkeeping
-  sanitizeOps: false,
-  fn: async (t) => {
-    const ctx = await createTestApp("browser_replay", { start: NOW });
-    const server = serveOnLoopback(ctx.app.fetch);
-    const browser = await launchBrowser();
+browserTest(
+  "browser: what if, over a week of history, with and without JavaScript",
+  "browser_replay",
+  { start: NOW },
+  async (t, { ctx, server, browser }) => {
     await Deno.mkdir(SHOTS, { recursive: true });
-    try {
-      const user = await createUserWithRole(ctx, "operator", "olga");
-      const session = await loginAs(ctx, user.username, user.password);
-      const { nodeId, yaml } = await seedWeek(ctx);
-      const proposal = yaml.replaceAll("max: 75", "max: 60").replace("min: 30", "min: 20");
-      const path = `/nodes/${nodeId}/config`;
-      const before = await countNodeRows(ctx, nodeId);
+    const user = await createUserWithRole(ctx, "operator", "olga");
+    const session = await loginAs(ctx, user.username, user.password);
+    const { nodeId, yaml } = await seedWeek(ctx);
+    const proposal = yaml.replaceAll("max: 75", "max: 60").replace("min: 30", "min: 20");
+    const path = `/nodes/${nodeId}/config`;
+    const before = await countNodeRows(ctx, nodeId);
 
-      await t.step("htmx: the results replace the invitation; the editor keeps the text", async () => {
-        const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-        const [name, value] = session.cookie.split("=");
-        await context.addCookies([{ name, value, url: server.url }]);
-        const page = await context.newPage();
-        const problems: string[] = [];
-        page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-        page.on("console", (message) => {
-          if (message.type() === "error") problems.push(`console: ${message.text()}`);
-        });
-        await page.goto(`${server.url}${path}`);
-        await page.fill("#yaml", proposal);
-        await page.selectOption("#replay-window", "7d");
-        await page.click("button.replay-button");
-        await page.waitForSelector("#replay-results .replay-verdict");
-        assert.equal(page.url(), `${server.url}${path}`); // swapped in place, no navigation
-        const verdict = await page.textContent(".replay-verdict");
-        assert.match(
-          verdict ?? "",
-          /^Over the last 7 d, the proposed config would have scaled these 2 pools \d+ times/,
-        );
-        assert.equal(await page.locator(".replay-pool").count(), 2);
-        assert.equal(await page.locator(".replay-pool svg.chart-svg").count(), 2);
-        assert.equal(await page.inputValue("#yaml"), proposal);
-        assert.deepEqual(problems, []);
-        await page.screenshot({ path: new URL("page-laptop-light.png", SHOTS).pathname, fullPage: true });
-        await context.close();
+    await t.step("htmx: the results replace the invitation; the editor keeps the text", async () => {
+      const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+      const [name, value] = session.cookie.split("=");
+      await context.addCookies([{ name, value, url: server.url }]);
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+      page.on("console", (message) => {
+        if (message.type() === "error") problems.push(`console: ${message.text()}`);
       });
+      await page.goto(`${server.url}${path}`);
+      await page.fill("#yaml", proposal);
+      await page.selectOption("#replay-window", "7d");
+      await page.click("button.replay-button");
+      await page.waitForSelector("#replay-results .replay-verdict");
+      assert.equal(page.url(), `${server.url}${path}`); // swapped in place, no navigation
+      const verdict = await page.textContent(".replay-verdict");
+      assert.match(
+        verdict ?? "",
+        /^Over the last 7 d, the proposed config would have scaled these 2 pools \d+ times/,
+      );
+      assert.equal(await page.locator(".replay-pool").count(), 2);
+      assert.equal(await page.locator(".replay-pool svg.chart-svg").count(), 2);
+      assert.equal(await page.inputValue("#yaml"), proposal);
+      assert.deepEqual(problems, []);
+      await page.screenshot({ path: new URL("page-laptop-light.png", SHOTS).pathname, fullPage: true });
+      await context.close();
+    });
 
-      await t.step("without JavaScript: a form post, the page comes back with the results", async () => {
-        const context = await browser.newContext({
-          viewport: { width: 1366, height: 900 },
-          javaScriptEnabled: false,
-        });
-        const [name, value] = session.cookie.split("=");
-        await context.addCookies([{ name, value, url: server.url }]);
-        const page = await context.newPage();
-        await page.goto(`${server.url}${path}`);
-        await page.fill("#yaml", proposal);
-        await page.selectOption("#replay-window", "24h");
-        await Promise.all([page.waitForNavigation(), page.click("button.replay-button")]);
-        assert.match(page.url(), /\/config\/replay#replay$/);
-        assert.match((await page.textContent(".replay-verdict")) ?? "", /^Over the last 24 h/);
-        assert.equal(await page.inputValue("#yaml"), proposal);
-        await context.close();
+    await t.step("without JavaScript: a form post, the page comes back with the results", async () => {
+      const context = await browser.newContext({
+        viewport: { width: 1366, height: 900 },
+        javaScriptEnabled: false,
       });
+      const [name, value] = session.cookie.split("=");
+      await context.addCookies([{ name, value, url: server.url }]);
+      const page = await context.newPage();
+      await page.goto(`${server.url}${path}`);
+      await page.fill("#yaml", proposal);
+      await page.selectOption("#replay-window", "24h");
+      await Promise.all([page.waitForNavigation(), page.click("button.replay-button")]);
+      assert.match(page.url(), /\/config\/replay#replay$/);
+      assert.match((await page.textContent(".replay-verdict")) ?? "", /^Over the last 24 h/);
+      assert.equal(await page.inputValue("#yaml"), proposal);
+      await context.close();
+    });
 
-      await t.step("screenshots: laptop and phone, light and dark", async () => {
-        await shoot(browser, server.url, session.cookie, path, proposal);
-      });
+    await t.step("screenshots: laptop and phone, light and dark", async () => {
+      await shoot(browser, server.url, session.cookie, path, proposal);
+    });
 
-      await t.step("nothing was saved", async () => {
-        assert.deepEqual(await countNodeRows(ctx, nodeId), before);
-      });
-    } finally {
-      await browser.close();
-      await server.close();
-      await ctx.close();
-    }
+    await t.step("nothing was saved", async () => {
+      assert.deepEqual(await countNodeRows(ctx, nodeId), before);
+    });
   },
-});
+);
