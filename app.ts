@@ -11,6 +11,8 @@ import { registerSystemRoutes } from "./routes/system.ts";
 import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
+import { withHeartbeatFastPath } from "./routes/heartbeatFastPath.ts";
+import { createParking } from "./routes/parking.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
@@ -28,6 +30,7 @@ import { registerNodeRoutes } from "./routes/api/nodes.ts";
 import { registerMetricsRoutes } from "./routes/api/metrics.ts";
 import { registerEventRoutes } from "./routes/api/events.ts";
 import { registerConfigRoutes } from "./routes/api/configs.ts";
+import { registerReplayRoutes } from "./routes/api/replay.ts";
 import { registerEnrollmentTokenRoutes } from "./routes/api/enrollmentTokens.ts";
 import { registerRolloutRoutes } from "./routes/api/rollouts.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
@@ -56,6 +59,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   connectTelemetrySources(deps, services, telemetry);
   // Agents' hot routes are summarized at info (core/requestLog.ts); errors and debug keep a line each.
   const requestLog = createRequestLog(deps.logger, { summarize: deps.settings.LOG_LEVEL !== "debug" });
+  const parking = createParking(telemetry, requestLog);
 
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
@@ -66,6 +70,8 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
     c.set("clientAddress", clientAddress(c, deps.settings.TRUST_PROXY));
     await next();
     c.res.headers.set("X-Request-Id", requestId);
+    // A parked config pull is counted and logged when it is answered (routes/parking.ts).
+    if (parking.isParked(c.res)) return;
     const durationMs = performance.now() - started;
     const status = c.res.status;
     const route = routeTemplate(c);
@@ -127,12 +133,13 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerUserRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerAuditRoutes(app, deps);
-  registerAgentConfigRoutes(app, deps, services);
+  registerAgentConfigRoutes(app, deps, services, parking);
   registerAgentRoutes(app, deps, services);
   registerNodeRoutes(app, deps);
   registerMetricsRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerConfigRoutes(app, deps, services);
+  registerReplayRoutes(app, deps);
   registerEnrollmentTokenRoutes(app, deps);
   registerRolloutRoutes(app, deps, services);
   // The console's pages (plain routes: not in /openapi.json).
@@ -157,6 +164,18 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
       else if ((error as { sqlMessage?: string })?.sqlMessage !== undefined) telemetry.dbError("query");
     },
   );
+
+  // Plainly valid heartbeats with a known token skip the router, middleware and validator
+  // (routes/heartbeatFastPath.ts); everything else, refusals included, goes the full way. app.request()
+  // goes through app.fetch too, so the tests see what the server does.
+  const fullFetch = app.fetch;
+  app.fetch = withHeartbeatFastPath(
+    parking.wrap(fullFetch),
+    deps,
+    services,
+    telemetry,
+    requestLog,
+  ) as typeof app.fetch;
 
   return {
     app,

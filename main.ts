@@ -234,10 +234,10 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
       }),
   }, drain.fetch);
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  // The shutdown in progress: runCli's caller exits the process when serve returns, so serve waits for it.
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => stopping ??= shutDown(signal);
+  const shutDown = async (signal: string) => {
     logger.info("shutting down: draining in-flight requests", { signal, grace_s: settings.SHUTDOWN_GRACE_S });
     const started = Date.now();
     // Release waiting config pulls first, so they answer now instead of holding the drain.
@@ -262,7 +262,8 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     Deno.addSignalListener(signal, () => void stop(signal));
   }
   await server.finished;
-  if (!stopping) await handle.pool.end();
+  if (stopping) await stopping;
+  else await handle.pool.end();
   return 0;
 }
 

@@ -250,8 +250,10 @@ const loadAtStart = loadAverage();
 const share = (value: number, ceiling: number | undefined) =>
   ceiling ? ` (${Math.round((value / ceiling) * 100)}% of its ceiling)` : "";
 const ceilings: { healthz?: number; inserts?: number } = {};
-/** Requests the last wrk run made (for CPU per request). */
+/** Requests the last wrk run made, and the CPU wrk itself used (for CPU per request). */
 let lastWrkCount = 0;
+let lastWrkCpuMs = NaN;
+const wrkCost = () => `, wrk ${(lastWrkCpuMs / Math.max(1, lastWrkCount)).toFixed(3)}`;
 const fileLimit = await raiseFileLimit(Math.max(20_000, PULLS * 2 + 2_000));
 const { database, deps } = await benchDatabase("bench", SECRET_KEY);
 const port = freePort();
@@ -314,13 +316,26 @@ try {
     const [healthz, cpu] = await withCpu(() => lastWrkCount, () => runWrk(base, SECONDS, CONCURRENCY));
     if (healthz) {
       ceilings.healthz = healthz.rate;
-      record(`ceiling: GET /healthz, ${CONCURRENCY} connections (wrk)`, `${healthz.text}  ${cpu}`);
+      record(
+        `ceiling: GET /healthz, ${CONCURRENCY} connections (wrk)`,
+        `${healthz.text}  ${cpu}${wrkCost()}`,
+      );
     }
-    const inserts = await rawInsertCeiling(SECONDS, METRIC_WORKERS);
+    let rows = 0;
+    const [inserts, insertCpu] = await withCpu(
+      () => rows / 1000,
+      async () => {
+        const rate = await rawInsertCeiling(SECONDS, METRIC_WORKERS);
+        rows = rate * SECONDS;
+        return rate;
+      },
+    );
     ceilings.inserts = inserts;
     record(
       `ceiling: raw 1,000-row INSERTs, ${METRIC_WORKERS} connections (mysql2)`,
-      `${Math.round(inserts).toLocaleString("en")} rows/s`,
+      `${Math.round(inserts).toLocaleString("en")} rows/s  ${
+        insertCpu.replace("cpu ms/op", "cpu ms per 1,000 rows").replace(/server [\d.]+, /, "")
+      }`,
     );
   }
 
@@ -442,7 +457,7 @@ try {
     );
     if (wrk) {
       record(`w. heartbeats, ${CONCURRENCY} connections (wrk)`, wrk.text + share(wrk.rate, ceilings.healthz));
-      record("w. cost", cpu);
+      record("w. cost", cpu + wrkCost());
     } else {
       record("w. heartbeats (wrk)", "skipped: wrk is not installed (apt-get install wrk)");
     }
@@ -598,10 +613,8 @@ try {
     try {
       await inParallel(changed.length, 8, async (i) => {
         const agent = changed[i];
-        await setNodeConfig(deps, services, {
-          nodeId: agent.id,
-          input: configFor(agent.pool, 12),
-          principal: { kind: "system", name: "bench" },
+        await setNodeConfig(deps, services, { principal: { kind: "system", name: "bench" } }, agent.id, {
+          config: configFor(agent.pool, 12),
           comment: "bench change",
         });
         committedAt.set(agent.id, performance.now());
@@ -715,17 +728,20 @@ async function runWrk(
     if (lua) await Deno.writeTextFile(script, lua);
     let output;
     try {
-      output = await new Deno.Command("wrk", {
-        args: [
-          "-t1",
-          `-c${connections}`,
-          `-d${seconds}s`,
-          "--latency",
-          ...(lua ? ["-s", script, base] : [`${base}/healthz`]),
-        ],
+      // Through bash, whose `times` prints wrk's own CPU afterwards (the load generator shares the cores).
+      const wrkArgs = [
+        "-t1",
+        `-c${connections}`,
+        `-d${seconds}s`,
+        "--latency",
+        ...(lua ? ["-s", script, base] : [`${base}/healthz`]),
+      ];
+      output = await new Deno.Command("bash", {
+        args: ["-c", 'command -v wrk >/dev/null || exit 127; wrk "$@"; times', "bench", ...wrkArgs],
         stdout: "piped",
         stderr: "piped",
       }).output();
+      if (output.code === 127) return undefined;
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
@@ -737,6 +753,14 @@ async function runWrk(
     const p99 = text.match(/^\s+99%\s+(\S+)/m)?.[1];
     const failed = text.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1];
     if (!rate) throw new Error(`wrk printed no rate: ${text} ${new TextDecoder().decode(output.stderr)}`);
+    // `times`: the shell's user/system, then its children's (wrk): "0m1.234s 0m0.567s".
+    const childTimes = text.trim().split("\n").at(-1)!.match(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/);
+    const wrkCpuMs = childTimes
+      ? (Number(childTimes[1]) * 60 + Number(childTimes[2]) + Number(childTimes[3]) * 60 +
+        Number(childTimes[4])) *
+        1000
+      : NaN;
+    lastWrkCpuMs = wrkCpuMs;
     return {
       rate: Number(rate),
       text: `${Math.round(Number(rate)).toLocaleString("en")}/s  p50 ${p50}  p99 ${p99}${

@@ -259,6 +259,7 @@ async function seed(
   );
   const events = batcher<SeedEvent>((rows) => seedEvents(deps.db, rows), inFlight);
   const fleet = new Map<number, FleetBucket>();
+  const fleetEvents = new Map<number, { UP: number; DOWN: number }>();
   let generated = 0;
   for (let index = 0; index < NODES; index++) {
     const kind = kindOf(index);
@@ -327,6 +328,12 @@ async function seed(
           lastMetricsAt: new Date(ms),
         });
         if (observation.decision) {
+          if (ms < settled && ms >= fleetFrom) {
+            const bucket = Math.floor(ms / STEP_MS) * STEP_MS;
+            let counts = fleetEvents.get(bucket);
+            if (!counts) fleetEvents.set(bucket, counts = { UP: 0, DOWN: 0 });
+            counts[observation.decision.direction]++;
+          }
           await events.push({
             nodeId: id,
             poolId,
@@ -350,7 +357,9 @@ async function seed(
   await Promise.all(inFlight);
   await seedFleetRollups(
     deps.pool,
-    [...fleet.entries()].sort((a, b) => a[0] - b[0]).map(([ms, sum]) => sum.row(sqlTime(ms))),
+    [...fleet.entries()].sort((a, b) => a[0] - b[0]).map(([ms, sum]) =>
+      sum.row(sqlTime(ms), fleetEvents.get(ms) ?? { UP: 0, DOWN: 0 })
+    ),
   );
   await seedPools(deps.db, poolRows);
   for (const name of [JOB_NAMES.rollups, FLEET_WATERMARK]) {
@@ -517,8 +526,10 @@ class FleetBucket {
     ) this.memory = row;
   }
 
-  row(bucketStart: string): SeedFleetRollup {
+  row(bucketStart: string, events: { UP: number; DOWN: number }): SeedFleetRollup {
     return {
+      scaleUps: events.UP,
+      scaleDowns: events.DOWN,
       bucketStart,
       samples: this.samples,
       pools: this.pools,

@@ -6,6 +6,21 @@
 // reported through the "error" event.
 import { type ClientRuntime, type ClientStore, defaultRuntime, fileSystemStore } from "./store.ts";
 import { toYaml } from "./yaml.ts";
+import {
+  CentralRequestError,
+  errorCode,
+  type HttpResult,
+  namesField,
+  raceSignal,
+  refusal,
+  refusedIndexes,
+  request,
+  type RequestOptions,
+  sleep,
+  Stopped,
+  Waker,
+} from "./http.ts";
+import { type MetricSample, validateSample, type WireSample } from "./samples.ts";
 
 export interface PoolInfo {
   instance_pool_id: string;
@@ -71,20 +86,6 @@ export interface ClientOptions {
   runtime?: ClientRuntime;
 }
 
-export interface MetricSample {
-  instancePoolId: string;
-  cpuUtil: number;
-  memoryUtil: number;
-  instanceCount: number;
-  scalingEvent?: boolean;
-  scalingDirection?: "UP" | "DOWN" | "up" | "down" | null;
-  fromCount?: number;
-  toCount?: number;
-  reason?: string;
-  /** When the sample was taken. Default: the time of the call. */
-  ts?: Date | string | number;
-}
-
 export interface ClientStats {
   /** Samples waiting to be sent (including a batch in flight). */
   buffered: number;
@@ -115,19 +116,6 @@ export type ClientEventMap = {
 
 type Listener<K extends keyof ClientEventMap> = (event: ClientEventMap[K]) => void;
 
-interface WireSample {
-  instance_pool_id: string;
-  ts: string;
-  cpu_util: number;
-  memory_util: number;
-  instance_count: number;
-  scaling_event: boolean;
-  scaling_direction: "UP" | "DOWN" | null;
-  from_count?: number;
-  to_count?: number;
-  reason?: string;
-}
-
 interface SavedState {
   central_api_url: string;
   node_name: string;
@@ -136,22 +124,6 @@ interface SavedState {
   applied_config_hash: string | null;
   updated_at: string;
 }
-
-interface HttpResult {
-  status: number;
-  body: unknown;
-  headers: Headers;
-}
-
-/** A refused or failed request to the server. */
-export class CentralRequestError extends Error {
-  constructor(message: string, readonly status?: number, readonly code?: string) {
-    super(message);
-    this.name = "CentralRequestError";
-  }
-}
-
-class Stopped extends Error {}
 
 const NODE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_BATCH = 1000;
@@ -172,33 +144,6 @@ export function normalizeApiUrl(raw: string): string {
   else if (path.endsWith("/api")) path += "/v1";
   else path += "/api/v1";
   return `${url.origin}${path}`;
-}
-
-/** A delay that resolves early on notify() or when the signal aborts; leaves no timer behind. */
-class Waker {
-  #resolvers = new Set<() => void>();
-  wait(ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        this.#resolvers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      signal?.addEventListener("abort", done, { once: true });
-      this.#resolvers.add(done);
-    });
-  }
-  notify(): void {
-    for (const resolve of [...this.#resolvers]) resolve();
-  }
-}
-
-/** A plain delay that ends early when the signal aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Waker().wait(ms, signal);
 }
 
 export class CentralManagementClient {
@@ -515,57 +460,11 @@ export class CentralManagementClient {
 
   // ---- HTTP -----------------------------------------------------------------------------------------
 
-  async #http(
-    method: string,
-    path: string,
-    options: {
-      json?: unknown;
-      token?: string;
-      headers?: Record<string, string>;
-      timeoutMs?: number;
-      signal: AbortSignal;
-    },
-  ): Promise<HttpResult> {
-    const headers: Record<string, string> = { accept: "application/json", ...options.headers };
-    if (options.json !== undefined) headers["content-type"] = "application/json";
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    // Our own timer rather than AbortSignal.timeout, so nothing is left pending after the call.
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, options.timeoutMs ?? this.#requestTimeoutMs);
-    const onAbort = () => controller.abort();
-    options.signal.addEventListener("abort", onAbort, { once: true });
-    if (options.signal.aborted) controller.abort();
-    let text: string;
-    let response: Response;
-    try {
-      response = await this.#fetch(`${this.apiUrl}${path}`, {
-        method,
-        headers,
-        body: options.json === undefined ? undefined : JSON.stringify(options.json),
-        signal: controller.signal,
-      });
-      text = await response.text();
-    } catch (error) {
-      if (options.signal.aborted) throw new Stopped("stopped");
-      const reason = timedOut ? "timed out" : error instanceof Error ? error.message : String(error);
-      throw new CentralRequestError(`${method} ${path}: ${reason}`);
-    } finally {
-      clearTimeout(timer);
-      options.signal.removeEventListener("abort", onAbort);
-    }
-    let body: unknown = null;
-    if (text !== "") {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
-    }
-    return { status: response.status, body, headers: response.headers };
+  #http(method: string, path: string, options: RequestOptions): Promise<HttpResult> {
+    return request(this.#fetch, `${this.apiUrl}${path}`, method, path, {
+      ...options,
+      timeoutMs: options.timeoutMs ?? this.#requestTimeoutMs,
+    });
   }
 
   /** A node route with the node token; re-enrolls once on 401/403/404, marks 410 decommissioned. */
@@ -640,6 +539,24 @@ export class CentralManagementClient {
         "no enrollment token: pass enrollmentToken or set CENTRAL_ENROLLMENT_TOKEN to register this node",
       );
     }
+    const body = this.#registrationBody();
+    let sentConfig = await this.#attachLocalConfig(body);
+    const token = this.#nodeToken ?? this.#lastNodeToken;
+    let result = await this.#http("POST", "/register", { json: body, signal, token });
+    if (result.status === 422 && sentConfig && namesField(result.body, "config")) {
+      // The server refuses our config.yaml; register without it rather than not at all.
+      this.#error("register", refusal(result, "the server refused config.yaml; registering without it"));
+      delete body.config;
+      sentConfig = false;
+      result = await this.#http("POST", "/register", { json: body, signal, token });
+    }
+    this.#checkRegistered(result);
+    await this.#adoptRegistration(result, sentConfig);
+    return true;
+  }
+
+  /** The register body, without the config. */
+  #registrationBody(): Record<string, unknown> {
     const body: Record<string, unknown> = {
       enrollment_token: this.#enrollmentToken,
       name: this.#nodeName,
@@ -651,27 +568,26 @@ export class CentralManagementClient {
     if (o.region) body.region = o.region;
     if (o.labels) body.labels = o.labels;
     if (o.pools) body.pools = o.pools;
-    let sentConfig = false;
-    if (o.sendConfigAtRegistration !== false) {
-      try {
-        const text = await this.#store.readText(this.localConfigPath);
-        if (text !== null && text.trim() !== "") {
-          body.config = text;
-          sentConfig = true;
-        }
-      } catch (error) {
-        this.#error(`reading ${this.localConfigPath}`, error);
-      }
+    return body;
+  }
+
+  /** Adds config.yaml to the register body (unless sendConfigAtRegistration is false); true when it did. */
+  async #attachLocalConfig(body: Record<string, unknown>): Promise<boolean> {
+    if (this.#options.sendConfigAtRegistration === false) return false;
+    try {
+      const text = await this.#store.readText(this.localConfigPath);
+      if (text === null || text.trim() === "") return false;
+      body.config = text;
+      return true;
+    } catch (error) {
+      this.#error(`reading ${this.localConfigPath}`, error);
+      return false;
     }
-    const token = this.#nodeToken ?? this.#lastNodeToken;
-    let result = await this.#http("POST", "/register", { json: body, signal, token });
-    if (result.status === 422 && sentConfig && namesField(result.body, "config")) {
-      // The server refuses our config.yaml; register without it rather than not at all.
-      this.#error("register", refusal(result, "the server refused config.yaml; registering without it"));
-      delete body.config;
-      sentConfig = false;
-      result = await this.#http("POST", "/register", { json: body, signal, token });
-    }
+  }
+
+  /** Throws for a refused registration: a name this agent could not prove it owns (wait for an operator),
+   * a decommissioned name (stop), anything else (retry). */
+  #checkRegistered(result: HttpResult): void {
     if (result.status === 409 && errorCode(result.body) === "node_name_taken") {
       this.#stats.nameTaken++;
       throw refusal(
@@ -686,6 +602,10 @@ export class CentralManagementClient {
       throw refusal(result, "this node name is decommissioned");
     }
     if (result.status !== 200 && result.status !== 201) throw refusal(result, "registration refused");
+  }
+
+  /** Takes the node id and token of an accepted registration, saves them, and tells who waits. */
+  async #adoptRegistration(result: HttpResult, sentConfig: boolean): Promise<void> {
     const answer = result.body as {
       node_id: string;
       node_token: string;
@@ -717,7 +637,6 @@ export class CentralManagementClient {
       reason,
     });
     for (const resolve of this.#registeredWaiters.splice(0)) resolve();
-    return true;
   }
 
   #backoff(failures: number): number {
@@ -977,50 +896,7 @@ export class CentralManagementClient {
   }
 }
 
-// ---- helpers ----------------------------------------------------------------------------------------
-
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Stopped("stopped"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Stopped("stopped"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-function errorCode(body: unknown): string | undefined {
-  return (body as { error?: { code?: string } } | null)?.error?.code;
-}
-
-function refusal(result: HttpResult, what: string): CentralRequestError {
-  const error = (result.body as { error?: { code?: string; message?: string } } | null)?.error;
-  const detail = error?.message ? `: ${error.code ?? ""} ${error.message}`.replace(/:\s+/, ": ") : "";
-  return new CentralRequestError(`${what} (HTTP ${result.status}${detail})`, result.status, error?.code);
-}
-
-function namesField(body: unknown, prefix: string): boolean {
-  const details = (body as { error?: { details?: { field?: string }[] } } | null)?.error?.details ?? [];
-  return details.some((d) => d.field === prefix || d.field?.startsWith(`${prefix}.`));
-}
-
-function refusedIndexes(body: unknown): Set<number> {
-  const details = (body as { error?: { details?: { field?: string }[] } } | null)?.error?.details ?? [];
-  const indexes = new Set<number>();
-  for (const detail of details) {
-    const match = detail.field?.match(/^samples\.(\d+)(?:\.|$)/);
-    if (match) indexes.add(Number(match[1]));
-  }
-  return indexes;
-}
+// ---- option checks ----------------------------------------------------------------------------------
 
 function positiveInt(field: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -1038,68 +914,4 @@ function nonNegative(field: string, value: number | undefined, fallback: number)
   }
   if (value < 0) throw new RangeError(`${field} must be at least 0 (got ${value})`);
   return value;
-}
-
-function percent(field: string, value: unknown): number {
-  if (typeof value !== "number" || Number.isNaN(value)) {
-    throw new TypeError(`${field} must be a number (got ${JSON.stringify(value)})`);
-  }
-  if (!(value >= 0 && value <= 100)) throw new RangeError(`${field} must be within 0..100 (got ${value})`);
-  return value;
-}
-
-function count(field: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(`${field} must be a whole number (got ${JSON.stringify(value)})`);
-  }
-  if (value < 0) throw new RangeError(`${field} must be at least 0 (got ${value})`);
-  return value;
-}
-
-/** Checks one sample the way the server will, so mistakes surface at the call, naming the field. */
-export function validateSample(sample: MetricSample): WireSample {
-  if (!sample || typeof sample !== "object") throw new TypeError("sendMetrics needs a sample object");
-  const id = sample.instancePoolId;
-  if (typeof id !== "string" || id.trim() === "" || id.length > 255) {
-    throw new TypeError(`instancePoolId must be a non-empty string of at most 255 characters`);
-  }
-  const wire: WireSample = {
-    instance_pool_id: id,
-    ts: "",
-    cpu_util: percent("cpuUtil", sample.cpuUtil),
-    memory_util: percent("memoryUtil", sample.memoryUtil),
-    instance_count: count("instanceCount", sample.instanceCount),
-    scaling_event: false,
-    scaling_direction: null,
-  };
-  const event = sample.scalingEvent ?? false;
-  if (typeof event !== "boolean") {
-    throw new TypeError(`scalingEvent must be a boolean (got ${JSON.stringify(event)})`);
-  }
-  const direction = sample.scalingDirection ?? null;
-  if (direction !== null) {
-    const upper = typeof direction === "string" ? direction.toUpperCase() : direction;
-    if (upper !== "UP" && upper !== "DOWN") {
-      throw new RangeError(`scalingDirection must be "UP" or "DOWN" (got ${JSON.stringify(direction)})`);
-    }
-    if (!event) throw new TypeError(`scalingDirection is only allowed with scalingEvent: true`);
-    wire.scaling_direction = upper;
-  } else if (event) {
-    throw new TypeError(`scalingDirection ("UP" or "DOWN") is required when scalingEvent is true`);
-  }
-  wire.scaling_event = event;
-  if (sample.fromCount !== undefined) wire.from_count = count("fromCount", sample.fromCount);
-  if (sample.toCount !== undefined) wire.to_count = count("toCount", sample.toCount);
-  if (sample.reason !== undefined) {
-    if (typeof sample.reason !== "string" || sample.reason.length > 500) {
-      throw new TypeError("reason must be a string of at most 500 characters");
-    }
-    wire.reason = sample.reason;
-  }
-  const ts = sample.ts === undefined ? new Date() : new Date(sample.ts);
-  if (Number.isNaN(ts.getTime())) {
-    throw new TypeError(`ts must be a valid date (got ${JSON.stringify(sample.ts)})`);
-  }
-  wire.ts = ts.toISOString();
-  return wire;
 }

@@ -17,7 +17,7 @@ import {
 } from "../db/agents.ts";
 import { findConfigVersionById, findNodeConfig } from "../db/configs.ts";
 import { isRetryableWrite } from "../db/errors.ts";
-import { recordAudit } from "./audit.ts";
+import { type AuditEntry, recordAudits } from "./audit.ts";
 import { parseConfigInput, prefixDetails } from "./configDocument.ts";
 import { createConfigVersion } from "./configs.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
@@ -25,7 +25,7 @@ import type { NodeAuthCache } from "./nodeAuthCache.ts";
 import type { CoreDeps } from "./deps.ts";
 import { LATE_SAMPLE_MS } from "./housekeeping.ts";
 import { type RateLimiter, tooManyRequests } from "./limits.ts";
-import { consumeEnrollmentToken, findUsableEnrollmentToken } from "./enrollment.ts";
+import { findUsableEnrollmentToken, takeEnrollmentUse } from "./enrollment.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
@@ -234,22 +234,23 @@ async function registerInTransaction(
   await writeNodeRows(tx, nodeId, existing !== undefined, registration, now);
   const principal: NodePrincipal = { kind: "node", nodeId, nodeName: input.name };
   let configCreated = false;
+  let version: { version: number; hash: string; body: Record<string, unknown> } | undefined;
   if (registration.config && !existing?.desiredVersionId) {
-    await createConfigVersion(deps, tx, {
-      nodeId,
+    version = await createConfigVersion(deps, tx, { principal, address: registration.address }, nodeId, {
       body: registration.config.body,
       text: registration.config.text,
       source: "agent",
-      principal,
       comment: "brought by the agent at registration",
-      address: registration.address,
     });
     configCreated = true;
   }
-  const desired = await findNodeConfig(tx, nodeId);
-  const version = desired?.desiredVersionId
-    ? await findConfigVersionById(tx, desired.desiredVersionId)
-    : undefined;
+  if (!configCreated) {
+    // The version just created is the desired one; otherwise read what is desired.
+    const desired = await findNodeConfig(tx, nodeId);
+    version = desired?.desiredVersionId
+      ? await findConfigVersionById(tx, desired.desiredVersionId)
+      : undefined;
+  }
   await auditRegistration(deps, tx, {
     principal,
     registration,
@@ -295,7 +296,10 @@ async function proveIdentity(
   if (!input.enrollment_token) {
     throw new AppError(401, "enrollment_token_invalid", "an enrollment token is required");
   }
-  const enrollment = await consumeEnrollmentToken(deps, tx, input.enrollment_token);
+  // Checked here; its use is counted at the end of the transaction (auditRegistration, takeEnrollmentUse), so
+  // the token's row stays locked from that UPDATE to the commit only, not through the whole registration:
+  // a fleet enrolling with one token takes turns on that row.
+  const enrollment = await findUsableEnrollmentToken(deps, tx, input.enrollment_token);
   if (enrollment.nodeId !== null && enrollment.nodeId !== existing?.id) {
     throw new AppError(
       403,
@@ -375,9 +379,12 @@ async function auditRegistration(
     configVersion: number | null;
   },
 ): Promise<void> {
-  const { principal, registration: { input, address }, known, proof: { ownToken, enrollment } } = entry;
+  const { principal, registration: { input, address }, known, proof: { ownToken } } = entry;
+  // The enrollment token's use, counted last (see proveIdentity); the entries in one statement.
+  const enrollment = entry.proof.enrollment && await takeEnrollmentUse(deps, tx, entry.proof.enrollment);
+  const audits: AuditEntry[] = [];
   if (enrollment) {
-    await recordAudit(deps, tx, {
+    audits.push({
       principal,
       action: "enrollment_token.use",
       targetType: "enrollment_token",
@@ -386,7 +393,7 @@ async function auditRegistration(
       address,
     });
   }
-  await recordAudit(deps, tx, {
+  audits.push({
     principal,
     action: known ? "node.reregister" : "node.register",
     targetType: "node",
@@ -404,6 +411,7 @@ async function auditRegistration(
     },
     address,
   });
+  await recordAudits(deps, tx, audits);
 }
 
 /** Register's share of MAX_POOLS_PER_NODE: the pools it names that the node lacks must fit (the node row

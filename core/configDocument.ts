@@ -444,7 +444,14 @@ export function toYaml(body: Record<string, unknown>): string {
   return document.toString({ lineWidth: 0 });
 }
 
+// Words and identifiers (OCIDs, regions, names) that every YAML reader takes as strings: a letter first, then
+// letters, digits and . _ / -, and not one of YAML 1.1's booleans or null. They skip the two parses below,
+// which were most of a registration's CPU.
+const PLAIN_WORD = /^[A-Za-z][A-Za-z0-9._\/-]*$/;
+const YAML_11_WORDS = /^(?:y|n|yes|no|true|false|on|off|null)$/i;
+
 export function readsBackAsItself(text: string): boolean {
+  if (PLAIN_WORD.test(text) && !YAML_11_WORDS.test(text)) return true;
   try {
     return parse(text) === text && parse(text, { version: "1.1" }) === text;
   } catch {

@@ -23,7 +23,7 @@ import type { CoreDeps } from "./deps.ts";
 import { AppError, describeDetails, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
 import { tooManyRequests } from "./limits.ts";
 import type { ConfigState } from "./nodeStatus.ts";
-import { actorOf, type Principal } from "./principal.ts";
+import { type Actor, actorOf } from "./principal.ts";
 
 export const CONFIG_SOURCES = ["agent", "operator", "rollback"] as const;
 export type ConfigSource = typeof CONFIG_SOURCES[number];
@@ -74,9 +74,9 @@ export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
  * Makes `text` (with its parsed `body`) the node's desired config as a new immutable version (next number
  * for the node; hash = sha256 of the text), sets the node's desired_* columns and config_state (in_sync when
  * it equals the applied hash, else pending), and audits "config.create" ("config.rollback" for source
- * rollback).
+ * rollback) as `actor`.
  *
- * Idempotent: when the text is the desired one (same hash), or with `sameBodyIsUnchanged` when the body
+ * Idempotent: when the text hashes to the node's desired hash, or (`same_body_is_unchanged`) its body
  * means the same as the desired body, no version is created, nothing is written, and the current version
  * is returned.
  *
@@ -88,9 +88,11 @@ export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
 export async function createConfigVersion(
   deps: Pick<CoreDeps, "clock">,
   db: DbOrTx,
+  actor: Actor,
+  nodeId: string,
   input: ConfigVersionInput,
 ): Promise<ConfigVersionView> {
-  return (await writeConfigVersion(deps, db, input)).view;
+  return (await writeConfigVersion(deps, db, actor, nodeId, input)).view;
 }
 
 /** What a config write did: the version now desired, and whether this call created it. */
@@ -99,53 +101,52 @@ export interface ConfigChange {
   created: boolean;
 }
 
-interface ConfigVersionInput {
-  nodeId: string;
+export interface ConfigVersionInput {
   body: Record<string, unknown>;
   /** config.yaml text of body, normalized (normalizeConfigText) */
   text: string;
   /** JSON input: a body equal to the desired one keeps that version and its text (comments stay). */
-  sameBodyIsUnchanged?: boolean;
+  same_body_is_unchanged?: boolean;
   source: ConfigSource;
-  principal: Principal;
   comment?: string | null;
-  rolledBackFrom?: number | null;
-  address?: string | null;
+  rolled_back_from?: number | null;
 }
 
 /** createConfigVersion, also telling whether a version was created (false: the body was already desired). */
 export function writeConfigVersion(
   deps: Pick<CoreDeps, "clock">,
   db: DbOrTx,
+  actor: Actor,
+  nodeId: string,
   input: ConfigVersionInput,
 ): Promise<ConfigChange> {
   return db.transaction(async (tx) => {
-    const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
-    if (!node) throw notFound(`node ${input.nodeId}`);
+    const node = await findNodeConfig(tx, nodeId, { forUpdate: true });
+    if (!node) throw notFound(`node ${nodeId}`);
     const hash = await configHash(input.text);
-    if (node.desiredVersionId !== null && (node.desiredHash === hash || input.sameBodyIsUnchanged)) {
+    if (node.desiredVersionId !== null && (node.desiredHash === hash || input.same_body_is_unchanged)) {
       const current = await findConfigVersionById(tx, node.desiredVersionId);
       if (current && (current.hash === hash || sameBody(current.body, input.body))) {
         return { view: toConfigVersionView(current), created: false };
       }
     }
     const now = deps.clock.now();
-    const version = (await maxConfigVersion(tx, input.nodeId)) + 1;
+    const version = (await maxConfigVersion(tx, nodeId)) + 1;
     const row = {
-      nodeId: input.nodeId,
+      nodeId,
       version,
       body: input.body,
       yamlText: input.text,
       hash,
       source: input.source,
-      author: actorOf(input.principal).actorName,
+      author: actorOf(actor.principal).actorName,
       comment: input.comment ?? null,
-      rolledBackFrom: input.rolledBackFrom ?? null,
+      rolledBackFrom: input.rolled_back_from ?? null,
       createdAt: now,
     };
     const id = await insertConfigVersion(tx, row);
     const configState: ConfigState = node.appliedHash === hash ? "in_sync" : "pending";
-    await setNodeDesired(tx, input.nodeId, {
+    await setNodeDesired(tx, nodeId, {
       desiredVersionId: id,
       desiredHash: hash,
       desiredChangedAt: now,
@@ -153,132 +154,130 @@ export function writeConfigVersion(
       configError: null,
     });
     await recordAudit(deps, tx, {
-      principal: input.principal,
+      principal: actor.principal,
       action: input.source === "rollback" ? "config.rollback" : "config.create",
       targetType: "node",
-      targetId: input.nodeId,
+      targetId: nodeId,
       details: {
         version,
         hash,
         source: input.source,
         ...(input.comment ? { comment: input.comment } : {}),
-        ...(input.rolledBackFrom ? { rolled_back_from: input.rolledBackFrom } : {}),
+        ...(input.rolled_back_from ? { rolled_back_from: input.rolled_back_from } : {}),
       },
-      address: input.address,
+      address: actor.address,
     });
     return { view: toConfigVersionView({ id, ...row }), created: true };
   });
 }
 
-/** Sets a node's config from YAML text or an object: 422 naming "config.<path>" when invalid (nothing is
- * written), 404 unknown node, 409 decommissioned. Wakes waiting pulls. */
+/** Sets a node's config from YAML text or an object (`config`, as the API's body has it): 422 naming
+ * "config.<path>" when invalid (nothing is written), 404 unknown node, 409 decommissioned. Wakes waiting
+ * pulls. */
 export async function setNodeConfig(
   deps: CoreDeps,
   services: WatcherHolder,
+  actor: Actor,
+  nodeId: string,
   input: SetConfigInput,
 ): Promise<ConfigVersionView> {
-  return (await changeNodeConfig(deps, services, input)).view;
+  return (await changeNodeConfig(deps, services, actor, nodeId, input)).view;
 }
 
-interface SetConfigInput {
-  nodeId: string;
-  input: unknown;
-  principal: Principal;
+export interface SetConfigInput {
+  /** YAML text or an object */
+  config: unknown;
   comment?: string | null;
   /** The console asks every change for its reason; the API leaves it optional. */
-  requireComment?: boolean;
-  address?: string | null;
+  require_comment?: boolean;
 }
 
 /** setNodeConfig, also telling whether a version was created (the API answers 201 or 200). */
 export async function changeNodeConfig(
   deps: CoreDeps,
   services: WatcherHolder,
+  actor: Actor,
+  nodeId: string,
   input: SetConfigInput,
 ): Promise<ConfigChange> {
-  const parsed = parseConfigInput(input.input);
+  const parsed = parseConfigInput(input.config);
   const details = parsed.ok ? [] : prefixDetails(parsed.details, "config");
-  details.push(...commentProblems(input.comment, input.requireComment));
+  details.push(...commentProblems(input.comment, input.require_comment));
   if (details.length > 0) throw validationFailed(`invalid config: ${describeDetails(details)}`, details);
   if (!parsed.ok) throw new Error("unreachable: a refused config has details");
   const comment = checkComment(input.comment);
-  await requireWritableNode(deps, input.nodeId);
+  await requireWritableNode(deps, nodeId);
   const change = await deps.db.transaction((tx) =>
-    writeConfigVersion(deps, tx, {
-      nodeId: input.nodeId,
+    writeConfigVersion(deps, tx, actor, nodeId, {
       body: parsed.body,
       text: parsed.text,
       // JSON says what, YAML also says how: only YAML text that differs makes a new version.
-      sameBodyIsUnchanged: parsed.from === "json",
+      same_body_is_unchanged: parsed.from === "json",
       source: "operator",
-      principal: input.principal,
       comment,
-      address: input.address,
     })
   );
-  services.configWatcher.notify(input.nodeId, change.view.hash);
+  services.configWatcher.notify(nodeId, change.view.hash);
   return change;
 }
 
-/** A new version carrying the body of `toVersion` (source rollback, rolled_back_from = toVersion).
- * 404 unknown node or version, 409 decommissioned. Idempotent like createConfigVersion: rolling back to a
- * body that is already desired returns the current version. */
+/** A new version carrying the body of version `to_version` (source rollback, rolled_back_from =
+ * to_version). 404 unknown node or version, 409 decommissioned. Idempotent like createConfigVersion:
+ * rolling back to a body that is already desired returns the current version. */
 export async function rollbackConfig(
   deps: CoreDeps,
   services: WatcherHolder,
+  actor: Actor,
+  nodeId: string,
   input: RollbackInput,
 ): Promise<ConfigVersionView> {
-  return (await rollbackNodeConfig(deps, services, input)).view;
+  return (await rollbackNodeConfig(deps, services, actor, nodeId, input)).view;
 }
 
-interface RollbackInput {
-  nodeId: string;
-  toVersion: number;
-  principal: Principal;
+export interface RollbackInput {
+  to_version: number;
   comment?: string | null;
-  address?: string | null;
 }
 
 /** rollbackConfig, also telling whether a version was created. */
 export async function rollbackNodeConfig(
   deps: CoreDeps,
   services: WatcherHolder,
+  actor: Actor,
+  nodeId: string,
   input: RollbackInput,
 ): Promise<ConfigChange> {
   const comment = checkComment(input.comment);
-  await requireWritableNode(deps, input.nodeId);
-  const target = await findConfigVersion(deps.db, input.nodeId, input.toVersion);
-  if (!target) throw notFound(`config version ${input.toVersion} of node ${input.nodeId}`);
+  await requireWritableNode(deps, nodeId);
+  const target = await findConfigVersion(deps.db, nodeId, input.to_version);
+  if (!target) throw notFound(`config version ${input.to_version} of node ${nodeId}`);
   const change = await deps.db.transaction((tx) =>
-    writeConfigVersion(deps, tx, {
-      nodeId: input.nodeId,
+    writeConfigVersion(deps, tx, actor, nodeId, {
       body: target.body,
       text: target.yamlText ?? toYaml(target.body),
       // A version from before texts were kept has no text to compare: its body decides.
-      sameBodyIsUnchanged: target.yamlText === null,
+      same_body_is_unchanged: target.yamlText === null,
       source: "rollback",
-      principal: input.principal,
       comment,
-      rolledBackFrom: target.version,
-      address: input.address,
+      rolled_back_from: target.version,
     })
   );
-  services.configWatcher.notify(input.nodeId, change.view.hash);
+  services.configWatcher.notify(nodeId, change.view.hash);
   return change;
 }
 
-/** Versions newest first, at most `limit` (1..100); `beforeVersion` pages back. `next_before_version` is
+/** Versions newest first, at most `limit` (1..100); `before_version` pages back. `next_before_version` is
  * the value to pass for the next page, null on the last one. 404 unknown node. */
 export async function listConfigVersions(
   deps: Pick<CoreDeps, "db">,
   nodeId: string,
-  options: { limit: number; beforeVersion?: number },
+  options: { limit: number; before_version?: number },
 ): Promise<{ versions: ConfigVersionView[]; next_before_version: number | null }> {
   await requireNode(deps, nodeId);
   const limit = Math.min(Math.max(Math.trunc(options.limit), 1), 100);
   const rows = await listConfigVersionRows(deps.db, nodeId, {
     limit: limit + 1,
-    beforeVersion: options.beforeVersion,
+    beforeVersion: options.before_version,
   });
   const page = rows.slice(0, limit);
   return {
@@ -336,6 +335,13 @@ export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): 
   return (await configOverview(deps, nodeId)).status;
 }
 
+/** An agent's report on a config (the ack body). */
+export interface AckInput {
+  hash: string;
+  status: "applied" | "failed";
+  error?: string | null;
+}
+
 /**
  * The agent reports what it did with a config. applied + desired hash -> in_sync; applied + another hash
  * -> drifted (the agent runs something else); failed -> failed with the error text (applied hash kept,
@@ -343,14 +349,9 @@ export async function configStatus(deps: Pick<CoreDeps, "db">, nodeId: string): 
  */
 export async function ackConfig(
   deps: Pick<CoreDeps, "db" | "clock" | "telemetry">,
-  input: {
-    nodeId: string;
-    hash: string;
-    status: "applied" | "failed";
-    error?: string | null;
-    principal: Principal;
-    address?: string | null;
-  },
+  actor: Actor,
+  nodeId: string,
+  input: AckInput,
 ): Promise<{ config_state: ConfigState; desired_config_hash: string | null }> {
   const problems = [];
   if (!HASH.test(input.hash)) {
@@ -366,8 +367,8 @@ export async function ackConfig(
   if (problems.length > 0) throw validationFailed(`invalid ack: ${describeDetails(problems)}`, problems);
 
   const result = await deps.db.transaction(async (tx) => {
-    const node = await findNodeConfig(tx, input.nodeId, { forUpdate: true });
-    if (!node) throw notFound(`node ${input.nodeId}`);
+    const node = await findNodeConfig(tx, nodeId, { forUpdate: true });
+    if (!node) throw notFound(`node ${nodeId}`);
     const now = deps.clock.now();
     let state: ConfigState;
     let appliedHash = node.appliedHash;
@@ -378,12 +379,12 @@ export async function ackConfig(
       state = input.hash === node.desiredHash ? "in_sync" : "drifted";
     }
     const configError = input.status === "failed" ? errorText : null;
-    await setNodeAck(tx, input.nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
+    await setNodeAck(tx, nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
     await recordAudit(deps, tx, {
-      principal: input.principal,
+      principal: actor.principal,
       action: "config.ack",
       targetType: "node",
-      targetId: input.nodeId,
+      targetId: nodeId,
       details: {
         hash: input.hash,
         status: input.status,
@@ -391,7 +392,7 @@ export async function ackConfig(
         desired_hash: node.desiredHash,
         ...(configError ? { error: configError } : {}),
       },
-      address: input.address,
+      address: actor.address,
     });
     return { config_state: state, desired_config_hash: node.desiredHash };
   });
@@ -413,14 +414,37 @@ export type PullResult =
 export async function pullConfig(
   deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
   services: WatcherHolder,
-  input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
+  input: PullInput,
 ): Promise<PullResult> {
+  const started = await startPull(deps, services, input);
+  return "now" in started ? started.now : await started.later;
+}
+
+export interface PullInput {
+  nodeId: string;
+  knownHashes: readonly string[] | "*";
+  waitS: number;
+  signal?: AbortSignal;
+  /** The node's desired hash as the replica's memory has it (core/nodeAuthCache.ts, current to the last
+   * poll). When the agent has it already, a waiting pull parks without reading the node: a change the poll
+   * has not seen yet wakes it at the next poll, as it would wake a pull parked before the change. */
+  rememberedDesiredHash?: string | null;
+}
+
+/** pullConfig in two steps, so the HTTP layer can let go of the request's middleware while a pull waits
+ * (routes/parking.ts): `now` when the answer is known at once, `later` when the pull waits for a change
+ * (its answer then, the same as pullConfig's). */
+export async function startPull(
+  deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
+  services: WatcherHolder,
+  input: PullInput,
+): Promise<{ now: PullResult } | { later: Promise<PullResult> }> {
   if (!Number.isInteger(input.waitS) || input.waitS < 0 || input.waitS > MAX_WAIT_S) {
     throw validationFailed(`wait must be a whole number of seconds in 0..${MAX_WAIT_S}`, [
       { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
     ]);
   }
-  // Each waiting pull holds memory (~20-70 KB) until it is answered: past the limit, clients come back later.
+  // Each waiting pull holds memory (~20-40 KB) until it is answered: past the limit, clients come back later.
   if (input.waitS > 0 && services.configWatcher.waiting >= deps.settings.MAX_WAITING_PULLS) {
     throw tooManyRequests(
       "too_many_waiting_pulls",
@@ -428,16 +452,10 @@ export async function pullConfig(
       5,
     );
   }
-  const result = await pullConfigNow(deps, services, input);
-  deps.telemetry?.configDelivery(result.kind);
-  return result;
-}
-
-async function pullConfigNow(
-  deps: Pick<CoreDeps, "db">,
-  services: WatcherHolder,
-  input: { nodeId: string; knownHashes: readonly string[] | "*"; waitS: number; signal?: AbortSignal },
-): Promise<PullResult> {
+  const delivered = (result: PullResult) => {
+    deps.telemetry?.configDelivery(result.kind);
+    return result;
+  };
   // "*" matches whatever config is current: the pull waits for the next one.
   const known: readonly string[] = input.knownHashes !== "*"
     ? input.knownHashes
@@ -447,31 +465,56 @@ async function pullConfigNow(
     ? services.configWatcher.watch(input.nodeId, known, input.waitS * 1000)
     : undefined;
   // A client that hangs up stops holding a waiter (and its timer) for the rest of the wait.
+  const signal = input.signal;
   const hangUp = () => waiter?.cancel();
-  input.signal?.addEventListener("abort", hangUp, { once: true });
-  if (input.signal?.aborted) hangUp();
-  try {
-    let current = await readDesired(deps, input.nodeId);
-    if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
-      return await desiredResult(deps, current);
-    }
-    // On shutdown or hang-up answer from the read above: thousands of waiters must not each query while
-    // draining, and nobody reads the answer to a hung-up request.
-    const outcome = await waiter?.promise;
-    if (outcome === "changed" || outcome === "timeout") {
-      // Woken by a change or the deadline: the database has the answer (a missed wake-up only delays it).
-      current = await readDesired(deps, input.nodeId);
-      if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
-        return await desiredResult(deps, current);
-      }
-    }
-    return current.desiredHash === null
-      ? { kind: "none" }
-      : { kind: "not_modified", hash: current.desiredHash };
-  } finally {
-    input.signal?.removeEventListener("abort", hangUp);
+  signal?.addEventListener("abort", hangUp, { once: true });
+  if (signal?.aborted) hangUp();
+  const done = () => {
+    signal?.removeEventListener("abort", hangUp);
     waiter?.cancel();
+  };
+  let current: { desiredHash: string | null; desiredVersionId: number | null };
+  try {
+    const remembered = input.rememberedDesiredHash;
+    current = waiter && typeof remembered === "string" && known.includes(remembered)
+      ? { desiredHash: remembered, desiredVersionId: null }
+      : await readDesired(deps, input.nodeId);
+    if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
+      return { now: delivered(await desiredResult(deps, current)) };
+    }
+  } catch (error) {
+    done();
+    throw error;
   }
+  const unchanged = (row: { desiredHash: string | null }): PullResult =>
+    row.desiredHash === null ? { kind: "none" } : { kind: "not_modified", hash: row.desiredHash };
+  if (!waiter) {
+    done();
+    return { now: delivered(unchanged(current)) };
+  }
+  // Only what the wait needs is kept: the node id, the known hashes, the waiter and the last read hash.
+  const { nodeId } = input;
+  const last = { desiredHash: current.desiredHash };
+  const later = (async () => {
+    try {
+      // On shutdown or hang-up answer from the read above: thousands of waiters must not each query while
+      // draining, and nobody reads the answer to a hung-up request.
+      const outcome = await waiter.promise;
+      if (outcome === "changed" || outcome === "timeout") {
+        // Woken by a change (the poll read the node's new desired version: no second read) or the deadline
+        // (the database has the answer; a missed wake-up only delays it).
+        const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
+        if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
+          return delivered(await desiredResult(deps, fresh));
+        }
+        return delivered(unchanged(fresh));
+      }
+      return delivered(unchanged(last));
+    } finally {
+      done();
+    }
+  })();
+  return { later };
 }
 
 async function readDesired(deps: Pick<CoreDeps, "db">, nodeId: string) {

@@ -196,7 +196,18 @@ export async function consumeEnrollmentToken(
   tx: DbOrTx,
   token: string,
 ): Promise<EnrollmentTokenRow> {
-  const row = await findUsableEnrollmentToken(deps, tx, token);
+  return await takeEnrollmentUse(deps, tx, await findUsableEnrollmentToken(deps, tx, token));
+}
+
+/** Counts one use of a token found usable (findUsableEnrollmentToken), inside the registration's
+ * transaction: one conditional UPDATE, so the token row is locked from here to the commit only (a fleet
+ * enrolling with one token takes turns on that row; registration does it last). 401 as above when a
+ * concurrent registration took the last use, or the token was revoked or expired meanwhile. */
+export async function takeEnrollmentUse(
+  deps: Pick<CoreDeps, "clock">,
+  tx: DbOrTx,
+  row: EnrollmentTokenRow,
+): Promise<EnrollmentTokenRow> {
   const now = deps.clock.now();
   if (await takeEnrollmentTokenUse(tx, row.id, now)) return { ...row, uses: row.uses + 1, lastUsedAt: now };
   // Refused: read it again (a concurrent registration may have taken the last use) to say why.

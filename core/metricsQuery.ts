@@ -12,6 +12,7 @@ import {
   type EventRow,
   type ExtremeAt,
   type FleetMetric,
+  fleetRollupEvents,
   fleetRollupMax,
   fleetRollupTotals,
   listEventRows,
@@ -339,12 +340,13 @@ export interface FleetFigures {
   memoryAvg: number | null;
   maxCpu: Extremum | undefined;
   maxMemory: Extremum | undefined;
+  events: { UP: number; DOWN: number };
 }
 
 /** Every sample of the fleet in [from, to]: whole 5-minute buckets the rollup job has settled come from the
  * fleet's rows (one per bucket, whatever the fleet's size); the partial bucket at `from` and what is newer
- * than the fleet watermark (the last minutes) from raw samples, in one pass each. The same figures as
- * reading every raw sample. Where an extreme was is looked up only in the part that holds it (the latest
+ * than the fleet watermark (the last minutes) from raw samples, in one pass each; scaling events likewise.
+ * The same figures as reading every raw sample and event. Where an extreme was is looked up only in the part that holds it (the latest
  * part among equal values: the latest sample wins ties). */
 export async function fleetFigures(deps: Pick<CoreDeps, "db">, from: Date, to: Date): Promise<FleetFigures> {
   const watermark = await readJobWatermark(deps.db, FLEET_WATERMARK);
@@ -384,7 +386,20 @@ export async function fleetFigures(deps: Pick<CoreDeps, "db">, from: Date, to: D
       ? await fleetRollupMax(deps.db, metric, new Date(head), new Date(settledEnd))
       : await rawSampleWith(deps.db, metric, best, span.from, span.to, span.toExclusive);
   };
-  const [maxCpu, maxMemory] = await Promise.all([locate("cpu"), locate("memory")]);
+  // Scaling events the same way: counted in the fleet rows, and in the raw spans (a few minutes).
+  const eventParts = Promise.all(
+    spans.map((span) =>
+      span === null
+        ? fleetRollupEvents(deps.db, new Date(head), new Date(settledEnd))
+        : span.from < span.to || !span.toExclusive
+        ? countEventsByDirection(deps.db, {
+          from: span.from,
+          to: span.toExclusive ? new Date(span.to.getTime() - 1) : span.to,
+        })
+        : Promise.resolve({ UP: 0, DOWN: 0 })
+    ),
+  );
+  const [maxCpu, maxMemory, events] = await Promise.all([locate("cpu"), locate("memory"), eventParts]);
   const samples = totals.reduce((n, p) => n + p.samples, 0);
   const sum = (pick: (p: SampleTotals) => number) => totals.reduce((n, p) => n + pick(p), 0);
   return {
@@ -393,6 +408,10 @@ export async function fleetFigures(deps: Pick<CoreDeps, "db">, from: Date, to: D
     memoryAvg: samples ? sum((p) => p.memorySum) / samples : null,
     maxCpu,
     maxMemory,
+    events: {
+      UP: events.reduce((n, e) => n + e.UP, 0),
+      DOWN: events.reduce((n, e) => n + e.DOWN, 0),
+    },
   };
 }
 
@@ -403,13 +422,13 @@ export async function fleetSummary(
   hours = DEFAULT_HOURS,
 ): Promise<FleetSummary> {
   const { from, to } = resolveRange(deps, { hours });
-  const [counts, inventory, figures, reporting, events] = await Promise.all([
+  const [counts, inventory, figures, reporting] = await Promise.all([
     fleetStatusCounts(deps),
     countActivePoolsAndInstances(deps.db),
     fleetFigures(deps, from, to),
     reportingSince(deps.db, from),
-    countEventsByDirection(deps.db, { from, to }),
   ]);
+  const events = figures.events;
   const extreme = async (found: Extremum | undefined): Promise<Extreme | null> => {
     if (!found) return null;
     const names = await nodeAndPoolNames(deps.db, found.nodeId, found.poolId);

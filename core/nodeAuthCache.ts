@@ -44,6 +44,8 @@ export interface NodeAuthCache {
   principal(nodeId: string, token: string | undefined): Promise<NodePrincipal>;
   /** The node's credentials changed (here or on another replica): check it against the database next. */
   forget(nodeId: string): void;
+  /** The node's desired hash as this replica knows it, while it is sure of it (undefined otherwise). */
+  desiredHash(nodeId: string): string | null | undefined;
   /** The node's desired config hash changed (a poll or a local change). */
   desiredChanged(nodeId: string, hash: string | null): void;
   /** A poll that started at `startedAt` (performance.now()) succeeded: memory is current up to then. */
@@ -155,6 +157,10 @@ export function createNodeAuthCache(
     forget(nodeId) {
       forgottenAt.set(nodeId, performance.now());
       if (entries.delete(nodeId)) counters.forgotten++;
+    },
+    desiredHash(nodeId) {
+      const entry = entries.get(nodeId);
+      return entry && entry.expiresAt > performance.now() && fresh() ? entry.desiredHash : undefined;
     },
     desiredChanged(nodeId, hash) {
       const entry = entries.get(nodeId);

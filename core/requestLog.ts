@@ -48,6 +48,9 @@ export function createRequestLog(
   const tallies = new Map<string, Tally>();
   let since = Date.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // Once closed (shutdown), answers still going out are written one by one, so no summary can follow the
+  // service's last line.
+  let closed = false;
 
   const flush = () => {
     if (tallies.size === 0) return;
@@ -67,7 +70,7 @@ export function createRequestLog(
 
   return {
     record(entry) {
-      if (!options.summarize || entry.status >= 400 || !SUMMARIZED_ROUTES.has(entry.route)) {
+      if (closed || !options.summarize || entry.status >= 400 || !SUMMARIZED_ROUTES.has(entry.route)) {
         logger.info("request", {
           request_id: entry.request_id,
           method: entry.method,
@@ -95,6 +98,7 @@ export function createRequestLog(
     },
     flush,
     close() {
+      closed = true;
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
       flush();

@@ -714,15 +714,12 @@ async function revertNode(
   if (!current || current.decommissionedAt || current.desiredHash !== node.targetHash) return null;
   const base = await findConfigVersion(tx, node.nodeId, node.baseVersion);
   if (!base) return null;
-  const change = await writeConfigVersion(deps, tx, {
-    nodeId: node.nodeId,
+  const change = await writeConfigVersion(deps, tx, { principal, address }, node.nodeId, {
     body: base.body,
     text: base.yamlText ?? toYaml(base.body),
     source: "rollback",
-    principal,
     comment: `rollout ${rollout.id}: ${why}`,
-    rolledBackFrom: base.version,
-    address,
+    rolled_back_from: base.version,
   });
   return change.view.hash;
 }
@@ -779,12 +776,10 @@ export async function stepRollout(
             failures.push({ node, reason: "its planned config no longer passes validation" });
             continue;
           }
-          const change = await writeConfigVersion(deps, tx, {
-            nodeId: node.nodeId,
+          const change = await writeConfigVersion(deps, tx, { principal: systemPrincipal(id) }, node.nodeId, {
             body: parsed.body,
             text: parsed.text,
             source: "operator",
-            principal: systemPrincipal(id),
             comment:
               `rollout ${id} (${rollout.currentWave === 0 ? "canary" : `wave ${rollout.currentWave}`})` +
               (rollout.comment ? `: ${rollout.comment}` : ""),

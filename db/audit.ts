@@ -6,8 +6,8 @@ import { auditLog } from "./schema.ts";
 export type AuditRow = typeof auditLog.$inferInsert;
 
 /** Inserts one entry; pass a transaction as `db` to make it part of the change it records. */
-export async function insertAudit(db: DbOrTx, row: AuditRow): Promise<void> {
-  await db.insert(auditLog).values(row);
+export async function insertAudit(db: DbOrTx, rows: AuditRow | AuditRow[]): Promise<void> {
+  await db.insert(auditLog).values(Array.isArray(rows) ? rows : [rows]);
 }
 
 export type AuditLogRow = typeof auditLog.$inferSelect;

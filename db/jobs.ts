@@ -98,8 +98,9 @@ export async function rollup1hFrom5m(pool: Pool, from: Date, to: Date, nodeId?: 
 }
 
 /** Recomputes the fleet's rows (metric_rollups_fleet_5m) of every 5-minute bucket in [from, to) from the
- * pools' 5-minute rollups, replacing what was there: sums, pools counted, and for each extreme the pool that
- * holds it (highest first, then node and pool id, so a rerun picks the same one). Returns the buckets. */
+ * pools' 5-minute rollups and the scaling events, replacing what was there: sums, pools counted, for each
+ * extreme the pool that holds it (highest first, then node and pool id, so a rerun picks the same one), and
+ * the events by direction. Returns the buckets. */
 export async function rollupFleet5m(pool: Pool, from: Date, to: Date): Promise<number> {
   const where = (column: string) =>
     `SUBSTRING_INDEX(GROUP_CONCAT(CONCAT(node_id, '/', pool_id) ORDER BY ${column} DESC, node_id, pool_id
@@ -113,18 +114,30 @@ export async function rollupFleet5m(pool: Pool, from: Date, to: Date): Promise<n
     [from, to],
   );
   if (!rows.length) return 0;
+  // Scaling events per bucket and direction (an event comes with the sample it was decided on, so its
+  // bucket has a row; late ones mark their hour as the samples do).
+  const [events] = await pool.query<RowDataPacket[]>(
+    `SELECT ${EPOCH_S("ts")} DIV 300 AS bucket, direction, COUNT(*) AS n FROM scaling_events
+     WHERE ts >= ? AND ts < ? GROUP BY bucket, direction`,
+    [from, to],
+  );
+  const eventCounts = new Map<string, number>();
+  for (const e of events) eventCounts.set(`${Number(e.bucket) * 300_000}/${e.direction}`, Number(e.n));
+  const counted = (bucket: Date, direction: string) =>
+    eventCounts.get(`${bucket.getTime()}/${direction}`) ?? 0;
   const at = (text: string) => {
     const [nodeId, poolId] = String(text).split("/");
     return [nodeId, Number(poolId)];
   };
   await pool.query(
     `INSERT INTO metric_rollups_fleet_5m (bucket_start, samples, pools, cpu_sum, memory_sum, cpu_max,
-       cpu_max_node_id, cpu_max_pool_id, memory_max, memory_max_node_id, memory_max_pool_id, instances) VALUES ?
+       cpu_max_node_id, cpu_max_pool_id, memory_max, memory_max_node_id, memory_max_pool_id, instances,
+       scale_ups, scale_downs) VALUES ?
      ON DUPLICATE KEY UPDATE samples = VALUES(samples), pools = VALUES(pools), cpu_sum = VALUES(cpu_sum),
        memory_sum = VALUES(memory_sum), cpu_max = VALUES(cpu_max), cpu_max_node_id = VALUES(cpu_max_node_id),
        cpu_max_pool_id = VALUES(cpu_max_pool_id), memory_max = VALUES(memory_max),
        memory_max_node_id = VALUES(memory_max_node_id), memory_max_pool_id = VALUES(memory_max_pool_id),
-       instances = VALUES(instances)`,
+       instances = VALUES(instances), scale_ups = VALUES(scale_ups), scale_downs = VALUES(scale_downs)`,
     [
       rows.map((r) => [
         r.bucket_start,
@@ -137,6 +150,8 @@ export async function rollupFleet5m(pool: Pool, from: Date, to: Date): Promise<n
         Number(r.memory_max),
         ...at(r.memory_at),
         Number(r.instances),
+        counted(r.bucket_start, "UP"),
+        counted(r.bucket_start, "DOWN"),
       ]),
     ],
   );

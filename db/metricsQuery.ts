@@ -289,6 +289,20 @@ export async function rawSampleWith(
 }
 
 /** Totals of the fleet's 5-minute rows whose bucket starts in [from, to). */
+/** Scaling events by direction in the fleet's 5-minute rows whose bucket starts in [from, to). */
+export async function fleetRollupEvents(
+  db: Database,
+  from: Date,
+  to: Date,
+): Promise<{ UP: number; DOWN: number }> {
+  const t = metricRollupsFleet5m;
+  const rows = await db.select({
+    UP: sql<number>`COALESCE(SUM(${t.scaleUps}), 0)`.mapWith(Number),
+    DOWN: sql<number>`COALESCE(SUM(${t.scaleDowns}), 0)`.mapWith(Number),
+  }).from(t).where(and(gte(t.bucketStart, from), lt(t.bucketStart, to)));
+  return rows[0];
+}
+
 export async function fleetRollupTotals(db: Database, from: Date, to: Date): Promise<SampleTotals> {
   const t = metricRollupsFleet5m;
   const rows = await db.select({

@@ -151,6 +151,9 @@ export const metricRollupsFleet5m = mysqlTable("metric_rollups_fleet_5m", {
   memoryMaxPoolId: int("memory_max_pool_id").notNull(),
   /** The sum over pools of each pool's last instance count in the bucket. */
   instances: bigint("instances", { mode: "number" }).notNull(),
+  /** Scaling events in the bucket, by direction (what the summary counts). */
+  scaleUps: int("scale_ups").notNull().default(0),
+  scaleDowns: int("scale_downs").notNull().default(0),
 });
 
 export const scalingEvents = mysqlTable("scaling_events", {

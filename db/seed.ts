@@ -82,6 +82,8 @@ export interface SeedFleetRollup {
   memoryMaxNodeId: string;
   memoryMaxPoolId: number;
   instances: number;
+  scaleUps: number;
+  scaleDowns: number;
 }
 
 /** Rows of numbers, node ids and DATETIME(3) texts in statements of 5,000 (no per-value escaping calls). */
@@ -145,7 +147,8 @@ export async function seedFleetRollups(pool: Pool, rows: SeedFleetRollup[]): Pro
   await insertMany(
     pool,
     `INSERT INTO metric_rollups_fleet_5m (bucket_start, samples, pools, cpu_sum, memory_sum, cpu_max,
-       cpu_max_node_id, cpu_max_pool_id, memory_max, memory_max_node_id, memory_max_pool_id, instances)`,
+       cpu_max_node_id, cpu_max_pool_id, memory_max, memory_max_node_id, memory_max_pool_id, instances,
+       scale_ups, scale_downs)`,
     rows,
     (r, id, time) => [
       time(r.bucketStart),
@@ -160,6 +163,8 @@ export async function seedFleetRollups(pool: Pool, rows: SeedFleetRollup[]): Pro
       id(r.memoryMaxNodeId),
       r.memoryMaxPoolId,
       r.instances,
+      r.scaleUps,
+      r.scaleDowns,
     ],
   );
 }

@@ -67,8 +67,20 @@ export function wantsHtml(c: Context): boolean {
 
 /** The API's JSON error body with the error's status and headers. */
 export function errorResponse(c: Context, error: AppError): Response {
-  const requestId = c.get("requestId") as string | undefined;
-  const body = {
+  const response = c.json(errorBody(error, c.get("requestId") as string | undefined), error.status);
+  for (const [name, value] of Object.entries(error.headers ?? {})) response.headers.set(name, value);
+  return response;
+}
+
+/** errorResponse without a context (an answer built after the request's middleware finished). */
+export function errorJsonResponse(error: AppError, requestId: string | undefined): Response {
+  const response = Response.json(errorBody(error, requestId), { status: error.status });
+  for (const [name, value] of Object.entries(error.headers ?? {})) response.headers.set(name, value);
+  return response;
+}
+
+function errorBody(error: AppError, requestId: string | undefined) {
+  return {
     error: {
       code: error.code,
       message: error.message,
@@ -76,9 +88,6 @@ export function errorResponse(c: Context, error: AppError): Response {
       ...(requestId ? { request_id: requestId } : {}),
     },
   };
-  const response = c.json(body, error.status);
-  for (const [name, value] of Object.entries(error.headers ?? {})) response.headers.set(name, value);
-  return response;
 }
 
 /** JSON or HTML, whichever the request wants (JSON when no page renderer is plugged in). */
@@ -93,6 +102,11 @@ export function respondWithError(
 
 /** Any thrown value as the AppError it answers with; what is not ours is logged here. */
 export function toAppError(error: unknown, c: Context, logger: Logger): AppError {
+  return asAppError(error, c.get("requestId") as string | undefined, logger);
+}
+
+/** toAppError without a context. */
+export function asAppError(error: unknown, requestId: string | undefined, logger: Logger): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof HTTPException) {
     const status = error.status as AppError["status"];
@@ -107,7 +121,7 @@ export function toAppError(error: unknown, c: Context, logger: Logger): AppError
     return new AppError(status, code, error.message || "request refused");
   }
   if (isDatabaseUnavailable(error)) {
-    logger.error("database unavailable", { request_id: c.get("requestId"), error });
+    logger.error("database unavailable", { request_id: requestId, error });
     return new AppError(
       503,
       "database_unavailable",
@@ -116,7 +130,7 @@ export function toAppError(error: unknown, c: Context, logger: Logger): AppError
       { "Retry-After": String(DATABASE_RETRY_AFTER_S) },
     );
   }
-  logger.error("unhandled error", { request_id: c.get("requestId"), error });
+  logger.error("unhandled error", { request_id: requestId, error });
   return new AppError(500, "internal_error", "internal error");
 }
 

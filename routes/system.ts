@@ -8,6 +8,7 @@ import { assets } from "../static/assets.ts";
 import { assetVersion } from "./ui/assets.ts";
 import type { AppEnv } from "./env.ts";
 import { contentSecurityPolicy, STRICT_CSP } from "./securityHeaders.ts";
+import { jsonResponse } from "./api/schemas.ts";
 
 const HealthSchema = z.object({ status: z.literal("ok"), version: z.string() }).openapi("Health");
 const ReadinessSchema = z.object({
@@ -24,7 +25,7 @@ const healthzRoute = createRoute({
   path: "/healthz",
   tags: ["system"],
   summary: "Liveness: the process is up (touches nothing else)",
-  responses: { 200: { description: "Up", content: { "application/json": { schema: HealthSchema } } } },
+  responses: { 200: jsonResponse(HealthSchema, "Up") },
 });
 
 const readyzRoute = createRoute({
@@ -33,8 +34,8 @@ const readyzRoute = createRoute({
   tags: ["system"],
   summary: "Readiness: the database answers and migrations are at head",
   responses: {
-    200: { description: "Ready", content: { "application/json": { schema: ReadinessSchema } } },
-    503: { description: "Not ready", content: { "application/json": { schema: ReadinessSchema } } },
+    200: jsonResponse(ReadinessSchema, "Ready"),
+    503: jsonResponse(ReadinessSchema, "Not ready"),
   },
 });
 

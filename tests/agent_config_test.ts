@@ -120,13 +120,13 @@ Deno.test("agent config protocol", async (t) => {
     });
 
     await t.step("setNodeConfig from YAML creates version 1 and makes it desired (pending)", async () => {
-      const view = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: configYaml(),
-        principal: OPERATOR,
-        comment: "first",
-        address: "10.0.0.1",
-      });
+      const view = await setNodeConfig(
+        ctx.deps,
+        ctx.services,
+        { principal: OPERATOR, address: "10.0.0.1" },
+        node.nodeId,
+        { config: configYaml(), comment: "first" },
+      );
       assert.equal(view.version, 1);
       assert.equal(view.source, "operator");
       assert.equal(view.author, "alice");
@@ -201,10 +201,8 @@ Deno.test("agent config protocol", async (t) => {
       const wakeupsBefore = ctx.services.configWatcher.stats().wakeups;
       const waiting = pull(ctx, node.nodeId, node.token, "?wait=60", { "if-none-match": `"${firstHash}"` });
       await untilWaiting(ctx, 1);
-      const view = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: configYaml({ cpuMax: 80 }),
-        principal: OPERATOR,
+      const view = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: configYaml({ cpuMax: 80 }),
       });
       const res = await waiting;
       assert.equal(res.status, 200);
@@ -222,10 +220,8 @@ Deno.test("agent config protocol", async (t) => {
         "if-none-match": `"${current.hash}"`,
       });
       await untilWaiting(replica, 1);
-      const view = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: configYaml({ cpuMax: 85 }),
-        principal: OPERATOR,
+      const view = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: configYaml({ cpuMax: 85 }),
       });
       const res = await waiting;
       assert.equal(res.status, 200);
@@ -246,10 +242,8 @@ Deno.test("agent config protocol", async (t) => {
           () => pull(replica, node.nodeId, node.token, "?wait=60", { "if-none-match": `"${current.hash}"` }),
         );
         await untilWaiting(replica, 50);
-        const view = await setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: node.nodeId,
-          input: configYaml({ cpuMax: 86 }),
-          principal: OPERATOR,
+        const view = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+          config: configYaml({ cpuMax: 86 }),
         });
         for (const res of await Promise.all(pulls)) {
           assert.equal(res.status, 200);
@@ -316,10 +310,8 @@ Deno.test("agent config protocol", async (t) => {
       assert.equal(ctx.services.configWatcher.stats().replaced, replacedBefore + 3);
       // Another node's waits are its own.
       const otherWait = pull(ctx, other.nodeId, other.token, "?wait=1");
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: configYaml({ cpuMax: 71 }),
-        principal: OPERATOR,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: configYaml({ cpuMax: 71 }),
       });
       const responses = await Promise.all(pulls);
       assert.deepEqual(responses.slice(0, 3).map((r) => r.status), [304, 304, 304]);
@@ -328,10 +320,8 @@ Deno.test("agent config protocol", async (t) => {
       await (await otherWait).body?.cancel();
       assert.equal(ctx.services.configWatcher.waiting, 0);
       // Back to the config the later steps expect.
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: configYaml({ cpuMax: 86 }),
-        principal: OPERATOR,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: configYaml({ cpuMax: 86 }),
       });
     });
 
@@ -457,7 +447,7 @@ Deno.test("agent config protocol", async (t) => {
       assert.equal(row.configState, "drifted");
       assert.equal(row.configError, null);
       await expectAppError(
-        ackConfig(ctx.deps, { nodeId: node.nodeId, hash: "zz", status: "applied", principal: OPERATOR }),
+        ackConfig(ctx.deps, { principal: OPERATOR }, node.nodeId, { hash: "zz", status: "applied" }),
         422,
         "validation_failed",
         "hash",
@@ -469,10 +459,8 @@ Deno.test("agent config protocol", async (t) => {
       const rowBefore = await nodeRow(ctx, node.nodeId);
       const createsBefore = await auditCount(ctx, "config.create");
       const error = await expectAppError(
-        setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: node.nodeId,
-          input: configYaml().replace("{min: 30, max: 75}", "{min: 90, max: 75}"),
-          principal: OPERATOR,
+        setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+          config: configYaml().replace("{min: 30, max: 75}", "{min: 90, max: 75}"),
         }),
         422,
         "validation_failed",
@@ -480,20 +468,14 @@ Deno.test("agent config protocol", async (t) => {
       );
       assert.match(error.message, /config\.pools\.0\.cpu_threshold\.min/);
       await expectAppError(
-        setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: node.nodeId,
-          input: "pools: [",
-          principal: OPERATOR,
-        }),
+        setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, { config: "pools: [" }),
         422,
         "validation_failed",
         "config",
       );
       await expectAppError(
-        setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: node.nodeId,
-          input: configObject(),
-          principal: OPERATOR,
+        setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+          config: configObject(),
           comment: "c".repeat(1001),
         }),
         422,
@@ -507,32 +489,26 @@ Deno.test("agent config protocol", async (t) => {
 
     await t.step("unknown node 404, decommissioned node 409, for set and rollback", async () => {
       await expectAppError(
-        setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: crypto.randomUUID(),
-          input: configObject(),
-          principal: OPERATOR,
+        setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, crypto.randomUUID(), {
+          config: configObject(),
         }),
         404,
         "not_found",
       );
       const retired = await createNodeWithToken(ctx, "scaler-retired");
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: retired.nodeId,
-        input: configObject(),
-        principal: OPERATOR,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, retired.nodeId, {
+        config: configObject(),
       });
       await decommissionNode(ctx, retired.nodeId);
       await expectAppError(
-        setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: retired.nodeId,
-          input: configObject(60),
-          principal: OPERATOR,
+        setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, retired.nodeId, {
+          config: configObject(60),
         }),
         409,
         "node_decommissioned",
       );
       await expectAppError(
-        rollbackConfig(ctx.deps, ctx.services, { nodeId: retired.nodeId, toVersion: 1, principal: OPERATOR }),
+        rollbackConfig(ctx.deps, ctx.services, { principal: OPERATOR }, retired.nodeId, { to_version: 1 }),
         409,
         "node_decommissioned",
       );
@@ -543,17 +519,13 @@ Deno.test("agent config protocol", async (t) => {
       const desired = (await getDesiredConfig(ctx.deps, node.nodeId))!;
       const versionsBefore = await versionCount(ctx, node.nodeId);
       const reordered = Object.fromEntries(Object.entries(desired.body).reverse());
-      const again = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: reordered,
-        principal: OPERATOR,
+      const again = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: reordered,
       });
       assert.equal(again.version, desired.version);
       assert.equal(again.hash, desired.hash);
-      const viaYaml = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: configYaml({ cpuMax: 86 }),
-        principal: OPERATOR,
+      const viaYaml = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: configYaml({ cpuMax: 86 }),
       });
       assert.equal(viaYaml.version, desired.version);
       assert.equal(await versionCount(ctx, node.nodeId), versionsBefore);
@@ -563,27 +535,24 @@ Deno.test("agent config protocol", async (t) => {
       "a new version equal to the applied hash is in_sync at once; another is pending",
       async () => {
         const fresh = await createNodeWithToken(ctx, "scaler-sync");
-        const first = await setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: fresh.nodeId,
-          input: configObject(70),
-          principal: OPERATOR,
+        const first = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, fresh.nodeId, {
+          config: configObject(70),
         });
-        await ackConfig(ctx.deps, {
-          nodeId: fresh.nodeId,
-          hash: first.hash,
-          status: "applied",
-          principal: { kind: "node", nodeId: fresh.nodeId, nodeName: fresh.name },
-        });
-        await setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: fresh.nodeId,
-          input: configObject(71),
-          principal: OPERATOR,
+        await ackConfig(
+          ctx.deps,
+          { principal: { kind: "node", nodeId: fresh.nodeId, nodeName: fresh.name } },
+          fresh.nodeId,
+          {
+            hash: first.hash,
+            status: "applied",
+          },
+        );
+        await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, fresh.nodeId, {
+          config: configObject(71),
         });
         assert.equal((await nodeRow(ctx, fresh.nodeId)).configState, "pending");
-        const back = await rollbackConfig(ctx.deps, ctx.services, {
-          nodeId: fresh.nodeId,
-          toVersion: 1,
-          principal: OPERATOR,
+        const back = await rollbackConfig(ctx.deps, ctx.services, { principal: OPERATOR }, fresh.nodeId, {
+          to_version: 1,
         });
         assert.equal(back.version, 3);
         assert.equal((await nodeRow(ctx, fresh.nodeId)).configState, "in_sync");
@@ -594,10 +563,8 @@ Deno.test("agent config protocol", async (t) => {
       const versionsBefore = await versionCount(ctx, node.nodeId);
       const v1 = await getConfigVersion(ctx.deps, node.nodeId, 1);
       const rollbacksBefore = await auditCount(ctx, "config.rollback");
-      const view = await rollbackConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        toVersion: 1,
-        principal: OPERATOR,
+      const view = await rollbackConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        to_version: 1,
         comment: "back to the start",
       });
       assert.equal(view.version, versionsBefore + 1);
@@ -611,7 +578,7 @@ Deno.test("agent config protocol", async (t) => {
       const pulled = await pull(ctx, node.nodeId, node.token);
       assert.equal((await json(pulled)).version, view.version);
       await expectAppError(
-        rollbackConfig(ctx.deps, ctx.services, { nodeId: node.nodeId, toVersion: 999, principal: OPERATOR }),
+        rollbackConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, { to_version: 999 }),
         404,
         "not_found",
       );
@@ -636,7 +603,7 @@ Deno.test("agent config protocol", async (t) => {
       const first = await listConfigVersions(ctx.deps, node.nodeId, { limit: 2 });
       assert.deepEqual(first.versions.map((v) => v.version), [total, total - 1]);
       assert.equal(first.next_before_version, total - 1);
-      const rest = await listConfigVersions(ctx.deps, node.nodeId, { limit: 100, beforeVersion: total - 1 });
+      const rest = await listConfigVersions(ctx.deps, node.nodeId, { limit: 100, before_version: total - 1 });
       assert.equal(rest.versions.length, total - 2);
       assert.equal(rest.next_before_version, null);
       await expectAppError(getConfigVersion(ctx.deps, node.nodeId, 999), 404, "not_found");
@@ -650,10 +617,8 @@ Deno.test("agent config protocol", async (t) => {
 
     await t.step("unknown keys survive through YAML and JSON to the agent", async () => {
       const keeper = await createNodeWithToken(ctx, "scaler-keys");
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: keeper.nodeId,
-        input: configYaml({ extra: "log_level: debug\nfeature_flags: {fast_scale: true}\n" }),
-        principal: OPERATOR,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, keeper.nodeId, {
+        config: configYaml({ extra: "log_level: debug\nfeature_flags: {fast_scale: true}\n" }),
       });
       let body = (await json(await pull(ctx, keeper.nodeId, keeper.token))).body as Record<string, unknown>;
       assert.equal(body.log_level, "debug");
@@ -661,10 +626,8 @@ Deno.test("agent config protocol", async (t) => {
       const withExtras = configObject(77);
       (withExtras.pools as Record<string, unknown>[])[0].warmup_s = 45;
       withExtras.notes = ["a", "b"];
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: keeper.nodeId,
-        input: withExtras,
-        principal: OPERATOR,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, keeper.nodeId, {
+        config: withExtras,
       });
       body = (await json(await pull(ctx, keeper.nodeId, keeper.token))).body as Record<string, unknown>;
       assert.deepEqual(body, withExtras);
@@ -676,12 +639,10 @@ Deno.test("agent config protocol", async (t) => {
         const agentNode = await createNodeWithToken(ctx, "scaler-agent");
         const agent: Principal = { kind: "node", nodeId: agentNode.nodeId, nodeName: agentNode.name };
         const view = await ctx.deps.db.transaction((tx) =>
-          createConfigVersion(ctx.deps, tx, {
-            nodeId: agentNode.nodeId,
+          createConfigVersion(ctx.deps, tx, { principal: agent }, agentNode.nodeId, {
             body: configObject(),
             text: toYaml(configObject()),
             source: "agent",
-            principal: agent,
           })
         );
         assert.equal(view.version, 1);
@@ -690,10 +651,8 @@ Deno.test("agent config protocol", async (t) => {
         // Concurrent writers get consecutive numbers (the node row is locked).
         const views = await Promise.all(
           [61, 62, 63, 64].map((cpuMax) =>
-            setNodeConfig(ctx.deps, ctx.services, {
-              nodeId: agentNode.nodeId,
-              input: configObject(cpuMax),
-              principal: OPERATOR,
+            setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, agentNode.nodeId, {
+              config: configObject(cpuMax),
             })
           ),
         );
@@ -711,39 +670,29 @@ Deno.test("agent config protocol", async (t) => {
       assert.equal(empty.desired, null);
       assert.equal(empty.appliedVersion, null);
       assert.deepEqual(empty.node, { id: watched.nodeId, name: "scaler-overview", decommissioned: false });
-      const v1 = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: watched.nodeId,
-        input: configYaml({ cpuMax: 70 }),
-        principal: OPERATOR,
+      const v1 = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, watched.nodeId, {
+        config: configYaml({ cpuMax: 70 }),
       });
-      await ackConfig(ctx.deps, {
-        nodeId: watched.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, watched.nodeId, {
         hash: v1.hash,
         status: "applied",
-        principal: agent,
       });
-      const v2 = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: watched.nodeId,
-        input: configYaml({ cpuMax: 71 }),
-        principal: OPERATOR,
+      const v2 = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, watched.nodeId, {
+        config: configYaml({ cpuMax: 71 }),
       });
-      await ackConfig(ctx.deps, {
-        nodeId: watched.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, watched.nodeId, {
         hash: v2.hash,
         status: "failed",
         error: "pool not found",
-        principal: agent,
       });
       const failed = await configOverview(ctx.deps, watched.nodeId);
       assert.equal(failed.desired?.version, 2);
       assert.equal(failed.appliedVersion, 1); // still runs version 1
       assert.equal(failed.status.state, "failed");
       assert.equal(failed.status.error, "pool not found");
-      await ackConfig(ctx.deps, {
-        nodeId: watched.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, watched.nodeId, {
         hash: "f".repeat(64),
         status: "applied",
-        principal: agent,
       });
       const drifted = await configOverview(ctx.deps, watched.nodeId);
       assert.equal(drifted.status.state, "drifted");
@@ -755,12 +704,10 @@ Deno.test("agent config protocol", async (t) => {
       async () => {
         const before = await versionCount(ctx, node.nodeId);
         const error = await expectAppError(
-          setNodeConfig(ctx.deps, ctx.services, {
-            nodeId: node.nodeId,
-            input: configYaml({ cpuMax: 150 }),
-            principal: OPERATOR,
+          setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+            config: configYaml({ cpuMax: 150 }),
             comment: "  ",
-            requireComment: true,
+            require_comment: true,
           }),
           422,
           "validation_failed",

@@ -6,18 +6,10 @@ import { createEnrollmentToken } from "../core/enrollment.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
+import { testConfig } from "./helpers/configs.ts";
 
 const pool = (n: number) => `ocid1.instancepool.oc1.iad.aaaaaaaalimit${n}`;
-const CONFIG = {
-  pools: [{
-    instance_pool_id: pool(1),
-    compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
-    region: "us-ashburn-1",
-    cpu_threshold: { min: 30, max: 75 },
-    ram_threshold: { min: 20, max: 75 },
-    scaling_limits: { min: 1, max: 10 },
-  }],
-};
+const CONFIG = testConfig(pool(1));
 
 Deno.test("agent limits", async (t) => {
   const ctx = await createTestApp("agent_limits", { env: { MAX_POOLS_PER_NODE: "3", TRUST_PROXY: "true" } });

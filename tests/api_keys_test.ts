@@ -4,7 +4,7 @@ import { createApiKey } from "../core/apiKeys.ts";
 import { AppError } from "../core/errors.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";
-import { countRows, expectError } from "./helpers/assertions.ts";
+import { countAudit, countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 
 type KeyView = {
@@ -37,16 +37,7 @@ Deno.test("API keys", async (t) => {
       assert.equal(created.api_key.expires_at, "2026-07-01T12:00:00.000Z");
       const hash = await keyedHash(ctx.deps.settings.SECRET_KEY, created.key);
       assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM api_keys WHERE key_hash = ?", [hash]), 1);
-      assert.equal(
-        await countRows(
-          ctx,
-          "SELECT COUNT(*) n FROM audit_log WHERE action = 'api_key.create' AND target_id = ?",
-          [
-            String(created.api_key.id),
-          ],
-        ),
-        1,
-      );
+      assert.equal(await countAudit(ctx, "api_key.create", { target_id: created.api_key.id }), 1);
       // The new key works with its role.
       const me = await ctx.call("GET", "/api/v1/auth/me", { token: created.key });
       assert.equal((await json<{ role: string }>(me)).role, "operator");
@@ -110,16 +101,7 @@ Deno.test("API keys", async (t) => {
         (await json<KeyView>(again)).revoked_at,
         new Date(ctx.clock.now().getTime() - 1000).toISOString(),
       );
-      assert.equal(
-        await countRows(
-          ctx,
-          "SELECT COUNT(*) n FROM audit_log WHERE action = 'api_key.revoke' AND target_id = ?",
-          [
-            String(created.api_key.id),
-          ],
-        ),
-        1,
-      );
+      assert.equal(await countAudit(ctx, "api_key.revoke", { target_id: created.api_key.id }), 1);
       await expectError(
         await ctx.call("DELETE", "/api/v1/api-keys/999999", { token: admin }),
         404,

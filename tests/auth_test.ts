@@ -1,7 +1,7 @@
 // Login, sessions, logout, CSRF, API key authentication and login throttling, against a real database.
 import assert from "node:assert/strict";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
-import { countRows, expectError } from "./helpers/assertions.ts";
+import { countAudit, countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole, createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { updateUser } from "../core/users.ts";
@@ -44,13 +44,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
       const hash = await keyedHash(ctx.deps.settings.SECRET_KEY, value);
       assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [hash]), 1);
       assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE id_hash = ?", [value]), 0);
-      assert.equal(
-        await countRows(
-          ctx,
-          "SELECT COUNT(*) n FROM audit_log WHERE action = 'auth.login' AND actor_name = 'alice'",
-        ),
-        1,
-      );
+      assert.equal(await countAudit(ctx, "auth.login", { actor_name: "alice" }), 1);
       assert.equal(
         await countRows(
           ctx,
@@ -159,13 +153,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
         401,
         "unauthorized",
       );
-      assert.equal(
-        await countRows(
-          ctx,
-          "SELECT COUNT(*) n FROM audit_log WHERE action = 'auth.logout' AND actor_name = 'victor'",
-        ),
-        1,
-      );
+      assert.equal(await countAudit(ctx, "auth.logout", { actor_name: "victor" }), 1);
     });
 
     await t.step("CSRF: a cookie POST needs the session's X-CSRF-Token and our own Origin", async () => {

@@ -11,24 +11,13 @@ import {
   toYaml,
 } from "../core/configDocument.ts";
 import type { ErrorDetail } from "../core/errors.ts";
+import { testPool } from "./helpers/configs.ts";
 
 const POOL_OCID = "ocid1.instancepool.oc1.iad.aaaaaaaaexamplepool0001";
 const COMPARTMENT_OCID = "ocid1.compartment.oc1..aaaaaaaaexamplecompartment";
 
-function validPool(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    instance_pool_id: POOL_OCID,
-    compartment_id: COMPARTMENT_OCID,
-    region: "us-ashburn-1",
-    monitoring_method: "oci",
-    cpu_threshold: { min: 30, max: 75 },
-    ram_threshold: { min: 20, max: 75 },
-    scaling_limits: { min: 1, max: 10 },
-    scheduler_max_instances: 3,
-    schedules: [{ start_time: "05:30", end_time: "05:50" }],
-    ...overrides,
-  };
-}
+const validPool = (overrides: Record<string, unknown> = {}) =>
+  testPool(POOL_OCID, { compartment_id: COMPARTMENT_OCID, ...overrides });
 
 const VALID_YAML = `# the autoscaler's own file
 pools:

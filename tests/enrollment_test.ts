@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   consumeEnrollmentToken,
   createEnrollmentToken,
+  type CreateEnrollmentTokenInput,
   listEnrollmentTokens,
   revokeEnrollmentToken,
 } from "../core/enrollment.ts";
@@ -11,6 +12,7 @@ import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { databaseEnv, runCli } from "./helpers/cli.ts";
+import { countAudit } from "./helpers/assertions.ts";
 
 const ADMIN: Principal = { kind: "user", userId: 1, username: "alice", role: "admin" };
 
@@ -53,15 +55,7 @@ Deno.test("enrollment tokens: service", async (t) => {
       ]);
       const stored = (rows as { token_hash: string }[])[0].token_hash;
       assert.equal(stored, await keyedHash(ctx.deps.settings.SECRET_KEY, token));
-      assert.equal(
-        await count(
-          "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'enrollment_token.create' AND target_id = ?",
-          [
-            String(view.id),
-          ],
-        ),
-        1,
-      );
+      assert.equal(await countAudit(ctx, "enrollment_token.create", { target_id: view.id }), 1);
       const [audit] = await ctx.database.pool.query(
         "SELECT details, address FROM audit_log WHERE action = ?",
         [
@@ -74,36 +68,21 @@ Deno.test("enrollment tokens: service", async (t) => {
 
     await t.step("create: bad inputs are refused naming the field, nothing written", async () => {
       const before = await count("SELECT COUNT(*) AS n FROM enrollment_tokens");
-      await rejects(
-        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: " " }),
-        422,
-        "validation_failed",
-        "name",
-      );
-      await rejects(
-        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x", expires_in_s: 0 }),
-        422,
-        "validation_failed",
-        "expires_in_s",
-      );
-      await rejects(
-        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x", expires_in_s: 1.5 }),
-        422,
-        "validation_failed",
-        "expires_in_s",
-      );
-      await rejects(
-        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x", max_uses: 0 }),
-        422,
-        "validation_failed",
-        "max_uses",
-      );
-      await rejects(
-        createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "x".repeat(129) }),
-        422,
-        "validation_failed",
-        "name",
-      );
+      const refused: [CreateEnrollmentTokenInput, string][] = [
+        [{ name: " " }, "name"],
+        [{ name: "x", expires_in_s: 0 }, "expires_in_s"],
+        [{ name: "x", expires_in_s: 1.5 }, "expires_in_s"],
+        [{ name: "x", max_uses: 0 }, "max_uses"],
+        [{ name: "x".repeat(129) }, "name"],
+      ];
+      for (const [input, field] of refused) {
+        await rejects(
+          createEnrollmentToken(ctx.deps, { principal: ADMIN }, input),
+          422,
+          "validation_failed",
+          field,
+        );
+      }
       assert.equal(await count("SELECT COUNT(*) AS n FROM enrollment_tokens"), before);
     });
 
@@ -205,15 +184,7 @@ Deno.test("enrollment tokens: service", async (t) => {
         "already_revoked",
       );
       await rejects(revokeEnrollmentToken(ctx.deps, { principal: ADMIN }, 999_999), 404, "not_found");
-      assert.equal(
-        await count(
-          "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'enrollment_token.revoke' AND target_id = ?",
-          [
-            String(view.id),
-          ],
-        ),
-        1,
-      );
+      assert.equal(await countAudit(ctx, "enrollment_token.revoke", { target_id: view.id }), 1);
     });
   } finally {
     await ctx.close();

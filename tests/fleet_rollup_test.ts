@@ -8,7 +8,7 @@ import { FLEET_WATERMARK, JOB_NAMES } from "../core/housekeeping.ts";
 import { rollupFleet5m } from "../db/jobs.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-import { insertNode, insertPool, insertSamples, type SampleSpec } from "./helpers/fixtures.ts";
+import { insertEvents, insertNode, insertPool, insertSamples, type SampleSpec } from "./helpers/fixtures.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
 
 const START = "2026-06-01T12:00:00Z";
@@ -56,6 +56,13 @@ interface FleetRow {
   cpuMaxAt: string;
   memoryMax: number;
   instances: number;
+  scaleUps: number;
+  scaleDowns: number;
+}
+
+async function eventTimes(ctx: TestApp): Promise<{ ts: Date; direction: string }[]> {
+  const [rows] = await ctx.deps.pool.query("SELECT ts, direction FROM scaling_events ORDER BY ts");
+  return rows as { ts: Date; direction: string }[];
 }
 
 async function fleetRows(ctx: TestApp): Promise<Map<number, FleetRow>> {
@@ -70,6 +77,8 @@ async function fleetRows(ctx: TestApp): Promise<Map<number, FleetRow>> {
       cpuMaxAt: `${r.cpu_max_node_id}/${r.cpu_max_pool_id}`,
       memoryMax: Number(r.memory_max),
       instances: Number(r.instances),
+      scaleUps: Number(r.scale_ups),
+      scaleDowns: Number(r.scale_downs),
     }]),
   );
 }
@@ -83,7 +92,11 @@ async function assertFleetMatchesRaw(ctx: TestApp, until: Date): Promise<number>
     byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), s]);
   }
   const rows = await fleetRows(ctx);
+  const events = await eventTimes(ctx);
   for (const [bucket, samples] of byBucket) {
+    const inBucket = events.filter((e) => Math.floor(e.ts.getTime() / 300_000) * 300_000 === bucket);
+    assert.equal(rows.get(bucket)?.scaleUps, inBucket.filter((e) => e.direction === "UP").length, "ups");
+    assert.equal(rows.get(bucket)?.scaleDowns, inBucket.filter((e) => e.direction === "DOWN").length);
     const row = rows.get(bucket);
     const at = new Date(bucket).toISOString();
     assert.ok(row, `no fleet row for ${at}`);
@@ -151,7 +164,9 @@ Deno.test("fleet rollup", async (t) => {
     const viewer = (await createApiKeyWithRole(ctx, "viewer")).token;
     const summary = async (hours: number) => {
       const res = await ctx.call("GET", `/api/v1/metrics/summary?hours=${hours}`, { token: viewer });
-      const body = await json<{ from: string; to: string; metrics: Record<string, unknown> }>(res);
+      const body = await json<
+        { from: string; to: string; metrics: Record<string, unknown>; scaling_events: Record<string, number> }
+      >(res);
       assert.equal(res.status, 200, JSON.stringify(body));
       return body;
     };
@@ -162,6 +177,20 @@ Deno.test("fleet rollup", async (t) => {
       [nodeA, await insertPool(ctx, nodeA, "ocid1.instancepool.oc1.iad.fa2")],
       [nodeB, await insertPool(ctx, nodeB, "ocid1.instancepool.oc1.iad.fb1")],
     ] as const;
+    // Scaling events in settled buckets, in the head and tail spans of the summaries below, and at a
+    // bucket's edge.
+    await insertEvents(ctx, nodeA, pools[0][1], [
+      { ts: "2026-06-01T08:12:00Z", direction: "UP" },
+      { ts: "2026-06-01T09:01:30Z", direction: "UP" },
+      { ts: "2026-06-01T10:00:00Z", direction: "DOWN" },
+      { ts: "2026-06-01T11:01:00Z", direction: "UP" },
+      { ts: "2026-06-01T11:03:00Z", direction: "DOWN" }, // in the 1-hour summary's head (11:02 .. 11:05)
+      { ts: "2026-06-01T12:01:00Z", direction: "DOWN" },
+    ]);
+    await insertEvents(ctx, nodeB, pools[2][1], [
+      { ts: "2026-06-01T09:01:31Z", direction: "DOWN" },
+      { ts: "2026-06-01T11:59:59.999Z", direction: "UP" },
+    ]);
     // 08:00 .. 11:59: four hours per pool; the third pool starts an hour later.
     for (const [i, [node, pool]] of pools.entries()) {
       await insertSamples(
@@ -187,6 +216,11 @@ Deno.test("fleet rollup", async (t) => {
         for (const hours of [1, 3, 24]) {
           const body = await summary(hours);
           assert.deepEqual(body.metrics, await rawSummary(ctx, new Date(body.from), new Date(body.to)));
+          const events = (await eventTimes(ctx)).filter((e) =>
+            e.ts >= new Date(body.from) && e.ts <= new Date(body.to)
+          );
+          const ups = events.filter((e) => e.direction === "UP").length;
+          assert.deepEqual(body.scaling_events, { UP: ups, DOWN: events.length - ups, total: events.length });
         }
       },
     );

@@ -4,20 +4,11 @@ import { createEnrollmentToken } from "../core/enrollment.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
+import { testConfig } from "./helpers/configs.ts";
 
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_NEW = "ocid1.instancepool.oc1.iad.aaaaaaaapoolnew";
-const CONFIG = {
-  pools: [{
-    instance_pool_id: POOL_A,
-    compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
-    region: "us-ashburn-1",
-    cpu_threshold: { min: 30, max: 75 },
-    ram_threshold: { min: 20, max: 75 },
-    scaling_limits: { min: 1, max: 10 },
-    scheduler_max_instances: 3,
-  }],
-};
+const CONFIG = testConfig(POOL_A);
 
 interface Registered {
   node_id: string;
@@ -192,6 +183,9 @@ Deno.test("heartbeat", async (t) => {
         }
         assert.deepEqual(await node(one.node_id), before);
         await setNodeDecommissioned(ctx.deps.db, two.node_id, ctx.clock.now());
+        // Written straight to the database: this replica forgets the node's token as the service would (other
+        // replicas at their next poll).
+        ctx.services.nodeAuth.forget(two.node_id);
         const beforeTwo = await node(two.node_id);
         const gone = await beat({ uptime_s: 1 }, two.node_token, two.node_id);
         assert.equal(gone.status, 410);

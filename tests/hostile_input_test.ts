@@ -9,6 +9,7 @@ import { newSecret, SECRET_PREFIX } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
+import { testConfig } from "./helpers/configs.ts";
 
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaahostile";
 const emptyPools = (kb: number) => Array.from({ length: Math.floor((kb * 1024) / 3) }, () => ({}));
@@ -192,16 +193,7 @@ Deno.test("hostile input", async (t) => {
     }
 
     await t.step("a valid config still registers and uploads", async () => {
-      const config = {
-        pools: [{
-          instance_pool_id: POOL,
-          compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
-          region: "us-ashburn-1",
-          cpu_threshold: { min: 30, max: 75 },
-          ram_threshold: { min: 20, max: 75 },
-          scaling_limits: { min: 1, max: 10 },
-        }],
-      };
+      const config = testConfig(POOL);
       const res = await ctx.call("POST", `/api/v1/nodes/${registered.node_id}/configs`, {
         token: operator.token,
         json: { config },

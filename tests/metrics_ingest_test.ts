@@ -242,6 +242,9 @@ Deno.test("metrics ingestion", async (t) => {
         [await push(good, one.node_token, "00000000-0000-0000-0000-000000000000"), 404, "not_found"],
       ];
       await setNodeDecommissioned(ctx.deps.db, two.node_id, ctx.clock.now());
+      // Written straight to the database: this replica forgets the node's token as the service would (other
+      // replicas at their next poll).
+      ctx.services.nodeAuth.forget(two.node_id);
       cases.push([await push(good, two.node_token, two.node_id), 410, "node_decommissioned"]);
       for (const [res, status, code] of cases) {
         assert.equal(res.status, status);

@@ -16,6 +16,7 @@ import {
   poolOcid,
 } from "./helpers/fixtures.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
+import { testConfig } from "./helpers/configs.ts";
 
 type NodeItem = {
   id: string;
@@ -29,19 +30,6 @@ type NodeItem = {
 type NodePage = { items: NodeItem[]; next_cursor: string | null };
 
 const fields = (body: ErrorBody) => (body.error.details ?? []).map((d) => d.field);
-
-function configDocument(ocid: string) {
-  return {
-    pools: [{
-      instance_pool_id: ocid,
-      compartment_id: "ocid1.compartment.oc1..aaaa",
-      region: "us-ashburn-1",
-      cpu_threshold: { min: 30, max: 75 },
-      ram_threshold: { min: 20, max: 75 },
-      scaling_limits: { min: 1, max: 10 },
-    }],
-  };
-}
 
 Deno.test("nodes API", async (t) => {
   // TRUST_PROXY so X-Forwarded-For sets the address the audit log records.
@@ -421,16 +409,12 @@ Deno.test("nodes API", async (t) => {
       // Config versions through the real service (the node is decommissioned, so set it on alpha too).
       await ctx.deps.pool.query("UPDATE nodes SET decommissioned_at = NULL WHERE id = ?", [delta]);
       for (const ocid of [poolOcid("delta1"), poolOcid("delta2")]) {
-        await setNodeConfig(ctx.deps, ctx.services, {
-          nodeId: delta,
-          input: configDocument(ocid),
-          principal: TEST_SETUP,
+        await setNodeConfig(ctx.deps, ctx.services, { principal: TEST_SETUP }, delta, {
+          config: testConfig(ocid),
         });
       }
-      await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: alpha,
-        input: configDocument(poolOcid("alpha1")),
-        principal: TEST_SETUP,
+      await setNodeConfig(ctx.deps, ctx.services, { principal: TEST_SETUP }, alpha, {
+        config: testConfig(poolOcid("alpha1")),
       });
       const alphaBefore = await countNodeRows(ctx, alpha);
       assert.deepEqual(await countNodeRows(ctx, delta), {

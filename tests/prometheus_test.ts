@@ -9,6 +9,7 @@ import { JOB_NAMES } from "../core/housekeeping.ts";
 import { createTelemetry } from "../core/telemetry.ts";
 import type { Principal } from "../core/principal.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import { testConfig } from "./helpers/configs.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaapromtest";
@@ -132,19 +133,8 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
       assert.equal(tooManyError.code, "batch_too_large");
       assert.equal(tooManyError.details[0].field, "samples");
 
-      const config = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId,
-        input: {
-          pools: [{
-            instance_pool_id: POOL,
-            compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
-            region: "us-ashburn-1",
-            cpu_threshold: { min: 30, max: 75 },
-            ram_threshold: { min: 20, max: 75 },
-            scaling_limits: { min: 1, max: 10 },
-          }],
-        },
-        principal: ADMIN,
+      const config = await setNodeConfig(ctx.deps, ctx.services, { principal: ADMIN }, nodeId, {
+        config: testConfig(POOL),
       });
       assert.equal((await ctx.call("GET", `${path}/config?wait=0`, { token })).status, 200);
       const unchanged = { token, headers: { "if-none-match": `"${config.hash}"` } };

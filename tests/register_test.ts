@@ -6,24 +6,13 @@ import { keyedHash } from "../core/secrets.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
+import { testConfig } from "./helpers/configs.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
 const POOL_A = "ocid1.instancepool.oc1.iad.aaaaaaaapoola";
 const POOL_B = "ocid1.instancepool.oc1.iad.aaaaaaaapoolb";
 
-const CONFIG = {
-  pools: [{
-    instance_pool_id: POOL_A,
-    compartment_id: "ocid1.compartment.oc1..aaaaaaaacompartment",
-    region: "us-ashburn-1",
-    monitoring_method: "oci",
-    cpu_threshold: { min: 30, max: 75 },
-    ram_threshold: { min: 20, max: 75 },
-    scaling_limits: { min: 1, max: 10 },
-    scheduler_max_instances: 3,
-    schedules: [{ start_time: "05:30", end_time: "05:50" }],
-  }],
-};
+const CONFIG = testConfig(POOL_A);
 
 const CONFIG_YAML = `pools:
   - instance_pool_id: ${POOL_B}

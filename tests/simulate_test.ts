@@ -7,12 +7,9 @@ import { count, eq, inArray, sql } from "drizzle-orm";
 import {
   backfillWindow,
   dailyDemand,
-  decide,
   DEFAULT_RULE,
   initialConfig,
-  inScheduleWindow,
   PoolLoad,
-  type PoolRule,
   ruleFromConfig,
   SimulatedPool,
   startFleet,
@@ -22,65 +19,21 @@ import { runCli } from "./helpers/cli.ts";
 import { parseLabelsOption, parseRejectOption } from "../tools/cli/simulate.ts";
 import { eventually, startTestServer } from "./helpers/server.ts";
 
-Deno.test("simulator: the original autoscaler's scaling rule", () => {
-  const rule: PoolRule = {
-    ...DEFAULT_RULE,
-    cpuMin: 30,
-    cpuMax: 75,
-    ramMin: 20,
-    ramMax: 75,
-    minCount: 2,
-    maxCount: 5,
-  };
-  assert.deepEqual(decide(rule, { cpu: 80, ram: 50, count: 3 }, false), {
-    direction: "UP",
-    to: 4,
-    reason: "cpu 80.0 > max 75",
-  });
-  assert.equal(decide(rule, { cpu: 50, ram: 90, count: 3 }, false)?.direction, "UP"); // ram alone
-  assert.equal(decide(rule, { cpu: 99, ram: 99, count: 5 }, false), null); // at scaling_limits.max: hold
-  assert.deepEqual(decide(rule, { cpu: 10, ram: 40, count: 3 }, false), {
-    direction: "DOWN",
-    to: 2,
-    reason: "cpu 10.0 < min 30",
-  });
-  assert.equal(decide(rule, { cpu: 10, ram: 10, count: 2 }, false), null); // at scaling_limits.min: hold
-  assert.equal(decide(rule, { cpu: 50, ram: 50, count: 3 }, false), null); // inside the band
-  assert.equal(decide(rule, { cpu: 50, ram: 50, count: 1 }, false)?.direction, "UP"); // below min
-  assert.equal(decide(rule, { cpu: 50, ram: 50, count: 7 }, false)?.direction, "DOWN"); // above max
-  // A schedule window holds at least scheduler_max_instances.
-  const scheduled = { ...rule, schedulerMax: 4, schedules: [{ start: "05:30", end: "05:50" }] };
-  assert.deepEqual(decide(scheduled, { cpu: 5, ram: 5, count: 3 }, true), {
-    direction: "UP",
-    to: 4,
-    reason: "schedule wants 4",
-  });
-  assert.equal(decide(scheduled, { cpu: 5, ram: 5, count: 4 }, true), null);
-  assert.equal(decide(scheduled, { cpu: 5, ram: 5, count: 4 }, false)?.direction, "DOWN");
-  assert.equal(inScheduleWindow(scheduled.schedules, Date.parse("2026-06-01T05:40:00Z")), true);
-  assert.equal(inScheduleWindow(scheduled.schedules, Date.parse("2026-06-01T05:50:00Z")), false);
-});
-
 Deno.test("simulator: config entries become rules; the daily curve peaks at its hour", () => {
   const config = initialConfig("sim", 1, 2, "us-ashburn-1");
   const pools = config.pools as Record<string, unknown>[];
   assert.equal(pools.length, 2);
   assert.match(String(pools[0].instance_pool_id), /^ocid1\.instancepool\.oc1\.iad\.aaaasimn001p1$/);
   assert.deepEqual(ruleFromConfig(pools[0]), {
-    cpuMin: 30,
-    cpuMax: 75,
-    ramMin: 20,
-    ramMax: 75,
-    minCount: 1,
-    maxCount: 10,
-    schedulerMax: 4,
+    cpu: { min: 30, max: 75 },
+    ram: { min: 20, max: 75 },
+    limits: { min: 1, max: 10 },
+    schedulerMaxInstances: 4,
     schedules: [{ start: "05:30", end: "05:50" }],
   });
   assert.deepEqual(ruleFromConfig({ cpu_threshold: { min: 5, max: 9 } }), {
     ...DEFAULT_RULE,
-    cpuMin: 5,
-    cpuMax: 9,
-    schedulerMax: undefined,
+    cpu: { min: 5, max: 9 },
   });
   const shape = { peakDemand: 6, peakHour: 14, nightShare: 0.2, spikeRatePerHour: 0 };
   const at = (hour: number) => dailyDemand(shape, Date.UTC(2026, 5, 1, hour));
@@ -132,7 +85,7 @@ Deno.test("simulator: 5 nodes against the real service", async (t) => {
     nodes: 5,
     pools: 2,
     tickMs: 100,
-    cooldownMs: 100,
+    timing: { evaluationMs: 100, cooldownMs: 0 },
     dir,
     prefix: "simtest",
     seed: 42,
@@ -196,7 +149,7 @@ Deno.test("simulator: 5 nodes against the real service", async (t) => {
           return row.configState === "in_sync" && row.appliedHash === set.hash;
         });
         assert.ok(
-          [...agent.pools.values()].every((pool) => pool.rule.cpuMax === 1 && pool.rule.maxCount === 12),
+          [...agent.pools.values()].every((pool) => pool.rule.cpu.max === 1 && pool.rule.limits.max === 12),
         );
         assert.match(await Deno.readTextFile(agent.configPath), /max: 12/);
         await eventually(
@@ -295,8 +248,8 @@ Deno.test("simulator: a node told to reject configs acks them as failed and keep
     assert.match(rejecting.configError ?? "", /^simulated rejection: rej-002 refuses config version 2 /);
     assert.notEqual(rejecting.appliedHash, hashes.get("rej-002"));
     // It still scales by what it ran before; the others took the new thresholds.
-    assert.equal([...fleet.agents[1].pools.values()][0].rule.cpuMax, 75);
-    assert.equal([...fleet.agents[0].pools.values()][0].rule.cpuMax, 60);
+    assert.equal([...fleet.agents[1].pools.values()][0].rule.cpu.max, 75);
+    assert.equal([...fleet.agents[0].pools.values()][0].rule.cpu.max, 60);
     assert.equal(fleet.summary().configs_failed, 1);
   } finally {
     await fleet.stop(500);

@@ -138,7 +138,7 @@ Deno.test("console: node configuration page", async (t) => {
     );
 
     await t.step("the agent applies it: in sync, and the history marks desired and applied", async () => {
-      await ackConfig(ctx.deps, { nodeId: node.nodeId, hash: v1Hash, status: "applied", principal: agent });
+      await ackConfig(ctx.deps, { principal: agent }, node.nodeId, { hash: v1Hash, status: "applied" });
       const { html } = await page(url, operator);
       assert.match(html, /In sync/);
       assert.match(html, /The agent runs the desired version/);
@@ -164,18 +164,14 @@ Deno.test("console: node configuration page", async (t) => {
     });
 
     await t.step("the agent fails the next version: its error is shown, and what it still runs", async () => {
-      const v3 = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId: node.nodeId,
-        input: YAML_V1.replace("max: 10}", "max: 12}"),
-        principal: OPERATOR,
+      const v3 = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
+        config: YAML_V1.replace("max: 10}", "max: 12}"),
         comment: "more room",
       });
-      await ackConfig(ctx.deps, {
-        nodeId: node.nodeId,
+      await ackConfig(ctx.deps, { principal: agent }, node.nodeId, {
         hash: v3.hash,
         status: "failed",
         error: "pool <ocid1...> not found",
-        principal: agent,
       });
       const { html } = await page(url, operator);
       assert.match(html, /Failed/);
@@ -226,7 +222,11 @@ Deno.test("console: node configuration page", async (t) => {
     await t.step("a viewer reads the config but sees no edit controls", async () => {
       const { status, html } = await page(url, viewer);
       assert.equal(status, 200);
-      assert.doesNotMatch(html, /<textarea/);
+      // No editor to save from (the only text box is the what-if panel's, which saves nothing).
+      assert.doesNotMatch(html, /<textarea id="yaml"/);
+      assert.doesNotMatch(html, /Save as version/);
+      assert.equal(html.match(/<textarea/g)?.length, 1);
+      assert.match(html, /<textarea id="replay-yaml"/);
       assert.doesNotMatch(html, /Roll back to this/);
       assert.doesNotMatch(html, /action="[^"]*\/rollback"/);
       assert.match(html, /changing it needs the operator role/);

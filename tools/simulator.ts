@@ -6,114 +6,31 @@
 // (see README, "The fleet simulator"). Past history is written by the backfill, at past times, through the
 // same client and API; a live fleet then samples the present.
 import { CentralManagementClient, type ClientOptions, type MetricSample, toYaml } from "../client/mod.ts";
+import {
+  type Decision,
+  initialRuleState,
+  ORIGINAL_TIMING,
+  type RuleAction,
+  ruleFromPoolConfig,
+  type RuleState,
+  type RuleTiming,
+  type ScalingRule,
+  stepRule,
+  type Utilization,
+} from "../core/scalingRule.ts";
 
 // ---- the scaling rule ---------------------------------------------------------------------------------
 
-export interface PoolRule {
-  cpuMin: number;
-  cpuMax: number;
-  ramMin: number;
-  ramMax: number;
-  minCount: number;
-  maxCount: number;
-  /** During a schedule window the pool runs at least this many instances. */
-  schedulerMax?: number;
-  schedules: { start: string; end: string }[];
-}
-
-export const DEFAULT_RULE: PoolRule = {
-  cpuMin: 30,
-  cpuMax: 75,
-  ramMin: 20,
-  ramMax: 75,
-  minCount: 1,
-  maxCount: 10,
-  schedules: [],
-};
-
-/** Simulated seconds between two scaling actions of one pool. */
-export const COOLDOWN_S = 300;
-
-export interface Decision {
-  direction: "UP" | "DOWN";
-  to: number;
-  reason: string;
-}
-
-/** The original autoscaler's rule: one instance up when cpu or ram is over its max, one down when under its
- * min, within scaling_limits; inside a schedule window, at least scheduler_max_instances. */
-export function decide(
-  rule: PoolRule,
-  sample: { cpu: number; ram: number; count: number },
-  inSchedule: boolean,
-): Decision | null {
-  const { cpu, ram, count } = sample;
-  const floor = inSchedule && rule.schedulerMax !== undefined
-    ? Math.min(rule.maxCount, Math.max(rule.minCount, rule.schedulerMax))
-    : rule.minCount;
-  if (count < floor) {
-    return {
-      direction: "UP",
-      to: count + 1,
-      reason: inSchedule ? `schedule wants ${floor}` : `below scaling_limits.min ${rule.minCount}`,
-    };
-  }
-  if (count > rule.maxCount) {
-    return { direction: "DOWN", to: count - 1, reason: `above scaling_limits.max ${rule.maxCount}` };
-  }
-  if ((cpu > rule.cpuMax || ram > rule.ramMax) && count < rule.maxCount) {
-    const why = cpu > rule.cpuMax
-      ? `cpu ${cpu.toFixed(1)} > max ${rule.cpuMax}`
-      : `ram ${ram.toFixed(1)} > max ${rule.ramMax}`;
-    return { direction: "UP", to: count + 1, reason: why };
-  }
-  if (cpu > rule.cpuMax || ram > rule.ramMax) return null; // at the limit: hold
-  if ((cpu < rule.cpuMin || ram < rule.ramMin) && count > floor) {
-    const why = cpu < rule.cpuMin
-      ? `cpu ${cpu.toFixed(1)} < min ${rule.cpuMin}`
-      : `ram ${ram.toFixed(1)} < min ${rule.ramMin}`;
-    return { direction: "DOWN", to: count - 1, reason: why };
-  }
-  return null;
-}
-
-/** True when the simulated time of day (UTC) is inside one of the HH:MM windows. */
-export function inScheduleWindow(schedules: PoolRule["schedules"], simMs: number): boolean {
-  const date = new Date(simMs);
-  const hhmm = `${String(date.getUTCHours()).padStart(2, "0")}:${
-    String(date.getUTCMinutes()).padStart(2, "0")
-  }`;
-  return schedules.some((s) => hhmm >= s.start && hhmm < s.end);
-}
-
-/** The rule a pool entry of config.yaml describes (missing parts keep the defaults). */
-export function ruleFromConfig(pool: Record<string, unknown>): PoolRule {
-  const range = (value: unknown, min: number, max: number) => {
-    const r = value as { min?: unknown; max?: unknown } | undefined;
-    return {
-      min: typeof r?.min === "number" ? r.min : min,
-      max: typeof r?.max === "number" ? r.max : max,
-    };
-  };
-  const cpu = range(pool.cpu_threshold, DEFAULT_RULE.cpuMin, DEFAULT_RULE.cpuMax);
-  const ram = range(pool.ram_threshold, DEFAULT_RULE.ramMin, DEFAULT_RULE.ramMax);
-  const limits = range(pool.scaling_limits, DEFAULT_RULE.minCount, DEFAULT_RULE.maxCount);
-  const schedules = Array.isArray(pool.schedules)
-    ? (pool.schedules as { start_time?: unknown; end_time?: unknown }[])
-      .filter((s) => typeof s?.start_time === "string" && typeof s?.end_time === "string")
-      .map((s) => ({ start: s.start_time as string, end: s.end_time as string }))
-    : [];
-  return {
-    cpuMin: cpu.min,
-    cpuMax: cpu.max,
-    ramMin: ram.min,
-    ramMax: ram.max,
-    minCount: limits.min,
-    maxCount: limits.max,
-    schedulerMax: typeof pool.scheduler_max_instances === "number" ? pool.scheduler_max_instances : undefined,
-    schedules,
-  };
-}
+// The rule lives in core/scalingRule.ts (the what-if replay uses the same one); these names are kept for
+// the simulator's users.
+export {
+  DEFAULT_RULE,
+  inScheduleWindow,
+  ORIGINAL_TIMING,
+  ruleFromPoolConfig as ruleFromConfig,
+  type RuleTiming,
+  type ScalingRule as PoolRule,
+} from "../core/scalingRule.ts";
 
 // ---- the load model -----------------------------------------------------------------------------------
 
@@ -216,42 +133,70 @@ export interface Observation {
   ram: number;
   /** The instance count the sample saw (before the decision). */
   count: number;
+  /** What the rule changed at this step (a scheduler window's addition and an evaluation's step, when both
+   * happen at once, as one change). */
   decision: Decision | null;
 }
 
+/** The rule's actions at one step as one change (from the first one's count to the last one's). */
+function combined(actions: RuleAction[]): Decision | null {
+  if (actions.length === 0) return null;
+  const to = actions.at(-1)!.to;
+  return {
+    direction: to > actions[0].from ? "UP" : "DOWN",
+    to,
+    reason: actions.map((action) => action.reason).join("; "),
+  };
+}
+
 export class SimulatedPool {
-  count: number;
-  lastScaleMs = Number.NEGATIVE_INFINITY;
+  state: RuleState;
   scaledUp = 0;
   scaledDown = 0;
 
   constructor(
     readonly ocid: string,
-    public rule: PoolRule,
+    public rule: ScalingRule,
     readonly load: PoolLoad,
-    /** Time between two scaling actions of the pool. */
-    readonly cooldownMs = COOLDOWN_S * 1000,
+    /** The autoscaler's evaluation interval and cooldown (the original's by default). */
+    readonly timing: RuleTiming = ORIGINAL_TIMING,
   ) {
-    this.count = clamp(Math.round(load.shape.peakDemand / 1.5), rule.minCount, rule.maxCount);
+    this.state = initialRuleState(
+      clamp(Math.round(load.shape.peakDemand / 1.5), rule.limits.min, rule.limits.max),
+    );
   }
 
-  /** One observation at time `ms` (later than the previous one): utilization, and the scaling it leads to. */
-  step(ms: number): Observation {
-    const cpu = clamp((100 * this.load.demand(ms)) / Math.max(1, this.count), 0, 100);
+  /** The pool's instance count now. */
+  get count(): number {
+    return this.state.size;
+  }
+
+  /** What the pool's instances report at time `ms` when `count` of them share the load. */
+  measure(ms: number, count: number): Utilization {
+    const cpu = clamp((100 * this.load.demand(ms)) / Math.max(1, count), 0, 100);
     const ram = clamp(22 + 0.55 * cpu + 3 * this.load.gaussian(ms, 2), 0, 100);
     const round = (value: number) => Math.round(value * 10) / 10;
-    const observed = { cpu: round(cpu), ram: round(ram), count: this.count };
-    let decision: Decision | null = null;
-    if (ms - this.lastScaleMs >= this.cooldownMs) {
-      decision = decide(this.rule, observed, inScheduleWindow(this.rule.schedules, ms));
-      if (decision) {
-        this.count = decision.to;
-        this.lastScaleMs = ms;
-        if (decision.direction === "UP") this.scaledUp++;
-        else this.scaledDown++;
-      }
+    return { cpu: round(cpu), ram: round(ram) };
+  }
+
+  /** One observation at time `ms` (later than the previous one): utilization, and the scaling it leads to
+   * (core/scalingRule.ts: the scheduler's tick, then the evaluation when it is due). */
+  step(ms: number): Observation {
+    const count = this.count;
+    const observed = this.measure(ms, count);
+    const { state, actions } = stepRule(
+      this.rule,
+      this.state,
+      ms,
+      (size) => (size === count ? observed : this.measure(ms, size)),
+      this.timing,
+    );
+    this.state = state;
+    for (const action of actions) {
+      if (action.direction === "UP") this.scaledUp++;
+      else this.scaledDown++;
     }
-    return { ...observed, decision };
+    return { ...observed, count, decision: combined(actions) };
   }
 }
 
@@ -326,8 +271,9 @@ export interface SimulationOptions {
   prefix?: string;
   /** Same seed and prefix, same load at the same times. Default 1. */
   seed?: number;
-  /** Time between two scaling actions of a pool. Default 300,000 (5 minutes). */
-  cooldownMs?: number;
+  /** The autoscaler's evaluation interval and cooldown; default the original's (300 s, 900 s). Tests
+   * shorten them. */
+  timing?: Partial<RuleTiming>;
   /** Write this much past history for each node before going live, up to `untilMs` (default: now). */
   backfill?: { spanMs: number; stepMs: number; untilMs?: number };
   /** How long the backfill waits for the nodes to register; one still unregistered is left out. Default
@@ -406,7 +352,7 @@ export class SimulatedAutoscaler {
     readonly configPath: string,
     readonly region: string,
     private readonly seed: number,
-    private readonly cooldownMs: number,
+    private readonly timing: RuleTiming,
     clientOptions: ClientOptions,
   ) {
     this.client = new CentralManagementClient({
@@ -436,11 +382,11 @@ export class SimulatedAutoscaler {
     for (const entry of pools as Record<string, unknown>[]) {
       const ocid = String(entry.instance_pool_id);
       seen.add(ocid);
-      const rule = ruleFromConfig(entry);
+      const rule = ruleFromPoolConfig(entry);
       const pool = this.pools.get(ocid);
       if (pool) pool.rule = rule;
       else {
-        this.pools.set(ocid, new SimulatedPool(ocid, rule, new PoolLoad(this.seed, ocid), this.cooldownMs));
+        this.pools.set(ocid, new SimulatedPool(ocid, rule, new PoolLoad(this.seed, ocid), this.timing));
       }
     }
     for (const ocid of [...this.pools.keys()]) if (!seen.has(ocid)) this.pools.delete(ocid);
@@ -550,7 +496,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
   const tickMs = options.tickMs ?? 1_000;
   const prefix = options.prefix ?? "sim";
   const seed = options.seed ?? 1;
-  const cooldownMs = options.cooldownMs ?? COOLDOWN_S * 1000;
+  const timing = { ...ORIGINAL_TIMING, ...options.timing };
   const now = options.now ?? Date.now;
   const rejecting = new Set(options.rejectConfig ?? []);
 
@@ -568,7 +514,7 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
     } catch {
       await Deno.writeTextFile(configPath, toYaml(config));
     }
-    const agent = new SimulatedAutoscaler(name, configPath, region, seed, cooldownMs, {
+    const agent = new SimulatedAutoscaler(name, configPath, region, seed, timing, {
       centralApiUrl: options.url,
       localConfigPath: configPath,
       enrollmentToken: options.token,

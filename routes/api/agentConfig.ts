@@ -1,14 +1,21 @@
 // The agent's side of configuration: pull the desired config (ETag + long-poll) and ack what was applied.
 // Node-token authenticated; the rules live in core/configs.ts.
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { ackConfig, MAX_WAIT_S, pullConfig } from "../../core/configs.ts";
+import { ackConfig, MAX_WAIT_S, type PullResult, startPull } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { errorResponses } from "../errors.ts";
+import { asAppError, errorJsonResponse, errorResponses } from "../errors.ts";
+import type { Parking } from "../parking.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, nodeTokenRequired, requireNodeActor } from "../guards.ts";
-import { CONFIG_HASH_DESCRIPTION, CONFIG_YAML_DESCRIPTION, NodeIdParams } from "./schemas.ts";
+import {
+  CONFIG_HASH_DESCRIPTION,
+  CONFIG_YAML_DESCRIPTION,
+  jsonBody,
+  jsonResponse,
+  NodeIdParams,
+} from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const MAX_ERROR_LENGTH = 4000;
@@ -91,14 +98,8 @@ const ackRoute = createRoute({
   summary: "Report whether a config was applied",
   // The full node-token check (routes/guards.ts nodeTokenRequired, below) follows access()'s presence check.
   ...access("node"),
-  request: {
-    params: NodeIdParams,
-    body: { required: true, content: { "application/json": { schema: AckBodySchema } } },
-  },
-  responses: {
-    200: { description: "Recorded", content: { "application/json": { schema: AckResponseSchema } } },
-    ...errorResponses(401, 403, 404, 410, 422),
-  },
+  request: { params: NodeIdParams, body: jsonBody(AckBodySchema) },
+  responses: { 200: jsonResponse(AckResponseSchema, "Recorded"), ...errorResponses(401, 403, 404, 410, 422) },
 });
 
 /** If-None-Match -> the hashes it names ("*" for any). Accepts "h", W/"h", bare h and comma lists. */
@@ -110,43 +111,57 @@ export function parseIfNoneMatch(header: string | undefined): string[] | "*" {
     .filter((tag) => tag !== "");
 }
 
+/** The answer to a pull: the config (200), unchanged (304) or none (204), with its ETag. Built without the
+ * request's context, so a pull that waited can be answered after its middleware finished. */
+function pullResponse(result: PullResult): Response {
+  const headers: Record<string, string> = { "cache-control": "no-cache" };
+  if (result.kind === "none") return new Response(null, { status: 204, headers });
+  if (result.kind === "not_modified") {
+    return new Response(null, { status: 304, headers: { ...headers, etag: `"${result.hash}"` } });
+  }
+  const { version, hash, body, yaml, created_at } = result.config;
+  return Response.json({ version, hash, body, yaml, created_at }, {
+    status: 200,
+    headers: { ...headers, etag: `"${hash}"` },
+  });
+}
+
 export function registerAgentConfigRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
   services: Services,
+  parking: Parking,
 ): void {
   const nodeToken = nodeTokenRequired(services.nodeAuth);
 
   app.openapi({ ...pullRoute, middleware: [nodeToken] as const }, async (c) => {
     const { wait } = c.req.valid("query");
     const headers = c.req.valid("header");
-    const result = await pullConfig(deps, services, {
-      nodeId: requireNodeActor(c).principal.nodeId,
+    const nodeId = requireNodeActor(c).principal.nodeId;
+    const started = await startPull(deps, services, {
+      nodeId,
       knownHashes: parseIfNoneMatch(headers["if-none-match"]),
       waitS: wait,
       signal: c.req.raw.signal,
+      rememberedDesiredHash: services.nodeAuth.desiredHash(nodeId),
     });
-    c.header("Cache-Control", "no-cache");
-    if (result.kind === "none") return c.body(null, 204);
-    if (result.kind === "not_modified") {
-      c.header("ETag", `"${result.hash}"`);
-      return c.body(null, 304);
-    }
-    const { version, hash, body, yaml, created_at } = result.config;
-    c.header("ETag", `"${hash}"`);
-    return c.json({ version, hash, body, yaml, created_at }, 200);
+    if ("now" in started) return pullResponse(started.now) as never;
+    // A waiting pull: parked outside the middleware until its answer comes (routes/parking.ts).
+    const requestId = c.get("requestId");
+    const answer = started.later.then(
+      pullResponse,
+      (error) => errorJsonResponse(asAppError(error, requestId, deps.logger), requestId),
+    );
+    return parking.park(answer, pullRoute.getRoutingPath(), c.req.path, c.get("clientAddress")) as never;
   });
 
   app.openapi({ ...ackRoute, middleware: [nodeToken] as const }, async (c) => {
     const ack = c.req.valid("json");
-    const { principal: node, address } = requireNodeActor(c);
-    const result = await ackConfig(deps, {
-      nodeId: node.nodeId,
+    const actor = requireNodeActor(c);
+    const result = await ackConfig(deps, actor, actor.principal.nodeId, {
       hash: ack.hash,
       status: ack.status,
       error: ack.error ?? null,
-      principal: node,
-      address,
     });
     return c.json(result, 200);
   });

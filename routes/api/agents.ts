@@ -14,7 +14,7 @@ import * as fields from "../../core/fields.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, agentCaller, nodeTokenRequired, requireNodeActor } from "../guards.ts";
-import { NodeIdParams } from "./schemas.ts";
+import { jsonBody, jsonResponse, NodeIdParams } from "./schemas.ts";
 
 const MAX_POOLS = 100;
 
@@ -71,7 +71,7 @@ const RegisterResponse = z.object({
   }).nullable(),
 }).openapi("RegisterResult");
 
-const HeartbeatBody = z.strictObject({
+export const HeartbeatBody = z.strictObject({
   status: z.string().max(32).nullish().openapi({ example: "ok" }),
   uptime_s: z.number().int("must be a whole number").min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
   applied_config_hash: fields.configHash.nullish(),
@@ -131,13 +131,10 @@ const registerRoute = createRoute({
     "node (POST /api/v1/nodes/{id}/reenrollment-token, `token create --node`): 200 and a new node token. " +
     "Otherwise 409 node_name_taken, nothing changed. 401 codes: enrollment_token_invalid, _expired, " +
     "_revoked, _exhausted. 403 enrollment_token_wrong_node. 409 node_decommissioned, node_name_taken.",
-  request: { body: { required: true, content: { "application/json": { schema: RegisterBody } } } },
+  request: { body: jsonBody(RegisterBody) },
   responses: {
-    201: { description: "Registered", content: { "application/json": { schema: RegisterResponse } } },
-    200: {
-      description: "A known node proved its identity; its token was rotated",
-      content: { "application/json": { schema: RegisterResponse } },
-    },
+    201: jsonResponse(RegisterResponse, "Registered"),
+    200: jsonResponse(RegisterResponse, "A known node proved its identity; its token was rotated"),
     ...errorResponses(401, 403, 409, 413, 422, 429),
   },
 });
@@ -148,12 +145,9 @@ const heartbeatRoute = createRoute({
   tags: ["agent"],
   summary: "Heartbeat: status, uptime, applied config hash, pool sizes",
   ...access("node"),
-  request: {
-    params: NodeIdParams,
-    body: { required: true, content: { "application/json": { schema: HeartbeatBody } } },
-  },
+  request: { params: NodeIdParams, body: jsonBody(HeartbeatBody) },
   responses: {
-    200: { description: "Recorded", content: { "application/json": { schema: HeartbeatResponse } } },
+    200: jsonResponse(HeartbeatResponse, "Recorded"),
     ...nodeErrors,
   },
 });
@@ -167,12 +161,9 @@ const metricsRoute = createRoute({
     "At most MAX_BATCH_SAMPLES samples (default 1,000): a larger batch gets 413 batch_too_large, " +
     "and the clients halve their batch size.",
   ...access("node"),
-  request: {
-    params: NodeIdParams,
-    body: { required: true, content: { "application/json": { schema: MetricsBody } } },
-  },
+  request: { params: NodeIdParams, body: jsonBody(MetricsBody) },
   responses: {
-    200: { description: "Stored", content: { "application/json": { schema: MetricsResponse } } },
+    200: jsonResponse(MetricsResponse, "Stored"),
     ...nodeErrors,
   },
 });

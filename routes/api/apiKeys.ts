@@ -6,7 +6,7 @@ import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
-import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
+import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
 
 export const ApiKeySchema = z.object({
   id: z.number().int(),
@@ -57,7 +57,7 @@ const createKeyRoute = createRoute({
   tags: ["api keys"],
   summary: "Create an API key; the secret is in this response only",
   ...access("admin"),
-  request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
+  request: { body: jsonBody(CreateApiKeyBody) },
   responses: { 201: jsonResponse(CreatedApiKey, "Created"), ...errorResponses(401, 403, 422) },
 });
 

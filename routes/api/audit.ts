@@ -7,6 +7,7 @@ import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
 import * as fields from "../../core/fields.ts";
+import { jsonResponse } from "./schemas.ts";
 
 const AuditQuerySchema = z.object({
   actor: z.string().min(1).max(128).optional().openapi({ description: "Actor name, e.g. alice or key:ci" }),
@@ -53,10 +54,7 @@ const auditRoute = createRoute({
   summary: "The audit log, newest first (operator and admin)",
   ...access("operator"),
   request: { query: AuditQuerySchema },
-  responses: {
-    200: { description: "One page", content: { "application/json": { schema: AuditPageSchema } } },
-    ...errorResponses(401, 403, 422),
-  },
+  responses: { 200: jsonResponse(AuditPageSchema, "One page"), ...errorResponses(401, 403, 422) },
 });
 
 export function registerAuditRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {

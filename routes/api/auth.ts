@@ -10,6 +10,7 @@ import * as fields from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
 import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
+import { jsonBody, jsonResponse } from "./schemas.ts";
 
 const LoginBody = z.object({
   username: fields.presentedUsername,
@@ -37,11 +38,8 @@ const loginRoute = createRoute({
   tags: ["auth"],
   summary: "Log in: sets the acs_session cookie and returns the CSRF token",
   ...access("public"),
-  request: { body: { required: true, content: { "application/json": { schema: LoginBody } } } },
-  responses: {
-    200: { description: "Logged in", content: { "application/json": { schema: LoginResponse } } },
-    ...errorResponses(401, 422, 429),
-  },
+  request: { body: jsonBody(LoginBody) },
+  responses: { 200: jsonResponse(LoginResponse, "Logged in"), ...errorResponses(401, 422, 429) },
 });
 
 const logoutRoute = createRoute({
@@ -59,10 +57,7 @@ const meRoute = createRoute({
   tags: ["auth"],
   summary: "Who am I: the calling user or API key and its role",
   ...access("viewer"),
-  responses: {
-    200: { description: "The caller", content: { "application/json": { schema: MeResponse } } },
-    ...errorResponses(401, 403),
-  },
+  responses: { 200: jsonResponse(MeResponse, "The caller"), ...errorResponses(401, 403) },
 });
 
 const ChangePasswordBody = z.object({
@@ -77,7 +72,7 @@ const passwordRoute = createRoute({
   summary: "Change your own password (logged-in users; your other sessions end)",
   description: "Wrong current passwords are throttled like failed logins (429 with Retry-After).",
   ...access("viewer"),
-  request: { body: { required: true, content: { "application/json": { schema: ChangePasswordBody } } } },
+  request: { body: jsonBody(ChangePasswordBody) },
   responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 403, 422, 429) },
 });
 

@@ -17,16 +17,17 @@ import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { access, requireActor, requireRole } from "../guards.ts";
 import {
   CONFIG_HASH_DESCRIPTION,
   CONFIG_YAML_DESCRIPTION,
   intPathParam,
   isoTime,
+  isYamlBody,
+  jsonBody,
+  jsonResponse,
   NodeIdParams,
 } from "./schemas.ts";
-
-const YAML_TYPES = ["application/yaml", "text/yaml"];
 
 const versionNumber = (name: string) => intPathParam(name, 3);
 
@@ -98,10 +99,7 @@ const StatusSchema = z.object({
   acked_at: isoTime.nullable(),
 }).openapi("ConfigStatus");
 
-const versionResponse = (description: string) => ({
-  description,
-  content: { "application/json": { schema: ConfigVersionSchema } },
-});
+const versionResponse = (description: string) => jsonResponse(ConfigVersionSchema, description);
 
 const listRoute = createRoute({
   method: "get",
@@ -110,10 +108,7 @@ const listRoute = createRoute({
   summary: "A node's config versions, newest first",
   ...access("viewer"),
   request: { params: NodeIdParams, query: ListQuery },
-  responses: {
-    200: { description: "Versions", content: { "application/json": { schema: VersionListSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(VersionListSchema, "Versions"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const diffRoute = createRoute({
@@ -123,10 +118,7 @@ const diffRoute = createRoute({
   summary: "Unified diff between two versions",
   ...access("viewer"),
   request: { params: NodeIdParams, query: DiffQuery },
-  responses: {
-    200: { description: "The diff", content: { "application/json": { schema: DiffSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(DiffSchema, "The diff"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const getRoute = createRoute({
@@ -179,10 +171,7 @@ const rollbackRoute = createRoute({
   tags: ["configs"],
   summary: "Roll back: a new version carrying the body of {version} (operator)",
   ...access("operator"),
-  request: {
-    params: VersionParams,
-    body: { required: false, content: { "application/json": { schema: RollbackBody } } },
-  },
+  request: { params: VersionParams, body: jsonBody(RollbackBody, false) },
   responses: {
     201: versionResponse("The new version"),
     200: versionResponse("Unchanged: that body is already the desired version"),
@@ -197,23 +186,14 @@ const statusRoute = createRoute({
   summary: "Desired vs applied config, and the agent's failure if any",
   ...access("viewer"),
   request: { params: NodeIdParams },
-  responses: {
-    200: { description: "Status", content: { "application/json": { schema: StatusSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(StatusSchema, "Status"), ...errorResponses(401, 403, 404, 422) },
 });
-
-const isYaml = (contentType: string | undefined) =>
-  YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());
 
 export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {
   app.openapi(listRoute, async (c) => {
     requireRole(c, "viewer");
     const { limit, before_version } = c.req.valid("query");
-    const page = await listConfigVersions(deps, c.req.valid("param").id, {
-      limit,
-      beforeVersion: before_version,
-    });
+    const page = await listConfigVersions(deps, c.req.valid("param").id, { limit, before_version });
     return c.json({ items: page.versions, next_before_version: page.next_before_version }, 200);
   });
 
@@ -231,11 +211,11 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
   });
 
   app.openapi(createConfigRoute, async (c) => {
-    const principal = requireRole(c, "operator");
+    const actor = requireActor(c, "operator");
     const nodeId = c.req.valid("param").id;
     let input: unknown;
     let note: string | undefined;
-    if (isYaml(c.req.header("content-type"))) {
+    if (isYamlBody(c.req.header("content-type"))) {
       input = await c.req.text();
       note = c.req.valid("query").comment;
     } else {
@@ -253,25 +233,18 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
         },
       ]);
     }
-    const { view, created } = await changeNodeConfig(deps, services, {
-      nodeId,
-      input,
-      principal,
+    const { view, created } = await changeNodeConfig(deps, services, actor, nodeId, {
+      config: input,
       comment: note,
-      address: c.get("clientAddress"),
     });
     return created ? c.json(view, 201) : c.json(view, 200);
   });
 
   app.openapi(rollbackRoute, async (c) => {
-    const principal = requireRole(c, "operator");
     const { id, version } = c.req.valid("param");
-    const { view, created } = await rollbackNodeConfig(deps, services, {
-      nodeId: id,
-      toVersion: version,
-      principal,
+    const { view, created } = await rollbackNodeConfig(deps, services, requireActor(c, "operator"), id, {
+      to_version: version,
       comment: c.req.valid("json").comment,
-      address: c.get("clientAddress"),
     });
     return created ? c.json(view, 201) : c.json(view, 200);
   });

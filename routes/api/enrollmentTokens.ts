@@ -11,7 +11,7 @@ import {
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
-import { intPathParam, isoTime } from "./schemas.ts";
+import { intPathParam, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
 
 const TokenSchema = z.object({
   id: z.number().int(),
@@ -64,10 +64,7 @@ const listRoute = createRoute({
   ...access("admin"),
   request: { query: ListQuery },
   responses: {
-    200: {
-      description: "Tokens (never the secret)",
-      content: { "application/json": { schema: z.object({ items: z.array(TokenSchema) }) } },
-    },
+    200: jsonResponse(z.object({ items: z.array(TokenSchema) }), "Tokens (never the secret)"),
     ...errorResponses(401, 403, 422),
   },
 });
@@ -78,11 +75,8 @@ const createTokenRoute = createRoute({
   tags: ["enrollment-tokens"],
   summary: "Create an enrollment token; the response is the only time it is shown (admin)",
   ...access("admin"),
-  request: { body: { required: true, content: { "application/json": { schema: CreateBody } } } },
-  responses: {
-    201: { description: "Created", content: { "application/json": { schema: CreatedSchema } } },
-    ...errorResponses(401, 403, 422),
-  },
+  request: { body: jsonBody(CreateBody) },
+  responses: { 201: jsonResponse(CreatedSchema, "Created"), ...errorResponses(401, 403, 422) },
 });
 
 const revokeRoute = createRoute({
@@ -93,7 +87,7 @@ const revokeRoute = createRoute({
   ...access("admin"),
   request: { params: IdParams },
   responses: {
-    200: { description: "The revoked token", content: { "application/json": { schema: TokenSchema } } },
+    200: jsonResponse(TokenSchema, "The revoked token"),
     ...errorResponses(401, 403, 404, 409, 422),
   },
 });

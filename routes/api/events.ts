@@ -9,7 +9,7 @@ import {
 } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { nodeIdPathParam } from "./schemas.ts";
+import { jsonResponse, nodeIdPathParam } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const EventQuery = z.object({
@@ -49,10 +49,7 @@ const EventListSchema = z.object({
   next_cursor: z.string().nullable(),
 }).openapi("ScalingEventList");
 
-const ok = {
-  description: "Events, newest first",
-  content: { "application/json": { schema: EventListSchema } },
-};
+const ok = jsonResponse(EventListSchema, "Events, newest first");
 
 const fleetRoute = createRoute({
   method: "get",

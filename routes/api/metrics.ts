@@ -6,7 +6,7 @@ import { errorResponses } from "../errors.ts";
 import { DEFAULT_HOURS, fleetSummary, MAX_POINTS, poolSeries } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireRole } from "../guards.ts";
-import { isoTime, nodeIdPathParam } from "./schemas.ts";
+import { isoTime, jsonResponse, nodeIdPathParam } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const SeriesParams = z.object({
@@ -109,10 +109,7 @@ const seriesRoute = createRoute({
   summary: "A pool's cpu, memory and instance count per step bucket over a range",
   ...access("viewer"),
   request: { params: SeriesParams, query: SeriesQuery },
-  responses: {
-    200: { description: "The series", content: { "application/json": { schema: SeriesSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(SeriesSchema, "The series"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const summaryRoute = createRoute({
@@ -122,10 +119,7 @@ const summaryRoute = createRoute({
   summary: "Fleet summary over the last hours: averages, extremes, scaling events, node counts",
   ...access("viewer"),
   request: { query: SummaryQuery },
-  responses: {
-    200: { description: "The summary", content: { "application/json": { schema: SummarySchema } } },
-    ...errorResponses(401, 403, 422),
-  },
+  responses: { 200: jsonResponse(SummarySchema, "The summary"), ...errorResponses(401, 403, 422) },
 });
 
 export function registerMetricsRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): void {

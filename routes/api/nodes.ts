@@ -18,7 +18,7 @@ import {
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
-import { isoTime, jsonResponse, NodeIdParams } from "./schemas.ts";
+import { isoTime, jsonBody, jsonResponse, NodeIdParams } from "./schemas.ts";
 import {
   createReenrollmentToken,
   REENROLLMENT_DEFAULT_EXPIRES_S,
@@ -164,10 +164,7 @@ const listRoute = createRoute({
   summary: "List nodes with filters, newest-first or by name, cursor-paginated",
   ...access("viewer"),
   request: { query: NodeListQuery },
-  responses: {
-    200: { description: "One page of nodes", content: { "application/json": { schema: NodeListSchema } } },
-    ...errorResponses(401, 403, 422),
-  },
+  responses: { 200: jsonResponse(NodeListSchema, "One page of nodes"), ...errorResponses(401, 403, 422) },
 });
 
 const getRoute = createRoute({
@@ -177,10 +174,7 @@ const getRoute = createRoute({
   summary: "A node with its pools and latest figures",
   ...access("viewer"),
   request: { params: NodeIdParams },
-  responses: {
-    200: { description: "The node", content: { "application/json": { schema: NodeDetailSchema } } },
-    ...errorResponses(401, 403, 404, 422),
-  },
+  responses: { 200: jsonResponse(NodeDetailSchema, "The node"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const patchRoute = createRoute({
@@ -189,15 +183,9 @@ const patchRoute = createRoute({
   tags: ["nodes"],
   summary: "Change a node's display name and/or labels (operator)",
   ...access("operator"),
-  request: {
-    params: NodeIdParams,
-    body: { required: true, content: { "application/json": { schema: NodePatchSchema } } },
-  },
+  request: { params: NodeIdParams, body: jsonBody(NodePatchSchema) },
   responses: {
-    200: {
-      description: "The node after the change",
-      content: { "application/json": { schema: NodeDetailSchema } },
-    },
+    200: jsonResponse(NodeDetailSchema, "The node after the change"),
     ...errorResponses(401, 403, 404, 422),
   },
 });
@@ -210,10 +198,7 @@ const decommissionRoute = createRoute({
   ...access("operator"),
   request: { params: NodeIdParams },
   responses: {
-    200: {
-      description: "The decommissioned node",
-      content: { "application/json": { schema: NodeDetailSchema } },
-    },
+    200: jsonResponse(NodeDetailSchema, "The decommissioned node"),
     ...errorResponses(401, 403, 404, 409),
   },
 });
@@ -227,10 +212,7 @@ const deleteRoute = createRoute({
     "The audit log keeps the node's history.",
   ...access("admin"),
   request: { params: NodeIdParams },
-  responses: {
-    200: { description: "What was deleted", content: { "application/json": { schema: DeletedSchema } } },
-    ...errorResponses(401, 403, 404),
-  },
+  responses: { 200: jsonResponse(DeletedSchema, "What was deleted"), ...errorResponses(401, 403, 404) },
 });
 
 const ReenrollmentBody = z.object({
@@ -261,10 +243,7 @@ const reenrollmentRoute = createRoute({
     "another's identity. This token, single-use and bound to the node, is the operator's proof. " +
     "`{id}` is the node's id or name. Audited; Cache-Control: no-store.",
   ...access("operator"),
-  request: {
-    params: NodeIdParams,
-    body: { required: false, content: { "application/json": { schema: ReenrollmentBody } } },
-  },
+  request: { params: NodeIdParams, body: jsonBody(ReenrollmentBody, false) },
   responses: {
     201: jsonResponse(ReenrollmentCreated, "Created; the token is shown only in this response"),
     ...errorResponses(401, 403, 404, 409, 422),

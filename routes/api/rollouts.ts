@@ -20,7 +20,7 @@ import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses } from "../errors.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
-import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
+import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
 
 const SelectorSchema = z.object({
   ids: z.array(z.string()).optional().openapi({ description: "Node ids" }),
@@ -187,7 +187,7 @@ const previewRoute = createRoute({
   description: "Nodes whose result is invalid, unchanged, without a config, or without a matching pool are " +
     "listed with the reason and left out of any rollout. With the rollout settings, `waves` shows the plan.",
   ...access("operator"),
-  request: { body: { required: true, content: { "application/json": { schema: PreviewBody } } } },
+  request: { body: jsonBody(PreviewBody) },
   responses: { 200: jsonResponse(PlanSchema, "The plan"), ...errorResponses(401, 403, 422) },
 });
 
@@ -202,7 +202,7 @@ const createRolloutRoute = createRoute({
     "names the field (selector matching nothing, a patch leaving no valid config, settings out of range); " +
     "409 when a selected node is in another active rollout. Nothing is written when refused.",
   ...access("operator"),
-  request: { body: { required: true, content: { "application/json": { schema: CreateBody } } } },
+  request: { body: jsonBody(CreateBody) },
   responses: { 201: jsonResponse(RolloutDetailSchema, "Started"), ...errorResponses(401, 403, 409, 422) },
 });
 

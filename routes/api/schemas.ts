@@ -18,6 +18,12 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   content: { "application/json": { schema } },
 });
 
+/** A createRoute request body in JSON (required unless `required` is false). */
+export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
+  required,
+  content: { "application/json": { schema } },
+});
+
 /** `{id}` in the path, as a node id (the example where the route documents one). */
 export const nodeIdPathParam = (example?: string) =>
   fields.nodeId.meta({ param: { name: "id", in: "path" }, ...(example ? { example } : {}) });
@@ -34,3 +40,9 @@ export const CONFIG_HASH_DESCRIPTION =
 /** What the yaml field of a config version is. */
 export const CONFIG_YAML_DESCRIPTION = "config.yaml exactly as the operator (or the agent at registration) " +
   "wrote it, comments and key order kept; a YAML rendering of body when the version was sent as JSON.";
+
+const YAML_TYPES = ["application/yaml", "text/yaml"];
+
+/** A body sent as YAML text (application/yaml or text/yaml) rather than JSON. */
+export const isYamlBody = (contentType: string | undefined) =>
+  YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());

@@ -7,7 +7,7 @@ import { ROLES } from "../../core/principal.ts";
 import { createUser, getUser, listUsers, setPassword, updateUser } from "../../core/users.ts";
 import type { AppEnv } from "../env.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
-import { IntIdParams, isoTime, jsonResponse } from "./schemas.ts";
+import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
 
 export const UserSchema = z.object({
   id: z.number().int(),
@@ -54,7 +54,7 @@ const createUserRoute = createRoute({
   tags: ["users"],
   summary: "Create an account (password policy: 12..256 characters)",
   ...access("admin"),
-  request: { body: { required: true, content: { "application/json": { schema: CreateUserBody } } } },
+  request: { body: jsonBody(CreateUserBody) },
   responses: { 201: jsonResponse(UserSchema, "Created"), ...errorResponses(401, 403, 409, 422) },
 });
 
@@ -74,10 +74,7 @@ const updateRoute = createRoute({
   tags: ["users"],
   summary: "Change role and/or disabled (disabling ends the user's sessions; the last admin stays)",
   ...access("admin"),
-  request: {
-    params: IntIdParams,
-    body: { required: true, content: { "application/json": { schema: UpdateUserBody } } },
-  },
+  request: { params: IntIdParams, body: jsonBody(UpdateUserBody) },
   responses: { 200: jsonResponse(UserSchema, "Updated"), ...errorResponses(401, 403, 404, 409, 422) },
 });
 
@@ -87,10 +84,7 @@ const passwordRoute = createRoute({
   tags: ["users"],
   summary: "Reset a user's password (ends their sessions)",
   ...access("admin"),
-  request: {
-    params: IntIdParams,
-    body: { required: true, content: { "application/json": { schema: PasswordBody } } },
-  },
+  request: { params: IntIdParams, body: jsonBody(PasswordBody) },
   responses: { 200: jsonResponse(UserSchema, "Password changed"), ...errorResponses(401, 403, 404, 422) },
 });
 

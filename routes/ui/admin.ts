@@ -40,10 +40,6 @@ async function formErrors(action: () => Promise<void>): Promise<Record<string, s
   }
 }
 
-function actorOf<P>(c: Context<AppEnv>, principal: P): { principal: P; address: string } {
-  return { principal, address: c.get("clientAddress") };
-}
-
 export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   // --- users -------------------------------------------------------------------------------------------
   const usersPage = async (
@@ -70,7 +66,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/admin/users", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "admin");
+    const { actor, form } = await postedForm(c, ui.deps, "admin");
     const username = field(form, "username");
     const role = field(form, "role") as Role;
     const password = field(form, "password");
@@ -80,7 +76,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
           { field: "password_confirm", message: "does not match the password" },
         ]);
       }
-      await createUser(ui.deps, actorOf(c, principal), { username, role, password });
+      await createUser(ui.deps, actor, { username, role, password });
     });
     // The password is never echoed back into the form.
     if (errors) return usersPage(c, { errors, values: { username, role }, status: 422 });
@@ -89,7 +85,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/admin/users/:id", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "admin");
+    const { actor, form } = await postedForm(c, ui.deps, "admin");
     const id = Number(c.req.param("id"));
     const action = field(form, "action");
     const input = action === "disable"
@@ -98,7 +94,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
       ? { disabled: false }
       : { role: field(form, "role") as Role };
     try {
-      const user = await updateUser(ui.deps, actorOf(c, principal), id, input);
+      const user = await updateUser(ui.deps, actor, id, input);
       ui.flash(
         c,
         "ok",
@@ -141,7 +137,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/admin/api-keys", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "admin");
+    const { actor, form } = await postedForm(c, ui.deps, "admin");
     const values = {
       name: field(form, "name"),
       role: field(form, "role"),
@@ -149,7 +145,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     };
     let created: Awaited<ReturnType<typeof createApiKey>> | undefined;
     const errors = await formErrors(async () => {
-      created = await createApiKey(ui.deps, actorOf(c, principal), {
+      created = await createApiKey(ui.deps, actor, {
         name: values.name,
         role: values.role as Role,
         expires_in_days: optionalInt(values.expires_in_days),
@@ -176,8 +172,8 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/admin/api-keys/:id/revoke", async (c) => {
-    const { principal } = await postedForm(c, ui.deps, "admin");
-    const key = await revokeApiKey(ui.deps, actorOf(c, principal), Number(c.req.param("id")));
+    const { actor } = await postedForm(c, ui.deps, "admin");
+    const key = await revokeApiKey(ui.deps, actor, Number(c.req.param("id")));
     ui.flash(c, "ok", `API key ${key.name} (${key.prefix}…) revoked: it stopped working.`);
     return c.redirect("/admin/api-keys", 303);
   });
@@ -209,7 +205,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/admin/enrollment-tokens", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "admin");
+    const { actor, form } = await postedForm(c, ui.deps, "admin");
     const values = {
       name: field(form, "name"),
       expires_in_s: field(form, "expires_in_s"),
@@ -217,7 +213,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     };
     let created: Awaited<ReturnType<typeof createEnrollmentToken>> | undefined;
     const errors = await formErrors(async () => {
-      created = await createEnrollmentToken(ui.deps, actorOf(c, principal), {
+      created = await createEnrollmentToken(ui.deps, actor, {
         name: values.name,
         expires_in_s: optionalInt(values.expires_in_s),
         max_uses: optionalInt(values.max_uses),
@@ -247,9 +243,9 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/admin/enrollment-tokens/:id/revoke", async (c) => {
-    const { principal } = await postedForm(c, ui.deps, "admin");
+    const { actor } = await postedForm(c, ui.deps, "admin");
     try {
-      const token = await revokeEnrollmentToken(ui.deps, actorOf(c, principal), Number(c.req.param("id")));
+      const token = await revokeEnrollmentToken(ui.deps, actor, Number(c.req.param("id")));
       ui.flash(c, "ok", `Enrollment token ${token.name} (${token.prefix}…) revoked.`);
     } catch (error) {
       if (!(error instanceof AppError) || error.status !== 409) throw error;
@@ -268,14 +264,14 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/account/password", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "viewer");
+    const { actor, form } = await postedForm(c, ui.deps, "viewer");
     const errors = await formErrors(async () => {
       if (field(form, "new_password") !== field(form, "new_password_confirm")) {
         throw new AppError(422, "validation_failed", "the new passwords differ", [
           { field: "new_password_confirm", message: "does not match the new password" },
         ]);
       }
-      await changeOwnPassword(ui.deps, actorOf(c, principal), {
+      await changeOwnPassword(ui.deps, actor, {
         current_password: field(form, "current_password"),
         new_password: field(form, "new_password"),
       });

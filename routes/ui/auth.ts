@@ -69,8 +69,8 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/logout", async (c) => {
-    const { principal } = await postedForm(c, deps, "viewer");
-    await logout(deps, { principal, address: c.get("clientAddress") });
+    const { actor } = await postedForm(c, deps, "viewer");
+    await logout(deps, actor);
     clearSessionCookie(c, deps.settings);
     return c.redirect("/login", 303);
   });

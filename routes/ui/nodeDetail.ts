@@ -255,7 +255,7 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
 
   // Add or remove one label (the same rules and audit as the node list's bulk change).
   app.post("/nodes/:id/labels", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const node: NodeDetail = await getNode(ui.deps, c.req.param("id"));
     const range = parseRange(field(form, "range"));
     const op = field(form, "op") === "remove" ? "remove" : "add";
@@ -274,7 +274,7 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
     try {
       const { changed } = await changeNodeLabels(
         ui.deps,
-        { principal, address: c.get("clientAddress") },
+        actor,
         [node.id],
         change,
       );
@@ -292,12 +292,12 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
   // The operator's name for the node (empty clears it: the agent's name shows). Same rule and audit as the
   // API's PATCH /api/v1/nodes/{id}.
   app.post("/nodes/:id/display-name", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const node = await getNode(ui.deps, c.req.param("id"));
     const range = parseRange(field(form, "range"));
     const typed = field(form, "display_name");
     try {
-      const updated = await updateNode(ui.deps, { principal, address: c.get("clientAddress") }, node.id, {
+      const updated = await updateNode(ui.deps, actor, node.id, {
         display_name: typed.trim() === "" ? null : typed,
       });
       ui.flash(
@@ -323,9 +323,9 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
 
   // The token is shown in this answer only (no redirect: it must not sit in a URL or a cookie).
   app.post("/nodes/:id/reenrollment-token", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const lifetime = Number(field(form, "expires_in_s") || REENROLLMENT_DEFAULT_EXPIRES_S);
-    const created = await createReenrollmentToken(ui.deps, { principal, address: c.get("clientAddress") }, {
+    const created = await createReenrollmentToken(ui.deps, actor, {
       node: c.req.param("id"),
       expires_in_s: TOKEN_LIFETIMES.some(([s]) => s === lifetime) ? lifetime : REENROLLMENT_DEFAULT_EXPIRES_S,
     });
@@ -350,7 +350,7 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
   });
 
   app.post("/nodes/:id/decommission", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const node = await getNode(ui.deps, c.req.param("id"));
     if (field(form, "confirm") !== "yes") {
       return ui.render(c, {
@@ -361,7 +361,7 @@ export function registerNodeDetailPages(app: OpenAPIHono<AppEnv>, ui: Ui): void 
         data: { node, errors: { confirm: "tick the box to confirm; nothing was changed" } },
       });
     }
-    await decommissionNode(ui.deps, { principal, address: c.get("clientAddress") }, node.id);
+    await decommissionNode(ui.deps, actor, node.id);
     ui.flash(c, "ok", `Node ${node.name} decommissioned: its token no longer works.`);
     return c.redirect(nodeUrl(node.id, DEFAULT_HISTORY_RANGE), 303);
   });

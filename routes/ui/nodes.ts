@@ -128,7 +128,7 @@ export function registerNodePages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/nodes/labels", async (c) => {
-    const { principal, form } = await postedForm(c, ui.deps, "operator");
+    const { actor, form } = await postedForm(c, ui.deps, "operator");
     const returnTo = field(form, "return_to");
     const back = returnTo.startsWith("/nodes") && !returnTo.startsWith("//") ? returnTo : "/nodes";
     const ids = fields(form, "id");
@@ -149,7 +149,7 @@ export function registerNodePages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     try {
       const { changed } = await changeNodeLabels(
         ui.deps,
-        { principal, address: c.get("clientAddress") },
+        actor,
         ids,
         change,
       );

@@ -4,14 +4,15 @@
 //   requirePageRole(c, "viewer")   in a GET handler: anonymous -> 401, which routes/ui/errors.ts turns
 //                                  into a redirect to /login?next=<this page> (HX-Redirect for htmx)
 //   await postedForm(c, "operator") in a POST handler: the same, plus the CSRF token (form field _csrf or
-//                                  X-CSRF-Token header) and Origin checked; returns the form's fields.
+//                                  X-CSRF-Token header) and Origin checked; returns the form's fields and
+//                                  the user as the services' actor.
 // A viewer never sees edit controls (templates test it.can.operate) and a forged post is refused here.
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { checkCsrf } from "../../core/auth.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { forbidden, unauthorized } from "../../core/errors.ts";
-import { type Role, roleAtLeast } from "../../core/principal.ts";
+import { type Actor, type Role, roleAtLeast } from "../../core/principal.ts";
 import { resolveSession, SESSION_COOKIE, type UserPrincipal } from "../../core/sessions.ts";
 import type { AppEnv } from "../env.ts";
 
@@ -69,12 +70,13 @@ export async function readForm(c: Context<AppEnv>): Promise<FormFields> {
   return fields;
 }
 
-/** A form post from a logged-in user with at least `role`, its CSRF token checked. */
+/** A form post from a logged-in user with at least `role`, its CSRF token checked; the user as the services'
+ * actor (with the connection's address, for the audit log). */
 export async function postedForm(
   c: Context<AppEnv>,
   deps: Pick<CoreDeps, "settings">,
   role: Role,
-): Promise<{ principal: UserPrincipal; form: FormFields }> {
+): Promise<{ actor: Actor<UserPrincipal>; form: FormFields }> {
   const principal = requirePageRole(c, role);
   const form = await readForm(c);
   const forwardedHost = deps.settings.TRUST_PROXY
@@ -87,7 +89,7 @@ export async function postedForm(
     origin: c.req.header("origin"),
     host,
   });
-  return { principal, form };
+  return { actor: { principal, address: c.get("clientAddress") }, form };
 }
 
 /** One text field ("" when missing; the first when repeated). */

@@ -35,3 +35,22 @@ export async function countRows(ctx: TestApp, sql: string, params: unknown[] = [
   const [rows] = await ctx.database.pool.query(sql, params);
   return Number((rows as { n: number }[])[0].n);
 }
+
+/** How many audit entries of `action` there are, for one target and/or one actor when given. */
+export function countAudit(
+  ctx: TestApp,
+  action: string,
+  where: { target_id?: string | number; actor_name?: string } = {},
+): Promise<number> {
+  const conditions = ["action = ?"];
+  const params: unknown[] = [action];
+  if (where.target_id !== undefined) {
+    conditions.push("target_id = ?");
+    params.push(String(where.target_id));
+  }
+  if (where.actor_name !== undefined) {
+    conditions.push("actor_name = ?");
+    params.push(where.actor_name);
+  }
+  return countRows(ctx, `SELECT COUNT(*) AS n FROM audit_log WHERE ${conditions.join(" AND ")}`, params);
+}

@@ -1,5 +1,6 @@
 // Headless Chromium (Debian's package) driven by playwright-core, for the few real-browser tests.
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { createTestApp, type TestApp } from "./app.ts";
 
 export const CHROMIUM_PATH = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
@@ -74,4 +75,47 @@ export async function watchContext(context: BrowserContext, origin: string): Pro
     });
   });
   return watch;
+}
+
+export interface BrowserTestEnv {
+  ctx: TestApp;
+  /** The app served on a loopback port. */
+  server: { url: string; close(): Promise<void> };
+  browser: Browser;
+}
+
+/** A Deno.test with a fresh app (createTestApp(label, options)) served on loopback and a headless
+ * Chromium, all three closed at the end whatever happens. */
+export function browserTest(
+  name: string,
+  label: string,
+  options: Parameters<typeof createTestApp>[1],
+  fn: (t: Deno.TestContext, env: BrowserTestEnv) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    sanitizeResources: false, // playwright keeps pipes to chromium that outlive the test's bookkeeping
+    sanitizeOps: false,
+    fn: async (t) => {
+      const ctx = await createTestApp(label, options);
+      const server = serveOnLoopback(ctx.app.fetch);
+      const browser = await launchBrowser();
+      try {
+        await fn(t, { ctx, server, browser });
+      } finally {
+        await browser.close();
+        await server.close();
+        await ctx.close();
+      }
+    },
+  });
+}
+
+/** Logs in through the login form and waits for the dashboard. */
+export async function logIn(page: Page, url: string, username: string, password: string): Promise<void> {
+  await page.goto(`${url}/login`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(/\/$/);
 }

@@ -67,10 +67,8 @@ export async function startTestServer(
       return token;
     },
     setConfig: async (nodeId, config) => {
-      const view = await setNodeConfig(ctx.deps, ctx.services, {
-        nodeId,
-        input: config,
-        principal: TEST_OPERATOR,
+      const view = await setNodeConfig(ctx.deps, ctx.services, { principal: TEST_OPERATOR }, nodeId, {
+        config,
         comment: "set by a test",
       });
       return { version: view.version, hash: view.hash };
