@@ -191,7 +191,7 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
   app.get("/rollouts", (c) => renderList(c));
 
   app.post("/rollouts", async (c) => {
-    const { principal, form: posted } = await postedForm(c, ui.deps, "operator");
+    const { actor, form: posted } = await postedForm(c, ui.deps, "operator");
     const form = readRolloutForm(posted);
     const { input, problems } = toInput(form);
     const starting = field(posted, "step") === "start";
@@ -199,10 +199,7 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
     try {
       if (problems.length > 0) throw new AppError(422, "validation_failed", "invalid rollout", problems);
       if (starting && field(posted, "previewed") === print) {
-        const rollout = await createRollout(ui.deps, services, {
-          principal,
-          address: c.get("clientAddress"),
-        }, input);
+        const rollout = await createRollout(ui.deps, services, actor, input);
         ui.flash(
           c,
           "ok",
@@ -259,14 +256,11 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
   const done = { pause: "paused", resume: "resumed", abort: "aborted" } as const;
   for (const action of ["pause", "resume", "abort"] as const) {
     app.post(`/rollouts/:id/${action}`, async (c) => {
-      const { principal } = await postedForm(c, ui.deps, "operator");
+      const { actor } = await postedForm(c, ui.deps, "operator");
       const id = idParam.safeParse(c.req.param("id"));
       if (!id.success) throw new AppError(404, "not_found", "rollout not found");
       try {
-        const rollout = await actions[action](ui.deps, services, {
-          principal,
-          address: c.get("clientAddress"),
-        }, id.data);
+        const rollout = await actions[action](ui.deps, services, actor, id.data);
         const extra = action === "abort"
           ? `: ${rollout.counts.reverted ?? 0} node(s) back on their previous config`
           : "";
