@@ -16,7 +16,7 @@ import {
   setNodeDesired,
 } from "../db/configs.ts";
 import type { DbOrTx } from "../db/client.ts";
-import { recordAudit } from "./audit.ts";
+import { type AuditEntry, recordAudit } from "./audit.ts";
 import { configHash, parseConfigInput, prefixDetails, sameBody, toYaml } from "./configDocument.ts";
 import type { ConfigWatcher } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
@@ -132,18 +132,7 @@ export function writeConfigVersion(
     }
     const now = deps.clock.now();
     const version = (await maxConfigVersion(tx, nodeId)) + 1;
-    const row = {
-      nodeId,
-      version,
-      body: input.body,
-      yamlText: input.text,
-      hash,
-      source: input.source,
-      author: actorOf(actor.principal).actorName,
-      comment: input.comment ?? null,
-      rolledBackFrom: input.rolled_back_from ?? null,
-      createdAt: now,
-    };
+    const row = versionRow(actor, nodeId, input, version, hash, now);
     const id = await insertConfigVersion(tx, row);
     const configState: ConfigState = node.appliedHash === hash ? "in_sync" : "pending";
     await setNodeDesired(tx, nodeId, {
@@ -153,22 +142,84 @@ export function writeConfigVersion(
       configState,
       configError: null,
     });
-    await recordAudit(deps, tx, {
-      principal: actor.principal,
-      action: input.source === "rollback" ? "config.rollback" : "config.create",
-      targetType: "node",
-      targetId: nodeId,
-      details: {
-        version,
-        hash,
-        source: input.source,
-        ...(input.comment ? { comment: input.comment } : {}),
-        ...(input.rolled_back_from ? { rolled_back_from: input.rolled_back_from } : {}),
-      },
-      address: actor.address,
-    });
+    await recordAudit(deps, tx, versionAudit(actor, nodeId, input, version, hash));
     return { view: toConfigVersionView({ id, ...row }), created: true };
   });
+}
+
+function versionRow(
+  actor: Actor,
+  nodeId: string,
+  input: ConfigVersionInput,
+  version: number,
+  hash: string,
+  now: Date,
+) {
+  return {
+    nodeId,
+    version,
+    body: input.body,
+    yamlText: input.text,
+    hash,
+    source: input.source,
+    author: actorOf(actor.principal).actorName,
+    comment: input.comment ?? null,
+    rolledBackFrom: input.rolled_back_from ?? null,
+    createdAt: now,
+  };
+}
+
+function versionAudit(
+  actor: Actor,
+  nodeId: string,
+  input: ConfigVersionInput,
+  version: number,
+  hash: string,
+): AuditEntry {
+  return {
+    principal: actor.principal,
+    action: input.source === "rollback" ? "config.rollback" : "config.create",
+    targetType: "node",
+    targetId: nodeId,
+    details: {
+      version,
+      hash,
+      source: input.source,
+      ...(input.comment ? { comment: input.comment } : {}),
+      ...(input.rolled_back_from ? { rolled_back_from: input.rolled_back_from } : {}),
+    },
+    address: actor.address,
+  };
+}
+
+/** A node's first config version, for a node this transaction is creating (registration): version 1
+ * inserted, and what the new node row must say about it and the audit entry handed back for the caller to
+ * write with its own (writeConfigVersion's lock, reads and savepoint are for nodes that exist). */
+export async function insertFirstConfigVersion(
+  deps: Pick<CoreDeps, "clock">,
+  tx: DbOrTx,
+  actor: Actor,
+  nodeId: string,
+  input: ConfigVersionInput,
+): Promise<{
+  view: ConfigVersionView;
+  desired: {
+    desiredVersionId: number;
+    desiredHash: string;
+    desiredChangedAt: Date;
+    configState: ConfigState;
+  };
+  audit: AuditEntry;
+}> {
+  const now = deps.clock.now();
+  const hash = await configHash(input.text);
+  const row = versionRow(actor, nodeId, input, 1, hash, now);
+  const id = await insertConfigVersion(tx, row);
+  return {
+    view: toConfigVersionView({ id, ...row }),
+    desired: { desiredVersionId: id, desiredHash: hash, desiredChangedAt: now, configState: "pending" },
+    audit: versionAudit(actor, nodeId, input, 1, hash),
+  };
 }
 
 /** Sets a node's config from YAML text or an object (`config`, as the API's body has it): 422 naming

@@ -47,8 +47,10 @@ export function createServices(deps: CoreDeps): Services {
     jobs,
     registrationLimiter,
     close: async () => {
+      // Waiting pulls first (they answer at once), then a job step in progress, then pending heartbeats.
+      const watcherClosed = configWatcher.close();
       await jobs.close();
-      await configWatcher.close();
+      await watcherClosed;
       await heartbeats.close();
     },
   };
