@@ -72,6 +72,8 @@ type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify"> };
 
 export interface NodeSelector {
   ids?: string[];
+  /** Node names (the console's explicit list). */
+  names?: string[];
   /** `key:value` (exact) or `key` (has it); all must match. */
   labels?: string[];
   region?: string;
@@ -140,13 +142,26 @@ function specProblems(spec: ChangeSpec): ErrorDetail[] {
   const selector = spec.selector ?? {};
   const ids = selector.ids?.filter((id) => id.trim() !== "") ?? [];
   const labels = selector.labels?.filter((label) => label.trim() !== "") ?? [];
+  const names = selector.names?.filter((name) => name.trim() !== "") ?? [];
   const status = selector.status ?? [];
-  if (ids.length === 0 && labels.length === 0 && !selector.region && status.length === 0) {
-    problems.push({ field: "selector", message: "name at least one of ids, labels, region or status" });
+  if (
+    ids.length === 0 && names.length === 0 && labels.length === 0 && !selector.region && status.length === 0
+  ) {
+    problems.push({
+      field: "selector",
+      message: "name at least one of ids, names, labels, region or status",
+    });
   }
   if (ids.length > MAX_SELECTOR_IDS) {
     problems.push({ field: "selector.ids", message: `at most ${MAX_SELECTOR_IDS} ids` });
   }
+  if (names.length > MAX_SELECTOR_IDS) {
+    problems.push({ field: "selector.names", message: `at most ${MAX_SELECTOR_IDS} names` });
+  }
+  names.forEach((name, index) => {
+    const problem = fields.problemWith(fields.nodeName, name.trim());
+    if (problem) problems.push({ field: `selector.names.${index}`, message: `${name}: ${problem}` });
+  });
   ids.forEach((id, index) => {
     const problem = fields.problemWith(fields.nodeId, id);
     if (problem) problems.push({ field: `selector.ids.${index}`, message: problem });
@@ -234,6 +249,7 @@ async function selectNodes(deps: Pick<CoreDeps, "db" | "clock" | "settings">, se
     return colon < 0 ? { key: label } : { key: label.slice(0, colon), value: label.slice(colon + 1) };
   });
   const ids = new Set((selector.ids ?? []).filter((id) => id.trim() !== ""));
+  const names = new Set((selector.names ?? []).map((name) => name.trim()).filter((name) => name !== ""));
   const found: NodeListRow[] = [];
   let after: { key: string; id: string } | undefined;
   for (;;) {
@@ -248,7 +264,9 @@ async function selectNodes(deps: Pick<CoreDeps, "db" | "clock" | "settings">, se
       limit: 500,
     });
     const page = rows.slice(0, 500);
-    for (const row of page) if (ids.size === 0 || ids.has(row.id)) found.push(row);
+    for (const row of page) {
+      if ((ids.size === 0 || ids.has(row.id)) && (names.size === 0 || names.has(row.name))) found.push(row);
+    }
     if (found.length > fields.ROLLOUT_MAX_NODES) {
       refuse([{ field: "selector", message: `matches more than ${fields.ROLLOUT_MAX_NODES} nodes` }]);
     }
@@ -509,6 +527,21 @@ export async function getRollout(deps: Pick<CoreDeps, "db">, id: number): Promis
 
 // ------------------------------------------------------------------------------------------------ create
 
+/** Why a plan cannot start (no node would get a valid, changed config), naming the field; null when it can. */
+export function nothingToRollOut(plan: ChangePlan, spec: ChangeSpec): ErrorDetail | null {
+  if (plan.included > 0) return null;
+  if (plan.nodes.every((node) => node.excluded_reason === "no_matching_pool")) {
+    return { field: "pool_selector", message: "matches no pool of the selected nodes" };
+  }
+  const invalid = plan.nodes.find((node) => node.excluded_reason === "invalid");
+  return {
+    field: spec.document?.trim() ? "document" : "patch",
+    message: invalid
+      ? `leaves no selected node with a valid config (e.g. ${invalid.name}: ${invalid.message})`
+      : "changes no selected node's config (each is left out; see the preview)",
+  };
+}
+
 function conflictWith(active: { nodeId: string; rolloutId: number }[], names: Map<string, string>): AppError {
   const first = active[0];
   return new AppError(
@@ -540,18 +573,8 @@ export async function createRollout(
   const plan = await planChange(deps, input, input);
   const included = plan.nodes.filter((node) => node.included);
   const names = new Map(plan.nodes.map((node) => [node.node_id, node.name]));
-  if (included.length === 0) {
-    const field = input.document?.trim() ? "document" : "patch";
-    const invalid = plan.nodes.find((node) => node.excluded_reason === "invalid");
-    const noPool = plan.nodes.every((node) => node.excluded_reason === "no_matching_pool");
-    if (noPool) refuse([{ field: "pool_selector", message: "matches no pool of the selected nodes" }]);
-    refuse([{
-      field,
-      message: invalid
-        ? `leaves no selected node with a valid config (e.g. ${invalid.name}: ${invalid.message})`
-        : "changes no selected node's config (each is left out; see the preview)",
-    }]);
-  }
+  const nothing = nothingToRollOut(plan, input);
+  if (nothing) refuse([nothing]);
   const held = plan.nodes.filter((node) => node.in_rollout !== null && node.included);
   if (held.length > 0) {
     throw conflictWith(held.map((node) => ({ nodeId: node.node_id, rolloutId: node.in_rollout! })), names);
@@ -861,7 +884,9 @@ async function steer(
       throw new AppError(
         409,
         "rollout_not_" + allowed.join("_or_"),
-        `rollout ${id} is ${rollout.status}; only a ${allowed.join(" or ")} rollout can be ${verb}d`,
+        `rollout ${id} is ${rollout.status}; only a ${allowed.join(" or ")} rollout can be ${
+          verb === "abort" ? "aborted" : `${verb}d`
+        }`,
         [
           { field: "status", message: `is ${rollout.status}; must be ${allowed.join(" or ")} to ${verb}` },
         ],

@@ -96,8 +96,30 @@ export async function poolsSeriesRows(
       )
       .groupBy(t.poolId, sql`bucket`).orderBy(t.poolId, sql`bucket`);
   }
-  // Rollups: averages weighted by each bucket's sample count, extremes of extremes, last of lasts.
   const t = source === "rollup_5m" ? metricRollups5m : metricRollups1h;
+  const where = and(
+    eq(t.nodeId, query.nodeId),
+    inArray(t.poolId, query.poolIds),
+    gte(t.bucketStart, query.from),
+    query.toExclusive ? lt(t.bucketStart, query.to) : lte(t.bucketStart, query.to),
+  );
+  // A step equal to the table's own bucket: each row is a bucket, read as it is (no grouping: a 30-day
+  // replay reads 26,000 rows).
+  if (step === (source === "rollup_5m" ? 300 : 3600)) {
+    return await db.select({
+      poolId: t.poolId,
+      bucket: sql<number>`${epochSeconds(t.bucketStart)} DIV ${sql.raw(String(step))}`.mapWith(Number),
+      samples: t.samples,
+      cpuAvg: t.cpuAvg,
+      cpuMin: t.cpuMin,
+      cpuMax: t.cpuMax,
+      memoryAvg: t.memoryAvg,
+      memoryMin: t.memoryMin,
+      memoryMax: t.memoryMax,
+      instanceCountLast: t.instanceCountLast,
+    }).from(t).where(where).orderBy(t.poolId, t.bucketStart);
+  }
+  // Rollups: averages weighted by each bucket's sample count, extremes of extremes, last of lasts.
   return await db.select({
     poolId: t.poolId,
     bucket: sql<number>`${epochSeconds(t.bucketStart)} DIV ${sql.raw(String(step))}`.mapWith(Number).as(
@@ -112,14 +134,7 @@ export async function poolsSeriesRows(
     memoryMax: sql<number>`MAX(${t.memoryMax})`.mapWith(Number),
     instanceCountLast: lastOf(t.instanceCountLast, t.bucketStart),
   }).from(t)
-    .where(
-      and(
-        eq(t.nodeId, query.nodeId),
-        inArray(t.poolId, query.poolIds),
-        gte(t.bucketStart, query.from),
-        query.toExclusive ? lt(t.bucketStart, query.to) : lte(t.bucketStart, query.to),
-      ),
-    )
+    .where(where)
     .groupBy(t.poolId, sql`bucket`).orderBy(t.poolId, sql`bucket`);
 }
 

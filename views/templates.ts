@@ -22,6 +22,10 @@ import pageNodeToken from "./pages/node-token.eta" with { type: "text" };
 import pageNodes from "./pages/nodes.eta" with { type: "text" };
 import pagePools from "./pages/pools.eta" with { type: "text" };
 import pageSetup from "./pages/setup.eta" with { type: "text" };
+import pageRollout from "./pages/rollout.eta" with { type: "text" };
+import pageRollouts from "./pages/rollouts.eta" with { type: "text" };
+import partialRolloutLive from "./partials/rollout-live.eta" with { type: "text" };
+import partialRolloutPreview from "./partials/rollout-preview.eta" with { type: "text" };
 import partialBadge from "./partials/badge.eta" with { type: "text" };
 import partialChart from "./partials/chart.eta" with { type: "text" };
 import partialChartTable from "./partials/chart-table.eta" with { type: "text" };
@@ -62,6 +66,10 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/nodes": pageNodes,
   "@pages/pools": pagePools,
   "@pages/setup": pageSetup,
+  "@pages/rollout": pageRollout,
+  "@pages/rollouts": pageRollouts,
+  "@partials/rollout-live": partialRolloutLive,
+  "@partials/rollout-preview": partialRolloutPreview,
   "@partials/badge": partialBadge,
   "@partials/chart": partialChart,
   "@partials/chart-table": partialChartTable,

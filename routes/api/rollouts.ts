@@ -24,6 +24,7 @@ import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
 
 const SelectorSchema = z.object({
   ids: z.array(z.string()).optional().openapi({ description: "Node ids" }),
+  names: z.array(z.string()).optional().openapi({ description: "Node names" }),
   labels: z.array(z.string()).optional().openapi({
     description: "`key:value` (exact value) or `key` (has the key); all must match",
     example: ["env:staging"],

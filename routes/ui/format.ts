@@ -21,6 +21,31 @@ const CONFIG_STATE: Record<string, Badge> = {
   drifted: { tone: "warn", icon: "≠", label: "Drifted" },
 };
 
+const ROLLOUT_STATUS: Record<string, Badge> = {
+  running: { tone: "info", icon: "▶", label: "Running" },
+  paused: { tone: "warn", icon: "‖", label: "Paused" },
+  completed: { tone: "ok", icon: "✓", label: "Completed" },
+  aborted: { tone: "muted", icon: "⊘", label: "Aborted" },
+};
+
+const ROLLOUT_NODE_STATE: Record<string, Badge> = {
+  waiting: { tone: "muted", icon: "·", label: "Waiting" },
+  pending: { tone: "info", icon: "…", label: "Sent" },
+  applied: { tone: "info", icon: "◔", label: "Baking" },
+  baked: { tone: "ok", icon: "✓", label: "Done" },
+  failed: { tone: "bad", icon: "✕", label: "Failed" },
+  skipped: { tone: "warn", icon: "↷", label: "Skipped" },
+  reverted: { tone: "muted", icon: "↩", label: "Reverted" },
+  cancelled: { tone: "muted", icon: "⊘", label: "Not sent" },
+};
+
+const WAVE_STATUS: Record<string, Badge> = {
+  waiting: { tone: "muted", icon: "·", label: "Waiting" },
+  in_progress: { tone: "info", icon: "◔", label: "In progress" },
+  done: { tone: "ok", icon: "✓", label: "Done" },
+  halted: { tone: "bad", icon: "✕", label: "Halted" },
+};
+
 export function createFormat(now: Date) {
   const nowMs = now.getTime();
   // "3 h 5 min": a span of seconds in its two largest units; "just now" under 5 s.
@@ -58,6 +83,10 @@ export function createFormat(now: Date) {
       value === null || value === undefined ? "—" : value.toLocaleString("en-US"),
     status: (status: string): Badge => NODE_STATUS[status] ?? { tone: "muted", icon: "·", label: status },
     config: (state: string): Badge => CONFIG_STATE[state] ?? { tone: "muted", icon: "·", label: state },
+    rollout: (status: string): Badge => ROLLOUT_STATUS[status] ?? { tone: "muted", icon: "·", label: status },
+    rolloutNode: (state: string): Badge =>
+      ROLLOUT_NODE_STATE[state] ?? { tone: "muted", icon: "·", label: state },
+    wave: (status: string): Badge => WAVE_STATUS[status] ?? { tone: "muted", icon: "·", label: status },
     /** Shortens long OCIDs for tables: keeps the kind and the tail ("ocid1.instancepool…a1b2c3"). */
     ocid: (ocid: string): string => {
       if (ocid.length <= 36) return ocid;

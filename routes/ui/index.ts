@@ -12,6 +12,7 @@ import { registerDashboardPages } from "./dashboard.ts";
 import { registerNodeDetailPages } from "./nodeDetail.ts";
 import { registerNodePages } from "./nodes.ts";
 import { registerPoolPages } from "./pools.ts";
+import { registerRolloutPages } from "./rollouts.ts";
 import { createUi, type Ui } from "./render.ts";
 import { pageSession } from "./session.ts";
 
@@ -25,6 +26,7 @@ export function registerUiRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, servi
   registerConfigPages(app, ui, services);
   registerNodeDetailPages(app, ui);
   registerPoolPages(app, ui);
+  registerRolloutPages(app, ui, services);
   registerActivityPages(app, ui);
   registerAdminPages(app, ui);
   return ui;

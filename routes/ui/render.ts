@@ -22,7 +22,7 @@ export const PAGE_CSP = formatCsp(STRICT_CSP);
 
 const FLASH_COOKIE = "acs_flash";
 
-export type NavKey = "dashboard" | "nodes" | "pools" | "events" | "audit" | "admin" | "none";
+export type NavKey = "dashboard" | "nodes" | "pools" | "rollouts" | "events" | "audit" | "admin" | "none";
 
 export interface PageUser {
   username: string;
