@@ -97,6 +97,7 @@ Deno.test({
         const preview = await page.locator("#preview").innerText();
         assert.match(preview, /20 nodes match/);
         assert.match(preview, /20 will change/);
+        assert.match(preview, /What-if replay the first 3 of 20 nodes, last 24 hours/);
         assert.match(preview, /Canary \(2\) sim-001, sim-002/);
         assert.match(preview, /Wave 1 \(5\) sim-003, sim-004, sim-005, sim-006, sim-007/);
       });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createTestApp, json } from "./helpers/app.ts";
 import { countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-import { auditEntries } from "./helpers/fixtures.ts";
+import { auditEntries, insertSamples } from "./helpers/fixtures.ts";
 import { ack, createFleet } from "./helpers/rollouts.ts";
 
 type Plan = {
@@ -52,6 +52,65 @@ Deno.test("rollouts API", async (t) => {
       assert.equal("targetText" in plan.nodes[0], false);
       const refused = await ctx.call("POST", "/api/v1/rollouts/preview", { token: viewer, json: change });
       await expectError(refused, 403, "forbidden");
+    });
+
+    await t.step("replay: the change on its first nodes over their recorded metrics", async () => {
+      const start = ctx.clock.now().getTime() - 6 * 3600_000;
+      await insertSamples(
+        ctx,
+        fleet[0].id,
+        fleet[0].poolRowId,
+        Array.from({ length: 72 }, (_, i) => ({
+          ts: new Date(start + i * 300_000),
+          cpu: i % 12 < 6 ? 85 : 20,
+          memory: 40,
+          instances: 3,
+        })),
+      );
+      const res = await ctx.call("POST", "/api/v1/rollouts/replay", {
+        token: operator,
+        json: { ...change, window: "24h", nodes: 2 },
+      });
+      const replay = await json<{
+        included: number;
+        replayed: number;
+        verdict: string;
+        nodes: { name: string; reason: string | null; proposed: { scale_ups: number } }[];
+      }>(res);
+      assert.equal(res.status, 200, JSON.stringify(replay));
+      assert.equal(replay.included, 4);
+      assert.equal(replay.replayed, 2);
+      assert.equal(replay.nodes[0].name, "api-01");
+      assert.equal(replay.nodes[0].reason, null);
+      assert.ok(replay.nodes[0].proposed.scale_ups > 0, JSON.stringify(replay.nodes[0]));
+      assert.match(replay.nodes[1].reason!, /has metrics in the last 24 h/);
+      assert.match(
+        replay.verdict,
+        /than today over the last 24 h, on 1 of the 4 nodes \(1 without metrics\): \d+ scaling actions/,
+      );
+      await expectError(
+        await ctx.call("POST", "/api/v1/rollouts/replay", {
+          token: operator,
+          json: { ...change, window: "1y" },
+        }),
+        422,
+        "validation_failed",
+        "window",
+      );
+      await expectError(
+        await ctx.call("POST", "/api/v1/rollouts/replay", {
+          token: operator,
+          json: { ...change, nodes: 50 },
+        }),
+        422,
+        "validation_failed",
+        "nodes",
+      );
+      await expectError(
+        await ctx.call("POST", "/api/v1/rollouts/replay", { token: viewer, json: change }),
+        403,
+        "forbidden",
+      );
     });
 
     await t.step("bad input: 4xx naming the field, nothing written", async () => {

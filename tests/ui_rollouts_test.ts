@@ -82,6 +82,8 @@ Deno.test("console: rollout pages", async (t) => {
       const preview = await post("/rollouts", { ...form, step: "preview" });
       assert.equal(preview.status, 200);
       assert.match(preview.html, /5 will change/);
+      assert.match(preview.html, /What-if replay/);
+      assert.match(preview.html, /None of the 3 replayed nodes has metrics in the last 24 h/);
       assert.match(preview.html, /Canary<\/strong> <span class="muted">\(2\)<\/span> ui-01, ui-02/);
       assert.match(preview.html, /max: 70/);
       const previewed = /name="previewed" value="([0-9a-f]{64})"/.exec(preview.html)![1];

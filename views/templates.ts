@@ -26,6 +26,7 @@ import pageRollout from "./pages/rollout.eta" with { type: "text" };
 import pageRollouts from "./pages/rollouts.eta" with { type: "text" };
 import partialRolloutLive from "./partials/rollout-live.eta" with { type: "text" };
 import partialRolloutPreview from "./partials/rollout-preview.eta" with { type: "text" };
+import partialRolloutReplay from "./partials/rollout-replay.eta" with { type: "text" };
 import partialBadge from "./partials/badge.eta" with { type: "text" };
 import partialChart from "./partials/chart.eta" with { type: "text" };
 import partialChartTable from "./partials/chart-table.eta" with { type: "text" };
@@ -70,6 +71,7 @@ export const TEMPLATES: Record<string, string> = {
   "@pages/rollouts": pageRollouts,
   "@partials/rollout-live": partialRolloutLive,
   "@partials/rollout-preview": partialRolloutPreview,
+  "@partials/rollout-replay": partialRolloutReplay,
   "@partials/badge": partialBadge,
   "@partials/chart": partialChart,
   "@partials/chart-table": partialChartTable,

@@ -17,6 +17,12 @@ import {
   ROLLOUT_STATUSES,
 } from "../../core/rollouts.ts";
 import type { Services } from "../../core/services.ts";
+import {
+  CHANGE_REPLAY_DEFAULT_NODES,
+  CHANGE_REPLAY_MAX_NODES,
+  replayChange,
+} from "../../core/rolloutReplay.ts";
+import { REPLAY_WINDOW_KEYS } from "../../core/replay.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses } from "../errors.ts";
 import { access, requireActor, requireRole } from "../guards.ts";
@@ -267,6 +273,57 @@ const abortRoute = actionRoute(
     "(source rollback, audited); nodes not reached are cancelled. 409 naming `status` unless running or paused.",
 );
 
+const totals = z.object({
+  scale_ups: z.number().int(),
+  scale_downs: z.number().int(),
+  above_max_s: z.number(),
+  instance_hours: z.number(),
+});
+
+const ReplayBody = z.object({
+  ...specFields,
+  window: z.string().default("24h").openapi({ description: `One of ${REPLAY_WINDOW_KEYS.join(", ")}` }),
+  nodes: z.number().default(CHANGE_REPLAY_DEFAULT_NODES).openapi({
+    description:
+      `How many of the included nodes to replay, the first by name (1..${CHANGE_REPLAY_MAX_NODES})`,
+  }),
+}).openapi("ChangeReplayRequest");
+
+const ChangeReplaySchema = z.object({
+  window: z.string(),
+  included: z.number().int(),
+  replayed: z.number().int(),
+  verdict: z.string().openapi({ description: "One line for people: the change against the current configs" }),
+  proposed: totals,
+  current: totals.nullable().openapi({ description: "The same pools under the current configs" }),
+  nodes: z.array(z.object({
+    node_id: z.string(),
+    name: z.string(),
+    verdict: z.string(),
+    reason: z.string().nullable(),
+    proposed: totals,
+    current: totals.nullable(),
+  })),
+}).openapi("ChangeReplay");
+
+const replayRoute = createRoute({
+  method: "post",
+  path: "/api/v1/rollouts/replay",
+  tags: ["rollouts"],
+  summary: "What-if: replay a change on its first nodes over their recorded metrics (writes nothing)",
+  description:
+    "Plans the change as the preview does, then replays the original autoscaler's rule with each " +
+    "replayed node's new config over its recorded metrics of the window (see POST " +
+    "/api/v1/nodes/{id}/config/replay), and sums scale-ups, scale-downs and time above the maxima against " +
+    "the current configs.",
+  ...access("operator"),
+  request: { body: { required: true, content: { "application/json": { schema: ReplayBody } } } },
+  responses: {
+    200: jsonResponse(ChangeReplaySchema, "Per node summaries"),
+    ...errorResponses(401, 403, 422),
+  },
+});
+
 export function registerRolloutRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, services: Services): void {
   app.openapi(previewRoute, async (c) => {
     requireRole(c, "operator");
@@ -284,6 +341,16 @@ export function registerRolloutRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, 
       ...plan,
       nodes: plan.nodes.map(({ baseText: _base, targetText: _target, ...node }) => node),
     }, 200);
+  });
+
+  app.openapi(replayRoute, async (c) => {
+    requireRole(c, "operator");
+    const body = c.req.valid("json");
+    const { results: _results, ...replay } = await replayChange(deps, body, {
+      window: body.window,
+      nodes: body.nodes,
+    });
+    return c.json(replay, 200);
   });
 
   app.openapi(createRolloutRoute, async (c) => {

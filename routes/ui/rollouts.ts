@@ -23,6 +23,8 @@ import {
   type RolloutInput,
 } from "../../core/rollouts.ts";
 import { sha256Hex } from "../../core/secrets.ts";
+import { replayChange } from "../../core/rolloutReplay.ts";
+import { replayView } from "./replayView.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { detailsByField } from "./forms.ts";
@@ -164,6 +166,7 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
       form?: RolloutForm;
       errors?: Record<string, string>;
       preview?: ReturnType<typeof previewView>;
+      replay?: unknown;
       previewed?: string;
       note?: string;
       status?: 200 | 422;
@@ -181,6 +184,7 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
         form: state.form ?? DEFAULT_FORM,
         errors: state.errors ?? {},
         preview: state.preview ?? null,
+        replay: state.replay ?? null,
         previewed: state.previewed ?? "",
         note: state.note ?? "",
         openForm: Boolean(state.form) || new URL(c.req.url).searchParams.has("new"),
@@ -209,7 +213,17 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
       }
       const plan = await planChange(ui.deps, input, input);
       const nothing = nothingToRollOut(plan, input);
+      // What the change would have done on its first nodes over the last day (the replay's verdict).
+      const replay = plan.included > 0
+        ? await replayChange(ui.deps, input, { window: "24h", nodes: 3 })
+        : null;
       return await renderList(c, {
+        replay: replay && {
+          ...replay,
+          first: replay.results.find((result) => result.pools.length > 0)
+            ? replayView(replay.results.find((result) => result.pools.length > 0)!, { idPrefix: "rp-" })
+            : null,
+        },
         form,
         ...(nothing ? { errors: formErrors([nothing]), status: 422 as const } : {}),
         preview: previewView(plan),
