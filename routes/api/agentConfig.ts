@@ -145,6 +145,8 @@ export function registerAgentConfigRoutes(
       signal: c.req.raw.signal,
       rememberedDesiredHash: services.nodeAuth.desiredHash(nodeId),
     });
+    // Plain Responses (built without the context, see pullResponse): the route's typed responses above are
+    // what they carry, which the type checker cannot see through a Response, hence the casts.
     if ("now" in started) return pullResponse(started.now) as never;
     // A waiting pull: parked outside the middleware until its answer comes (routes/parking.ts).
     const requestId = c.get("requestId");
