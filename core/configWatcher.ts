@@ -57,6 +57,8 @@ export interface ConfigWatcher {
   stats(): ConfigWatcherStats;
   /** Starts polling if it is not (the node-token cache remembered its first node). */
   ensurePolling(): void;
+  /** One read for the pulls a wake-up answers at once: concurrent calls with the same key share `read`. */
+  shared<T>(key: string, read: () => Promise<T>): Promise<T>;
   /** Shutdown: every waiter settles as "closed" at once and the poller stops. */
   close(): Promise<void>;
 }
@@ -82,6 +84,7 @@ export function createConfigWatcher(
   const notifyReads = new Set<Promise<void>>();
   let highWaterMs: number | undefined;
   let authChangesSeen = new Set<number>();
+  const sharedReads = new Map<string, Promise<unknown>>();
   let failing = false;
   const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0, replaced: 0 };
 
@@ -219,6 +222,15 @@ export function createConfigWatcher(
     },
 
     stats: () => ({ waiting, ...counters }),
+
+    shared<T>(key: string, read: () => Promise<T>): Promise<T> {
+      let pending = sharedReads.get(key) as Promise<T> | undefined;
+      if (!pending) {
+        pending = read().finally(() => sharedReads.delete(key));
+        sharedReads.set(key, pending);
+      }
+      return pending;
+    },
 
     ensurePolling() {
       highWaterMs ??= deps.clock.now().getTime();

@@ -53,7 +53,9 @@ export interface ConfigStatusView {
   acked_at: string | null;
 }
 
-type WatcherHolder = { configWatcher: Pick<ConfigWatcher, "notify" | "watch" | "waiting"> };
+type WatcherHolder = {
+  configWatcher: Pick<ConfigWatcher, "notify" | "watch" | "waiting"> & Partial<Pick<ConfigWatcher, "shared">>;
+};
 
 export function toConfigVersionView(row: ConfigVersionRow): ConfigVersionView {
   return {
@@ -556,7 +558,11 @@ export async function startPull(
         // (the database has the answer; a missed wake-up only delays it).
         const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
         if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
-          return delivered(await desiredResult(deps, fresh));
+          // The pulls one change wakes (an agent may hold several) share the read of the version.
+          const read = () => desiredResult(deps, fresh);
+          return delivered(
+            await (services.configWatcher.shared?.(`version ${fresh.desiredVersionId}`, read) ?? read()),
+          );
         }
         return delivered(unchanged(fresh));
       }
