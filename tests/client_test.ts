@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { and, count, eq } from "drizzle-orm";
 import { CentralManagementClient, type ClientOptions, normalizeApiUrl, toYaml } from "../client/mod.ts";
+import { recordNodeAuthChange } from "../db/nodeAuth.ts";
 import { configVersions, enrollmentTokens, metricSamples, nodes, scalingEvents } from "../db/schema.ts";
 import { parse as parseYaml } from "yaml";
 import { createReenrollmentToken } from "../core/enrollment.ts";
@@ -389,6 +390,8 @@ pools:
         const usesBefore = await tokenUses(server);
         const oldState = JSON.parse(await Deno.readTextFile(`${dir}/config.yaml.central-state.json`));
         await server.ctx.deps.db.update(nodes).set({ tokenHash: "0".repeat(64) }).where(eq(nodes.id, nodeId));
+        await recordNodeAuthChange(server.ctx.deps.db, nodeId, new Date()); // as the service's token changes do
+        server.ctx.services.nodeAuth.forget(nodeId);
         const reenrolled = new Promise((resolve) => client.on("registered", resolve));
         const before = await sampleCount(server, nodeId);
         client.sendMetrics({ instancePoolId: POOL_A, cpuUtil: 20, memoryUtil: 20, instanceCount: 2 });

@@ -17,6 +17,7 @@
 //
 // Run: deno run -A tests/helpers/serve_for_python.ts
 import { count, eq } from "drizzle-orm";
+import { recordNodeAuthChange } from "../../db/nodeAuth.ts";
 import { configVersions, enrollmentTokens, metricSamples, nodes, scalingEvents } from "../../db/schema.ts";
 import { startTestServer } from "./server.ts";
 import { createReenrollmentToken } from "../../core/enrollment.ts";
@@ -75,6 +76,9 @@ async function handle(command: Command): Promise<unknown> {
       return await server.setConfig(nodeId, command.config);
     case "revoke_node_token":
       await db.update(nodes).set({ tokenHash: "0".repeat(64) }).where(eq(nodes.id, nodeId));
+      // As the service's own token changes do: recorded for other replicas, forgotten here at once.
+      await recordNodeAuthChange(db, nodeId, new Date());
+      server.ctx.services.nodeAuth.forget(nodeId);
       return true;
     case "reenrollment_token":
       return (await createReenrollmentToken(server.ctx.deps, {
