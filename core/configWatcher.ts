@@ -30,6 +30,9 @@ export interface ConfigWaiter {
   promise: Promise<WaitOutcome>;
   /** Stops waiting (the caller answered already, or hung up); the promise settles as "cancelled". */
   cancel(): void;
+  /** After "changed" from a poll: the node's desired config as the poll read it (the caller need not read
+   * the node again). Undefined when a local notify() woke it. */
+  readonly woken?: { desiredHash: string; desiredVersionId: number };
 }
 
 export interface ConfigWatcherStats {
@@ -62,6 +65,7 @@ interface Waiter {
   nodeId: string;
   known: ReadonlySet<string>;
   settle: (outcome: WaitOutcome) => void;
+  woken?: { desiredHash: string; desiredVersionId: number };
 }
 
 export function createConfigWatcher(
@@ -81,13 +85,14 @@ export function createConfigWatcher(
   let failing = false;
   const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0, replaced: 0 };
 
-  const wake = (nodeId: string, hash: string | null) => {
+  const wake = (nodeId: string, hash: string | null, versionId?: number | null) => {
     if (hash === null) return; // a node without config has nothing to hand out yet
     const set = byNode.get(nodeId);
     if (!set) return;
     for (const waiter of [...set]) {
       if (!waiter.known.has(hash)) {
         counters.wakeups++;
+        if (versionId != null) waiter.woken = { desiredHash: hash, desiredVersionId: versionId };
         waiter.settle("changed");
       }
     }
@@ -118,7 +123,7 @@ export function createConfigWatcher(
       for (const row of rows) {
         if (row.desiredChangedAt) mark = Math.max(mark, row.desiredChangedAt.getTime());
         nodeAuth?.desiredChanged(row.id, row.desiredHash);
-        wake(row.id, row.desiredHash);
+        wake(row.id, row.desiredHash, row.desiredVersionId);
       }
       nodeAuth?.polled(startedAt);
       if (failing) deps.logger.info("config watcher polls again");
@@ -186,7 +191,13 @@ export function createConfigWatcher(
       // A change committed after this instant is found by the first poll (which looks OVERLAP_MS back).
       highWaterMs ??= deps.clock.now().getTime();
       schedule();
-      return { promise, cancel: () => settle("cancelled") };
+      return {
+        promise,
+        cancel: () => settle("cancelled"),
+        get woken() {
+          return waiter.woken;
+        },
+      };
     },
 
     notify(nodeId, hash) {

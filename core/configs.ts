@@ -501,8 +501,9 @@ export async function startPull(
       // draining, and nobody reads the answer to a hung-up request.
       const outcome = await waiter.promise;
       if (outcome === "changed" || outcome === "timeout") {
-        // Woken by a change or the deadline: the database has the answer (a missed wake-up only delays it).
-        const fresh = await readDesired(deps, nodeId);
+        // Woken by a change (the poll read the node's new desired version: no second read) or the deadline
+        // (the database has the answer; a missed wake-up only delays it).
+        const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
         if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
           return delivered(await desiredResult(deps, fresh));
         }

@@ -480,34 +480,26 @@ export function formatDuration(seconds: number): string {
 
 const actions = (f: { scale_ups: number; scale_downs: number }) => f.scale_ups + f.scale_downs;
 
-function comparison(proposed: ReplayFigures, baseline: ReplayFigures, name: string): string {
-  const parts: string[] = [];
-  const moreAbove = proposed.above_max_s - baseline.above_max_s;
-  if (Math.abs(moreAbove) >= 300) {
-    parts.push(
-      `${formatDuration(Math.abs(moreAbove))} ${
-        moreAbove > 0 ? "more" : "less"
-      } above a maximum than ${name}`,
-    );
-  } else {
-    parts.push(`about as long above a maximum as ${name}`);
-  }
-  const a = actions(proposed);
-  const b = actions(baseline);
-  if (a !== b) parts.push(`${a} scaling actions instead of ${b}`);
-  if (baseline.instance_hours > 0) {
-    const change = Math.round((proposed.instance_hours / baseline.instance_hours - 1) * 100);
-    if (change !== 0) parts.push(`${change > 0 ? "+" : ""}${change}% instance-hours`);
-  }
-  return parts.join(", ");
+/** "+16% instance-hours" against a baseline, or "" when the same. */
+function instanceHoursChange(proposed: ReplayFigures, baseline: ReplayFigures): string {
+  if (baseline.instance_hours <= 0) return "";
+  const change = Math.round((proposed.instance_hours / baseline.instance_hours - 1) * 100);
+  return change === 0 ? "the same instance-hours" : `${change > 0 ? "+" : ""}${change}% instance-hours`;
 }
 
 function poolVerdict(pool: Omit<PoolReplay, "verdict">): string {
   const p = pool.proposed.simulated;
-  const head = `${p.scale_ups} up, ${p.scale_downs} down, ${formatDuration(p.above_max_s)} above a maximum`;
-  if (pool.current) return `${head}: ${comparison(p, pool.current.simulated, "the current config")}.`;
-  return `${head} (no current config for this pool; recorded: ${pool.recorded.scale_ups} up, ` +
-    `${pool.recorded.scale_downs} down, ${formatDuration(pool.proposed.recorded_above_max_s)} above).`;
+  const c = pool.current?.simulated;
+  const moves = `${p.scale_ups} up, ${p.scale_downs} down`;
+  const above = `${formatDuration(p.above_max_s)} above its maximum`;
+  if (c) {
+    const hours = instanceHoursChange(p, c);
+    return `${moves} (current config: ${c.scale_ups} up, ${c.scale_downs} down); ${above} (current: ` +
+      `${formatDuration(c.above_max_s)} above its own)${hours ? `; ${hours}` : ""}.`;
+  }
+  return `${moves}; ${above}. No current config for this pool; recorded: ${pool.recorded.scale_ups} up, ` +
+    `${pool.recorded.scale_downs} down, ${formatDuration(pool.proposed.recorded_above_max_s)} above the ` +
+    `proposed maximum.`;
 }
 
 function sum(figures: ReplayFigures[]): ReplayFigures {
@@ -526,13 +518,13 @@ function sum(figures: ReplayFigures[]): ReplayFigures {
 function overallVerdict(pools: PoolReplay[], label: string): string {
   const proposed = sum(pools.map((p) => p.proposed.simulated));
   const scope = pools.length === 1 ? "this pool" : `these ${pools.length} pools`;
-  const head =
-    `Over the last ${label}, the proposed config would have scaled ${scope} ${actions(proposed)} ` +
-    `times and spent ${formatDuration(proposed.above_max_s)} above a maximum`;
   const compared = pools.filter((p) => p.current);
-  if (compared.length === pools.length) {
-    const current = sum(compared.map((p) => p.current!.simulated));
-    return `${head}: ${comparison(proposed, current, "the current config")}.`;
-  }
-  return `${head}.`;
+  const current = compared.length === pools.length ? sum(compared.map((p) => p.current!.simulated)) : null;
+  const times = `${actions(proposed)} times${current ? ` (current config: ${actions(current)})` : ""}`;
+  const above = `${formatDuration(proposed.above_max_s)} above its cpu or memory maximum${
+    current ? ` (current: ${formatDuration(current.above_max_s)} above its own)` : ""
+  }`;
+  const hours = current ? instanceHoursChange(proposed, current) : "";
+  return `Over the last ${label}, the proposed config would have scaled ${scope} ${times} and run ${above}` +
+    `${hours ? `, with ${hours}` : ""}.`;
 }

@@ -140,7 +140,13 @@ export async function setNodeAck(
 export function findDesiredChangedSince(
   db: DbOrTx,
   since: Date,
-): Promise<{ id: string; desiredHash: string | null; desiredChangedAt: Date | null }[]> {
-  return db.select({ id: nodes.id, desiredHash: nodes.desiredHash, desiredChangedAt: nodes.desiredChangedAt })
-    .from(nodes).where(gt(nodes.desiredChangedAt, since));
+): Promise<
+  { id: string; desiredHash: string | null; desiredVersionId: number | null; desiredChangedAt: Date | null }[]
+> {
+  return db.select({
+    id: nodes.id,
+    desiredHash: nodes.desiredHash,
+    desiredVersionId: nodes.desiredVersionId,
+    desiredChangedAt: nodes.desiredChangedAt,
+  }).from(nodes).where(gt(nodes.desiredChangedAt, since));
 }

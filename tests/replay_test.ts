@@ -117,12 +117,15 @@ function assertHandComputed(result: ReplayResult, start: number) {
     { ts: new Date(start + 2 * HOUR).toISOString(), instances: null },
   ]);
   assert.equal(pool.recorded.instance_hours, 4);
-  assert.match(
+  assert.equal(
     pool.verdict,
-    /^1 up, 0 down, 5 min above a maximum: 5 min more above a maximum than the current/,
+    "1 up, 0 down (current config: 0 up, 0 down); 5 min above its maximum (current: 0 min above its own); " +
+      "+48% instance-hours.",
   );
-  assert.match(pool.verdict, /1 scaling actions instead of 0, \+48% instance-hours\.$/);
-  assert.match(result.verdict, /^Over the last .*, the proposed config would have scaled this pool 1 times/);
+  assert.match(
+    result.verdict,
+    /^Over the last .*, the proposed config would have scaled this pool 1 times \(current config: 0\) and run 5 min above its cpu or memory maximum \(current: 0 min above its own\), with \+48% instance-hours\.$/,
+  );
 }
 
 /** The rollup job's watermark, as if it had run up to `at` (the rollup tables are then read up to it). */

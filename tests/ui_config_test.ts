@@ -222,7 +222,11 @@ Deno.test("console: node configuration page", async (t) => {
     await t.step("a viewer reads the config but sees no edit controls", async () => {
       const { status, html } = await page(url, viewer);
       assert.equal(status, 200);
-      assert.doesNotMatch(html, /<textarea/);
+      // No editor to save from (the only text box is the what-if panel's, which saves nothing).
+      assert.doesNotMatch(html, /<textarea id="yaml"/);
+      assert.doesNotMatch(html, /Save as version/);
+      assert.equal(html.match(/<textarea/g)?.length, 1);
+      assert.match(html, /<textarea id="replay-yaml"/);
       assert.doesNotMatch(html, /Roll back to this/);
       assert.doesNotMatch(html, /action="[^"]*\/rollback"/);
       assert.match(html, /changing it needs the operator role/);

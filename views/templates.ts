@@ -25,6 +25,8 @@ import pageSetup from "./pages/setup.eta" with { type: "text" };
 import partialBadge from "./partials/badge.eta" with { type: "text" };
 import partialChart from "./partials/chart.eta" with { type: "text" };
 import partialChartTable from "./partials/chart-table.eta" with { type: "text" };
+import partialReplay from "./partials/replay.eta" with { type: "text" };
+import partialReplayResults from "./partials/replay-results.eta" with { type: "text" };
 import partialConfigDiff from "./partials/config-diff.eta" with { type: "text" };
 import partialConfigStatus from "./partials/config-status.eta" with { type: "text" };
 import partialDashboardLive from "./partials/dashboard-live.eta" with { type: "text" };
@@ -63,6 +65,8 @@ export const TEMPLATES: Record<string, string> = {
   "@partials/badge": partialBadge,
   "@partials/chart": partialChart,
   "@partials/chart-table": partialChartTable,
+  "@partials/replay": partialReplay,
+  "@partials/replay-results": partialReplayResults,
   "@partials/config-diff": partialConfigDiff,
   "@partials/config-status": partialConfigStatus,
   "@partials/dashboard-live": partialDashboardLive,

@@ -11,16 +11,19 @@
 // @ts-types="@types/d3-scale"
 import { scaleLinear, scaleUtc } from "d3-scale";
 // @ts-types="@types/d3-shape"
-import { line } from "d3-shape";
+import { curveStepAfter, line } from "d3-shape";
 
 export interface ChartPoint {
   t: Date | string;
-  v: number;
+  /** null: no data from here to the next point (the line breaks). */
+  v: number | null;
 }
 
 export interface ChartSeriesInput {
   name: string;
   points: ChartPoint[];
+  /** Drawn dashed (a comparison beside the main lines). */
+  dashed?: boolean;
 }
 
 export interface ChartMarkerInput {
@@ -45,6 +48,8 @@ export interface ChartInput {
   yDomain?: [number, number];
   /** Points further apart than this are not joined (a gap in reporting stays visible). */
   gapMs?: number;
+  /** "step": each value holds until the next point (counts that change at events), else straight lines. */
+  curve?: "linear" | "step";
   width?: number;
   height?: number;
   /** Decimals in titles and the table. */
@@ -65,10 +70,10 @@ export interface ChartModel {
   plot: { left: number; top: number; right: number; bottom: number };
   xTicks: { x: number; label: string }[];
   yTicks: { y: number; label: string }[];
-  lines: { d: string; series: number; name: string }[];
+  lines: { d: string; series: number; name: string; dashed: boolean }[];
   dots: { x: number; y: number; series: number; title: string }[];
   markers: { x: number; kind: string; title: string }[];
-  legend: { name: string; series: number }[];
+  legend: { name: string; series: number; dashed: boolean }[];
   empty: boolean;
   showTitle: boolean;
   /** Many points: dots stay invisible (hover targets only) so the line reads clearly. */
@@ -106,9 +111,15 @@ export function buildChart(input: ChartInput): ChartModel {
     right: width - MARGIN.right,
     bottom: height - MARGIN.bottom,
   };
+  // Where a series has no data (a null point), its line breaks until the next value.
+  const breaks = input.series.map((s) =>
+    s.points.filter((p) => p.v === null).map((p) => new Date(p.t).getTime()).sort((a, b) => a - b)
+  );
   const series = input.series.map((s) => ({
     name: s.name,
+    dashed: s.dashed ?? false,
     points: s.points
+      .filter((p): p is { t: Date | string; v: number } => p.v !== null)
       .map((p) => ({ t: new Date(p.t), v: p.v }))
       .filter((p) => Number.isFinite(p.v) && p.t >= from && p.t <= to)
       .sort((a, b) => a.t.getTime() - b.t.getTime()),
@@ -132,13 +143,22 @@ export function buildChart(input: ChartInput): ChartModel {
     const path = line<{ t: Date; v: number }>()
       .x((p) => round(x(p.t)))
       .y((p) => round(y(p.v)));
-    // Break the line at gaps: draw each run of close points as its own sub-path.
+    if (input.curve === "step") path.curve(curveStepAfter);
+    const breakAt = breaks[index];
+    // Break the line at gaps: draw each run of close points as its own sub-path; a step run holds its last
+    // value up to the break that ends it.
     const runs: { t: Date; v: number }[][] = [];
     for (const [i, p] of points.entries()) {
-      if (i === 0 || p.t.getTime() - points[i - 1].t.getTime() > gapMs) runs.push([]);
+      const previous = points[i - 1];
+      const broken = previous && breakAt.some((b) => b > previous.t.getTime() && b <= p.t.getTime());
+      if (i === 0 || broken || p.t.getTime() - previous.t.getTime() > gapMs) {
+        if (input.curve === "step" && previous) closeStep(runs.at(-1)!, breakAt, to);
+        runs.push([]);
+      }
       runs.at(-1)!.push(p);
     }
-    return { d: runs.map((run) => path(run) ?? "").join(""), series: index, name: s.name };
+    if (input.curve === "step" && runs.length) closeStep(runs.at(-1)!, breakAt, to);
+    return { d: runs.map((run) => path(run) ?? "").join(""), series: index, name: s.name, dashed: s.dashed };
   });
   const dots = series.flatMap((s, index) =>
     s.points.map((p) => ({
@@ -184,7 +204,7 @@ export function buildChart(input: ChartInput): ChartModel {
     lines,
     dots,
     markers,
-    legend: series.map((s, index) => ({ name: s.name, series: index })),
+    legend: series.map((s, index) => ({ name: s.name, series: index, dashed: s.dashed })),
     empty,
     showTitle: !input.hideTitle,
     quietDots: dots.length > 60,
@@ -193,4 +213,12 @@ export function buildChart(input: ChartInput): ChartModel {
     table: { columns: ["Time", ...series.map((s) => `${s.name} (${input.unit})`)], rows },
     tableUrl: input.tableUrl ?? null,
   };
+}
+
+/** A step run ends at the first break after its last point (else at the chart's end): its last value is
+ * held until then. */
+function closeStep(run: { t: Date; v: number }[], breakAt: number[], end: Date): void {
+  const last = run.at(-1)!;
+  const stop = breakAt.find((b) => b > last.t.getTime()) ?? end.getTime();
+  if (stop > last.t.getTime()) run.push({ t: new Date(Math.min(stop, end.getTime())), v: last.v });
 }

@@ -16,6 +16,14 @@ import {
   rollbackNodeConfig,
 } from "../../core/configs.ts";
 import { normalizeConfigText } from "../../core/configDocument.ts";
+import {
+  DEFAULT_REPLAY_WINDOW,
+  REPLAY_WINDOW_KEYS,
+  REPLAY_WINDOWS,
+  replayConfigInput,
+  type ReplayWindow,
+} from "../../core/replay.ts";
+import { replayView, type ReplayViewModel } from "./replayView.ts";
 import { AppError, type ErrorDetail } from "../../core/errors.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
@@ -50,7 +58,17 @@ interface PageState {
   commentError?: string;
   rollbackComment?: string;
   rollbackError?: string;
+  /** A what-if replay asked for: its result, or why the text could not be replayed. */
+  replay?: ReplayPanel;
   status?: 200 | 409 | 422;
+}
+
+/** The "What if" panel: the window, the text replayed (viewers type it in the panel), the result. */
+interface ReplayPanel {
+  window: ReplayWindow;
+  yaml?: string;
+  view: ReplayViewModel | null;
+  errors: EditorError[];
 }
 
 const configUrl = (nodeId: string, params: Record<string, number | undefined> = {}) => {
@@ -66,6 +84,7 @@ function partialFor(c: Context<AppEnv>): string | undefined {
   const target = c.req.header("hx-target")?.split("#")[1];
   if (target === "config-status") return "@partials/config-status";
   if (target === "config-diff") return "@partials/config-diff";
+  if (target === "replay-results") return "@partials/replay-results";
   return undefined;
 }
 
@@ -95,6 +114,7 @@ async function renderConfigPage(ui: Ui, c: Context<AppEnv>, nodeId: string, stat
   const editor = state.editor ??
     { yaml: desired?.yaml ?? "", comment: "", baseVersion: desired?.version ?? null };
   const editorErrors = state.editorErrors ?? [];
+  const replay = state.replay ?? { window: DEFAULT_REPLAY_WINDOW, view: null, errors: [] };
   return ui.render(c, {
     page: "@pages/node-config",
     partial: partialFor(c),
@@ -123,11 +143,18 @@ async function renderConfigPage(ui: Ui, c: Context<AppEnv>, nodeId: string, stat
       rollbackComment: state.rollbackComment ??
         (rollback ? `Roll back to version ${rollback.target.version}` : ""),
       rollbackError: state.rollbackError ?? "",
+      replayPanel: {
+        ...replay,
+        yaml: replay.yaml ?? desired?.yaml ?? "",
+        editorId: canEdit ? "yaml" : "replay-yaml",
+      },
+      replayWindows: REPLAY_WINDOW_KEYS.map((key) => ({ key, label: REPLAY_WINDOWS[key].label })),
       urls: {
         page: configUrl(nodeId),
         node: `/nodes/${encodeURIComponent(nodeId)}`,
         save: configUrl(nodeId),
         rollback: `/nodes/${encodeURIComponent(nodeId)}/config/rollback`,
+        replay: `/nodes/${encodeURIComponent(nodeId)}/config/replay`,
         confirmRollback: (version: number) => configUrl(nodeId, { rollback: version }),
         diff: (from: number, to: number) => configUrl(nodeId, { from, to }),
       },
@@ -229,6 +256,46 @@ export function registerConfigPages(app: OpenAPIHono<AppEnv>, ui: Ui, services: 
       return again({ editorErrors: editor, commentError });
     }
     return c.redirect(configUrl(nodeId), 303);
+  });
+
+  // What if: replays the posted text (the editor's, or the viewer's panel) and shows the page again with the
+  // result in the panel; htmx asks for the panel's results only. Nothing is written, so viewers may.
+  app.post("/nodes/:id/config/replay", async (c) => {
+    const { form } = await postedForm(c, ui.deps, "viewer");
+    const nodeId = c.req.param("id");
+    const yaml = field(form, "yaml");
+    const requested = field(form, "window");
+    const window = (REPLAY_WINDOW_KEYS as string[]).includes(requested)
+      ? requested as ReplayWindow
+      : DEFAULT_REPLAY_WINDOW;
+    const editor = {
+      yaml,
+      comment: field(form, "comment"),
+      baseVersion: Number(field(form, "base_version")) || null,
+    };
+    try {
+      const result = await replayConfigInput(ui.deps, {
+        nodeId,
+        config: yaml.trim() === "" ? "" : yaml,
+        window: requested,
+      });
+      return await renderConfigPage(ui, c, nodeId, {
+        query: {},
+        editor,
+        replay: { window, yaml, view: replayView(result), errors: [] },
+      });
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status !== 422) throw error;
+      const errors = editorErrorsOf(error.details ?? []).editor.map((e) =>
+        e.field === "" && yaml.trim() === "" ? { ...e, message: "the text is empty: nothing to replay" } : e
+      );
+      return await renderConfigPage(ui, c, nodeId, {
+        query: {},
+        editor,
+        replay: { window, yaml, view: null, errors },
+        status: 422,
+      });
+    }
   });
 
   app.post("/nodes/:id/config/rollback", async (c) => {
