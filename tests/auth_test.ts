@@ -14,6 +14,11 @@ function login(ctx: TestApp, username: string, password: string, address = "10.0
   });
 }
 
+/** A login with a wrong password, refused as such (401 invalid_credentials, not throttled). */
+async function wrongPassword(ctx: TestApp, username: string, address: string) {
+  await expectError(await login(ctx, username, "wrong-password-x", address), 401, "invalid_credentials");
+}
+
 Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
   // TRUST_PROXY lets each step log in from its own address (X-Forwarded-For), so the per-address
   // throttle of one step does not spill into another.
@@ -108,7 +113,7 @@ Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
       const user = await createUserWithRole(ctx, "operator", "dora");
       await updateUser(ctx.deps, { principal: TEST_SETUP }, user.id, { disabled: true });
       await expectError(await login(ctx, "dora", user.password, "10.0.2.1"), 401, "account_disabled");
-      await expectError(await login(ctx, "dora", "wrong-password-x", "10.0.2.1"), 401, "invalid_credentials");
+      await wrongPassword(ctx, "dora", "10.0.2.1");
       assert.equal(await countRows(ctx, "SELECT COUNT(*) n FROM sessions WHERE user_id = ?", [user.id]), 0);
     });
 
@@ -414,11 +419,7 @@ Deno.test("auth: login throttling", async (t) => {
       "after 5 failures for a username from one address: 429 with Retry-After there, even with the right password",
       async () => {
         for (let i = 0; i < 5; i++) {
-          await expectError(
-            await login(ctx, "tom", "wrong-password-x", "10.1.0.1"),
-            401,
-            "invalid_credentials",
-          );
+          await wrongPassword(ctx, "tom", "10.1.0.1");
         }
         ctx.clock.advance(60_000);
         const res = await login(ctx, "tom", user.password, "10.1.0.1");
@@ -437,11 +438,7 @@ Deno.test("auth: login throttling", async (t) => {
     await t.step("a stranger's failures do not lock the operator out of their own address", async () => {
       ctx.clock.advance(3600_000);
       for (let i = 0; i < 5; i++) {
-        await expectError(
-          await login(ctx, "tom", "wrong-password-x", "10.66.0.1"),
-          401,
-          "invalid_credentials",
-        );
+        await wrongPassword(ctx, "tom", "10.66.0.1");
       }
       await expectError(await login(ctx, "tom", "wrong-password-x", "10.66.0.1"), 429, "too_many_attempts");
       const res = await login(ctx, "tom", user.password, "10.1.0.1");
@@ -452,21 +449,13 @@ Deno.test("auth: login throttling", async (t) => {
     await t.step("a right password starts that (user, address) afresh", async () => {
       ctx.clock.advance(3600_000);
       for (let i = 0; i < 4; i++) {
-        await expectError(
-          await login(ctx, "tom", "wrong-password-x", "10.2.0.1"),
-          401,
-          "invalid_credentials",
-        );
+        await wrongPassword(ctx, "tom", "10.2.0.1");
       }
       ctx.clock.advance(1000);
       assert.equal((await login(ctx, "tom", user.password, "10.2.0.1")).status, 200);
       ctx.clock.advance(1000);
       for (let i = 0; i < 4; i++) {
-        await expectError(
-          await login(ctx, "tom", "wrong-password-x", "10.2.0.1"),
-          401,
-          "invalid_credentials",
-        );
+        await wrongPassword(ctx, "tom", "10.2.0.1");
       }
       ctx.clock.advance(1000);
       const res = await login(ctx, "tom", user.password, "10.2.0.1");
@@ -478,14 +467,10 @@ Deno.test("auth: login throttling", async (t) => {
       ctx.clock.advance(3600_000);
       const address = "10.3.0.1";
       for (let i = 0; i < 19; i++) {
-        await expectError(
-          await login(ctx, `guess${i}`, "wrong-password-x", address),
-          401,
-          "invalid_credentials",
-        );
+        await wrongPassword(ctx, `guess${i}`, address);
       }
       assert.equal((await login(ctx, "tom", user.password, address)).status, 200);
-      await expectError(await login(ctx, "guess19", "wrong-password-x", address), 401, "invalid_credentials");
+      await wrongPassword(ctx, "guess19", address);
       const res = await login(ctx, "tom", user.password, address);
       await expectError(res, 429, "too_many_attempts");
       assert.ok(Number(res.headers.get("retry-after")) > 0);
@@ -498,11 +483,7 @@ Deno.test("auth: login throttling", async (t) => {
       async () => {
         ctx.clock.advance(3600_000);
         for (let i = 0; i < 20; i++) {
-          await expectError(
-            await login(ctx, "tom", "wrong-password-x", `10.4.${i}.1`),
-            401,
-            "invalid_credentials",
-          );
+          await wrongPassword(ctx, "tom", `10.4.${i}.1`);
         }
         const slowed = await login(ctx, "tom", "wrong-password-x", "10.4.100.1");
         await expectError(slowed, 429, "too_many_attempts");
@@ -513,11 +494,7 @@ Deno.test("auth: login throttling", async (t) => {
         await own.body?.cancel();
         // A stranger gets one checked attempt per interval, not a lockout.
         ctx.clock.advance(30_000);
-        await expectError(
-          await login(ctx, "tom", "wrong-password-x", "10.4.101.1"),
-          401,
-          "invalid_credentials",
-        );
+        await wrongPassword(ctx, "tom", "10.4.101.1");
         await expectError(
           await login(ctx, "tom", "wrong-password-x", "10.4.102.1"),
           429,

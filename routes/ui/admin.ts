@@ -11,7 +11,7 @@ import { changeOwnPassword, createUser, listUsers, updateUser } from "../../core
 import type { AppEnv } from "../env.ts";
 import { detailsByField } from "./forms.ts";
 import type { Ui } from "./render.ts";
-import { field, type FormFields, postedForm, requirePageRole } from "./session.ts";
+import { field, type FormFields, formValues, postedForm, requirePageRole } from "./session.ts";
 
 /** Lifetimes offered for enrollment tokens (seconds; "" never expires) and API keys (days). */
 const TOKEN_LIFETIMES = [["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 days"], [
@@ -138,11 +138,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.post("/admin/api-keys", async (c) => {
     const { actor, form } = await postedForm(c, ui.deps, "admin");
-    const values = {
-      name: field(form, "name"),
-      role: field(form, "role"),
-      expires_in_days: field(form, "expires_in_days"),
-    };
+    const values = formValues(form, ["name", "role", "expires_in_days"]);
     let created: Awaited<ReturnType<typeof createApiKey>> | undefined;
     const errors = await formErrors(async () => {
       created = await createApiKey(ui.deps, actor, {
@@ -206,11 +202,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.post("/admin/enrollment-tokens", async (c) => {
     const { actor, form } = await postedForm(c, ui.deps, "admin");
-    const values = {
-      name: field(form, "name"),
-      expires_in_s: field(form, "expires_in_s"),
-      max_uses: field(form, "max_uses"),
-    };
+    const values = formValues(form, ["name", "expires_in_s", "max_uses"]);
     let created: Awaited<ReturnType<typeof createEnrollmentToken>> | undefined;
     const errors = await formErrors(async () => {
       created = await createEnrollmentToken(ui.deps, actor, {

@@ -98,6 +98,11 @@ export function field(form: FormFields, name: string): string {
   return (Array.isArray(value) ? value[0] : value) ?? "";
 }
 
+/** Several single fields at once, by name (what a form shows again after a refusal). */
+export function formValues<const N extends string>(form: FormFields, names: readonly N[]): Record<N, string> {
+  return Object.fromEntries(names.map((name) => [name, field(form, name)])) as Record<N, string>;
+}
+
 /** A repeated field (checkboxes) as a list. */
 export function fields(form: FormFields, name: string): string[] {
   const value = form[name];
