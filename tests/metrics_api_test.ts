@@ -3,15 +3,7 @@ import { seriesSourceFor } from "../core/metricsQuery.ts";
 import { seriesRows } from "../db/metricsQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-import {
-  insertEvents,
-  insertNode,
-  insertPool,
-  insertRollups,
-  insertSamples,
-  poolOcid,
-  type SampleSpec,
-} from "./helpers/fixtures.ts";
+import * as fixtures from "./helpers/fixtures.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
 
 type Point = {
@@ -26,8 +18,8 @@ type Series = { from: string; to: string; step_s: number; source: string; points
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
 
 /** The series computed in JS from the samples, to compare with what SQL aggregated. */
-function expectedPoints(samples: SampleSpec[], from: Date, to: Date, stepS: number): Point[] {
-  const buckets = new Map<number, SampleSpec[]>();
+function expectedPoints(samples: fixtures.SampleSpec[], from: Date, to: Date, stepS: number): Point[] {
+  const buckets = new Map<number, fixtures.SampleSpec[]>();
   for (const s of samples) {
     const ms = new Date(s.ts).getTime();
     if (ms < from.getTime() || ms > to.getTime()) continue;
@@ -56,16 +48,19 @@ Deno.test("metrics API", async (t) => {
     const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
     const viewer = (await createApiKeyWithRole(ctx, "viewer")).token;
 
-    const web = await insertNode(ctx, { name: "web-1", lastHeartbeatAt: ago(5) });
-    const db = await insertNode(ctx, { name: "db-1", lastHeartbeatAt: ago(500) });
-    const gone = await insertNode(ctx, { name: "gone-1", decommissionedAt: ago(100) });
-    const webPool = await insertPool(ctx, web, poolOcid("web1"), { displayName: "web", currentSize: 3 });
-    const webPool2 = await insertPool(ctx, web, poolOcid("web2"), { currentSize: 2 });
-    const dbPool = await insertPool(ctx, db, poolOcid("db1"), { currentSize: 5 });
-    await insertPool(ctx, gone, poolOcid("gone1"), { currentSize: 7 });
+    const web = await fixtures.insertNode(ctx, { name: "web-1", lastHeartbeatAt: ago(5) });
+    const db = await fixtures.insertNode(ctx, { name: "db-1", lastHeartbeatAt: ago(500) });
+    const gone = await fixtures.insertNode(ctx, { name: "gone-1", decommissionedAt: ago(100) });
+    const webPool = await fixtures.insertPool(ctx, web, fixtures.poolOcid("web1"), {
+      displayName: "web",
+      currentSize: 3,
+    });
+    const webPool2 = await fixtures.insertPool(ctx, web, fixtures.poolOcid("web2"), { currentSize: 2 });
+    const dbPool = await fixtures.insertPool(ctx, db, fixtures.poolOcid("db1"), { currentSize: 5 });
+    await fixtures.insertPool(ctx, gone, fixtures.poolOcid("gone1"), { currentSize: 7 });
 
     // One sample a minute for 3 hours (the newest exactly at now), and a few older than 24h.
-    const webSamples: SampleSpec[] = [];
+    const webSamples: fixtures.SampleSpec[] = [];
     for (let k = 0; k < 180; k++) {
       webSamples.push({
         ts: ago(k * 60),
@@ -74,22 +69,22 @@ Deno.test("metrics API", async (t) => {
         instances: 1 + (Math.floor(k / 7) % 5),
       });
     }
-    const oldSamples: SampleSpec[] = [{ ts: ago(90_000), cpu: 100, memory: 100, instances: 9 }];
-    await insertSamples(ctx, web, webPool, [...webSamples, ...oldSamples]);
-    await insertSamples(ctx, web, webPool2, [{ ts: ago(30), cpu: 99, memory: 1, instances: 2 }]);
-    const dbSamples: SampleSpec[] = [
+    const oldSamples: fixtures.SampleSpec[] = [{ ts: ago(90_000), cpu: 100, memory: 100, instances: 9 }];
+    await fixtures.insertSamples(ctx, web, webPool, [...webSamples, ...oldSamples]);
+    await fixtures.insertSamples(ctx, web, webPool2, [{ ts: ago(30), cpu: 99, memory: 1, instances: 2 }]);
+    const dbSamples: fixtures.SampleSpec[] = [
       { ts: ago(3600), cpu: 10, memory: 99.5, instances: 5 },
       { ts: ago(7200), cpu: 20, memory: 60, instances: 5 },
     ];
-    await insertSamples(ctx, db, dbPool, dbSamples);
-    await insertEvents(ctx, web, webPool, [
+    await fixtures.insertSamples(ctx, db, dbPool, dbSamples);
+    await fixtures.insertEvents(ctx, web, webPool, [
       { ts: ago(600), direction: "UP" },
       { ts: ago(1200), direction: "UP" },
       { ts: ago(1800), direction: "DOWN" },
       { ts: ago(100_000), direction: "DOWN" }, // outside 24h
     ]);
 
-    const seriesPath = (query: string, node = web, pool = poolOcid("web1")) =>
+    const seriesPath = (query: string, node = web, pool = fixtures.poolOcid("web1")) =>
       `/api/v1/nodes/${node}/metrics/${pool}${query}`;
     const series = async (query: string) => {
       const res = await ctx.call("GET", seriesPath(query), { token: viewer });
@@ -168,8 +163,8 @@ Deno.test("metrics API", async (t) => {
 
     await t.step("unknown node, unknown pool, another node's pool: 404", async () => {
       await refused(seriesPath("", crypto.randomUUID()), 404);
-      await refused(seriesPath("", web, poolOcid("nope")), 404);
-      await refused(seriesPath("", web, poolOcid("db1")), 404);
+      await refused(seriesPath("", web, fixtures.poolOcid("nope")), 404);
+      await refused(seriesPath("", web, fixtures.poolOcid("db1")), 404);
     });
 
     await t.step(
@@ -198,14 +193,14 @@ Deno.test("metrics API", async (t) => {
               ts: ago(72 * 60).toISOString(), // cpu 100 at k = 72 and 173: the latest wins the tie
               node_id: web,
               node_name: "web-1",
-              instance_pool_id: poolOcid("web1"),
+              instance_pool_id: fixtures.poolOcid("web1"),
             },
             max_memory: {
               value: 99.5,
               ts: ago(3600).toISOString(),
               node_id: db,
               node_name: "db-1",
-              instance_pool_id: poolOcid("db1"),
+              instance_pool_id: fixtures.poolOcid("db1"),
             },
           },
           scaling_events: { UP: 2, DOWN: 1, total: 3 },
@@ -248,7 +243,7 @@ Deno.test("metrics API", async (t) => {
       assert.equal(seriesSourceFor(7200), "rollup_1h");
       assert.equal(seriesSourceFor(90), "raw");
       const base = { nodeId: db, poolId: dbPool, cpuMin: 0, memoryMin: 0, memoryAvg: 50, memoryMax: 90 };
-      await insertRollups(ctx, "5m", [
+      await fixtures.insertRollups(ctx, "5m", [
         {
           ...base,
           bucketStart: new Date("2026-06-01T10:00:00Z"),

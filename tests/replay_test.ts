@@ -8,15 +8,7 @@ import { setNodeConfig } from "../core/configs.ts";
 import { readJobState, saveJobWatermark } from "../db/jobs.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
-import {
-  countNodeRows,
-  insertEvents,
-  insertNode,
-  insertPool,
-  insertRollups,
-  insertSamples,
-  poolOcid,
-} from "./helpers/fixtures.ts";
+import * as fixtures from "./helpers/fixtures.ts";
 import type { ErrorBody } from "./helpers/assertions.ts";
 import type { Principal } from "../core/principal.ts";
 
@@ -24,7 +16,7 @@ const SYSTEM_PRINCIPAL: Principal = { kind: "system", name: "replay-test" };
 
 const NOW = "2026-06-04T12:00:00Z";
 const HOUR = 3_600_000;
-const OCID = poolOcid("replay1");
+const OCID = fixtures.poolOcid("replay1");
 
 function document(cpu: { min: number; max: number }, extra: Record<string, unknown> = {}) {
   return {
@@ -140,8 +132,8 @@ function proposeCpuMax50(ctx: TestApp, nodeId: string, window: ReplayWindow) {
 }
 
 async function nodeWithConfig(ctx: TestApp, name: string) {
-  const nodeId = await insertNode(ctx, { name });
-  const poolId = await insertPool(ctx, nodeId, OCID);
+  const nodeId = await fixtures.insertNode(ctx, { name });
+  const poolId = await fixtures.insertPool(ctx, nodeId, OCID);
   await setNodeConfig(ctx.deps, ctx.services, { principal: SYSTEM_PRINCIPAL }, nodeId, {
     config: document({ min: 30, max: 75 }),
   });
@@ -155,8 +147,8 @@ Deno.test("replay: raw samples, 5-minute rollups, 1-hour rollups give the hand-c
     await t.step("raw samples of the last day", async () => {
       const { nodeId, poolId } = await nodeWithConfig(ctx, "replay-raw");
       const start = now - 3 * HOUR;
-      await insertSamples(ctx, nodeId, poolId, steadyLoad(start));
-      await insertEvents(ctx, nodeId, poolId, [{
+      await fixtures.insertSamples(ctx, nodeId, poolId, steadyLoad(start));
+      await fixtures.insertEvents(ctx, nodeId, poolId, [{
         ts: new Date(start + HOUR),
         direction: "UP",
         from: 2,
@@ -178,7 +170,7 @@ Deno.test("replay: raw samples, 5-minute rollups, 1-hour rollups give the hand-c
     await t.step("raw gone: 5-minute rollups of 15 days ago", async () => {
       const { nodeId, poolId } = await nodeWithConfig(ctx, "replay-5m");
       const start = now - 15 * 24 * HOUR;
-      await insertRollups(ctx, "5m", steadyRollups(nodeId, poolId, start, 300_000));
+      await fixtures.insertRollups(ctx, "5m", steadyRollups(nodeId, poolId, start, 300_000));
       await rolledUpTo(ctx, new Date(now - 10 * 60_000));
       const result = await proposeCpuMax50(ctx, nodeId, "30d");
       assertHandComputed(result, start);
@@ -203,7 +195,7 @@ Deno.test("replay: where 5-minute rollups are gone, hourly ones stand for their 
     const now = Date.parse(NOW);
     const { nodeId, poolId } = await nodeWithConfig(ctx, "replay-1h");
     const start = now - 20 * 24 * HOUR;
-    await insertRollups(ctx, "1h", steadyRollups(nodeId, poolId, start, HOUR));
+    await fixtures.insertRollups(ctx, "1h", steadyRollups(nodeId, poolId, start, HOUR));
     await rolledUpTo(ctx, new Date(now - 10 * 60_000));
     const result = await proposeCpuMax50(ctx, nodeId, "30d");
     assertHandComputed(result, start);
@@ -220,9 +212,9 @@ Deno.test("replay API: viewers may replay; bad inputs are refused with the field
     const viewer = (await createApiKeyWithRole(ctx, "viewer")).token;
     const now = Date.parse(NOW);
     const { nodeId, poolId } = await nodeWithConfig(ctx, "replay-api");
-    await insertSamples(ctx, nodeId, poolId, steadyLoad(now - 3 * HOUR));
+    await fixtures.insertSamples(ctx, nodeId, poolId, steadyLoad(now - 3 * HOUR));
     const url = `/api/v1/nodes/${nodeId}/config/replay`;
-    const before = await countNodeRows(ctx, nodeId);
+    const before = await fixtures.countNodeRows(ctx, nodeId);
     const expectError = async (res: Response, status: number, field?: string) => {
       const body = await json<ErrorBody>(res);
       assert.equal(res.status, status, JSON.stringify(body));
@@ -315,7 +307,7 @@ Deno.test("replay API: viewers may replay; bad inputs are refused with the field
     });
 
     await t.step("a node without metrics: 200, no pools, the reason", async () => {
-      const quiet = await insertNode(ctx, { name: "replay-quiet" });
+      const quiet = await fixtures.insertNode(ctx, { name: "replay-quiet" });
       const res = await ctx.call("POST", `/api/v1/nodes/${quiet}/config/replay`, {
         token: viewer,
         json: { config: document({ min: 30, max: 50 }), window: "30d" },
@@ -332,7 +324,7 @@ Deno.test("replay API: viewers may replay; bad inputs are refused with the field
     });
 
     await t.step("nothing was written", async () => {
-      assert.deepEqual(await countNodeRows(ctx, nodeId), before);
+      assert.deepEqual(await fixtures.countNodeRows(ctx, nodeId), before);
     });
 
     await t.step("in /openapi.json for viewers", async () => {
