@@ -1,6 +1,6 @@
 // The agent's side of configuration: pull the desired config (ETag + long-poll) and ack what was applied.
 // Node-token authenticated; the rules live in core/configs.ts.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { ackConfig, MAX_WAIT_S, type PullResult, startPull } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { asAppError, errorJsonResponse, errorResponses } from "../errors.ts";
@@ -8,13 +8,14 @@ import type { Parking } from "../parking.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access, nodeTokenRequired, requireNodeActor } from "../guards.ts";
+import { nodeTokenRequired, requireNodeActor } from "../guards.ts";
 import {
   CONFIG_HASH_DESCRIPTION,
   CONFIG_YAML_DESCRIPTION,
   jsonBody,
   jsonResponse,
   NodeIdParams,
+  routesFor,
 } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
@@ -68,16 +69,15 @@ const etagHeader = {
   ETag: { schema: { type: "string" as const }, description: 'The config hash, quoted: "<hash>"' },
 };
 
-const pullRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/config",
-  tags: ["agent"],
+// Node routes: the full node-token check (routes/guards.ts nodeTokenRequired, below) follows the presence
+// check of access("node").
+const route = routesFor("agent");
+
+const pullRoute = route("get", "/api/v1/nodes/{id}/config", "node", {
   summary: "Pull the desired config (ETag, long-poll with ?wait=)",
   description:
     "200 with the config as soon as its hash differs from If-None-Match (at once when it already " +
     "differs); 304 when unchanged at the end of the wait; 204 when the node has no config at all.",
-  // The full node-token check (routes/guards.ts nodeTokenRequired, below) follows access()'s presence check.
-  ...access("node"),
   request: { params: NodeIdParams, query: PullQuery, headers: PullHeaders },
   responses: {
     200: {
@@ -91,13 +91,8 @@ const pullRoute = createRoute({
   },
 });
 
-const ackRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/config/ack",
-  tags: ["agent"],
+const ackRoute = route("post", "/api/v1/nodes/{id}/config/ack", "node", {
   summary: "Report whether a config was applied",
-  // The full node-token check (routes/guards.ts nodeTokenRequired, below) follows access()'s presence check.
-  ...access("node"),
   request: { params: NodeIdParams, body: jsonBody(AckBodySchema) },
   responses: { 200: jsonResponse(AckResponseSchema, "Recorded"), ...errorResponses(401, 403, 404, 410, 422) },
 });

@@ -14,7 +14,7 @@ import * as fields from "../../core/fields.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
 import { access, agentCaller, nodeTokenRequired, requireNodeActor } from "../guards.ts";
-import { jsonBody, jsonResponse, NodeIdParams } from "./schemas.ts";
+import { jsonBody, jsonResponse, NodeIdParams, routesFor } from "./schemas.ts";
 
 const MAX_POOLS = 100;
 
@@ -139,12 +139,10 @@ const registerRoute = createRoute({
   },
 });
 
-const heartbeatRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/heartbeat",
-  tags: ["agent"],
+const route = routesFor("agent");
+
+const heartbeatRoute = route("post", "/api/v1/nodes/{id}/heartbeat", "node", {
   summary: "Heartbeat: status, uptime, applied config hash, pool sizes",
-  ...access("node"),
   request: { params: NodeIdParams, body: jsonBody(HeartbeatBody) },
   responses: {
     200: jsonResponse(HeartbeatResponse, "Recorded"),
@@ -152,15 +150,11 @@ const heartbeatRoute = createRoute({
   },
 });
 
-const metricsRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/metrics",
-  tags: ["agent"],
+const metricsRoute = route("post", "/api/v1/nodes/{id}/metrics", "node", {
   summary: "Push a batch of metric samples (idempotent per node, pool, ts)",
   description:
     "At most MAX_BATCH_SAMPLES samples (default 1,000): a larger batch gets 413 batch_too_large, " +
     "and the clients halve their batch size.",
-  ...access("node"),
   request: { params: NodeIdParams, body: jsonBody(MetricsBody) },
   responses: {
     200: jsonResponse(MetricsResponse, "Stored"),

@@ -1,12 +1,12 @@
 // API keys (admin only): list (never the secret), create (the `ack_...` key is shown once), revoke.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { API_KEY_MAX_DAYS, createApiKey, listApiKeys, revokeApiKey } from "../../core/apiKeys.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
-import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
+import { requireActor, requireRole } from "../guards.ts";
+import { IntIdParams, isoTime, jsonBody, jsonResponse, routesFor } from "./schemas.ts";
 
 export const ApiKeySchema = z.object({
   id: z.number().int(),
@@ -39,34 +39,24 @@ const CreatedApiKey = z.object({
   api_key: ApiKeySchema,
 }).openapi("CreatedApiKey");
 
-const listRoute = createRoute({
-  method: "get",
-  path: "/api/v1/api-keys",
-  tags: ["api keys"],
+const route = routesFor("api keys");
+
+const listRoute = route("get", "/api/v1/api-keys", "admin", {
   summary: "List API keys (without secrets)",
-  ...access("admin"),
   responses: {
     200: jsonResponse(z.object({ api_keys: z.array(ApiKeySchema) }), "Keys"),
     ...errorResponses(401, 403),
   },
 });
 
-const createKeyRoute = createRoute({
-  method: "post",
-  path: "/api/v1/api-keys",
-  tags: ["api keys"],
+const createKeyRoute = route("post", "/api/v1/api-keys", "admin", {
   summary: "Create an API key; the secret is in this response only",
-  ...access("admin"),
   request: { body: jsonBody(CreateApiKeyBody) },
   responses: { 201: jsonResponse(CreatedApiKey, "Created"), ...errorResponses(401, 403, 422) },
 });
 
-const revokeRoute = createRoute({
-  method: "delete",
-  path: "/api/v1/api-keys/{id}",
-  tags: ["api keys"],
+const revokeRoute = route("delete", "/api/v1/api-keys/{id}", "admin", {
   summary: "Revoke an API key (idempotent; the row stays for the record)",
-  ...access("admin"),
   request: { params: IntIdParams },
   responses: { 200: jsonResponse(ApiKeySchema, "Revoked"), ...errorResponses(401, 403, 404, 422) },
 });

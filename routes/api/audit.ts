@@ -1,13 +1,13 @@
 // GET /api/v1/audit: the audit log, newest first, for operators and admins. Viewers may not read it: it
 // names people, their addresses and failed logins, which read-only dashboards do not need.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, listAudit } from "../../core/auditQuery.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
+import { requireRole } from "../guards.ts";
 import * as fields from "../../core/fields.ts";
-import { jsonResponse } from "./schemas.ts";
+import { jsonResponse, routesFor } from "./schemas.ts";
 
 const AuditQuerySchema = z.object({
   actor: z.string().min(1).max(128).optional().openapi({ description: "Actor name, e.g. alice or key:ci" }),
@@ -47,12 +47,10 @@ const AuditPageSchema = z.object({
   next_cursor: z.string().nullable(),
 }).openapi("AuditPage");
 
-const auditRoute = createRoute({
-  method: "get",
-  path: "/api/v1/audit",
-  tags: ["audit"],
+const route = routesFor("audit");
+
+const auditRoute = route("get", "/api/v1/audit", "operator", {
   summary: "The audit log, newest first (operator and admin)",
-  ...access("operator"),
   request: { query: AuditQuerySchema },
   responses: { 200: jsonResponse(AuditPageSchema, "One page"), ...errorResponses(401, 403, 422) },
 });

@@ -1,5 +1,5 @@
 // POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/me.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { ROLES } from "../../core/principal.ts";
@@ -8,9 +8,9 @@ import { changeOwnPassword } from "../../core/users.ts";
 import { badRequest } from "../../core/errors.ts";
 import * as fields from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
+import { requireActor, requireRole } from "../guards.ts";
 import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
-import { jsonBody, jsonResponse } from "./schemas.ts";
+import { jsonBody, jsonResponse, routesFor } from "./schemas.ts";
 
 const LoginBody = z.object({
   username: fields.presentedUsername,
@@ -32,31 +32,21 @@ const MeResponse = z.object({
   role: z.enum(ROLES),
 }).openapi("Me");
 
-const loginRoute = createRoute({
-  method: "post",
-  path: "/api/v1/auth/login",
-  tags: ["auth"],
+const route = routesFor("auth");
+
+const loginRoute = route("post", "/api/v1/auth/login", "public", {
   summary: "Log in: sets the acs_session cookie and returns the CSRF token",
-  ...access("public"),
   request: { body: jsonBody(LoginBody) },
   responses: { 200: jsonResponse(LoginResponse, "Logged in"), ...errorResponses(401, 422, 429) },
 });
 
-const logoutRoute = createRoute({
-  method: "post",
-  path: "/api/v1/auth/logout",
-  tags: ["auth"],
+const logoutRoute = route("post", "/api/v1/auth/logout", "viewer", {
   summary: "Log out: ends the session and clears the cookie (no-op for API keys)",
-  ...access("viewer"),
   responses: { 204: { description: "Logged out" }, ...errorResponses(401, 403) },
 });
 
-const meRoute = createRoute({
-  method: "get",
-  path: "/api/v1/auth/me",
-  tags: ["auth"],
+const meRoute = route("get", "/api/v1/auth/me", "viewer", {
   summary: "Who am I: the calling user or API key and its role",
-  ...access("viewer"),
   responses: { 200: jsonResponse(MeResponse, "The caller"), ...errorResponses(401, 403) },
 });
 
@@ -65,13 +55,9 @@ const ChangePasswordBody = z.object({
   new_password: fields.newPassword,
 }).openapi("ChangePassword");
 
-const passwordRoute = createRoute({
-  method: "post",
-  path: "/api/v1/auth/password",
-  tags: ["auth"],
+const passwordRoute = route("post", "/api/v1/auth/password", "viewer", {
   summary: "Change your own password (logged-in users; your other sessions end)",
   description: "Wrong current passwords are throttled like failed logins (429 with Retry-After).",
-  ...access("viewer"),
   request: { body: jsonBody(ChangePasswordBody) },
   responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 403, 422, 429) },
 });

@@ -1,7 +1,7 @@
 // Operators' side of configuration (the rules live in core/configs.ts): versions, one version, set a new one
 // (JSON object, YAML string, or an application/yaml body), diff, rollback, desired-vs-applied status.
 // Viewer reads; operator writes. GET /api/v1/nodes/{id}/config (singular) is the agent's pull, elsewhere.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   changeNodeConfig,
   configStatus,
@@ -17,7 +17,7 @@ import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
+import { requireActor, requireRole } from "../guards.ts";
 import {
   CONFIG_HASH_DESCRIPTION,
   CONFIG_YAML_DESCRIPTION,
@@ -27,6 +27,7 @@ import {
   jsonBody,
   jsonResponse,
   NodeIdParams,
+  routesFor,
 } from "./schemas.ts";
 
 const versionNumber = (name: string) => intPathParam(name, 3);
@@ -101,40 +102,27 @@ const StatusSchema = z.object({
 
 const versionResponse = (description: string) => jsonResponse(ConfigVersionSchema, description);
 
-const listRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/configs",
-  tags: ["configs"],
+const route = routesFor("configs");
+
+const listRoute = route("get", "/api/v1/nodes/{id}/configs", "viewer", {
   summary: "A node's config versions, newest first",
-  ...access("viewer"),
   request: { params: NodeIdParams, query: ListQuery },
   responses: { 200: jsonResponse(VersionListSchema, "Versions"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const diffRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/configs/diff",
-  tags: ["configs"],
+const diffRoute = route("get", "/api/v1/nodes/{id}/configs/diff", "viewer", {
   summary: "Unified diff between two versions",
-  ...access("viewer"),
   request: { params: NodeIdParams, query: DiffQuery },
   responses: { 200: jsonResponse(DiffSchema, "The diff"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const getRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/configs/{version}",
-  tags: ["configs"],
+const getRoute = route("get", "/api/v1/nodes/{id}/configs/{version}", "viewer", {
   summary: "One config version",
-  ...access("viewer"),
   request: { params: VersionParams },
   responses: { 200: versionResponse("The version"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const createConfigRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/configs",
-  tags: ["configs"],
+const createConfigRoute = route("post", "/api/v1/nodes/{id}/configs", "operator", {
   summary: "Set the node's desired config as a new version (operator); waiting agents get it at once",
   description: "JSON `{config: object | YAML string, comment?}`, or the YAML itself with Content-Type " +
     "application/yaml (comment in ?comment=). YAML text is kept as written (comments, key order; line " +
@@ -145,7 +133,6 @@ const createConfigRoute = createRoute({
     "YAML text identical to the desired text, or an object meaning the same as the desired body (so " +
     "automation that sends JSON keeps the operator's comments). YAML that differs only in comments or " +
     "layout is a new version with a new hash, delivered to the agent and acked like any other.",
-  ...access("operator"),
   request: {
     params: NodeIdParams,
     query: SetConfigQuery,
@@ -165,12 +152,8 @@ const createConfigRoute = createRoute({
   },
 });
 
-const rollbackRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/configs/{version}/rollback",
-  tags: ["configs"],
+const rollbackRoute = route("post", "/api/v1/nodes/{id}/configs/{version}/rollback", "operator", {
   summary: "Roll back: a new version carrying the body of {version} (operator)",
-  ...access("operator"),
   request: { params: VersionParams, body: jsonBody(RollbackBody, false) },
   responses: {
     201: versionResponse("The new version"),
@@ -179,12 +162,8 @@ const rollbackRoute = createRoute({
   },
 });
 
-const statusRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/config-status",
-  tags: ["configs"],
+const statusRoute = route("get", "/api/v1/nodes/{id}/config-status", "viewer", {
   summary: "Desired vs applied config, and the agent's failure if any",
-  ...access("viewer"),
   request: { params: NodeIdParams },
   responses: { 200: jsonResponse(StatusSchema, "Status"), ...errorResponses(401, 403, 404, 422) },
 });

@@ -1,6 +1,6 @@
 // Enrollment tokens (admin): list, create (the token is shown once, in the response), revoke.
 // The rules live in core/enrollment.ts; registration consumes the tokens (routes/api/agents.ts).
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import {
   createEnrollmentToken,
@@ -10,8 +10,8 @@ import {
 } from "../../core/enrollment.ts";
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
-import { intPathParam, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
+import { requireActor, requireRole } from "../guards.ts";
+import { intPathParam, isoTime, jsonBody, jsonResponse, routesFor } from "./schemas.ts";
 
 const TokenSchema = z.object({
   id: z.number().int(),
@@ -56,12 +56,10 @@ const ListQuery = z.object({
 
 const IdParams = z.object({ id: intPathParam("id", 7) });
 
-const listRoute = createRoute({
-  method: "get",
-  path: "/api/v1/enrollment-tokens",
-  tags: ["enrollment-tokens"],
+const route = routesFor("enrollment-tokens");
+
+const listRoute = route("get", "/api/v1/enrollment-tokens", "admin", {
   summary: "Enrollment tokens, newest first (admin)",
-  ...access("admin"),
   request: { query: ListQuery },
   responses: {
     200: jsonResponse(z.object({ items: z.array(TokenSchema) }), "Tokens (never the secret)"),
@@ -69,22 +67,14 @@ const listRoute = createRoute({
   },
 });
 
-const createTokenRoute = createRoute({
-  method: "post",
-  path: "/api/v1/enrollment-tokens",
-  tags: ["enrollment-tokens"],
+const createTokenRoute = route("post", "/api/v1/enrollment-tokens", "admin", {
   summary: "Create an enrollment token; the response is the only time it is shown (admin)",
-  ...access("admin"),
   request: { body: jsonBody(CreateBody) },
   responses: { 201: jsonResponse(CreatedSchema, "Created"), ...errorResponses(401, 403, 422) },
 });
 
-const revokeRoute = createRoute({
-  method: "delete",
-  path: "/api/v1/enrollment-tokens/{id}",
-  tags: ["enrollment-tokens"],
+const revokeRoute = route("delete", "/api/v1/enrollment-tokens/{id}", "admin", {
   summary: "Revoke an enrollment token: registrations with it stop at once (admin)",
-  ...access("admin"),
   request: { params: IdParams },
   responses: {
     200: jsonResponse(TokenSchema, "The revoked token"),

@@ -1,5 +1,5 @@
 // Scaling events, newest first with cursor pagination: fleet-wide, per node, per pool. Viewer.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import {
@@ -8,8 +8,8 @@ import {
   listScalingEvents,
 } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
-import { jsonResponse, nodeIdPathParam } from "./schemas.ts";
+import { requireRole } from "../guards.ts";
+import { jsonResponse, nodeIdPathParam, routesFor } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const EventQuery = z.object({
@@ -51,32 +51,22 @@ const EventListSchema = z.object({
 
 const ok = jsonResponse(EventListSchema, "Events, newest first");
 
-const fleetRoute = createRoute({
-  method: "get",
-  path: "/api/v1/events",
-  tags: ["events"],
+const route = routesFor("events");
+
+const fleetRoute = route("get", "/api/v1/events", "viewer", {
   summary: "Scaling events of the whole fleet",
-  ...access("viewer"),
   request: { query: EventQuery },
   responses: { 200: ok, ...errorResponses(401, 403, 422) },
 });
 
-const nodeRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/events",
-  tags: ["events"],
+const nodeRoute = route("get", "/api/v1/nodes/{id}/events", "viewer", {
   summary: "Scaling events of one node",
-  ...access("viewer"),
   request: { params: z.object({ id: nodeId }), query: EventQuery },
   responses: { 200: ok, ...errorResponses(401, 403, 404, 422) },
 });
 
-const poolRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/pools/{pool_id}/events",
-  tags: ["events"],
+const poolRoute = route("get", "/api/v1/nodes/{id}/pools/{pool_id}/events", "viewer", {
   summary: "Scaling events of one pool of a node",
-  ...access("viewer"),
   request: { params: z.object({ id: nodeId, pool_id: poolId }), query: EventQuery },
   responses: { 200: ok, ...errorResponses(401, 403, 404, 422) },
 });

@@ -1,12 +1,12 @@
 // Metric reads: GET /api/v1/nodes/{id}/metrics/{pool_id} (a pool's series per step bucket) and
 // GET /api/v1/metrics/summary (fleet figures), the original API's resource names under /api/v1. Viewer.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { DEFAULT_HOURS, fleetSummary, MAX_POINTS, poolSeries } from "../../core/metricsQuery.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
-import { isoTime, jsonResponse, nodeIdPathParam } from "./schemas.ts";
+import { requireRole } from "../guards.ts";
+import { isoTime, jsonResponse, nodeIdPathParam, routesFor } from "./schemas.ts";
 import * as fields from "../../core/fields.ts";
 
 const SeriesParams = z.object({
@@ -102,22 +102,16 @@ const SummarySchema = z.object({
   scaling_events: z.object({ UP: z.number().int(), DOWN: z.number().int(), total: z.number().int() }),
 }).openapi("MetricsSummary");
 
-const seriesRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}/metrics/{pool_id}",
-  tags: ["metrics"],
+const route = routesFor("metrics");
+
+const seriesRoute = route("get", "/api/v1/nodes/{id}/metrics/{pool_id}", "viewer", {
   summary: "A pool's cpu, memory and instance count per step bucket over a range",
-  ...access("viewer"),
   request: { params: SeriesParams, query: SeriesQuery },
   responses: { 200: jsonResponse(SeriesSchema, "The series"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const summaryRoute = createRoute({
-  method: "get",
-  path: "/api/v1/metrics/summary",
-  tags: ["metrics"],
+const summaryRoute = route("get", "/api/v1/metrics/summary", "viewer", {
   summary: "Fleet summary over the last hours: averages, extremes, scaling events, node counts",
-  ...access("viewer"),
   request: { query: SummaryQuery },
   responses: { 200: jsonResponse(SummarySchema, "The summary"), ...errorResponses(401, 403, 422) },
 });

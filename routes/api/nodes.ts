@@ -1,7 +1,7 @@
 // Operators' view of nodes: GET /api/v1/nodes (filters, keyset pagination), GET /api/v1/nodes/{id},
 // PATCH (display name, labels), POST .../decommission, DELETE (the node and all its data).
 // Roles: viewer reads, operator changes and decommissions, admin deletes (irreversible: it drops history).
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import {
@@ -17,8 +17,8 @@ import {
 } from "../../core/nodes.ts";
 import { CONFIG_STATES, NODE_STATUSES } from "../../core/nodeStatus.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
-import { isoTime, jsonBody, jsonResponse, NodeIdParams } from "./schemas.ts";
+import { requireActor, requireRole } from "../guards.ts";
+import { isoTime, jsonBody, jsonResponse, NodeIdParams, routesFor } from "./schemas.ts";
 import {
   createReenrollmentToken,
   REENROLLMENT_DEFAULT_EXPIRES_S,
@@ -157,32 +157,22 @@ const DeletedSchema = z.object({
   }).openapi({ description: "Rows removed per table" }),
 }).openapi("NodeDeleted");
 
-const listRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes",
-  tags: ["nodes"],
+const route = routesFor("nodes");
+
+const listRoute = route("get", "/api/v1/nodes", "viewer", {
   summary: "List nodes with filters, newest-first or by name, cursor-paginated",
-  ...access("viewer"),
   request: { query: NodeListQuery },
   responses: { 200: jsonResponse(NodeListSchema, "One page of nodes"), ...errorResponses(401, 403, 422) },
 });
 
-const getRoute = createRoute({
-  method: "get",
-  path: "/api/v1/nodes/{id}",
-  tags: ["nodes"],
+const getRoute = route("get", "/api/v1/nodes/{id}", "viewer", {
   summary: "A node with its pools and latest figures",
-  ...access("viewer"),
   request: { params: NodeIdParams },
   responses: { 200: jsonResponse(NodeDetailSchema, "The node"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const patchRoute = createRoute({
-  method: "patch",
-  path: "/api/v1/nodes/{id}",
-  tags: ["nodes"],
+const patchRoute = route("patch", "/api/v1/nodes/{id}", "operator", {
   summary: "Change a node's display name and/or labels (operator)",
-  ...access("operator"),
   request: { params: NodeIdParams, body: jsonBody(NodePatchSchema) },
   responses: {
     200: jsonResponse(NodeDetailSchema, "The node after the change"),
@@ -190,12 +180,8 @@ const patchRoute = createRoute({
   },
 });
 
-const decommissionRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/decommission",
-  tags: ["nodes"],
+const decommissionRoute = route("post", "/api/v1/nodes/{id}/decommission", "operator", {
   summary: "Decommission a node: its token stops working at once (operator)",
-  ...access("operator"),
   request: { params: NodeIdParams },
   responses: {
     200: jsonResponse(NodeDetailSchema, "The decommissioned node"),
@@ -203,14 +189,10 @@ const decommissionRoute = createRoute({
   },
 });
 
-const deleteRoute = createRoute({
-  method: "delete",
-  path: "/api/v1/nodes/{id}",
-  tags: ["nodes"],
+const deleteRoute = route("delete", "/api/v1/nodes/{id}", "admin", {
   summary: "Delete a node and all its data: pools, samples, rollups, events, config versions (admin)",
   description: "Irreversible, so admin only; decommission is the operator's way to retire a node. " +
     "The audit log keeps the node's history.",
-  ...access("admin"),
   request: { params: NodeIdParams },
   responses: { 200: jsonResponse(DeletedSchema, "What was deleted"), ...errorResponses(401, 403, 404) },
 });
@@ -233,16 +215,12 @@ const ReenrollmentCreated = z.object({
   expires_at: isoTime,
 }).openapi("ReenrollmentTokenCreated");
 
-const reenrollmentRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/reenrollment-token",
-  tags: ["nodes"],
+const reenrollmentRoute = route("post", "/api/v1/nodes/{id}/reenrollment-token", "operator", {
   summary: "A one-time token that lets this node's agent register its name again (operator)",
   description: "For an agent that lost its node token (or after a SECRET_KEY change): registering a " +
     "known name with a plain enrollment token is refused (409 node_name_taken), so that no agent can take " +
     "another's identity. This token, single-use and bound to the node, is the operator's proof. " +
     "`{id}` is the node's id or name. Audited; Cache-Control: no-store.",
-  ...access("operator"),
   request: { params: NodeIdParams, body: jsonBody(ReenrollmentBody, false) },
   responses: {
     201: jsonResponse(ReenrollmentCreated, "Created; the token is shown only in this response"),

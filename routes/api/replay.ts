@@ -1,12 +1,12 @@
 // POST /api/v1/nodes/{id}/config/replay: what a proposed config would have done over the node's recorded
 // metrics (core/replay.ts). It writes nothing, so viewers may ask.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { REPLAY_WINDOW_KEYS, replayConfigInput } from "../../core/replay.ts";
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireRole } from "../guards.ts";
-import { isoTime, isYamlBody, jsonResponse, NodeIdParams } from "./schemas.ts";
+import { requireRole } from "../guards.ts";
+import { isoTime, isYamlBody, jsonResponse, NodeIdParams, routesFor } from "./schemas.ts";
 
 const windowSchema = z.enum(REPLAY_WINDOW_KEYS as [string, ...string[]]).openapi({
   description: "How far back to replay: the last 24 h, 7 d or 30 d (default 7d)",
@@ -108,10 +108,9 @@ const ReplayResultSchema = z.object({
   }),
 }).openapi("ReplayResult");
 
-const replayRoute = createRoute({
-  method: "post",
-  path: "/api/v1/nodes/{id}/config/replay",
-  tags: ["configs"],
+const route = routesFor("configs");
+
+const replayRoute = route("post", "/api/v1/nodes/{id}/config/replay", "viewer", {
   summary: "What-if: replay a proposed config over the node's recorded metrics (writes nothing)",
   description: "Replays the original autoscaler's rule (evaluation every 300 s, one instance per step, " +
     "900 s cooldown after a change, schedule windows in UTC, scaling_limits) with the proposed config, and " +
@@ -122,7 +121,6 @@ const replayRoute = createRoute({
     "`?window=`. An invalid document is 422 naming the field (config.pools.0.cpu_threshold.max, with line " +
     "and column for YAML); a node without metrics in the window gets 200 with no pools and a `reason`. " +
     "Viewers may replay: nothing is written.",
-  ...access("viewer"),
   request: {
     params: NodeIdParams,
     query: ReplayQuery,

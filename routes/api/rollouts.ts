@@ -1,7 +1,7 @@
 // Fleet-wide config changes and staged rollouts (core/rollouts.ts): preview a change, start a rollout, list
 // and read rollouts, pause, resume, abort. Viewers watch; operators preview, start and steer. The rules of
 // the settings (canary, wave size, bake, storm limit) are core/fields.ts's: a bad value is a 422 naming it.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import * as fields from "../../core/fields.ts";
 import { NODE_STATUSES } from "../../core/nodeStatus.ts";
@@ -25,8 +25,8 @@ import {
 import { REPLAY_WINDOW_KEYS } from "../../core/replay.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses } from "../errors.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
-import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
+import { requireActor, requireRole } from "../guards.ts";
+import { IntIdParams, isoTime, jsonBody, jsonResponse, routesFor } from "./schemas.ts";
 
 const SelectorSchema = z.object({
   ids: z.array(z.string()).optional().openapi({ description: "Node ids" }),
@@ -184,40 +184,30 @@ const ListQuery = z.object({
   }),
 });
 
-const previewRoute = createRoute({
-  method: "post",
-  path: "/api/v1/rollouts/preview",
-  tags: ["rollouts"],
+const route = routesFor("rollouts");
+
+const previewRoute = route("post", "/api/v1/rollouts/preview", "operator", {
   summary:
     "Preview a fleet-wide change: per node the new config's diff and any schema error (writes nothing)",
   description: "Nodes whose result is invalid, unchanged, without a config, or without a matching pool are " +
     "listed with the reason and left out of any rollout. With the rollout settings, `waves` shows the plan.",
-  ...access("operator"),
   request: { body: jsonBody(PreviewBody) },
   responses: { 200: jsonResponse(PlanSchema, "The plan"), ...errorResponses(401, 403, 422) },
 });
 
-const createRolloutRoute = createRoute({
-  method: "post",
-  path: "/api/v1/rollouts",
-  tags: ["rollouts"],
+const createRolloutRoute = route("post", "/api/v1/rollouts", "operator", {
   summary: "Start a staged rollout of a change (operator); the canary is sent at once",
   description: "Waves: the canary, then `wave_size` nodes at a time. A wave is done when each node acked " +
     "the new config as applied and stayed healthy for `bake_s` (online, no failed ack, at most " +
     "`max_scaling_events` scaling events). A failed check pauses the rollout with `pause_reason`. 422 " +
     "names the field (selector matching nothing, a patch leaving no valid config, settings out of range); " +
     "409 when a selected node is in another active rollout. Nothing is written when refused.",
-  ...access("operator"),
   request: { body: jsonBody(CreateBody) },
   responses: { 201: jsonResponse(RolloutDetailSchema, "Started"), ...errorResponses(401, 403, 409, 422) },
 });
 
-const listRoute = createRoute({
-  method: "get",
-  path: "/api/v1/rollouts",
-  tags: ["rollouts"],
+const listRoute = route("get", "/api/v1/rollouts", "viewer", {
   summary: "Rollouts, newest first",
-  ...access("viewer"),
   request: { query: ListQuery },
   responses: {
     200: jsonResponse(
@@ -229,24 +219,16 @@ const listRoute = createRoute({
   },
 });
 
-const getRoute = createRoute({
-  method: "get",
-  path: "/api/v1/rollouts/{id}",
-  tags: ["rollouts"],
+const getRoute = route("get", "/api/v1/rollouts/{id}", "viewer", {
   summary: "A rollout with its waves and nodes",
-  ...access("viewer"),
   request: { params: IntIdParams },
   responses: { 200: jsonResponse(RolloutDetailSchema, "The rollout"), ...errorResponses(401, 403, 404, 422) },
 });
 
 const actionRoute = (action: "pause" | "resume" | "abort", summary: string, description: string) =>
-  createRoute({
-    method: "post",
-    path: `/api/v1/rollouts/{id}/${action}`,
-    tags: ["rollouts"],
+  route("post", `/api/v1/rollouts/{id}/${action}`, "operator", {
     summary,
     description,
-    ...access("operator"),
     request: { params: IntIdParams },
     responses: {
       200: jsonResponse(RolloutDetailSchema, "The rollout now"),
@@ -306,17 +288,13 @@ const ChangeReplaySchema = z.object({
   })),
 }).openapi("ChangeReplay");
 
-const replayRoute = createRoute({
-  method: "post",
-  path: "/api/v1/rollouts/replay",
-  tags: ["rollouts"],
+const replayRoute = route("post", "/api/v1/rollouts/replay", "operator", {
   summary: "What-if: replay a change on its first nodes over their recorded metrics (writes nothing)",
   description:
     "Plans the change as the preview does, then replays the original autoscaler's rule with each " +
     "replayed node's new config over its recorded metrics of the window (see POST " +
     "/api/v1/nodes/{id}/config/replay), and sums scale-ups, scale-downs and time above the maxima against " +
     "the current configs.",
-  ...access("operator"),
   request: { body: { required: true, content: { "application/json": { schema: ReplayBody } } } },
   responses: {
     200: jsonResponse(ChangeReplaySchema, "Per node summaries"),

@@ -1,6 +1,23 @@
-// Pieces of request and response schemas that every resource's routes share.
-import { z } from "@hono/zod-openapi";
+// Pieces of the route definitions that every resource shares: the route maker, and parts of request
+// and response schemas.
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import * as fields from "../../core/fields.ts";
+import { access, type AccessLevel } from "../guards.ts";
+
+/**
+ * createRoute() for the operations of one OpenAPI tag: `const route = routesFor("users")`, then
+ * `route("get", "/api/v1/users/{id}", "admin", { summary, request, responses })`. The access level
+ * documents who may call (security, x-min-role) and guards the route (access() in routes/guards.ts).
+ */
+export function routesFor(tag: string) {
+  return <
+    const M extends RouteConfig["method"],
+    const P extends string,
+    const L extends AccessLevel,
+    const S extends Omit<RouteConfig, "method" | "path" | "tags" | "security" | "middleware">,
+  >(method: M, path: P, level: L, spec: S) =>
+    createRoute({ method, path, tags: [tag], ...spec, ...access(level) });
+}
 
 /** A timestamp in responses (ISO 8601, UTC). */
 export const isoTime = z.string().openapi({ format: "date-time", example: "2026-06-01T12:00:00.000Z" });

@@ -1,13 +1,13 @@
 // Operator accounts (admin only): list, create, read, change role / disabled, reset password.
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import * as fields from "../../core/fields.ts";
 import { ROLES } from "../../core/principal.ts";
 import { createUser, getUser, listUsers, setPassword, updateUser } from "../../core/users.ts";
 import type { AppEnv } from "../env.ts";
-import { access, requireActor, requireRole } from "../guards.ts";
-import { IntIdParams, isoTime, jsonBody, jsonResponse } from "./schemas.ts";
+import { requireActor, requireRole } from "../guards.ts";
+import { IntIdParams, isoTime, jsonBody, jsonResponse, routesFor } from "./schemas.ts";
 
 export const UserSchema = z.object({
   id: z.number().int(),
@@ -36,54 +36,36 @@ const UpdateUserBody = z.object({
 
 const PasswordBody = z.object({ password: fields.newPassword }).openapi("SetPassword");
 
-const listRoute = createRoute({
-  method: "get",
-  path: "/api/v1/users",
-  tags: ["users"],
+const route = routesFor("users");
+
+const listRoute = route("get", "/api/v1/users", "admin", {
   summary: "List operator accounts",
-  ...access("admin"),
   responses: {
     200: jsonResponse(z.object({ users: z.array(UserSchema) }), "Users"),
     ...errorResponses(401, 403),
   },
 });
 
-const createUserRoute = createRoute({
-  method: "post",
-  path: "/api/v1/users",
-  tags: ["users"],
+const createUserRoute = route("post", "/api/v1/users", "admin", {
   summary: "Create an account (password policy: 12..256 characters)",
-  ...access("admin"),
   request: { body: jsonBody(CreateUserBody) },
   responses: { 201: jsonResponse(UserSchema, "Created"), ...errorResponses(401, 403, 409, 422) },
 });
 
-const getRoute = createRoute({
-  method: "get",
-  path: "/api/v1/users/{id}",
-  tags: ["users"],
+const getRoute = route("get", "/api/v1/users/{id}", "admin", {
   summary: "One account",
-  ...access("admin"),
   request: { params: IntIdParams },
   responses: { 200: jsonResponse(UserSchema, "The user"), ...errorResponses(401, 403, 404, 422) },
 });
 
-const updateRoute = createRoute({
-  method: "patch",
-  path: "/api/v1/users/{id}",
-  tags: ["users"],
+const updateRoute = route("patch", "/api/v1/users/{id}", "admin", {
   summary: "Change role and/or disabled (disabling ends the user's sessions; the last admin stays)",
-  ...access("admin"),
   request: { params: IntIdParams, body: jsonBody(UpdateUserBody) },
   responses: { 200: jsonResponse(UserSchema, "Updated"), ...errorResponses(401, 403, 404, 409, 422) },
 });
 
-const passwordRoute = createRoute({
-  method: "post",
-  path: "/api/v1/users/{id}/password",
-  tags: ["users"],
+const passwordRoute = route("post", "/api/v1/users/{id}/password", "admin", {
   summary: "Reset a user's password (ends their sessions)",
-  ...access("admin"),
   request: { params: IntIdParams, body: jsonBody(PasswordBody) },
   responses: { 200: jsonResponse(UserSchema, "Password changed"), ...errorResponses(401, 403, 404, 422) },
 });
