@@ -241,21 +241,13 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(patchRoute, async (c) => {
-    const node = await updateNode(
-      deps,
-      requireActor(c, "operator"),
-      c.req.valid("param").id,
-      c.req.valid("json"),
-    );
+    const { id } = c.req.valid("param");
+    const node = await updateNode(deps, requireActor(c, "operator"), id, c.req.valid("json"));
     return c.json(node, 200);
   });
 
   app.openapi(decommissionRoute, async (c) => {
-    const node = await decommissionNode(
-      deps,
-      requireActor(c, "operator"),
-      c.req.valid("param").id,
-    );
+    const node = await decommissionNode(deps, requireActor(c, "operator"), c.req.valid("param").id);
     return c.json(node, 200);
   });
 
@@ -275,11 +267,7 @@ export function registerNodeRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(deleteRoute, async (c) => {
-    const result = await deleteNode(
-      deps,
-      requireActor(c, "admin"),
-      c.req.valid("param").id,
-    );
+    const result = await deleteNode(deps, requireActor(c, "admin"), c.req.valid("param").id);
     return c.json(result, 200);
   });
 }

@@ -87,12 +87,8 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): vo
   });
 
   app.openapi(updateRoute, async (c) => {
-    const user = await updateUser(
-      deps,
-      requireActor(c, "admin"),
-      c.req.valid("param").id,
-      c.req.valid("json"),
-    );
+    const { id } = c.req.valid("param");
+    const user = await updateUser(deps, requireActor(c, "admin"), id, c.req.valid("json"));
     return c.json(user, 200);
   });
 
