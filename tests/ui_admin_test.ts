@@ -2,28 +2,11 @@
 // /admin/enrollment-tokens, /account/password. Secrets shown once and never cached; bad input comes back
 // as the form with the message at the field (422) and writes nothing; roles and CSRF hold.
 import assert from "node:assert/strict";
-import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { createUserWithRole, loginAs, type TestSession } from "./helpers/auth.ts";
+import { createTestApp } from "./helpers/app.ts";
+import { createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { seedFleet } from "./helpers/fleet_seed.ts";
-
-const HTML = { accept: "text/html" };
-
-async function page(ctx: TestApp, path: string, session: TestSession) {
-  const res = await ctx.call("GET", path, { headers: { ...HTML, cookie: session.cookie } });
-  return { status: res.status, html: await res.text(), res };
-}
-
-function post(ctx: TestApp, path: string, session: TestSession, form: Record<string, string>) {
-  return ctx.call("POST", path, {
-    body: new URLSearchParams({ _csrf: session.csrfToken, ...form }).toString(),
-    headers: { "content-type": "application/x-www-form-urlencoded", ...HTML, cookie: session.cookie },
-  });
-}
-
-async function count(ctx: TestApp, sql: string): Promise<number> {
-  const [rows] = await ctx.deps.pool.query(sql);
-  return Number((rows as { n: number }[])[0].n);
-}
+import { expectFieldError, page, PARTIAL, postForm, submitForm } from "./helpers/ui.ts";
+import { countRows } from "./helpers/assertions.ts";
 
 Deno.test("console: activity and administration pages", async (t) => {
   const ctx = await createTestApp("ui_admin");
@@ -49,10 +32,7 @@ Deno.test("console: activity and administration pages", async (t) => {
         const onlyUp = await page(ctx, "/events?period=&direction=UP", viewer);
         assert.equal((onlyUp.html.match(/dir-down/g) ?? []).length, 0);
         assert.equal((onlyUp.html.match(/dir-up/g) ?? []).length, ups);
-        const partial = await ctx.call("GET", "/events?period=", {
-          headers: { ...HTML, cookie: viewer.cookie, "hx-request": "true", "hx-request-type": "partial" },
-        });
-        const fragment = await partial.text();
+        const fragment = (await page(ctx, "/events?period=", viewer, PARTIAL)).html;
         assert.match(fragment.trim(), /^<div id="event-results"/);
         assert.doesNotMatch(fragment, /<html/);
         const bad = await page(ctx, "/events?cursor=garbage", viewer);
@@ -84,34 +64,29 @@ Deno.test("console: activity and administration pages", async (t) => {
       }
       assert.doesNotMatch((await page(ctx, "/", operator)).html, /href="\/admin\/users"/);
       assert.match((await page(ctx, "/", admin)).html, /href="\/admin\/users"/);
-      const forged = await post(ctx, "/admin/api-keys", operator, { name: "x", role: "admin" });
+      const forged = await submitForm(ctx, "/admin/api-keys", operator, { name: "x", role: "admin" });
       assert.equal(forged.status, 403);
     });
 
     let keyId = 0;
     await t.step("API key: bad input is the form again with the message, nothing written", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) AS n FROM api_keys");
-      const res = await post(ctx, "/admin/api-keys", admin, {
+      const before = await countRows(ctx, "SELECT COUNT(*) AS n FROM api_keys");
+      const res = await submitForm(ctx, "/admin/api-keys", admin, {
         name: "  ",
         role: "admin",
         expires_in_days: "",
       });
-      assert.equal(res.status, 422);
-      const html = await res.text();
-      assert.match(html, /id="name-error"/);
-      assert.equal(await count(ctx, "SELECT COUNT(*) AS n FROM api_keys"), before);
-      const noCsrf = await ctx.call("POST", "/admin/api-keys", {
-        body: "name=k&role=viewer",
-        headers: { "content-type": "application/x-www-form-urlencoded", ...HTML, cookie: admin.cookie },
-      });
+      await expectFieldError(res, "name");
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM api_keys"), before);
+      const noCsrf = await postForm(ctx, "/admin/api-keys", admin, { name: "k", role: "viewer" });
       assert.equal(noCsrf.status, 403);
-      assert.equal(await count(ctx, "SELECT COUNT(*) AS n FROM api_keys"), before);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM api_keys"), before);
     });
 
     await t.step(
       "API key: created and shown once (no-store), works, listed with its owner, revoked",
       async () => {
-        const res = await post(ctx, "/admin/api-keys", admin, {
+        const res = await submitForm(ctx, "/admin/api-keys", admin, {
           name: `<b>"ci"</b>`,
           role: "viewer",
           expires_in_days: "30",
@@ -128,7 +103,7 @@ Deno.test("console: activity and administration pages", async (t) => {
         assert.doesNotMatch(list.html, new RegExp(key!), "never shown again");
         assert.match(list.html, new RegExp(a.username));
         keyId = Number(list.html.match(/\/admin\/api-keys\/(\d+)\/revoke/)?.[1]);
-        const revoked = await post(ctx, `/admin/api-keys/${keyId}/revoke`, admin, {});
+        const revoked = await submitForm(ctx, `/admin/api-keys/${keyId}/revoke`, admin, {});
         assert.equal(revoked.status, 303);
         const after = await ctx.call("GET", "/api/v1/nodes", { headers: { authorization: `Bearer ${key}` } });
         assert.equal(after.status, 401);
@@ -137,30 +112,24 @@ Deno.test("console: activity and administration pages", async (t) => {
     );
 
     await t.step("enrollment token: bad max uses 422 at the field; created once; revoked", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) AS n FROM enrollment_tokens");
-      const bad = await post(ctx, "/admin/enrollment-tokens", admin, {
-        name: "batch",
-        expires_in_s: "86400",
-        max_uses: "-3",
-      });
-      assert.equal(bad.status, 422);
-      const badHtml = await bad.text();
-      assert.match(badHtml, /id="max_uses-error"/);
-      assert.match(badHtml, /value="batch"/, "typed values kept");
-      assert.equal(await count(ctx, "SELECT COUNT(*) AS n FROM enrollment_tokens"), before);
-      const res = await post(ctx, "/admin/enrollment-tokens", admin, {
-        name: "batch",
-        expires_in_s: "86400",
-        max_uses: "5",
-      });
+      const before = await countRows(ctx, "SELECT COUNT(*) AS n FROM enrollment_tokens");
+      const create = (maxUses: string) =>
+        submitForm(ctx, "/admin/enrollment-tokens", admin, {
+          name: "batch",
+          expires_in_s: "86400",
+          max_uses: maxUses,
+        });
+      await expectFieldError(await create("-3"), "max_uses", ["batch"]);
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM enrollment_tokens"), before);
+      const res = await create("5");
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("cache-control"), "no-store");
       assert.match(await res.text(), /value="ace_[A-Za-z0-9_-]+"/);
       const list = await page(ctx, "/admin/enrollment-tokens", admin);
       const id = Number(list.html.match(/\/admin\/enrollment-tokens\/(\d+)\/revoke/)?.[1]);
-      assert.equal((await post(ctx, `/admin/enrollment-tokens/${id}/revoke`, admin, {})).status, 303);
+      assert.equal((await submitForm(ctx, `/admin/enrollment-tokens/${id}/revoke`, admin, {})).status, 303);
       assert.equal(
-        await count(
+        await countRows(
           ctx,
           `SELECT COUNT(*) AS n FROM enrollment_tokens WHERE id = ${id} AND revoked_at IS NOT NULL`,
         ),
@@ -169,25 +138,19 @@ Deno.test("console: activity and administration pages", async (t) => {
     });
 
     await t.step("users: create (422 on mismatch, nothing written), disable, last admin kept", async () => {
-      const before = await count(ctx, "SELECT COUNT(*) AS n FROM users");
-      const mismatch = await post(ctx, "/admin/users", admin, {
-        username: "newbie",
-        role: "operator",
-        password: "a-long-password-1",
-        password_confirm: "a-long-password-2",
-      });
-      assert.equal(mismatch.status, 422);
-      const html = await mismatch.text();
-      assert.match(html, /id="password_confirm-error"/);
-      assert.match(html, /value="newbie"/);
+      // The same new user twice: first with a confirmation that does not match.
+      const create = (passwordConfirm: string) =>
+        submitForm(ctx, "/admin/users", admin, {
+          username: "newbie",
+          role: "operator",
+          password: "a-long-password-1",
+          password_confirm: passwordConfirm,
+        });
+      const before = await countRows(ctx, "SELECT COUNT(*) AS n FROM users");
+      const html = await expectFieldError(await create("a-long-password-2"), "password_confirm", ["newbie"]);
       assert.doesNotMatch(html, /a-long-password-1/, "passwords are never echoed");
-      assert.equal(await count(ctx, "SELECT COUNT(*) AS n FROM users"), before);
-      const created = await post(ctx, "/admin/users", admin, {
-        username: "newbie",
-        role: "operator",
-        password: "a-long-password-1",
-        password_confirm: "a-long-password-1",
-      });
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM users"), before);
+      const created = await create("a-long-password-1");
       assert.equal(created.status, 303);
       const list = await page(ctx, "/admin/users", admin);
       assert.match(list.html, /newbie/);
@@ -195,38 +158,41 @@ Deno.test("console: activity and administration pages", async (t) => {
         list.html.match(/newbie<\/strong>[\s\S]*?action="\/admin\/users\/(\d+)"/)?.[1],
       );
       assert.ok(newbieId > 0);
-      assert.equal((await post(ctx, `/admin/users/${newbieId}`, admin, { action: "disable" })).status, 303);
       assert.equal(
-        await count(ctx, `SELECT COUNT(*) AS n FROM users WHERE id = ${newbieId} AND disabled`),
+        (await submitForm(ctx, `/admin/users/${newbieId}`, admin, { action: "disable" })).status,
+        303,
+      );
+      assert.equal(
+        await countRows(ctx, `SELECT COUNT(*) AS n FROM users WHERE id = ${newbieId} AND disabled`),
         1,
       );
       // The only admin demoting themselves is refused with a message; nothing changes.
       const myId = Number(
         list.html.match(new RegExp(`${a.username}</strong>[\\s\\S]*?action="/admin/users/(\\d+)"`))?.[1],
       );
-      const refused = await post(ctx, `/admin/users/${myId}`, admin, { action: "role", role: "viewer" });
+      const refused = await submitForm(ctx, `/admin/users/${myId}`, admin, {
+        action: "role",
+        role: "viewer",
+      });
       assert.equal(refused.status, 303);
       assert.equal(
-        await count(ctx, `SELECT COUNT(*) AS n FROM users WHERE id = ${myId} AND role = 'admin'`),
+        await countRows(ctx, `SELECT COUNT(*) AS n FROM users WHERE id = ${myId} AND role = 'admin'`),
         1,
       );
       // The refusal is told on the next page (a flash cookie set by the redirect).
       const flash = (refused.headers.get("set-cookie") ?? "").split(";")[0];
-      const next = await ctx.call("GET", "/admin/users", {
-        headers: { ...HTML, cookie: `${admin.cookie}; ${flash}` },
-      });
-      assert.match(await next.text(), /flash-error/);
+      const next = await page(ctx, "/admin/users", admin, { cookie: `${admin.cookie}; ${flash}` });
+      assert.match(next.html, /flash-error/);
     });
 
     await t.step("own password: wrong current 422 at the field; mismatch 422; then changed", async () => {
-      const wrong = await post(ctx, "/account/password", viewer, {
+      const wrong = await submitForm(ctx, "/account/password", viewer, {
         current_password: "not-my-password",
         new_password: "another-long-password",
         new_password_confirm: "another-long-password",
       });
-      assert.equal(wrong.status, 422);
-      assert.match(await wrong.text(), /id="current_password-error"/);
-      const ok = await post(ctx, "/account/password", viewer, {
+      await expectFieldError(wrong, "current_password");
+      const ok = await submitForm(ctx, "/account/password", viewer, {
         current_password: v.password,
         new_password: "another-long-password",
         new_password_confirm: "another-long-password",

@@ -3,6 +3,7 @@
 // history, diff, rollback behind a confirmation, fragments for htmx, CSRF, a viewer's read-only view, and
 // escaping of hostile text.
 import assert from "node:assert/strict";
+import { HTML, page, postForm } from "./helpers/ui.ts";
 import { ackConfig, setNodeConfig } from "../core/configs.ts";
 import type { Principal } from "../core/principal.ts";
 import { createTestApp } from "./helpers/app.ts";
@@ -10,7 +11,6 @@ import { createUserWithRole, loginAs, type TestSession } from "./helpers/auth.ts
 import { auditEntries } from "./helpers/fixtures.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
 
-const HTML = { accept: "text/html" };
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaauiconfigpool";
 
 const YAML_V1 = `# web tier autoscaler
@@ -36,23 +36,12 @@ Deno.test("console: node configuration page", async (t) => {
     const agent: Principal = { kind: "node", nodeId: node.nodeId, nodeName: node.name };
     const url = `/nodes/${node.nodeId}/config`;
 
-    const page = async (path: string, session: TestSession, headers: Record<string, string> = {}) => {
-      const res = await ctx.call("GET", path, { headers: { ...HTML, cookie: session.cookie, ...headers } });
-      return { status: res.status, html: await res.text(), res };
-    };
     const post = async (
       path: string,
       form: Record<string, string>,
       session: TestSession | null = operator,
     ) => {
-      const res = await ctx.call("POST", path, {
-        body: new URLSearchParams(form).toString(),
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          ...HTML,
-          ...(session ? { cookie: session.cookie } : {}),
-        },
-      });
+      const res = await postForm(ctx, path, session, form);
       return { status: res.status, html: await res.text(), location: res.headers.get("location") };
     };
     const versions = async () => {
@@ -73,7 +62,7 @@ Deno.test("console: node configuration page", async (t) => {
     });
 
     await t.step("no config yet: says so, the editor is empty for an operator", async () => {
-      const { status, html } = await page(url, operator);
+      const { status, html } = await page(ctx, url, operator);
       assert.equal(status, 200);
       assert.match(html, /No configuration yet/);
       assert.match(html, /<textarea id="yaml" name="yaml"/);
@@ -122,13 +111,9 @@ Deno.test("console: node configuration page", async (t) => {
         assert.equal(await versions(), 1);
         const [audit] = await auditEntries(ctx, "config.create");
         assert.equal(audit.actor_name, "olga");
-        const after = await ctx.call("GET", url, {
-          headers: {
-            ...HTML,
-            cookie: `${operator.cookie}; acs_flash=${encodeURIComponent("ok:Saved as version 1.")}`,
-          },
+        const { html } = await page(ctx, url, operator, {
+          cookie: `${operator.cookie}; acs_flash=${encodeURIComponent("ok:Saved as version 1.")}`,
         });
-        const html = await after.text();
         assert.match(html, /Saved as version 1/);
         assert.match(html, /Version 1<\/strong>/);
         assert.match(html, /Pending/);
@@ -139,7 +124,7 @@ Deno.test("console: node configuration page", async (t) => {
 
     await t.step("the agent applies it: in sync, and the history marks desired and applied", async () => {
       await ackConfig(ctx.deps, { principal: agent }, node.nodeId, { hash: v1Hash, status: "applied" });
-      const { html } = await page(url, operator);
+      const { html } = await page(ctx, url, operator);
       assert.match(html, /In sync/);
       assert.match(html, /The agent runs the desired version/);
       assert.match(html, /chip-desired/);
@@ -151,7 +136,7 @@ Deno.test("console: node configuration page", async (t) => {
       const res = await post(url, { _csrf: operator.csrfToken, yaml: edited, comment: "note the month" });
       assert.equal(res.status, 303);
       assert.equal(await versions(), 2);
-      const { html } = await page(`${url}?from=1&to=2`, operator);
+      const { html } = await page(ctx, `${url}?from=1&to=2`, operator);
       assert.match(
         html,
         /<tr class="diff-removed"><td class="ln">6<\/td><td class="ln"><\/td>.*raised in March/,
@@ -173,7 +158,7 @@ Deno.test("console: node configuration page", async (t) => {
         status: "failed",
         error: "pool <ocid1...> not found",
       });
-      const { html } = await page(url, operator);
+      const { html } = await page(ctx, url, operator);
       assert.match(html, /Failed/);
       assert.match(html, /The agent's error for version 3/);
       assert.ok(html.includes("pool &lt;ocid1...&gt; not found"));
@@ -181,7 +166,7 @@ Deno.test("console: node configuration page", async (t) => {
     });
 
     await t.step("rollback asks first (a page, no script), then rolls back with a comment", async () => {
-      const confirm = await page(`${url}?rollback=1`, operator);
+      const confirm = await page(ctx, `${url}?rollback=1`, operator);
       assert.match(confirm.html, /Roll back to version 1\?/);
       assert.match(confirm.html, /name="version" value="1"/);
       assert.match(confirm.html, /diff-removed/);
@@ -193,7 +178,7 @@ Deno.test("console: node configuration page", async (t) => {
       });
       assert.equal(res.status, 303);
       assert.equal(await versions(), 4);
-      const { html } = await page(url, operator);
+      const { html } = await page(ctx, url, operator);
       assert.match(html, /↩ from v1<\/span> back to v1/);
       // The old text is back, comments and all, as the desired version 4.
       assert.ok(html.includes("raised in March"));
@@ -220,7 +205,7 @@ Deno.test("console: node configuration page", async (t) => {
     );
 
     await t.step("a viewer reads the config but sees no edit controls", async () => {
-      const { status, html } = await page(url, viewer);
+      const { status, html } = await page(ctx, url, viewer);
       assert.equal(status, 200);
       // No editor to save from (the only text box is the what-if panel's, which saves nothing).
       assert.doesNotMatch(html, /<textarea id="yaml"/);
@@ -231,18 +216,18 @@ Deno.test("console: node configuration page", async (t) => {
       assert.doesNotMatch(html, /action="[^"]*\/rollback"/);
       assert.match(html, /changing it needs the operator role/);
       assert.ok(html.includes("# web tier autoscaler"));
-      const confirm = await page(`${url}?rollback=1`, viewer);
+      const confirm = await page(ctx, `${url}?rollback=1`, viewer);
       assert.doesNotMatch(confirm.html, /Roll back to version 1\?/);
     });
 
     await t.step("htmx fragments: the status panel and the diff alone, with Vary", async () => {
       const partial = { "hx-request": "true", "hx-request-type": "partial" };
-      const status = await page(url, viewer, { ...partial, "hx-target": "section#config-status" });
+      const status = await page(ctx, url, viewer, { ...partial, "hx-target": "section#config-status" });
       assert.equal(status.status, 200);
       assert.match(status.html, /^\s*<section id="config-status"/);
       assert.doesNotMatch(status.html, /<html/);
       assert.match(status.res.headers.get("vary") ?? "", /HX-Request/);
-      const diff = await page(`${url}?from=2&to=4`, viewer, {
+      const diff = await page(ctx, `${url}?from=2&to=4`, viewer, {
         ...partial,
         "hx-target": "section#config-diff",
       });
@@ -256,7 +241,7 @@ Deno.test("console: node configuration page", async (t) => {
         yaml: `# </textarea><script>alert(2)</script>\n${YAML_V1}`,
         comment: `"><img src=x onerror=alert(3)>`,
       });
-      const { html } = await page(url, operator);
+      const { html } = await page(ctx, url, operator);
       assert.doesNotMatch(html, /<script>alert/);
       assert.doesNotMatch(html, /<img src=x/);
       assert.ok(html.includes("&lt;/textarea&gt;&lt;script&gt;alert(2)&lt;/script&gt;"));
@@ -264,11 +249,11 @@ Deno.test("console: node configuration page", async (t) => {
     });
 
     await t.step("bad version numbers in the URL are ignored; an unknown node is a 404 page", async () => {
-      const odd = await page(`${url}?from=x&to=-1&rollback=abc`, operator);
+      const odd = await page(ctx, `${url}?from=x&to=-1&rollback=abc`, operator);
       assert.equal(odd.status, 200);
-      const missing = await page(`${url}?from=1&to=99`, operator);
+      const missing = await page(ctx, `${url}?from=1&to=99`, operator);
       assert.match(missing.html, /There is no version 99/);
-      const unknown = await page(`/nodes/${crypto.randomUUID()}/config`, operator);
+      const unknown = await page(ctx, `/nodes/${crypto.randomUUID()}/config`, operator);
       assert.equal(unknown.status, 404);
       assert.match(unknown.html, /<html/);
     });

@@ -3,22 +3,13 @@
 // as a page of their own without JavaScript.
 import assert from "node:assert/strict";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
-import { createApiKeyWithRole, sessionWithRole, type TestSession } from "./helpers/auth.ts";
+import { createApiKeyWithRole, type TestSession } from "./helpers/auth.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
-import { type SeededFleet, seedFleet } from "./helpers/fleet_seed.ts";
-
-const HTML = { accept: "text/html" };
-
-async function page(ctx: TestApp, path: string, session: TestSession, headers: Record<string, string> = {}) {
-  const res = await ctx.call("GET", path, { headers: { ...HTML, cookie: session.cookie, ...headers } });
-  return { status: res.status, html: await res.text() };
-}
+import { seedFleetWithSessions } from "./helpers/fleet_seed.ts";
+import { page, submitForm } from "./helpers/ui.ts";
 
 function postName(ctx: TestApp, session: TestSession, nodeId: string, form: Record<string, string>) {
-  return ctx.call("POST", `/nodes/${nodeId}/display-name`, {
-    body: new URLSearchParams({ _csrf: session.csrfToken, ...form }).toString(),
-    headers: { "content-type": "application/x-www-form-urlencoded", ...HTML, cookie: session.cookie },
-  });
+  return submitForm(ctx, `/nodes/${nodeId}/display-name`, session, form);
 }
 
 async function displayName(ctx: TestApp, id: string): Promise<string | null> {
@@ -29,16 +20,9 @@ async function displayName(ctx: TestApp, id: string): Promise<string | null> {
 Deno.test("node display name and chart tables", async (t) => {
   const ctx = await createTestApp("ui_display_name");
   try {
-    let fleet: SeededFleet;
-    let operator: TestSession;
-    let viewer: TestSession;
+    const { fleet, operator, viewer } = await seedFleetWithSessions(ctx);
     const audited = async () =>
       (await auditEntries(ctx, "node.update")).filter((e) => e.target_id === fleet.online);
-    await t.step("seed", async () => {
-      fleet = await seedFleet(ctx);
-      operator = await sessionWithRole(ctx, "operator");
-      viewer = await sessionWithRole(ctx, "viewer");
-    });
 
     await t.step("an operator sets a display name: audited, shown as the page's title", async () => {
       const { html } = await page(ctx, `/nodes/${fleet.online}`, operator);

@@ -4,33 +4,16 @@
 // re-enrollment token shown once, and an unknown id as an HTML 404.
 import assert from "node:assert/strict";
 import { createTestApp, type TestApp } from "./helpers/app.ts";
-import { sessionWithRole, type TestSession } from "./helpers/auth.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
-import { HOSTILE_NAME, type SeededFleet, seedFleet } from "./helpers/fleet_seed.ts";
+import { HOSTILE_NAME, seedFleetWithSessions } from "./helpers/fleet_seed.ts";
+import { expectFieldError, page, postForm, submitForm } from "./helpers/ui.ts";
 
-const HTML = { accept: "text/html" };
 const fragment = (target: string) => ({
   "hx-request": "true",
   "hx-request-type": "partial",
   "hx-target": target,
   accept: "text/html",
 });
-
-async function page(ctx: TestApp, path: string, session: TestSession, headers: Record<string, string> = {}) {
-  const res = await ctx.call("GET", path, { headers: { ...HTML, cookie: session.cookie, ...headers } });
-  return { status: res.status, html: await res.text(), res };
-}
-
-function post(ctx: TestApp, path: string, session: TestSession | null, form: Record<string, string>) {
-  return ctx.call("POST", path, {
-    body: new URLSearchParams(form).toString(),
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      ...HTML,
-      ...(session ? { cookie: session.cookie } : {}),
-    },
-  });
-}
 
 async function nodeLabels(ctx: TestApp, id: string): Promise<Record<string, string>> {
   const [rows] = await ctx.deps.pool.query("SELECT labels FROM nodes WHERE id = ?", [id]);
@@ -41,14 +24,7 @@ async function nodeLabels(ctx: TestApp, id: string): Promise<Record<string, stri
 Deno.test("node page", async (t) => {
   const ctx = await createTestApp("ui_node_page");
   try {
-    let fleet: SeededFleet;
-    let operator: TestSession;
-    let viewer: TestSession;
-    await t.step("seed", async () => {
-      fleet = await seedFleet(ctx);
-      operator = await sessionWithRole(ctx, "operator");
-      viewer = await sessionWithRole(ctx, "viewer");
-    });
+    const { fleet, operator, viewer } = await seedFleetWithSessions(ctx);
 
     await t.step("full page: identity, pools, charts with markers, events, edit controls", async () => {
       const { status, html, res } = await page(ctx, `/nodes/${fleet.online}`, operator);
@@ -134,8 +110,7 @@ Deno.test("node page", async (t) => {
     });
 
     await t.step("labels: add and remove, audited, back on the page with a message", async () => {
-      const added = await post(ctx, `/nodes/${fleet.online}/labels`, operator, {
-        _csrf: operator.csrfToken,
+      const added = await submitForm(ctx, `/nodes/${fleet.online}/labels`, operator, {
         op: "add",
         key: "team",
         value: `o'brien "ops"`,
@@ -144,8 +119,7 @@ Deno.test("node page", async (t) => {
       assert.equal(added.status, 303);
       assert.equal(added.headers.get("location"), `/nodes/${fleet.online}?range=7d#labels`);
       assert.deepEqual(await nodeLabels(ctx, fleet.online), { env: "prod", team: `o'brien "ops"` });
-      const removed = await post(ctx, `/nodes/${fleet.online}/labels`, operator, {
-        _csrf: operator.csrfToken,
+      const removed = await submitForm(ctx, `/nodes/${fleet.online}/labels`, operator, {
         op: "remove",
         key: "env",
       });
@@ -157,27 +131,21 @@ Deno.test("node page", async (t) => {
 
     await t.step("labels: a bad key is 422 at the field, typed values kept, nothing written", async () => {
       const before = await nodeLabels(ctx, fleet.online);
-      const res = await post(ctx, `/nodes/${fleet.online}/labels`, operator, {
-        _csrf: operator.csrfToken,
+      const res = await submitForm(ctx, `/nodes/${fleet.online}/labels`, operator, {
         op: "add",
         key: "bad key!",
         value: `keep "me"`,
       });
-      assert.equal(res.status, 422);
-      const html = await res.text();
+      const html = await expectFieldError(res, "key", ["keep &quot;me&quot;"]);
       assert.match(html, /<!doctype html>/);
-      assert.match(html, /id="key-error"/);
       assert.match(html, /id="label-key" name="key" value="bad key!"/);
-      assert.match(html, /value="keep &quot;me&quot;"/);
       assert.match(html, /aria-invalid="true" aria-describedby="key-error"/);
-      const long = await post(ctx, `/nodes/${fleet.online}/labels`, operator, {
-        _csrf: operator.csrfToken,
+      const long = await submitForm(ctx, `/nodes/${fleet.online}/labels`, operator, {
         op: "add",
         key: "ok",
         value: "x".repeat(300),
       });
-      assert.equal(long.status, 422);
-      assert.match(await long.text(), /id="value-error"/);
+      await expectFieldError(long, "value");
       assert.deepEqual(await nodeLabels(ctx, fleet.online), before);
     });
 
@@ -194,18 +162,18 @@ Deno.test("node page", async (t) => {
           [`/nodes/${fleet.online}/reenrollment-token`, {}],
         ] as const
       ) {
-        const res = await post(ctx, path, viewer, { _csrf: viewer.csrfToken, ...form });
+        const res = await submitForm(ctx, path, viewer, form);
         assert.equal(res.status, 403, path);
         assert.match(await res.text(), /<!doctype html>/);
       }
       // An operator's post without the CSRF token (a forged cross-site form) is refused too.
-      const forged = await post(ctx, `/nodes/${fleet.online}/labels`, operator, {
+      const forged = await postForm(ctx, `/nodes/${fleet.online}/labels`, operator, {
         op: "add",
         key: "x",
         value: "y",
       });
       assert.equal(forged.status, 403);
-      const anonymous = await post(ctx, `/nodes/${fleet.online}/decommission`, null, { confirm: "yes" });
+      const anonymous = await postForm(ctx, `/nodes/${fleet.online}/decommission`, null, { confirm: "yes" });
       assert.equal(anonymous.status, 303);
       assert.match(anonymous.headers.get("location") ?? "", /^\/login/);
       assert.deepEqual(await nodeLabels(ctx, fleet.online), before);
@@ -218,15 +186,11 @@ Deno.test("node page", async (t) => {
       assert.equal(confirmPage.status, 200);
       assert.match(confirmPage.html, /Decommission batch-us-7\?/);
       assert.match(confirmPage.html, /name="confirm" value="yes" required/);
-      const unconfirmed = await post(ctx, `/nodes/${fleet.offline}/decommission`, operator, {
-        _csrf: operator.csrfToken,
-      });
-      assert.equal(unconfirmed.status, 422);
-      assert.match(await unconfirmed.text(), /id="confirm-error"/);
+      const unconfirmed = await submitForm(ctx, `/nodes/${fleet.offline}/decommission`, operator, {});
+      await expectFieldError(unconfirmed, "confirm");
       const stillActive = await page(ctx, `/nodes/${fleet.offline}`, operator);
       assert.doesNotMatch(stillActive.html, /Decommissioned/);
-      const done = await post(ctx, `/nodes/${fleet.offline}/decommission`, operator, {
-        _csrf: operator.csrfToken,
+      const done = await submitForm(ctx, `/nodes/${fleet.offline}/decommission`, operator, {
         confirm: "yes",
       });
       assert.equal(done.status, 303);
@@ -241,8 +205,7 @@ Deno.test("node page", async (t) => {
     });
 
     await t.step("re-enrollment token: shown once, not cached, audited", async () => {
-      const res = await post(ctx, `/nodes/${fleet.online}/reenrollment-token`, operator, {
-        _csrf: operator.csrfToken,
+      const res = await submitForm(ctx, `/nodes/${fleet.online}/reenrollment-token`, operator, {
         expires_in_s: "3600",
       });
       assert.equal(res.status, 200);
@@ -261,8 +224,7 @@ Deno.test("node page", async (t) => {
       assert.equal(status, 404);
       assert.match(html, /<!doctype html>/);
       assert.match(html, /Page not found/);
-      const post404 = await post(ctx, "/nodes/no-such-node/labels", operator, {
-        _csrf: operator.csrfToken,
+      const post404 = await submitForm(ctx, "/nodes/no-such-node/labels", operator, {
         op: "add",
         key: "a",
         value: "b",

@@ -2,40 +2,20 @@
 // names, forms (422 with the message at the field, nothing written), roles (a viewer sees no edit
 // controls, a forged post is refused), the expired session on an htmx request, HTML errors for browsers.
 import assert from "node:assert/strict";
-import { createTestApp, type TestApp } from "./helpers/app.ts";
+import { createTestApp } from "./helpers/app.ts";
 import { createUserWithRole, loginAs, type TestSession } from "./helpers/auth.ts";
+import { countRows } from "./helpers/assertions.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
 import { HOSTILE_NAME, type SeededFleet, seedFleet } from "./helpers/fleet_seed.ts";
-
-const HTML = { accept: "text/html" };
-// What htmx 4 sends with a fragment request (it always asks for text/html).
-const PARTIAL = { "hx-request": "true", "hx-request-type": "partial", accept: "text/html" };
-
-async function page(
-  ctx: TestApp,
-  path: string,
-  session?: TestSession,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; html: string; res: Response }> {
-  const res = await ctx.call("GET", path, {
-    headers: { ...HTML, ...(session ? { cookie: session.cookie } : {}), ...headers },
-  });
-  return { status: res.status, html: await res.text(), res };
-}
-
-function post(
-  ctx: TestApp,
-  path: string,
-  form: Record<string, string | string[]>,
-  headers: Record<string, string> = {},
-) {
-  const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(form)) for (const one of [v].flat()) body.append(k, one);
-  return ctx.call("POST", path, {
-    body: body.toString(),
-    headers: { "content-type": "application/x-www-form-urlencoded", ...HTML, ...headers },
-  });
-}
+import {
+  expectFieldError,
+  type FormFields,
+  HTML,
+  page,
+  PARTIAL,
+  postForm,
+  submitForm,
+} from "./helpers/ui.ts";
 
 Deno.test("console pages", async (t) => {
   const ctx = await createTestApp("ui_pages");
@@ -44,31 +24,34 @@ Deno.test("console pages", async (t) => {
     let admin: TestSession;
     let viewer: TestSession;
     let operator: TestSession;
+    // The first admin's setup form and the login form, as typed into the browser.
+    const setup = (code: string) =>
+      postForm(ctx, "/setup", null, {
+        code,
+        username: "first-admin",
+        password: "a-long-password-1",
+        password_confirm: "a-long-password-1",
+      });
+    const login = (password: string, next: string) =>
+      postForm(ctx, "/login", null, { username: "first-admin", password, next });
+    // The nodes list's bulk label form, adding to both seeded nodes unless `form` says otherwise.
+    const bulk = (session: TestSession, form: FormFields) =>
+      submitForm(ctx, "/nodes/labels", session, { id: [fleet.online, fleet.offline], op: "add", ...form });
 
     await t.step("first run: / leads to /setup while no user exists", async () => {
       const res = await ctx.call("GET", "/", { headers: HTML });
       assert.equal(res.status, 303);
       assert.equal(res.headers.get("location"), "/setup");
-      const setup = await page(ctx, "/setup");
-      assert.equal(setup.status, 200);
-      assert.match(setup.html, /setup code/i);
+      const setupPage = await page(ctx, "/setup");
+      assert.equal(setupPage.status, 200);
+      assert.match(setupPage.html, /setup code/i);
     });
 
     await t.step(
       "setup refuses a wrong code with 422 at the field, typed values kept, nothing written",
       async () => {
-        const res = await post(ctx, "/setup", {
-          code: "WRONG-CODE-HERE",
-          username: "first-admin",
-          password: "a-long-password-1",
-          password_confirm: "a-long-password-1",
-        });
-        assert.equal(res.status, 422);
-        const html = await res.text();
-        assert.match(html, /id="code-error"/);
-        assert.match(html, /value="first-admin"/);
-        const [rows] = await ctx.deps.pool.query("SELECT COUNT(*) AS n FROM users");
-        assert.equal(Number((rows as { n: number }[])[0].n), 0);
+        await expectFieldError(await setup("WRONG-CODE-HERE"), "code", ["first-admin"]);
+        assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM users"), 0);
       },
     );
 
@@ -76,12 +59,7 @@ Deno.test("console pages", async (t) => {
       const { issueSetupCode } = await import("../core/setup.ts");
       const code = await issueSetupCode(ctx.deps);
       assert.ok(code);
-      const res = await post(ctx, "/setup", {
-        code: code!.toLowerCase(),
-        username: "first-admin",
-        password: "a-long-password-1",
-        password_confirm: "a-long-password-1",
-      });
+      const res = await setup(code!.toLowerCase());
       assert.equal(res.status, 303);
       assert.equal(res.headers.get("location"), "/");
       assert.match(res.headers.get("set-cookie") ?? "", /acs_session=/);
@@ -109,30 +87,15 @@ Deno.test("console pages", async (t) => {
     await t.step(
       "login: missing fields 422 at the field; wrong password 401; success goes to next",
       async () => {
-        const missing = await post(ctx, "/login", { username: "first-admin", password: "", next: "/nodes" });
-        assert.equal(missing.status, 422);
-        const html = await missing.text();
-        assert.match(html, /id="password-error"/);
-        assert.match(html, /value="first-admin"/);
-        const wrong = await post(ctx, "/login", {
-          username: "first-admin",
-          password: "nope-nope-nope",
-          next: "/nodes",
-        });
+        const missing = await login("", "/nodes");
+        await expectFieldError(missing, "password", ["first-admin"]);
+        const wrong = await login("nope-nope-nope", "/nodes");
         assert.equal(wrong.status, 401);
         assert.match(await wrong.text(), /Wrong username or password/);
-        const ok = await post(ctx, "/login", {
-          username: "first-admin",
-          password: "a-long-password-1",
-          next: "/nodes?x=1",
-        });
+        const ok = await login("a-long-password-1", "/nodes?x=1");
         assert.equal(ok.status, 303);
         assert.equal(ok.headers.get("location"), "/nodes?x=1");
-        const evil = await post(ctx, "/login", {
-          username: "first-admin",
-          password: "a-long-password-1",
-          next: "//evil.example",
-        });
+        const evil = await login("a-long-password-1", "//evil.example");
         assert.equal(evil.headers.get("location"), "/");
       },
     );
@@ -217,56 +180,32 @@ Deno.test("console pages", async (t) => {
     });
 
     await t.step("a viewer's forged bulk post is refused (403 page) and nothing is written", async () => {
-      const res = await post(ctx, "/nodes/labels", {
-        _csrf: viewer.csrfToken,
-        id: fleet.online,
-        op: "add",
-        key: "forged",
-        value: "yes",
-        return_to: "/nodes",
-      }, { cookie: viewer.cookie });
+      const res = await bulk(viewer, { id: fleet.online, key: "forged", value: "yes", return_to: "/nodes" });
       assert.equal(res.status, 403);
       assert.match(await res.text(), /Not allowed/);
       assert.deepEqual(await auditEntries(ctx, "node.update"), []);
     });
 
     await t.step("a post without the CSRF token is refused", async () => {
-      const res = await post(ctx, "/nodes/labels", {
+      const res = await postForm(ctx, "/nodes/labels", operator, {
         id: fleet.online,
         op: "add",
         key: "nocsrf",
         value: "x",
-      }, { cookie: operator.cookie });
+      });
       assert.equal(res.status, 403);
       assert.deepEqual(await auditEntries(ctx, "node.update"), []);
     });
 
     await t.step("bulk label: bad key is 422 at the field with values and selection kept", async () => {
-      const res = await post(ctx, "/nodes/labels", {
-        _csrf: operator.csrfToken,
-        id: [fleet.online, fleet.offline],
-        op: "add",
-        key: "bad key!",
-        value: "v1",
-        return_to: "/nodes?status=online",
-      }, { cookie: operator.cookie });
-      assert.equal(res.status, 422);
-      const html = await res.text();
-      assert.match(html, /id="key-error"/);
-      assert.match(html, /value="bad key!"/);
+      const res = await bulk(operator, { key: "bad key!", value: "v1", return_to: "/nodes?status=online" });
+      const html = await expectFieldError(res, "key", ["bad key!"]);
       assert.match(html, new RegExp(`value="${fleet.online}"[^>]*checked`));
       assert.deepEqual(await auditEntries(ctx, "node.update"), []);
     });
 
     await t.step("bulk label: add then remove, redirect back with a message", async () => {
-      const res = await post(ctx, "/nodes/labels", {
-        _csrf: operator.csrfToken,
-        id: [fleet.online, fleet.offline],
-        op: "add",
-        key: "tier",
-        value: "gold",
-        return_to: "/nodes?status=offline",
-      }, { cookie: operator.cookie });
+      const res = await bulk(operator, { key: "tier", value: "gold", return_to: "/nodes?status=offline" });
       assert.equal(res.status, 303);
       assert.equal(res.headers.get("location"), "/nodes?status=offline");
       const flash = /acs_flash=([^;]+)/.exec(res.headers.get("set-cookie") ?? "")?.[1];
@@ -277,13 +216,12 @@ Deno.test("console pages", async (t) => {
       assert.match(after.html, /added to 2 nodes/);
       assert.match(after.html, /web-eu-1/);
       assert.equal((await auditEntries(ctx, "node.update")).length, 2);
-      const removed = await post(ctx, "/nodes/labels", {
-        _csrf: operator.csrfToken,
+      const removed = await bulk(operator, {
         id: fleet.online,
         op: "remove",
         key: "tier",
         return_to: "/nodes",
-      }, { cookie: operator.cookie });
+      });
       assert.equal(removed.status, 303);
       const left = await page(ctx, "/nodes?label=tier%3Agold", operator);
       assert.doesNotMatch(left.html, /web-eu-1/);
@@ -328,7 +266,7 @@ Deno.test("console pages", async (t) => {
 
     await t.step("logout ends the session", async () => {
       const session = await loginAs(ctx, "first-admin", "a-long-password-1");
-      const res = await post(ctx, "/logout", { _csrf: session.csrfToken }, { cookie: session.cookie });
+      const res = await submitForm(ctx, "/logout", session, {});
       assert.equal(res.status, 303);
       assert.equal(res.headers.get("location"), "/login");
       const after = await ctx.call("GET", "/", { headers: { ...HTML, cookie: session.cookie } });

@@ -2,6 +2,7 @@
 // form post too), the result fragment (verdict, figures, chart with its text fallback), a refused text
 // with its line, a viewer's own text box, CSRF; nothing is ever written.
 import assert from "node:assert/strict";
+import { HTML, postForm } from "./helpers/ui.ts";
 import { setNodeConfig } from "../core/configs.ts";
 import type { Principal } from "../core/principal.ts";
 import { createTestApp } from "./helpers/app.ts";
@@ -9,7 +10,6 @@ import { createUserWithRole, loginAs, type TestSession } from "./helpers/auth.ts
 import { countNodeRows, insertNode, insertPool, insertSamples } from "./helpers/fixtures.ts";
 
 const NOW = "2026-06-04T12:00:00Z";
-const HTML = { accept: "text/html" };
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaauireplaypool";
 const SEED: Principal = { kind: "system", name: "seed" };
 
@@ -56,15 +56,7 @@ Deno.test("console: the config page's what-if replay", async (t) => {
       headers: Record<string, string> = {},
       path = `${url}/replay`,
     ) => {
-      const res = await ctx.call("POST", path, {
-        body: new URLSearchParams(form).toString(),
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          ...HTML,
-          cookie: session.cookie,
-          ...headers,
-        },
-      });
+      const res = await postForm(ctx, path, session, form, headers);
       return { status: res.status, html: await res.text() };
     };
     const htmx = { "hx-request": "true", "hx-request-type": "partial", "hx-target": "div#replay-results" };

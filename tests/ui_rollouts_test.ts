@@ -2,13 +2,12 @@
 // form again, 422, each message at its field, nothing written), the live rollout page with its controls
 // behind a confirmation, and what a viewer sees (no form, no controls).
 import assert from "node:assert/strict";
+import { page, submitForm } from "./helpers/ui.ts";
 import { createTestApp } from "./helpers/app.ts";
 import { countRows } from "./helpers/assertions.ts";
 import { loginAs, sessionWithRole, type TestSession } from "./helpers/auth.ts";
 import { createUserWithRole } from "./helpers/auth.ts";
 import { ack, createFleet } from "./helpers/rollouts.ts";
-
-const HTML = { accept: "text/html" };
 
 Deno.test("console: rollout pages", async (t) => {
   const ctx = await createTestApp("ui_rollouts");
@@ -17,15 +16,8 @@ Deno.test("console: rollout pages", async (t) => {
     const operator = await loginAs(ctx, user.username, user.password);
     const viewer = await sessionWithRole(ctx, "viewer");
     const fleet = await createFleet(ctx, 5, { prefix: "ui", labels: { env: "staging" } });
-    const page = async (path: string, session: TestSession, headers: Record<string, string> = {}) => {
-      const res = await ctx.call("GET", path, { headers: { ...HTML, cookie: session.cookie, ...headers } });
-      return { status: res.status, html: await res.text() };
-    };
     const post = async (path: string, form: Record<string, string>, session: TestSession = operator) => {
-      const res = await ctx.call("POST", path, {
-        body: new URLSearchParams({ _csrf: session.csrfToken, ...form }).toString(),
-        headers: { "content-type": "application/x-www-form-urlencoded", ...HTML, cookie: session.cookie },
-      });
+      const res = await submitForm(ctx, path, session, form);
       const flash = /acs_flash=[^;]+/.exec(res.headers.get("set-cookie") ?? "")?.[0];
       return { status: res.status, html: await res.text(), location: res.headers.get("location"), flash };
     };
@@ -45,7 +37,7 @@ Deno.test("console: rollout pages", async (t) => {
     ];
 
     await t.step("the list, with the form for operators and in the nav", async () => {
-      const { status, html } = await page("/rollouts?new", operator);
+      const { status, html } = await page(ctx, "/rollouts?new", operator);
       assert.equal(status, 200);
       assert.match(html, /<a href="\/rollouts" aria-current="page">Rollouts<\/a>/);
       assert.match(html, /id="new-rollout"/);
@@ -103,7 +95,7 @@ Deno.test("console: rollout pages", async (t) => {
     await t.step(
       "the rollout page: waves, nodes, live fragment, controls behind a confirmation",
       async () => {
-        const { status, html } = await page(`/rollouts/${id}`, {
+        const { status, html } = await page(ctx, `/rollouts/${id}`, {
           ...operator,
           cookie: `${operator.cookie}; ${startFlash}`,
         });
@@ -112,7 +104,7 @@ Deno.test("console: rollout pages", async (t) => {
         assert.match(html, /hx-get="\/rollouts\/\d+" hx-trigger="every 5s"/);
         assert.match(html, /Canary<\/span>/);
         assert.match(html, /href="\/rollouts\/\d+\?confirm=abort#confirm"/);
-        const fragment = await page(`/rollouts/${id}`, operator, {
+        const fragment = await page(ctx, `/rollouts/${id}`, operator, {
           "hx-request": "true",
           "hx-request-type": "partial",
         });
@@ -121,25 +113,25 @@ Deno.test("console: rollout pages", async (t) => {
 
         await ack(ctx, fleet[0], undefined, "refused by local policy");
         await ctx.services.jobs.tick("rollouts");
-        const paused = await page(`/rollouts/${id}`, operator);
+        const paused = await page(ctx, `/rollouts/${id}`, operator);
         assert.match(paused.html, /Paused:<\/strong> ui-01 rejected the new config: refused by local policy/);
         assert.match(paused.html, /confirm=resume/);
 
-        const confirm = await page(`/rollouts/${id}?confirm=abort`, operator);
+        const confirm = await page(ctx, `/rollouts/${id}?confirm=abort`, operator);
         assert.match(confirm.html, /Abort rollout \d+\?/);
         assert.match(confirm.html, /action="\/rollouts\/\d+\/abort"/);
 
-        const viewerPage = await page(`/rollouts/${id}?confirm=abort`, viewer);
+        const viewerPage = await page(ctx, `/rollouts/${id}?confirm=abort`, viewer);
         assert.equal(viewerPage.status, 200);
         assert.doesNotMatch(viewerPage.html, /confirm=abort|Abort and revert|confirm=resume/);
-        const viewerList = await page("/rollouts?new", viewer);
+        const viewerList = await page(ctx, "/rollouts?new", viewer);
         assert.doesNotMatch(viewerList.html, /id="new-rollout"|New rollout<\/a>/);
         const refused = await post(`/rollouts/${id}/abort`, {}, viewer);
         assert.equal(refused.status, 403);
 
         const aborted = await post(`/rollouts/${id}/abort`, {});
         assert.equal(aborted.status, 303);
-        const after = await page(`/rollouts/${id}`, {
+        const after = await page(ctx, `/rollouts/${id}`, {
           ...operator,
           cookie: `${operator.cookie}; ${aborted.flash}`,
         });
@@ -147,7 +139,7 @@ Deno.test("console: rollout pages", async (t) => {
         assert.doesNotMatch(after.html, /hx-trigger="every 5s"/);
         // A second abort: said so, nothing else.
         const second = await post(`/rollouts/${id}/abort`, {});
-        const again = await page(`/rollouts/${id}`, {
+        const again = await page(ctx, `/rollouts/${id}`, {
           ...operator,
           cookie: `${operator.cookie}; ${second.flash}`,
         });

@@ -2,6 +2,7 @@
 // drifted configs, pools with a day of samples and scaling events, and a node whose name and labels try
 // to inject markup. Times are relative to the test's clock.
 import type { TestApp } from "./app.ts";
+import { sessionWithRole, type TestSession } from "./auth.ts";
 import { insertEvents, insertNode, insertPool, insertSamples, poolOcid } from "./fixtures.ts";
 
 export const HOSTILE_NAME = "<script>alert(1)</script>";
@@ -98,5 +99,17 @@ export async function seedFleet(ctx: TestApp): Promise<SeededFleet> {
     failed,
     hostile,
     names: { online: "web-eu-1", offline: "batch-us-7", failed: "api-eu-2" },
+  };
+}
+
+/** The seeded fleet and two users looking at it, an operator and a viewer, each logged in. */
+export async function seedFleetWithSessions(
+  ctx: TestApp,
+): Promise<{ fleet: SeededFleet; operator: TestSession; viewer: TestSession }> {
+  const fleet = await seedFleet(ctx);
+  return {
+    fleet,
+    operator: await sessionWithRole(ctx, "operator"),
+    viewer: await sessionWithRole(ctx, "viewer"),
   };
 }
