@@ -3,7 +3,7 @@ import type { ScalingEventView } from "../core/metricsQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { insertEvents, insertNode, insertPool, poolOcid } from "./helpers/fixtures.ts";
-import type { ErrorBody } from "./helpers/assertions.ts";
+import { expectGetRefused } from "./helpers/assertions.ts";
 
 type Page = { items: ScalingEventView[]; next_cursor: string | null };
 
@@ -36,14 +36,8 @@ Deno.test("scaling events API", async (t) => {
       assert.equal(res.status, 200, `${path}: ${JSON.stringify(body)}`);
       return body as unknown as Page;
     };
-    const refused = async (path: string, status: number, field?: string) => {
-      const res = await ctx.call("GET", path, { token: viewer });
-      const body = await json<ErrorBody>(res);
-      assert.equal(res.status, status, `${path}: ${JSON.stringify(body)}`);
-      if (field) {
-        assert.ok(body.error.details?.some((d) => d.field === field), `${path}: ${JSON.stringify(body)}`);
-      }
-    };
+    const refused = (path: string, status: number, field?: string) =>
+      expectGetRefused(ctx, path, viewer, status, field);
     const summary = (page: Page) =>
       page.items.map((e) => `${e.node_name}/${e.instance_pool_id.split(".").at(-1)}@${e.ts}`);
 

@@ -4,7 +4,7 @@ import { seriesRows } from "../db/metricsQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import * as fixtures from "./helpers/fixtures.ts";
-import type { ErrorBody } from "./helpers/assertions.ts";
+import { expectGetRefused } from "./helpers/assertions.ts";
 
 type Point = {
   ts: string;
@@ -92,16 +92,8 @@ Deno.test("metrics API", async (t) => {
       assert.equal(res.status, 200, JSON.stringify(body));
       return body as unknown as Series;
     };
-    const refused = async (path: string, status: number, field?: string) => {
-      const res = await ctx.call("GET", path, { token: viewer });
-      const body = await json<ErrorBody>(res);
-      assert.equal(res.status, status, `${path}: ${JSON.stringify(body)}`);
-      if (field) {
-        assert.equal(body.error.code, "validation_failed");
-        assert.ok(body.error.details?.some((d) => d.field === field), `${path}: ${JSON.stringify(body)}`);
-      }
-      return body;
-    };
+    const refused = (path: string, status: number, field?: string) =>
+      expectGetRefused(ctx, path, viewer, status, field);
 
     await t.step("anonymous 401, viewer reads", async () => {
       const res = await ctx.call("GET", seriesPath("?hours=3"));

@@ -30,6 +30,25 @@ export async function expectError(
   return body;
 }
 
+/** GETs `path` with `token` and asserts it is refused with `status`; with `field`, as validation_failed with
+ * a detail naming it. Returns the body. */
+export async function expectGetRefused(
+  ctx: TestApp,
+  path: string,
+  token: string,
+  status: number,
+  field?: string,
+): Promise<ErrorBody> {
+  const res = await ctx.call("GET", path, { token });
+  const body = await json<ErrorBody>(res);
+  assert.equal(res.status, status, `${path}: ${JSON.stringify(body)}`);
+  if (field) {
+    assert.equal(body.error.code, "validation_failed");
+    assert.ok(body.error.details?.some((d) => d.field === field), `${path}: ${JSON.stringify(body)}`);
+  }
+  return body;
+}
+
 /** The `n` column of a `SELECT COUNT(*) AS n ...` run straight on the test database. */
 export async function countRows(ctx: TestApp, sql: string, params: unknown[] = []): Promise<number> {
   const [rows] = await ctx.database.pool.query(sql, params);
