@@ -321,29 +321,21 @@ export async function writeMetricBatch(
       [nodeId, latest.map((p) => p.poolOcid)],
     );
     const poolIds = new Map(poolRows.map((row) => [row.pool_ocid, row.id]));
+    // Samples and events both lead with their key columns: node_id, pool_id, ts.
+    const keyedRow = (row: { poolOcid: string; ts: string }, ...columns: unknown[]) => [
+      nodeId,
+      poolIds.get(row.poolOcid),
+      row.ts,
+      ...columns,
+    ];
     const [inserted] = await connection.query<ResultSetHeader>(
       "INSERT IGNORE INTO metric_samples (node_id, pool_id, ts, cpu_util, memory_util, instance_count) VALUES ?",
-      [input.samples.map((s) => [
-        nodeId,
-        poolIds.get(s.poolOcid),
-        s.ts,
-        s.cpuUtil,
-        s.memoryUtil,
-        s.instanceCount,
-      ])],
+      [input.samples.map((s) => keyedRow(s, s.cpuUtil, s.memoryUtil, s.instanceCount))],
     );
     if (input.events.length > 0) {
       await connection.query(
         "INSERT IGNORE INTO scaling_events (node_id, pool_id, ts, direction, from_count, to_count, reason) VALUES ?",
-        [input.events.map((e) => [
-          nodeId,
-          poolIds.get(e.poolOcid),
-          e.ts,
-          e.direction,
-          e.fromCount,
-          e.toCount,
-          e.reason,
-        ])],
+        [input.events.map((e) => keyedRow(e, e.direction, e.fromCount, e.toCount, e.reason))],
       );
     }
     if (input.lateHours?.length) {

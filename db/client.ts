@@ -211,29 +211,18 @@ async function holdingNamedLock<T, B>(
   busy: () => B,
 ): Promise<T | B> {
   // Work under a lock (migrations, jobs) may legitimately run long: its queries get the long bound.
-  return await queryBoundOverride.run(
-    LONG_WORK_QUERY_TIMEOUT_MS,
-    () => lockedOnOneConnection(pool, name, timeoutS, work, busy),
-  );
-}
-
-async function lockedOnOneConnection<T, B>(
-  pool: Pool,
-  name: string,
-  timeoutS: number,
-  work: () => Promise<T>,
-  busy: () => B,
-): Promise<T | B> {
-  const connection = await pool.getConnection();
-  try {
-    const [rows] = await connection.query("SELECT GET_LOCK(?, ?) AS got", [name, timeoutS]);
-    if ((rows as { got: number | null }[])[0]?.got !== 1) return busy();
+  return await queryBoundOverride.run(LONG_WORK_QUERY_TIMEOUT_MS, async () => {
+    const connection = await pool.getConnection();
     try {
-      return await work();
+      const [rows] = await connection.query("SELECT GET_LOCK(?, ?) AS got", [name, timeoutS]);
+      if ((rows as { got: number | null }[])[0]?.got !== 1) return busy();
+      try {
+        return await work();
+      } finally {
+        await connection.query("SELECT RELEASE_LOCK(?)", [name]);
+      }
     } finally {
-      await connection.query("SELECT RELEASE_LOCK(?)", [name]);
+      connection.release();
     }
-  } finally {
-    connection.release();
-  }
+  });
 }

@@ -303,7 +303,6 @@ export async function rawSampleWith(
   return rows[0] ? { ...rows[0], value, bucketStart: null } : undefined;
 }
 
-/** Totals of the fleet's 5-minute rows whose bucket starts in [from, to). */
 /** Scaling events by direction in the fleet's 5-minute rows whose bucket starts in [from, to). */
 export async function fleetRollupEvents(
   db: Database,
@@ -318,6 +317,7 @@ export async function fleetRollupEvents(
   return rows[0];
 }
 
+/** Totals of the fleet's 5-minute rows whose bucket starts in [from, to). */
 export async function fleetRollupTotals(db: Database, from: Date, to: Date): Promise<SampleTotals> {
   const t = metricRollupsFleet5m;
   const rows = await db.select({

@@ -10,13 +10,16 @@ export interface NodeAuthRow {
   decommissionedAt: Date | null;
 }
 
+/** The columns of a NodeAuthRow. */
+const nodeAuthColumns = {
+  id: nodes.id,
+  name: nodes.name,
+  tokenHash: nodes.tokenHash,
+  decommissionedAt: nodes.decommissionedAt,
+};
+
 export async function findNodeAuth(db: Database, nodeId: string): Promise<NodeAuthRow | undefined> {
-  const rows = await db.select({
-    id: nodes.id,
-    name: nodes.name,
-    tokenHash: nodes.tokenHash,
-    decommissionedAt: nodes.decommissionedAt,
-  }).from(nodes).where(eq(nodes.id, nodeId)).limit(1);
+  const rows = await db.select(nodeAuthColumns).from(nodes).where(eq(nodes.id, nodeId)).limit(1);
   return rows[0];
 }
 
@@ -27,23 +30,15 @@ export async function findNodeIdByTokenHash(db: Database, tokenHash: string): Pr
 
 /** The node holding this token hash (register's credential check: a node rotating its own token). */
 export async function findNodeByTokenHash(db: Database, tokenHash: string): Promise<NodeAuthRow | undefined> {
-  const rows = await db.select({
-    id: nodes.id,
-    name: nodes.name,
-    tokenHash: nodes.tokenHash,
-    decommissionedAt: nodes.decommissionedAt,
-  }).from(nodes).where(eq(nodes.tokenHash, tokenHash)).limit(1);
+  const rows = await db.select(nodeAuthColumns).from(nodes).where(eq(nodes.tokenHash, tokenHash)).limit(1);
   return rows[0];
 }
 
 /** A node by its id or its name (operators name nodes either way). */
 export async function findNodeByIdOrName(db: DbOrTx, idOrName: string): Promise<NodeAuthRow | undefined> {
-  const rows = await db.select({
-    id: nodes.id,
-    name: nodes.name,
-    tokenHash: nodes.tokenHash,
-    decommissionedAt: nodes.decommissionedAt,
-  }).from(nodes).where(or(eq(nodes.id, idOrName), eq(nodes.name, idOrName))).limit(2);
+  const rows = await db.select(nodeAuthColumns).from(nodes).where(
+    or(eq(nodes.id, idOrName), eq(nodes.name, idOrName)),
+  ).limit(2);
   // An id that is also another node's name: the id wins.
   return rows.find((row) => row.id === idOrName) ?? rows[0];
 }
@@ -58,13 +53,11 @@ export interface NodeAuthCacheRow extends NodeAuthRow {
 export async function findNodeAuthRows(db: Database, ids: string[]): Promise<NodeAuthCacheRow[]> {
   if (ids.length === 0) return [];
   return await db.select({
-    id: nodes.id,
-    name: nodes.name,
-    tokenHash: nodes.tokenHash,
-    decommissionedAt: nodes.decommissionedAt,
+    ...nodeAuthColumns,
     desiredHash: nodes.desiredHash,
     appliedHash: nodes.appliedHash,
-  }).from(nodes).where(inArray(nodes.id, ids));
+  })
+    .from(nodes).where(inArray(nodes.id, ids));
 }
 
 /** Records that the node's credentials changed (token rotated, decommissioned, deleted), in the caller's
