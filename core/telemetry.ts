@@ -58,6 +58,17 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
   const registry = new Registry();
   const sources: TelemetrySources = {};
   const registers = [registry];
+  /** A counter of a total that another part of the process keeps (a source), read at each scrape. */
+  const sourcedCounter = (name: string, help: string, total: () => number | undefined) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(total() ?? 0);
+      },
+    });
 
   const requests = new Counter({
     name: "autoscaler_central_http_requests_total",
@@ -169,26 +180,16 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
       this.set({ state: "limit" }, pool.limit);
     },
   });
-  new Counter({
-    name: "autoscaler_central_config_watch_poll_errors_total",
-    help: "Failed polls of the config watcher (the query that wakes waiting config pulls)",
-    registers,
-    collect() {
-      const errors = sources.configPollErrors?.() ?? 0;
-      this.reset();
-      this.inc(errors);
-    },
-  });
-  new Counter({
-    name: "autoscaler_central_config_watch_polls_total",
-    help:
-      "Polls of the config watcher: one query per CONFIG_POLL_MS finds changed configs and node credentials",
-    registers,
-    collect() {
-      this.reset();
-      this.inc(sources.configPolls?.() ?? 0);
-    },
-  });
+  sourcedCounter(
+    "autoscaler_central_config_watch_poll_errors_total",
+    "Failed polls of the config watcher (the query that wakes waiting config pulls)",
+    () => sources.configPollErrors?.(),
+  );
+  sourcedCounter(
+    "autoscaler_central_config_watch_polls_total",
+    "Polls of the config watcher: one query per CONFIG_POLL_MS finds changed configs and node credentials",
+    () => sources.configPolls?.(),
+  );
   new Counter({
     name: "autoscaler_central_node_token_checks_total",
     help: "Node-token checks, by where they were answered (memory, database)",
@@ -201,15 +202,11 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
       this.labels("database").inc(checks.database);
     },
   });
-  new Counter({
-    name: "autoscaler_central_heartbeat_rows_written_total",
-    help: "Heartbeat rows written: the latest heartbeat per node, every HEARTBEAT_FLUSH_MS",
-    registers,
-    collect() {
-      this.reset();
-      this.inc(sources.heartbeatRows?.() ?? 0);
-    },
-  });
+  sourcedCounter(
+    "autoscaler_central_heartbeat_rows_written_total",
+    "Heartbeat rows written: the latest heartbeat per node, every HEARTBEAT_FLUSH_MS",
+    () => sources.heartbeatRows?.(),
+  );
   type FleetFigures = Awaited<ReturnType<NonNullable<TelemetrySources["fleet"]>>>;
   // One read per FLEET_CACHE_MS, shared by both fleet gauges (a promise, so they never query twice).
   let fleetCache: { at: number; value: Promise<FleetFigures | undefined> } | undefined;
