@@ -11,7 +11,7 @@ import { registerSystemRoutes } from "./routes/system.ts";
 import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
-import { withHeartbeatFastPath } from "./routes/heartbeatFastPath.ts";
+import { withAgentFastPath } from "./routes/agentFastPath.ts";
 import { createParking } from "./routes/parking.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
@@ -165,11 +165,11 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
     },
   );
 
-  // Plainly valid heartbeats with a known token skip the router, middleware and validator
-  // (routes/heartbeatFastPath.ts); everything else, refusals included, goes the full way. app.request()
+  // Plainly valid heartbeats and metric batches with a known token skip the router, middleware and
+  // validator (routes/agentFastPath.ts); everything else, refusals included, goes the full way. app.request()
   // goes through app.fetch too, so the tests see what the server does.
   const fullFetch = app.fetch;
-  app.fetch = withHeartbeatFastPath(
+  app.fetch = withAgentFastPath(
     parking.wrap(fullFetch),
     deps,
     services,

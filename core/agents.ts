@@ -494,16 +494,25 @@ export interface MetricSampleInput {
   reason?: string | null;
 }
 
-/** Stores a batch of samples: 422 naming "samples.<i>.ts" for a time that is no date, too far ahead or older
- * than the retention, and "samples.<i>.scaling_direction" unless it is given exactly when scaling_event is
- * true; re-sent samples (same node, pool, ts) count as duplicates. */
+/** A batch of samples checked and turned into rows, ready to store. */
+export interface PreparedMetricBatch {
+  samples: SampleRow[];
+  events: ScalingEventRow[];
+  latest: PoolLatest[];
+  lateHours: string[];
+  now: Date;
+  poolOcids: string[];
+}
+
+/** Stores a batch of samples: 413 past MAX_BATCH_SAMPLES; 422 naming "samples.<i>.ts" for a time that is no
+ * date, too far ahead or older than the retention, and "samples.<i>.scaling_direction" unless it is given
+ * exactly when scaling_event is true; re-sent samples (same node, pool, ts) count as duplicates. */
 export async function ingestMetrics(
   deps: CoreDeps,
   services: { pools: PoolLimiter },
   actor: Actor<NodePrincipal>,
   input: { samples: MetricSampleInput[] },
 ): Promise<{ accepted: number; duplicates: number }> {
-  const nodeId = actor.principal.nodeId;
   if (input.samples.length > deps.settings.MAX_BATCH_SAMPLES) {
     deps.telemetry?.samples("refused", input.samples.length);
     throw new AppError(
@@ -513,6 +522,20 @@ export async function ingestMetrics(
       [{ field: "samples", location: "body", message: `at most ${deps.settings.MAX_BATCH_SAMPLES} samples` }],
     );
   }
+  const prepared = prepareMetricBatch(deps, input.samples);
+  if ("problems" in prepared) {
+    deps.telemetry?.samples("refused", input.samples.length);
+    throw validationFailed(`invalid samples: ${describe(prepared.problems)}`, prepared.problems);
+  }
+  return await storeMetricBatch(deps, services, actor.principal.nodeId, prepared);
+}
+
+/** The checks of ingestMetrics that need no database, and the rows: what the agents' fast path
+ * (routes/agentFastPath.ts) runs first, leaving any batch with a problem to the full route. Counts nothing. */
+export function prepareMetricBatch(
+  deps: Pick<CoreDeps, "clock" | "settings">,
+  input: MetricSampleInput[],
+): PreparedMetricBatch | { problems: ErrorDetail[] } {
   const now = deps.clock.now();
   const latestAllowed = now.getTime() + MAX_FUTURE_SKEW_MS;
   const oldestAllowed = now.getTime() - deps.settings.METRICS_RETENTION_DAYS * 86_400_000;
@@ -522,7 +545,7 @@ export async function ingestMetrics(
   const latest = new Map<string, { row: PoolLatest; ms: number }>();
   const lateBefore = now.getTime() - LATE_SAMPLE_MS;
   const lateHours = new Set<string>();
-  input.samples.forEach((s, i) => {
+  input.forEach((s, i) => {
     if (Boolean(s.scaling_event) !== Boolean(s.scaling_direction)) {
       problems.push({
         field: `samples.${i}.scaling_direction`,
@@ -575,23 +598,29 @@ export async function ingestMetrics(
       });
     }
   });
-  if (problems.length > 0) {
-    deps.telemetry?.samples("refused", input.samples.length);
-    throw validationFailed(`invalid samples: ${describe(problems)}`, problems);
-  }
-  await services.pools.ensure(
-    nodeId,
-    input.samples.map((s) => s.instance_pool_id),
-    (i) => `samples.${i}.instance_pool_id`,
-  );
-  const { accepted } = await writeMetricBatch(deps.pool, nodeId, {
+  if (problems.length > 0) return { problems };
+  return {
     samples,
     events,
     latest: [...latest.values()].map((entry) => entry.row),
     lateHours: [...lateHours],
     now,
-  });
+    poolOcids: input.map((s) => s.instance_pool_id),
+  };
+}
+
+/** Writes a prepared batch: its unknown pools first (422 past MAX_POOLS_PER_NODE, naming the samples), then
+ * the samples, events and pools' latest values in one transaction. */
+export async function storeMetricBatch(
+  deps: CoreDeps,
+  services: { pools: PoolLimiter },
+  nodeId: string,
+  batch: PreparedMetricBatch,
+): Promise<{ accepted: number; duplicates: number }> {
+  await services.pools.ensure(nodeId, batch.poolOcids, (i) => `samples.${i}.instance_pool_id`);
+  const { accepted } = await writeMetricBatch(deps.pool, nodeId, batch);
+  const duplicates = batch.samples.length - accepted;
   deps.telemetry?.samples("accepted", accepted);
-  deps.telemetry?.samples("duplicate", samples.length - accepted);
-  return { accepted, duplicates: samples.length - accepted };
+  deps.telemetry?.samples("duplicate", duplicates);
+  return { accepted, duplicates };
 }

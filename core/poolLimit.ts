@@ -1,7 +1,8 @@
 // How many pools a node may create (MAX_POOLS_PER_NODE): pools come into being when an agent names them at
 // registration, in a heartbeat or in a metrics batch, so each of those checks here first. The pools known to
-// exist are remembered (an LRU bounded in count), so the hot paths pay nothing for pools they named before;
-// an unknown pool costs one transaction that locks the node row, so concurrent requests cannot overshoot.
+// exist are remembered (bounded in count, the oldest forgotten first, to be checked again once when named
+// again), so the hot paths pay nothing for pools they named before; an unknown pool costs one transaction
+// that locks the node row, so concurrent requests cannot overshoot.
 import { reserveNodePools } from "../db/agents.ts";
 import type { CoreDeps } from "./deps.ts";
 import { type ErrorDetail, validationFailed } from "./errors.ts";
@@ -26,13 +27,14 @@ export function createPoolLimiter(deps: Pick<CoreDeps, "db" | "settings" | "cloc
   };
   return {
     async ensure(nodeId, ocids, fieldOf) {
-      const unknown = ocids.filter((ocid) => !known.has(`${nodeId} ${ocid}`));
+      // A metric batch names the same few pools a thousand times: look each up once.
+      const unknown = [...new Set(ocids)].filter((ocid) => !known.has(`${nodeId} ${ocid}`));
       if (unknown.length === 0) return;
       const limit = deps.settings.MAX_POOLS_PER_NODE;
       const { refused } = await reserveNodePools(
         deps.db,
         nodeId,
-        [...new Set(unknown)],
+        unknown,
         limit,
         deps.clock.now(),
       );
@@ -52,8 +54,11 @@ export function createPoolLimiter(deps: Pick<CoreDeps, "db" | "settings" | "cloc
           details,
         );
       }
-      for (const ocid of ocids) remember(`${nodeId} ${ocid}`);
+      for (const ocid of unknown) remember(`${nodeId} ${ocid}`);
     },
-    hasUnknown: (nodeId, ocids) => ocids.some((ocid) => !known.has(`${nodeId} ${ocid}`)),
+    hasUnknown: (nodeId, ocids) => {
+      for (const ocid of ocids) if (!known.has(`${nodeId} ${ocid}`)) return true;
+      return false;
+    },
   };
 }

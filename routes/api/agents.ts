@@ -104,7 +104,7 @@ const Sample = z.strictObject({
   reason: z.string().max(500).nullish(),
 }).openapi("MetricSample");
 
-const MetricsBody = z.strictObject({
+export const MetricsBody = z.strictObject({
   // MAX_BATCH_SAMPLES (default 1000) is checked by the service and answered 413; this is the hard ceiling.
   samples: z.array(Sample).min(1, "at least one sample").max(
     MAX_SAMPLES_PER_BATCH,

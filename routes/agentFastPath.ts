@@ -1,0 +1,252 @@
+// The agents' fast path: a well-formed heartbeat or metric batch with a token this replica already checked is
+// answered before Hono's router, middleware and zod validator run (together they were three quarters of the
+// server's CPU per heartbeat, and zod alone a quarter of a metric batch's). It takes only requests that are
+// plainly right, and hands everything else to the app unchanged, so every refusal (401/403/404/410, 413,
+// 415, 422 naming the field) still comes from the one route in routes/api/agents.ts: a body it does not
+// fully recognise, a token it does not remember, a batch the service would refuse, a Content-Type other than
+// application/json, no Content-Length or a body over MAX_BODY_BYTES. The checks here are the route schemas'
+// (routes/api/agents.ts HeartbeatBody, MetricsBody), never looser: leaves are checked with the same field
+// rules (core/fields.ts), and anything else sends the request down the full path.
+// The answer carries what the app's middleware would add (X-Request-Id, nosniff, no-store), is counted in
+// /metrics under the route's template and summarized in the request log like the route's own answers.
+import type { CoreDeps } from "../core/deps.ts";
+import { type HeartbeatInput, recordHeartbeat } from "../core/heartbeats.ts";
+import * as fields from "../core/fields.ts";
+import type { RequestLog } from "../core/requestLog.ts";
+import type { Services } from "../core/services.ts";
+import type { Telemetry } from "../core/telemetry.ts";
+import type { AgentCaller } from "../core/principal.ts";
+import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
+import {
+  MAX_SAMPLES_PER_BATCH,
+  type MetricSampleInput,
+  prepareMetricBatch,
+  storeMetricBatch,
+} from "../core/agents.ts";
+
+const PATH = /^\/api\/v1\/nodes\/([A-Za-z0-9-]{1,64})\/(heartbeat|metrics)$/;
+const ROUTES = { heartbeat: "/api/v1/nodes/:id/heartbeat", metrics: "/api/v1/nodes/:id/metrics" } as const;
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const MAX_POOLS = 100;
+const MAX_COUNT = 1_000_000;
+const KEYS = new Set(["status", "uptime_s", "applied_config_hash", "agent_version", "address", "pools"]);
+const SAMPLE_KEYS = new Set([
+  "instance_pool_id",
+  "ts",
+  "cpu_util",
+  "memory_util",
+  "instance_count",
+  "scaling_event",
+  "scaling_direction",
+  "from_count",
+  "to_count",
+  "reason",
+]);
+
+type Fetch = (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response>;
+
+const optionalText = (value: unknown, max: number) =>
+  value === undefined || value === null || (typeof value === "string" && value.length <= max);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+const isCount = (value: unknown): value is number =>
+  Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_COUNT;
+const isPercent = (value: unknown): value is number =>
+  typeof value === "number" && value >= 0 && value <= 100;
+const nullishCount = (value: unknown): value is number | null | undefined =>
+  value === undefined || value === null || isCount(value);
+
+/** A field rule with a memory of the strings it accepted (bounded): an agent sends the same pool OCIDs and
+ * config hash every time, so the rule runs once per value, not once per request. */
+function remembering(rule: { safeParse(value: unknown): { success: boolean } }, size = 100_000) {
+  const accepted = new Set<string>();
+  return (value: string): boolean => {
+    if (accepted.has(value)) return true;
+    if (!rule.safeParse(value).success) return false;
+    if (accepted.size >= size) accepted.clear();
+    accepted.add(value);
+    return true;
+  };
+}
+const validPoolOcid = remembering(fields.instancePoolOcid);
+const validConfigHash = remembering(fields.configHash);
+
+/** The body as HeartbeatBody would parse it, or undefined when it is anything but plainly valid. */
+export function plainHeartbeat(body: unknown): HeartbeatInput | undefined {
+  if (!isObject(body)) return undefined;
+  const b = body;
+  for (const key in b) if (!KEYS.has(key)) return undefined;
+  if (!optionalText(b.status, 32) || !optionalText(b.agent_version, 64) || !optionalText(b.address, 64)) {
+    return undefined;
+  }
+  const uptime = b.uptime_s;
+  if (uptime !== undefined && uptime !== null && !(Number.isSafeInteger(uptime) && (uptime as number) >= 0)) {
+    return undefined;
+  }
+  let hash: string | null | undefined = b.applied_config_hash as null | undefined;
+  if (b.applied_config_hash !== undefined && b.applied_config_hash !== null) {
+    // configHash lowercases what it accepts.
+    if (typeof b.applied_config_hash !== "string" || !validConfigHash(b.applied_config_hash)) {
+      return undefined;
+    }
+    hash = b.applied_config_hash.toLowerCase();
+  }
+  let pools: HeartbeatInput["pools"] = b.pools as null | undefined;
+  if (b.pools !== undefined && b.pools !== null) {
+    if (!Array.isArray(b.pools) || b.pools.length > MAX_POOLS) return undefined;
+    pools = [];
+    for (const pool of b.pools) {
+      if (!isObject(pool)) return undefined;
+      const keys = Object.keys(pool);
+      if (keys.length !== 2 || !("instance_pool_id" in pool) || !("instance_count" in pool)) return undefined;
+      const { instance_pool_id: id, instance_count: count } = pool;
+      if (!isCount(count) || typeof id !== "string" || !validPoolOcid(id)) return undefined;
+      pools.push({ instance_pool_id: id, instance_count: count });
+    }
+  }
+  return {
+    ...(b.status !== undefined ? { status: b.status as string | null } : {}),
+    ...(uptime !== undefined ? { uptime_s: uptime as number | null } : {}),
+    ...(hash !== undefined ? { applied_config_hash: hash } : {}),
+    ...(b.agent_version !== undefined ? { agent_version: b.agent_version as string | null } : {}),
+    ...(b.address !== undefined ? { address: b.address as string | null } : {}),
+    ...(pools !== undefined ? { pools } : {}),
+  };
+}
+
+/** The samples as MetricsBody would parse them, or undefined when anything is not plainly valid. */
+export function plainMetricBatch(body: unknown): MetricSampleInput[] | undefined {
+  if (!isObject(body)) return undefined;
+  for (const key in body) if (key !== "samples") return undefined;
+  const list = body.samples;
+  if (!Array.isArray(list) || list.length < 1 || list.length > MAX_SAMPLES_PER_BATCH) return undefined;
+  const samples: MetricSampleInput[] = [];
+  for (const s of list) {
+    if (!isObject(s)) return undefined;
+    for (const key in s) if (!SAMPLE_KEYS.has(key)) return undefined;
+    const { instance_pool_id: pool, ts, cpu_util, memory_util, instance_count, scaling_event } = s;
+    const { scaling_direction: direction, from_count, to_count, reason } = s;
+    if (typeof pool !== "string" || !validPoolOcid(pool)) return undefined;
+    if (typeof ts !== "string" || ts.length > 64 || !fields.ZONED_TIMESTAMP.test(ts)) return undefined;
+    if (!isPercent(cpu_util) || !isPercent(memory_util) || !isCount(instance_count)) return undefined;
+    if (scaling_event !== undefined && typeof scaling_event !== "boolean") return undefined;
+    if (direction !== undefined && direction !== null && direction !== "UP" && direction !== "DOWN") {
+      return undefined;
+    }
+    if (!nullishCount(from_count) || !nullishCount(to_count) || !optionalText(reason, 500)) return undefined;
+    const sample: MetricSampleInput = {
+      instance_pool_id: pool,
+      ts,
+      cpu_util,
+      memory_util,
+      instance_count,
+      scaling_event: scaling_event ?? false,
+    };
+    if (direction !== undefined) sample.scaling_direction = direction;
+    if (from_count !== undefined) sample.from_count = from_count;
+    if (to_count !== undefined) sample.to_count = to_count;
+    if (reason !== undefined) sample.reason = reason as string | null;
+    samples.push(sample);
+  }
+  return samples;
+}
+
+type FastServices = Pick<Services, "heartbeats" | "nodeAuth" | "pools">;
+
+/** The heartbeat's or the batch's answer, or undefined to leave the request to the full route. Throws
+ * (a refusal, a failure) leave it to the full route too, which answers with the error's shape. */
+async function answer(
+  deps: CoreDeps,
+  services: FastServices,
+  kind: keyof typeof ROUTES,
+  caller: AgentCaller,
+  nodeId: string,
+  body: unknown,
+): Promise<unknown> {
+  if (kind === "heartbeat") {
+    const heartbeat = plainHeartbeat(body);
+    return heartbeat && await recordHeartbeat(deps, services, caller, nodeId, heartbeat);
+  }
+  const samples = plainMetricBatch(body);
+  if (!samples || samples.length > deps.settings.MAX_BATCH_SAMPLES) return undefined;
+  await services.nodeAuth.authenticate(nodeId, caller.token);
+  const batch = prepareMetricBatch(deps, samples);
+  if ("problems" in batch) return undefined;
+  return await storeMetricBatch(deps, services, nodeId, batch);
+}
+
+export function withAgentFastPath(
+  appFetch: Fetch,
+  deps: CoreDeps,
+  services: FastServices,
+  telemetry: Telemetry,
+  requestLog: RequestLog,
+): Fetch {
+  const maxBody = deps.settings.MAX_BODY_BYTES;
+  return async (request, info) => {
+    if (request.method !== "POST") return appFetch(request, info);
+    const url = request.url;
+    // The path without parsing the whole URL: after "://host".
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    const query = url.indexOf("?", pathStart);
+    const match = PATH.exec(query === -1 ? url.slice(pathStart) : url.slice(pathStart, query));
+    if (!match) return appFetch(request, info);
+    const headers = request.headers;
+    const length = Number(headers.get("content-length") ?? NaN);
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+    if (
+      !(length >= 0 && length <= maxBody) ||
+      headers.get("content-type")?.toLowerCase() !== "application/json" ||
+      !secretShaped(SECRET_PREFIX.nodeToken, token)
+    ) {
+      return appFetch(request, info);
+    }
+    const started = performance.now();
+    const text = await request.text();
+    const fallBack = () =>
+      appFetch(new Request(url, { method: "POST", headers, body: text, signal: request.signal }), info);
+    const [, nodeId, kind] = match as unknown as [string, string, keyof typeof ROUTES];
+    const address = clientAddress(headers, info, deps.settings.TRUST_PROXY);
+    let result: unknown;
+    try {
+      result = await answer(deps, services, kind, { address, token }, nodeId, JSON.parse(text));
+    } catch {
+      // Malformed JSON, a refusal or a failure: the full path answers it, with the error shape, log line and
+      // counters (a metric batch is written exactly once either way: its samples are keyed).
+      return fallBack();
+    }
+    if (result === undefined) return fallBack();
+    const incoming = headers.get("x-request-id");
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    const durationMs = performance.now() - started;
+    const route = ROUTES[kind];
+    telemetry.request("POST", route, 200, durationMs / 1000);
+    requestLog.record({
+      request_id: requestId,
+      method: "POST",
+      route,
+      path: `/api/v1/nodes/${nodeId}/${kind}`,
+      status: 200,
+      duration_ms: Math.round(durationMs * 100) / 100,
+      address,
+    });
+    return new Response(JSON.stringify(result), {
+      status: 200,
+      headers: {
+        "content-type": "application/json",
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+        "x-request-id": requestId,
+      },
+    });
+  };
+}
+
+function clientAddress(headers: Headers, info: Deno.ServeHandlerInfo | undefined, trustProxy: boolean) {
+  if (trustProxy) {
+    const forwarded = headers.get("x-forwarded-for")?.split(",")[0]?.trim();
+    if (forwarded) return forwarded.slice(0, 64);
+  }
+  const remote = info?.remoteAddr as Deno.NetAddr | undefined;
+  return remote?.hostname ?? "unknown";
+}
