@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { HeartbeatBody, MetricsBody } from "../routes/api/agents.ts";
 import { plainHeartbeat, plainMetricBatch } from "../routes/agentFastPath.ts";
-import { createTestApp, json } from "./helpers/app.ts";
+import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaafastpath";
 const HASH = "A".repeat(64);
@@ -68,16 +68,21 @@ Deno.test("heartbeat fast path: accepts only what the route's schema accepts, re
   assert.ok(BODIES.filter((b) => plainHeartbeat(b) !== undefined).length >= 6, "the common bodies go fast");
 });
 
+/** A node registered over HTTP (the fast path needs a token the replica has checked). */
+async function registeredNode(ctx: TestApp, name: string) {
+  const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
+    name: "fast",
+  });
+  const res = await ctx.call("POST", "/api/v1/register", {
+    json: { enrollment_token: token, name, hostname: "h" },
+  });
+  return await json<{ node_id: string; node_token: string }>(res);
+}
+
 Deno.test("heartbeat fast path: same answer and headers as the full path", async () => {
   const ctx = await createTestApp("heartbeat_fast_path");
   try {
-    const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
-      name: "fast",
-    });
-    const res = await ctx.call("POST", "/api/v1/register", {
-      json: { enrollment_token: token, name: "fast-1", hostname: "h" },
-    });
-    const node = await json<{ node_id: string; node_token: string }>(res);
+    const node = await registeredNode(ctx, "fast-1");
     const path = `/api/v1/nodes/${node.node_id}/heartbeat`;
     // The same body, plainly valid (fast) and with text/json's charset parameter (the full path).
     const fast = await ctx.call("POST", path, { json: { uptime_s: 1 }, token: node.node_token });
@@ -170,13 +175,7 @@ Deno.test("metrics fast path: accepts only what the route's schema accepts, read
 Deno.test("metrics fast path: same answers as the full path, refusals from the full route", async () => {
   const ctx = await createTestApp("metrics_fast_path");
   try {
-    const { token } = await createEnrollmentToken(ctx.deps, { principal: { kind: "system", name: "t" } }, {
-      name: "fast",
-    });
-    const res = await ctx.call("POST", "/api/v1/register", {
-      json: { enrollment_token: token, name: "fast-2", hostname: "h" },
-    });
-    const node = await json<{ node_id: string; node_token: string }>(res);
+    const node = await registeredNode(ctx, "fast-2");
     const path = `/api/v1/nodes/${node.node_id}/metrics`;
     const now = ctx.deps.clock.now().getTime();
     const at = (s: number) => new Date(now - 600_000 + s * 1000).toISOString();
