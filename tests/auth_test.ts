@@ -14,9 +14,18 @@ function login(ctx: TestApp, username: string, password: string, address = "10.0
   });
 }
 
-/** A login with a wrong password, refused as such (401 invalid_credentials, not throttled). */
-async function wrongPassword(ctx: TestApp, username: string, address: string) {
-  await expectError(await login(ctx, username, "wrong-password-x", address), 401, "invalid_credentials");
+/** `times` logins with a wrong password, each refused as such (401 invalid_credentials, not throttled). */
+async function wrongPassword(ctx: TestApp, username: string, address: string, times = 1) {
+  for (let i = 0; i < times; i++) {
+    await expectError(await login(ctx, username, "wrong-password-x", address), 401, "invalid_credentials");
+  }
+}
+
+/** A login that must succeed (200); its body is not needed. */
+async function loginOk(ctx: TestApp, username: string, password: string, address: string) {
+  const res = await login(ctx, username, password, address);
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
 }
 
 Deno.test("auth: login, sessions, logout and CSRF", async (t) => {
@@ -410,17 +419,13 @@ Deno.test("auth: login throttling", async (t) => {
         "too_many_attempts",
       );
       ctx.clock.set(new Date(started.getTime() + 15 * 60_000 + 1000));
-      const ok = await login(ctx, "concurrent", target.password, "10.0.9.1");
-      assert.equal(ok.status, 200);
-      await ok.body?.cancel();
+      await loginOk(ctx, "concurrent", target.password, "10.0.9.1");
     });
 
     await t.step(
       "after 5 failures for a username from one address: 429 with Retry-After there, even with the right password",
       async () => {
-        for (let i = 0; i < 5; i++) {
-          await wrongPassword(ctx, "tom", "10.1.0.1");
-        }
+        await wrongPassword(ctx, "tom", "10.1.0.1", 5);
         ctx.clock.advance(60_000);
         const res = await login(ctx, "tom", user.password, "10.1.0.1");
         await expectError(res, 429, "too_many_attempts");
@@ -429,38 +434,26 @@ Deno.test("auth: login throttling", async (t) => {
         // Refused before the password is checked, so not recorded as another failure.
         assert.equal(await failuresFor("tom"), 5);
         ctx.clock.advance(14 * 60_000);
-        const ok = await login(ctx, "tom", user.password, "10.1.0.1");
-        assert.equal(ok.status, 200);
-        await ok.body?.cancel();
+        await loginOk(ctx, "tom", user.password, "10.1.0.1");
       },
     );
 
     await t.step("a stranger's failures do not lock the operator out of their own address", async () => {
       ctx.clock.advance(3600_000);
-      for (let i = 0; i < 5; i++) {
-        await wrongPassword(ctx, "tom", "10.66.0.1");
-      }
+      await wrongPassword(ctx, "tom", "10.66.0.1", 5);
       await expectError(await login(ctx, "tom", "wrong-password-x", "10.66.0.1"), 429, "too_many_attempts");
-      const res = await login(ctx, "tom", user.password, "10.1.0.1");
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
+      await loginOk(ctx, "tom", user.password, "10.1.0.1");
     });
 
     await t.step("a right password starts that (user, address) afresh", async () => {
       ctx.clock.advance(3600_000);
-      for (let i = 0; i < 4; i++) {
-        await wrongPassword(ctx, "tom", "10.2.0.1");
-      }
+      await wrongPassword(ctx, "tom", "10.2.0.1", 4);
       ctx.clock.advance(1000);
       assert.equal((await login(ctx, "tom", user.password, "10.2.0.1")).status, 200);
       ctx.clock.advance(1000);
-      for (let i = 0; i < 4; i++) {
-        await wrongPassword(ctx, "tom", "10.2.0.1");
-      }
+      await wrongPassword(ctx, "tom", "10.2.0.1", 4);
       ctx.clock.advance(1000);
-      const res = await login(ctx, "tom", user.password, "10.2.0.1");
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
+      await loginOk(ctx, "tom", user.password, "10.2.0.1");
     });
 
     await t.step("after 20 failures from one address: 429; a success there does not reset it", async () => {
@@ -489,9 +482,7 @@ Deno.test("auth: login throttling", async (t) => {
         await expectError(slowed, 429, "too_many_attempts");
         assert.equal(slowed.headers.get("retry-after"), "30");
         // The operator's usual address (logged in from there before) is not slowed.
-        const own = await login(ctx, "tom", user.password, "10.1.0.1");
-        assert.equal(own.status, 200);
-        await own.body?.cancel();
+        await loginOk(ctx, "tom", user.password, "10.1.0.1");
         // A stranger gets one checked attempt per interval, not a lockout.
         ctx.clock.advance(30_000);
         await wrongPassword(ctx, "tom", "10.4.101.1");
@@ -501,9 +492,7 @@ Deno.test("auth: login throttling", async (t) => {
           "too_many_attempts",
         );
         ctx.clock.advance(30_000);
-        const traveller = await login(ctx, "tom", user.password, "10.4.103.1");
-        assert.equal(traveller.status, 200);
-        await traveller.body?.cancel();
+        await loginOk(ctx, "tom", user.password, "10.4.103.1");
       },
     );
 

@@ -3,7 +3,7 @@ import { keyedHash } from "../core/secrets.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
-import type { ErrorBody } from "./helpers/assertions.ts";
+import { expectError, expectIdsRefused } from "./helpers/assertions.ts";
 
 type Token = {
   id: number;
@@ -29,12 +29,6 @@ Deno.test("enrollment tokens API", async (t) => {
         "SELECT id, token_hash, revoked_at FROM enrollment_tokens ORDER BY id",
       );
       return rows as { id: number; token_hash: string; revoked_at: Date | null }[];
-    };
-    const expectError = async (res: Response, status: number, code: string, field?: string) => {
-      const body = await json<ErrorBody>(res);
-      assert.equal(res.status, status, JSON.stringify(body));
-      assert.equal(body.error.code, code);
-      if (field) assert.ok(body.error.details?.some((d) => d.field === field), JSON.stringify(body));
     };
     const register = (enrollmentToken: string, name: string) =>
       ctx.call("POST", "/api/v1/register", {
@@ -140,17 +134,7 @@ Deno.test("enrollment tokens API", async (t) => {
         409,
         "already_revoked",
       );
-      await expectError(
-        await ctx.call("DELETE", "/api/v1/enrollment-tokens/999999", { token: admin }),
-        404,
-        "not_found",
-      );
-      await expectError(
-        await ctx.call("DELETE", "/api/v1/enrollment-tokens/abc", { token: admin }),
-        422,
-        "validation_failed",
-        "id",
-      );
+      await expectIdsRefused(ctx, "DELETE", "/api/v1/enrollment-tokens", admin);
       assert.equal((await auditEntries(ctx, "enrollment_token.revoke")).length, 1);
 
       const active = await json<{ items: Token[] }>(

@@ -30,6 +30,18 @@ export async function expectError(
   return body;
 }
 
+/** `method` on `${collection}/<id>` refuses ids that name nothing (404 not_found) and ids that are not
+ * numbers (422 naming `id`). */
+export async function expectIdsRefused(
+  ctx: TestApp,
+  method: string,
+  collection: string,
+  token: string,
+): Promise<void> {
+  await expectError(await ctx.call(method, `${collection}/999999`, { token }), 404, "not_found");
+  await expectError(await ctx.call(method, `${collection}/abc`, { token }), 422, "validation_failed", "id");
+}
+
 /** GETs `path` with `token` and asserts it is refused with `status`; with `field`, as validation_failed with
  * a detail naming it. Returns the body. */
 export async function expectGetRefused(
