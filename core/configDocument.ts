@@ -173,14 +173,7 @@ export function parseConfigInput(input: unknown): ParsedConfig {
   const text = normalizeConfigText(input);
   // An upper bound of the aliases (*name), counted in the text so 5,000 of them cost no parse.
   if ((text.match(ALIAS_LIKE)?.length ?? 0) > MAX_YAML_ALIASES) {
-    return {
-      ok: false,
-      details: [{
-        field: "",
-        message: `YAML: more than ${MAX_YAML_ALIASES} aliases (*name)`,
-        code: "yaml_aliases",
-      }],
-    };
+    return { ok: false, details: [tooManyAliases()] };
   }
   if (lineCount(text) > MAX_CONFIG_YAML_LINES) {
     return {
@@ -223,14 +216,7 @@ export function parseConfigInput(input: unknown): ParsedConfig {
   let value: unknown;
   try {
     if (countAliases(document) > MAX_YAML_ALIASES) {
-      return {
-        ok: false,
-        details: [{
-          field: "",
-          message: `YAML: more than ${MAX_YAML_ALIASES} aliases (*name)`,
-          code: "yaml_aliases",
-        }],
-      };
+      return { ok: false, details: [tooManyAliases()] };
     }
     value = document.toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (error) {
@@ -251,6 +237,10 @@ function lineCount(text: string): number {
   let lines = 0;
   for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
   return lines;
+}
+
+function tooManyAliases(): ErrorDetail {
+  return { field: "", message: `YAML: more than ${MAX_YAML_ALIASES} aliases (*name)`, code: "yaml_aliases" };
 }
 
 function yamlRefused(error: unknown): ErrorDetail {
