@@ -16,6 +16,9 @@ import { SIMULATE_OPTIONS, SIMULATE_USAGE, simulateCommand } from "./tools/cli/s
 
 export class UsageError extends Error {}
 
+/** How the commands in tools/cli/ report a bad command line. */
+const usageError = (message: string) => new UsageError(message);
+
 interface Command {
   summary: string;
   usage: string;
@@ -53,22 +56,20 @@ const commands: Record<string, Command> = {
     usage: TOKEN_USAGE,
     options: TOKEN_OPTIONS,
     allowPositionals: true,
-    run: (values, positionals) =>
-      tokenCommand(values, positionals, { connect, usageError: (message) => new UsageError(message) }),
+    run: (values, positionals) => tokenCommand(values, positionals, { connect, usageError }),
   },
   user: {
     summary: "create operator accounts, change passwords, disable/enable, list (no default account exists)",
     usage: USER_USAGE,
     options: USER_OPTIONS,
     allowPositionals: true,
-    run: (values, positionals) =>
-      userCommand(values, positionals, { connect, usageError: (message) => new UsageError(message) }),
+    run: (values, positionals) => userCommand(values, positionals, { connect, usageError }),
   },
   simulate: {
     summary: "run N simulated autoscalers (the real client, daily load, scaling) against a service",
     usage: SIMULATE_USAGE,
     options: SIMULATE_OPTIONS,
-    run: (values) => simulateCommand(values, { usageError: (message) => new UsageError(message) }),
+    run: (values) => simulateCommand(values, { usageError }),
   },
   healthcheck: {
     summary: "exit 0 when the service answers /healthz (for container HEALTHCHECK)",
