@@ -108,6 +108,16 @@ Deno.test("agent config protocol", async (t) => {
     const node = await createNodeWithToken(ctx, "scaler-1");
     const other = await createNodeWithToken(ctx, "scaler-2");
     const empty = await createNodeWithToken(ctx, "scaler-empty");
+    // `n` pulls of node's current config (If-None-Match its hash), once `app` holds them all waiting.
+    const waitingPulls = async (app: TestApp, n: number) => {
+      const current = (await getDesiredConfig(ctx.deps, node.nodeId))!;
+      const pulls = Array.from(
+        { length: n },
+        () => pull(app, node.nodeId, node.token, "?wait=60", { "if-none-match": `"${current.hash}"` }),
+      );
+      await untilWaiting(app, n);
+      return pulls;
+    };
     let firstHash = "";
 
     await t.step("204 when the node has no config (wait=0 and at the end of a short wait)", async () => {
@@ -215,11 +225,7 @@ Deno.test("agent config protocol", async (t) => {
 
     await t.step("a pull waiting on a second replica sees a change written by the first", async () => {
       const replica = await ctx.replica();
-      const current = (await getDesiredConfig(ctx.deps, node.nodeId))!;
-      const waiting = pull(replica, node.nodeId, node.token, "?wait=60", {
-        "if-none-match": `"${current.hash}"`,
-      });
-      await untilWaiting(replica, 1);
+      const [waiting] = await waitingPulls(replica, 1);
       const view = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
         config: configYaml({ cpuMax: 85 }),
       });
@@ -236,12 +242,7 @@ Deno.test("agent config protocol", async (t) => {
       "many pulls waiting on one replica cost one poll query each interval, not one each",
       async () => {
         const replica = await ctx.replica();
-        const current = (await getDesiredConfig(ctx.deps, node.nodeId))!;
-        const pulls = Array.from(
-          { length: 50 },
-          () => pull(replica, node.nodeId, node.token, "?wait=60", { "if-none-match": `"${current.hash}"` }),
-        );
-        await untilWaiting(replica, 50);
+        const pulls = await waitingPulls(replica, 50);
         const view = await setNodeConfig(ctx.deps, ctx.services, { principal: OPERATOR }, node.nodeId, {
           config: configYaml({ cpuMax: 86 }),
         });
@@ -260,11 +261,7 @@ Deno.test("agent config protocol", async (t) => {
 
     await t.step("shutdown answers waiting pulls at once with 304", async () => {
       const replica = await ctx.replica();
-      const current = (await getDesiredConfig(ctx.deps, node.nodeId))!;
-      const waiting = pull(replica, node.nodeId, node.token, "?wait=60", {
-        "if-none-match": `"${current.hash}"`,
-      });
-      await untilWaiting(replica, 1);
+      const [waiting] = await waitingPulls(replica, 1);
       await replica.services.configWatcher.close();
       const res = await waiting;
       assert.equal(res.status, 304);

@@ -2,8 +2,7 @@
 // as its owner, shown in the list; disabling the owner revokes their keys in the same change, since
 // the secrets were shown to them and to nobody else.
 import assert from "node:assert/strict";
-import { migrate } from "../db/migrate.ts";
-import { createDatabaseBefore, createTestApp, json } from "./helpers/app.ts";
+import { createTestApp, json, rowsAfterMigration } from "./helpers/app.ts";
 import { expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole, createUserWithRole, loginAs } from "./helpers/auth.ts";
 import { auditEntries } from "./helpers/fixtures.ts";
@@ -37,6 +36,14 @@ Deno.test("API keys: owners, and what disabling an owner does", async (t) => {
       assert.equal(res.status, 200);
       return new Map((await json<{ api_keys: KeyView[] }>(res)).api_keys.map((k) => [k.name, k]));
     };
+    const setAdaDisabled = async (disabled: boolean) => {
+      const res = await ctx.call("PATCH", `/api/v1/users/${ada.id}`, {
+        json: { disabled },
+        headers: bertSession.headers,
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    };
     const works = async (key: string) => {
       const res = await ctx.call("GET", "/api/v1/auth/me", { token: key });
       await res.body?.cancel();
@@ -61,12 +68,7 @@ Deno.test("API keys: owners, and what disabling an owner does", async (t) => {
     });
 
     await t.step("disabling the owner revokes their keys at once, and only theirs", async () => {
-      const res = await ctx.call("PATCH", `/api/v1/users/${ada.id}`, {
-        json: { disabled: true },
-        headers: bertSession.headers,
-      });
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
+      await setAdaDisabled(true);
       for (const key of [adaCi, adaAdmin, adaChild]) {
         await expectError(
           await ctx.call("GET", "/api/v1/auth/me", { token: key.key }),
@@ -87,12 +89,7 @@ Deno.test("API keys: owners, and what disabling an owner does", async (t) => {
     });
 
     await t.step("enabling the owner again does not bring the keys back", async () => {
-      const res = await ctx.call("PATCH", `/api/v1/users/${ada.id}`, {
-        json: { disabled: false },
-        headers: bertSession.headers,
-      });
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
+      await setAdaDisabled(false);
       assert.equal(await works(adaCi.key), false);
     });
   } finally {
@@ -101,21 +98,12 @@ Deno.test("API keys: owners, and what disabling an owner does", async (t) => {
 });
 
 Deno.test("API keys: the migration gives existing keys their creator as owner", async () => {
-  const database = await createDatabaseBefore("api_key_owners_migration", "api_key_owners");
-  try {
-    await database.pool.query(
-      `INSERT INTO users (id, username, password_hash, role, disabled, password_changed_at, created_at, updated_at)
-       VALUES (7, 'carla', 'x', 'admin', 0, NOW(3), NOW(3), NOW(3))`,
-    );
-    await database.pool.query(
-      `INSERT INTO api_keys (name, prefix, key_hash, role, created_by, created_at) VALUES
-       ('by-carla', 'ack_aaaaaaaa', REPEAT('a', 64), 'viewer', 'carla', NOW(3)),
-       ('by-cli', 'ack_bbbbbbbb', REPEAT('b', 64), 'viewer', 'cli', NOW(3))`,
-    );
-    await migrate(database.db, database.pool);
-    const [rows] = await database.pool.query("SELECT name, owner_user_id FROM api_keys ORDER BY name");
-    assert.deepEqual(rows, [{ name: "by-carla", owner_user_id: 7 }, { name: "by-cli", owner_user_id: null }]);
-  } finally {
-    await database.drop();
-  }
+  const rows = await rowsAfterMigration("api_key_owners_migration", "api_key_owners", [
+    `INSERT INTO users (id, username, password_hash, role, disabled, password_changed_at, created_at, updated_at)
+     VALUES (7, 'carla', 'x', 'admin', 0, NOW(3), NOW(3), NOW(3))`,
+    `INSERT INTO api_keys (name, prefix, key_hash, role, created_by, created_at) VALUES
+     ('by-carla', 'ack_aaaaaaaa', REPEAT('a', 64), 'viewer', 'carla', NOW(3)),
+     ('by-cli', 'ack_bbbbbbbb', REPEAT('b', 64), 'viewer', 'cli', NOW(3))`,
+  ], "SELECT name, owner_user_id FROM api_keys ORDER BY name");
+  assert.deepEqual(rows, [{ name: "by-carla", owner_user_id: 7 }, { name: "by-cli", owner_user_id: null }]);
 });

@@ -5,8 +5,7 @@
 import assert from "node:assert/strict";
 import { keyedHash } from "../core/secrets.ts";
 import { normalizeUsername } from "../core/fields.ts";
-import { migrate } from "../db/migrate.ts";
-import { createDatabaseBefore, createTestApp, json } from "./helpers/app.ts";
+import { createTestApp, json, rowsAfterMigration } from "./helpers/app.ts";
 import { countRows, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 
@@ -113,16 +112,9 @@ Deno.test("usernames: normalised once, at creation and at login", async (t) => {
 });
 
 Deno.test("usernames: the migration lower-cases existing accounts", async () => {
-  const database = await createDatabaseBefore("usernames_migration", "normalise_usernames");
-  try {
-    await database.pool.query(
-      `INSERT INTO users (username, password_hash, role, disabled, password_changed_at, created_at, updated_at)
-       VALUES ('Mixed.Case', 'x', 'viewer', 0, NOW(3), NOW(3), NOW(3)), ('lower', 'x', 'viewer', 0, NOW(3), NOW(3), NOW(3))`,
-    );
-    await migrate(database.db, database.pool);
-    const [rows] = await database.pool.query("SELECT username FROM users ORDER BY id");
-    assert.deepEqual((rows as { username: string }[]).map((r) => r.username), ["mixed.case", "lower"]);
-  } finally {
-    await database.drop();
-  }
+  const rows = await rowsAfterMigration("usernames_migration", "normalise_usernames", [
+    `INSERT INTO users (username, password_hash, role, disabled, password_changed_at, created_at, updated_at)
+     VALUES ('Mixed.Case', 'x', 'viewer', 0, NOW(3), NOW(3), NOW(3)), ('lower', 'x', 'viewer', 0, NOW(3), NOW(3), NOW(3))`,
+  ], "SELECT username FROM users ORDER BY id");
+  assert.deepEqual((rows as { username: string }[]).map((r) => r.username), ["mixed.case", "lower"]);
 });

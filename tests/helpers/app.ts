@@ -142,6 +142,26 @@ export async function createDatabaseBefore(label: string, tag: string): Promise<
   return database;
 }
 
+/** What a migration does to rows the schema before it allowed: a throwaway database migrated up to the
+ * migration tagged like `tag`, `statements` run on it, then the rest of the migrations; returns the rows
+ * `query` reads after that. */
+export async function rowsAfterMigration(
+  label: string,
+  tag: string,
+  statements: string[],
+  query: string,
+): Promise<unknown[]> {
+  const database = await createDatabaseBefore(label, tag);
+  try {
+    for (const sql of statements) await database.pool.query(sql);
+    await migrate(database.db, database.pool);
+    const [rows] = await database.pool.query(query);
+    return rows as unknown[];
+  } finally {
+    await database.drop();
+  }
+}
+
 /** Reads a JSON body, failing with the raw text when it is not JSON. */
 export async function json<T = Record<string, unknown>>(response: Response): Promise<T> {
   const text = await response.text();
