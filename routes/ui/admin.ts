@@ -20,6 +20,13 @@ const TOKEN_LIFETIMES = [["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 d
 ], ["", "Never"]] as const;
 const KEY_LIFETIMES = [["30", "30 days"], ["90", "90 days"], ["365", "1 year"], ["", "Never"]] as const;
 
+/** A form shown again after a refused POST: the messages by field, what was typed, and the 422. */
+interface FormAgain {
+  errors?: Record<string, string>;
+  values?: FormFields;
+  status?: 422;
+}
+
 /** An optional whole number typed in a form: "" -> null, else the number (the service judges its range). */
 function optionalInt(text: string): number | null {
   return text.trim() === "" ? null : Number(text.trim());
@@ -41,10 +48,17 @@ async function formErrors(action: () => Promise<void>): Promise<Record<string, s
 }
 
 export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
+  /** The one answer that shows a new secret, with a link back to where it was made. */
+  const secretPage = (
+    c: Context<AppEnv>,
+    title: string,
+    data: { heading: string; secret: string; notes: string[]; backUrl: string; backText: string },
+  ) => ui.render(c, { page: "@pages/secret", title, nav: "admin", data });
+
   // --- users -------------------------------------------------------------------------------------------
   const usersPage = async (
     c: Context<AppEnv>,
-    extra: { errors?: Record<string, string>; values?: FormFields; status?: 422 } = {},
+    extra: FormAgain = {},
   ) =>
     ui.render(c, {
       page: "@pages/admin-users",
@@ -115,7 +129,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   // --- API keys ------------------------------------------------------------------------------------------
   const keysPage = async (
     c: Context<AppEnv>,
-    extra: { errors?: Record<string, string>; values?: FormFields; status?: 422 } = {},
+    extra: FormAgain = {},
   ) =>
     ui.render(c, {
       page: "@pages/admin-api-keys",
@@ -148,22 +162,17 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
       });
     });
     if (errors || !created) return keysPage(c, { errors: errors ?? {}, values, status: 422 });
-    return ui.render(c, {
-      page: "@pages/secret",
-      title: "New API key",
-      nav: "admin",
-      data: {
-        heading: `API key “${created.apiKey.name}”`,
-        secret: created.key,
-        notes: [
-          `Role ${created.apiKey.role}; ${
-            created.apiKey.expires_at ? `valid until ${created.apiKey.expires_at.slice(0, 10)}` : "no expiry"
-          }.`,
-          "Send it as Authorization: Bearer <key>. It answers for you: disabling your account revokes it.",
-        ],
-        backUrl: "/admin/api-keys",
-        backText: "Back to API keys",
-      },
+    return secretPage(c, "New API key", {
+      heading: `API key “${created.apiKey.name}”`,
+      secret: created.key,
+      notes: [
+        `Role ${created.apiKey.role}; ${
+          created.apiKey.expires_at ? `valid until ${created.apiKey.expires_at.slice(0, 10)}` : "no expiry"
+        }.`,
+        "Send it as Authorization: Bearer <key>. It answers for you: disabling your account revokes it.",
+      ],
+      backUrl: "/admin/api-keys",
+      backText: "Back to API keys",
     });
   });
 
@@ -177,7 +186,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   // --- enrollment tokens ----------------------------------------------------------------------------------
   const tokensPage = async (
     c: Context<AppEnv>,
-    extra: { errors?: Record<string, string>; values?: FormFields; status?: 422 } = {},
+    extra: FormAgain = {},
   ) => {
     const showRevoked = c.req.query("revoked") === "1";
     return ui.render(c, {
@@ -213,24 +222,17 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     });
     if (errors || !created) return tokensPage(c, { errors: errors ?? {}, values, status: 422 });
     const view = created.view;
-    return ui.render(c, {
-      page: "@pages/secret",
-      title: "New enrollment token",
-      nav: "admin",
-      data: {
-        heading: `Enrollment token “${view.name}”`,
-        secret: created.token,
-        notes: [
-          `${view.max_uses === null ? "Unlimited registrations" : `${view.max_uses} registration(s)`}; ${
-            view.expires_at
-              ? `valid until ${view.expires_at.slice(0, 16).replace("T", " ")} UTC`
-              : "no expiry"
-          }.`,
-          "Give it to new autoscalers as CENTRAL_ENROLLMENT_TOKEN (or enrollment_token): each registers once with it and gets a node token of its own.",
-        ],
-        backUrl: "/admin/enrollment-tokens",
-        backText: "Back to enrollment tokens",
-      },
+    return secretPage(c, "New enrollment token", {
+      heading: `Enrollment token “${view.name}”`,
+      secret: created.token,
+      notes: [
+        `${view.max_uses === null ? "Unlimited registrations" : `${view.max_uses} registration(s)`}; ${
+          view.expires_at ? `valid until ${view.expires_at.slice(0, 16).replace("T", " ")} UTC` : "no expiry"
+        }.`,
+        "Give it to new autoscalers as CENTRAL_ENROLLMENT_TOKEN (or enrollment_token): each registers once with it and gets a node token of its own.",
+      ],
+      backUrl: "/admin/enrollment-tokens",
+      backText: "Back to enrollment tokens",
     });
   });
 
