@@ -22,7 +22,7 @@ import { listScalingEvents } from "../../core/metricsQuery.ts";
 import { decommissionNode, getNode, type NodeDetail, updateNode } from "../../core/nodes.ts";
 import { DISPLAY_NAME_MAX } from "../../core/fields.ts";
 import type { AppEnv } from "../env.ts";
-import { buildChart, type ChartMarkerInput, type ChartModel } from "./charts.ts";
+import { buildChart, type ChartInput, type ChartMarkerInput, type ChartModel } from "./charts.ts";
 import { detailsByField } from "./forms.ts";
 import { isPartialRequest, type Ui } from "./render.ts";
 import { field, postedForm, requirePageRole } from "./session.ts";
@@ -115,39 +115,30 @@ function historyCharts(history: NodeHistory, nodeId: string): ChartModel[] {
     height: 240,
     hideTitle: true,
   };
-  const series = (pick: (p: NodeHistory["pools"][number]["points"][number]) => number) =>
-    history.pools.map((pool) => ({
-      name: poolName(pool),
-      points: pool.points.map((p) => ({ t: p.ts, v: pick(p) })),
-    }));
+  /** One chart: a line per pool of the value `pick` takes from each point. */
+  const chart = (
+    id: ChartId,
+    title: string,
+    unit: string,
+    pick: (p: NodeHistory["pools"][number]["points"][number]) => number,
+    scale: Pick<ChartInput, "yDomain" | "decimals">,
+  ) =>
+    buildChart({
+      ...common,
+      id,
+      tableUrl: chartTableUrl(nodeId, id, history.range),
+      title,
+      unit,
+      ...scale,
+      series: history.pools.map((pool) => ({
+        name: poolName(pool),
+        points: pool.points.map((p) => ({ t: p.ts, v: pick(p) })),
+      })),
+    });
   return [
-    buildChart({
-      ...common,
-      id: "cpu",
-      tableUrl: chartTableUrl(nodeId, "cpu", history.range),
-      title: "CPU utilisation",
-      unit: "%",
-      yDomain: [0, 100],
-      series: series((p) => p.cpu.avg),
-    }),
-    buildChart({
-      ...common,
-      id: "memory",
-      tableUrl: chartTableUrl(nodeId, "memory", history.range),
-      title: "Memory utilisation",
-      unit: "%",
-      yDomain: [0, 100],
-      series: series((p) => p.memory.avg),
-    }),
-    buildChart({
-      ...common,
-      id: "instances",
-      tableUrl: chartTableUrl(nodeId, "instances", history.range),
-      title: "Instances",
-      unit: "instances",
-      decimals: 0,
-      series: series((p) => p.instance_count),
-    }),
+    chart("cpu", "CPU utilisation", "%", (p) => p.cpu.avg, { yDomain: [0, 100] }),
+    chart("memory", "Memory utilisation", "%", (p) => p.memory.avg, { yDomain: [0, 100] }),
+    chart("instances", "Instances", "instances", (p) => p.instance_count, { decimals: 0 }),
   ];
 }
 
