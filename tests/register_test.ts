@@ -1,5 +1,6 @@
 // POST /api/v1/register: enrollment, node creation and re-registration, pools, the agent's config as v1.
 import assert from "node:assert/strict";
+import { stringify } from "yaml";
 import { createEnrollmentToken, revokeEnrollmentToken } from "../core/enrollment.ts";
 import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
@@ -14,15 +15,8 @@ const POOL_B = "ocid1.instancepool.oc1.iad.aaaaaaaapoolb";
 
 const CONFIG = testConfig(POOL_A);
 
-const CONFIG_YAML = `pools:
-  - instance_pool_id: ${POOL_B}
-    compartment_id: ocid1.compartment.oc1..aaaaaaaacompartment
-    region: us-ashburn-1
-    cpu_threshold: {min: 30, max: 75}
-    ram_threshold: {min: 20, max: 75}
-    scaling_limits: {min: 1, max: 10}
-    scheduler_max_instances: 3
-`;
+// The same kind of document as the agent reads it from its config.yaml: YAML text.
+const CONFIG_YAML = stringify(testConfig(POOL_B));
 
 Deno.test("register", async (t) => {
   const ctx = await createTestApp("register");

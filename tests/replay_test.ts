@@ -2,6 +2,7 @@
 // against figures computed by hand, the same figures from 5-minute and from 1-hour rollups once raw samples
 // are gone, the current config beside the proposal, and every bad input refused with its field.
 import assert from "node:assert/strict";
+import { stringify } from "yaml";
 import { JOB_NAMES } from "../core/housekeeping.ts";
 import { replayConfig, type ReplayResult, type ReplayWindow } from "../core/replay.ts";
 import { setNodeConfig } from "../core/configs.ts";
@@ -232,14 +233,7 @@ Deno.test("replay API: viewers may replay; bad inputs are refused with the field
     });
 
     await t.step("YAML text in JSON, and as application/yaml with ?window=", async () => {
-      const yaml = `pools:
-  - instance_pool_id: ${OCID}
-    compartment_id: ocid1.compartment.oc1..aaaa
-    region: us-ashburn-1
-    cpu_threshold: {min: 30, max: 50}
-    ram_threshold: {min: 20, max: 75}
-    scaling_limits: {min: 1, max: 10}
-`;
+      const yaml = stringify(document({ min: 30, max: 50 }));
       const inJson = await ctx.call("POST", url, { token: viewer, json: { config: yaml, window: "24h" } });
       assert.equal(inJson.status, 200);
       assert.equal((await json<ReplayResult>(inJson)).pools[0].proposed.simulated.scale_ups, 1);

@@ -265,8 +265,9 @@ Deno.test("simulator: --backfill writes past history through the API, once", asy
   const token = await server.enrollmentToken();
   const untilMs = Date.now();
   const day = 86_400_000;
-  const run = () =>
-    startFleet({
+  // One run of the fleet with a backfill, stopped once the backfill is done: what the backfill reports.
+  const backfillRun = async () => {
+    const fleet = await startFleet({
       url: server.apiUrl,
       token,
       nodes: 2,
@@ -278,6 +279,11 @@ Deno.test("simulator: --backfill writes past history through the API, once", asy
       backfill: { spanMs: day, stepMs: 60_000, untilMs },
       clientOptions: { heartbeatIntervalMs: 500, flushIntervalMs: 100, configWaitS: 1, retryBaseMs: 50 },
     });
+    const backfill = (await fleet.live)!;
+    await fleet.stop(2_000);
+    assert.equal(backfill.done, true);
+    return backfill;
+  };
   const window = backfillWindow(untilMs, day, 60_000);
   const expected = 2 * 2 * window.points;
   const stored = async () => {
@@ -286,12 +292,14 @@ Deno.test("simulator: --backfill writes past history through the API, once", asy
     return Number(row.n);
   };
   const storedEvents = async () => Number((await db.select({ n: count() }).from(scalingEvents))[0].n);
+  const storedPastEvents = async () => {
+    const [row] = await db.select({ n: count() }).from(scalingEvents)
+      .where(sql`${scalingEvents.ts} <= ${new Date(window.toMs)}`);
+    return Number(row.n);
+  };
   try {
     await t.step("a day of samples for every pool, at their real past times", async () => {
-      const fleet = await run();
-      const backfill = (await fleet.live)!;
-      await fleet.stop(2_000);
-      assert.equal(backfill.done, true);
+      const backfill = await backfillRun();
       assert.equal(backfill.refused, null);
       assert.equal(backfill.nodes, 2);
       assert.equal(window.points, Math.floor((window.toMs - window.fromMs) / 60_000) + 1);
@@ -330,24 +338,17 @@ Deno.test("simulator: --backfill writes past history through the API, once", asy
 
       // Scaling events at their past times, one per decision.
       assert.ok(await storedEvents() >= backfill.scaling_events);
-      const [old] = await db.select({ n: count() }).from(scalingEvents)
-        .where(sql`${scalingEvents.ts} <= ${new Date(window.toMs)}`);
-      assert.equal(Number(old.n), backfill.scaling_events);
+      assert.equal(await storedPastEvents(), backfill.scaling_events);
       assert.ok(backfill.scaling_events >= 4, `${backfill.scaling_events} events`);
     });
 
     await t.step("a re-run sends the same history: counted as duplicates, not stored twice", async () => {
-      const fleet = await run();
-      const backfill = (await fleet.live)!;
-      await fleet.stop(2_000);
-      assert.equal(backfill.done, true);
+      const backfill = await backfillRun();
       assert.equal(backfill.samples, expected);
       assert.equal(backfill.duplicates, expected);
       assert.equal(backfill.accepted, 0);
       assert.equal(await stored(), expected);
-      const [old] = await db.select({ n: count() }).from(scalingEvents)
-        .where(sql`${scalingEvents.ts} <= ${new Date(window.toMs)}`);
-      assert.equal(Number(old.n), backfill.scaling_events);
+      assert.equal(await storedPastEvents(), backfill.scaling_events);
     });
   } finally {
     await server.close();
