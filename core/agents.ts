@@ -7,8 +7,10 @@ import {
   findNodeByNameForUpdate,
   insertNode,
   listNodePoolOcids,
+  type NewNodeRow,
   type NodeRegistrationRow,
   type PoolLatest,
+  type RegisteredPool,
   type SampleRow,
   type ScalingEventRow,
   updateNodeRegistration,
@@ -26,6 +28,7 @@ import type { CoreDeps } from "./deps.ts";
 import { LATE_SAMPLE_MS } from "./housekeeping.ts";
 import { type RateLimiter, tooManyRequests } from "./limits.ts";
 import { findUsableEnrollmentToken, takeEnrollmentUse } from "./enrollment.ts";
+import type { RegistrationBatcher } from "./registrations.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { findNodeByTokenHash } from "../db/nodeAuth.ts";
 import { AppError, type ErrorDetail, validationFailed } from "./errors.ts";
@@ -74,6 +77,9 @@ type WatcherHolder = {
   configWatcher: Pick<ConfigWatcher, "notify">;
   /** This replica forgets a rotated token at once (the others at their next poll). */
   nodeAuth?: Pick<NodeAuthCache, "forget">;
+  /** New nodes registered together, many in one transaction (core/registrations.ts); without it, each
+   * registration is its own transaction. */
+  registrations?: Pick<RegistrationBatcher, "submit">;
 };
 
 const REGISTER_ATTEMPTS = 5;
@@ -87,6 +93,8 @@ export async function checkRegisterCredentials(
   deps: Pick<CoreDeps, "db" | "settings" | "clock">,
   caller: AgentCaller,
   raw: unknown,
+  /** Reads enrollment tokens arriving together in one query (core/registrations.ts). */
+  registrations?: Pick<RegistrationBatcher, "findEnrollmentToken">,
 ): Promise<void> {
   const body = (raw !== null && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
   if (secretShaped(SECRET_PREFIX.nodeToken, caller.token) && typeof body.name === "string") {
@@ -100,7 +108,7 @@ export async function checkRegisterCredentials(
       "an enrollment token is required (enrollment_token), or the node's own token to rotate it",
     );
   }
-  await findUsableEnrollmentToken(deps, deps.db, body.enrollment_token);
+  await findUsableEnrollmentToken(deps, registrations?.findEnrollmentToken ?? deps.db, body.enrollment_token);
 }
 
 /** Registers an agent. Who may register a name:
@@ -138,7 +146,7 @@ export async function registerNode(
 }
 
 /** What one registration writes, worked out before its transaction. */
-interface Registration {
+export interface Registration {
   input: RegisterInput;
   /** What the connection shows (the proxy's forwarded address with TRUST_PROXY): recorded as the node's
    * address and audited. What the agent claims (`input.address`) is kept beside it, never in its place. */
@@ -151,7 +159,7 @@ interface Registration {
   config: { body: Record<string, unknown>; text: string } | undefined;
 }
 
-interface RegisterOutcome {
+export interface RegisterOutcome {
   created: boolean;
   nodeId: string;
   configCreated: boolean;
@@ -175,26 +183,35 @@ async function registerWithRetries(
     // Checked before any write, so a bad config costs no enrollment use.
     config: broughtConfig(input.config),
   };
+  const answer = (outcome: RegisterOutcome): RegisterResult => {
+    if (outcome.configCreated) services.configWatcher.notify(outcome.nodeId, outcome.config?.hash);
+    if (!outcome.created) services.nodeAuth?.forget(outcome.nodeId);
+    return {
+      created: outcome.created,
+      body: {
+        node_id: outcome.nodeId,
+        node_token: nodeToken,
+        heartbeat_interval_s: deps.settings.HEARTBEAT_INTERVAL_S,
+        config: outcome.config,
+      },
+    };
+  };
+  // A plain new node goes with the registrations around it in one transaction; anything else (a known or
+  // repeated name, a token that is not plainly usable, a batch that failed) comes back undefined and is
+  // registered on its own below, after that batch committed, exactly as if it had come after it.
+  const batched = await services.registrations?.submit(registration);
+  if (batched) return answer(batched);
   for (let attempt = 1;; attempt++) {
     try {
       // READ COMMITTED: the name lookup of a new node takes no gap lock, so concurrent first registrations
       // (a fleet enrolling at once) do not deadlock on each other's inserts; a real name clash still
       // surfaces as ER_DUP_ENTRY and is retried below.
-      const outcome = await deps.db.transaction(
-        (tx) => registerInTransaction(deps, tx, registration),
-        { isolationLevel: "read committed" },
+      return answer(
+        await deps.db.transaction(
+          (tx) => registerInTransaction(deps, tx, registration),
+          { isolationLevel: "read committed" },
+        ),
       );
-      if (outcome.configCreated) services.configWatcher.notify(outcome.nodeId, outcome.config?.hash);
-      if (!outcome.created) services.nodeAuth?.forget(outcome.nodeId);
-      return {
-        created: outcome.created,
-        body: {
-          node_id: outcome.nodeId,
-          node_token: nodeToken,
-          heartbeat_interval_s: deps.settings.HEARTBEAT_INTERVAL_S,
-          config: outcome.config,
-        },
-      };
     } catch (error) {
       // Two first registrations of one name race on the unique name: the loser retries and re-registers.
       if (isRetryableWrite(error) && attempt < REGISTER_ATTEMPTS) {
@@ -327,11 +344,12 @@ async function writeNodeRows(
   tx: DbOrTx,
   nodeId: string,
   known: boolean,
-  { input, address, tokenHash }: Registration,
+  registration: Registration,
   now: Date,
   /** A new node's first config (insertFirstConfigVersion). */
   desired?: { desiredVersionId: number; desiredHash: string; desiredChangedAt: Date; configState: string },
 ): Promise<void> {
+  const { input, address, tokenHash } = registration;
   const claimedAddress = input.address ?? null;
   if (known) {
     await updateNodeRegistration(tx, nodeId, {
@@ -346,38 +364,46 @@ async function writeNodeRows(
       updatedAt: now,
     });
   } else {
-    await insertNode(tx, {
-      id: nodeId,
-      name: input.name,
-      hostname: input.hostname,
-      region: input.region ?? null,
-      agentVersion: input.agent_version ?? null,
-      labels: input.labels ?? {},
-      tokenHash,
-      tokenIssuedAt: now,
-      registeredAt: now,
-      lastAddress: address,
-      claimedAddress,
-      configState: "pending",
-      ...desired,
-      createdAt: now,
-      updatedAt: now,
-    });
+    await insertNode(tx, { ...newNodeRow(nodeId, registration, now), ...desired });
   }
-  await upsertRegisteredPools(
-    tx,
-    nodeId,
-    (input.pools ?? []).map((p) => ({
-      poolOcid: p.instance_pool_id,
-      displayName: p.display_name ?? null,
-      compartmentId: p.compartment_id ?? null,
-      region: p.region ?? null,
-      currentSize: p.current_size ?? null,
-      minSize: p.min_size ?? null,
-      maxSize: p.max_size ?? null,
-    })),
-    now,
-  );
+  await upsertRegisteredPools(tx, nodeId, registeredPools(input), now);
+}
+
+/** A new node's row (its desired config set by the caller when it brought one). */
+export function newNodeRow(
+  nodeId: string,
+  { input, address, tokenHash }: Registration,
+  now: Date,
+): NewNodeRow {
+  return {
+    id: nodeId,
+    name: input.name,
+    hostname: input.hostname,
+    region: input.region ?? null,
+    agentVersion: input.agent_version ?? null,
+    labels: input.labels ?? {},
+    tokenHash,
+    tokenIssuedAt: now,
+    registeredAt: now,
+    lastAddress: address,
+    claimedAddress: input.address ?? null,
+    configState: "pending",
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** The pools a registration names, as stored. */
+export function registeredPools(input: RegisterInput): RegisteredPool[] {
+  return (input.pools ?? []).map((p) => ({
+    poolOcid: p.instance_pool_id,
+    displayName: p.display_name ?? null,
+    compartmentId: p.compartment_id ?? null,
+    region: p.region ?? null,
+    currentSize: p.current_size ?? null,
+    minSize: p.min_size ?? null,
+    maxSize: p.max_size ?? null,
+  }));
 }
 
 /** The audit entries of a registration: the enrollment token's use (when one was the proof), then
@@ -395,9 +421,23 @@ async function auditRegistration(
     configAudit?: AuditEntry;
   },
 ): Promise<void> {
-  const { principal, registration: { input, address }, known, proof: { ownToken } } = entry;
   // The enrollment token's use, counted last (see proveIdentity); the entries in one statement.
   const enrollment = entry.proof.enrollment && await takeEnrollmentUse(deps, tx, entry.proof.enrollment);
+  await recordAudits(deps, tx, registrationAudits({ ...entry, enrollment }));
+}
+
+/** A registration's audit entries, in order: its first config's (a new node that brought one), the
+ * enrollment token's use (`enrollment`: the token as that use left it), node.register or node.reregister. */
+export function registrationAudits(entry: {
+  principal: NodePrincipal;
+  registration: Registration;
+  known: boolean;
+  proof: Pick<Proof, "ownToken">;
+  configVersion: number | null;
+  configAudit?: AuditEntry;
+  enrollment: EnrollmentTokenRow | undefined;
+}): AuditEntry[] {
+  const { principal, registration: { input, address }, known, proof: { ownToken }, enrollment } = entry;
   const audits: AuditEntry[] = entry.configAudit ? [entry.configAudit] : [];
   if (enrollment) {
     audits.push({
@@ -427,7 +467,7 @@ async function auditRegistration(
     },
     address,
   });
-  await recordAudits(deps, tx, audits);
+  return audits;
 }
 
 /** Register's share of MAX_POOLS_PER_NODE: the pools it names that the node lacks must fit (the node row
@@ -440,12 +480,19 @@ async function checkRegisteredPools(
 ): Promise<void> {
   if (pools.length === 0) return;
   const limit = deps.settings.MAX_POOLS_PER_NODE;
-  const known = new Set(nodeId ? await listNodePoolOcids(tx, nodeId) : []);
-  let room = limit - known.size;
+  const known = nodeId ? await listNodePoolOcids(tx, nodeId) : [];
+  const details = poolLimitProblems(known, pools, limit);
+  if (details.length > 0) throw validationFailed(`too many pools: at most ${limit} per node`, details);
+}
+
+/** The pools a registration names beyond MAX_POOLS_PER_NODE (`limit`), given the node's `known` ones. */
+export function poolLimitProblems(known: string[], pools: RegisterPoolInput[], limit: number): ErrorDetail[] {
+  const seen = new Set(known);
+  let room = limit - seen.size;
   const details: ErrorDetail[] = [];
   pools.forEach((pool, index) => {
-    if (known.has(pool.instance_pool_id)) return;
-    known.add(pool.instance_pool_id);
+    if (seen.has(pool.instance_pool_id)) return;
+    seen.add(pool.instance_pool_id);
     if (room-- > 0) return;
     details.push({
       field: `pools.${index}.instance_pool_id`,
@@ -453,7 +500,7 @@ async function checkRegisteredPools(
       location: "body",
     });
   });
-  if (details.length > 0) throw validationFailed(`too many pools: at most ${limit} per node`, details);
+  return details;
 }
 
 /** 409 for a known name registered without proof: says what the operator can do. */

@@ -442,9 +442,19 @@ const YAML_11_WORDS = /^(?:y|n|yes|no|true|false|on|off|null)$/i;
 
 export function readsBackAsItself(text: string): boolean {
   if (PLAIN_WORD.test(text) && !YAML_11_WORDS.test(text)) return true;
+  // Other short strings repeat across a fleet's configs ("05:30" in every schedule): their answer is kept.
+  const known = text.length <= 64 ? readsBack.get(text) : undefined;
+  if (known !== undefined) return known;
+  let answer: boolean;
   try {
-    return parse(text) === text && parse(text, { version: "1.1" }) === text;
+    answer = parse(text) === text && parse(text, { version: "1.1" }) === text;
   } catch {
-    return false;
+    answer = false;
   }
+  if (text.length <= 64) {
+    if (readsBack.size >= 10_000) readsBack.clear();
+    readsBack.set(text, answer);
+  }
+  return answer;
 }
+const readsBack = new Map<string, boolean>();

@@ -214,12 +214,27 @@ export async function insertFirstConfigVersion(
   audit: AuditEntry;
 }> {
   const now = deps.clock.now();
-  const hash = await configHash(input.text);
-  const row = versionRow(actor, nodeId, input, 1, hash, now);
+  const { row, hash, audit } = await firstConfigVersion(actor, nodeId, input, now);
   const id = await insertConfigVersion(tx, row);
   return {
     view: toConfigVersionView({ id, ...row }),
     desired: { desiredVersionId: id, desiredHash: hash, desiredChangedAt: now, configState: "pending" },
+    audit,
+  };
+}
+
+/** What a new node's first config version is (its row, hash and audit entry), written by the caller:
+ * insertFirstConfigVersion, or a batch of registrations (core/registrations.ts). */
+export async function firstConfigVersion(
+  actor: Actor,
+  nodeId: string,
+  input: ConfigVersionInput,
+  now: Date,
+): Promise<{ row: ReturnType<typeof versionRow>; hash: string; audit: AuditEntry }> {
+  const hash = await configHash(input.text);
+  return {
+    row: versionRow(actor, nodeId, input, 1, hash, now),
+    hash,
     audit: versionAudit(actor, nodeId, input, 1, hash),
   };
 }

@@ -177,12 +177,14 @@ const REFUSALS: Record<Exclude<EnrollmentTokenState, "active">, { code: string; 
  * _exhausted otherwise. A string that is not shaped like a token is refused before it is hashed. */
 export async function findUsableEnrollmentToken(
   deps: Pick<CoreDeps, "settings" | "clock">,
-  db: DbOrTx,
+  /** Where to read it: a transaction, the database, or a reader of its own (by keyed hash). */
+  db: DbOrTx | ((tokenHash: string) => Promise<EnrollmentTokenRow | undefined>),
   token: unknown,
 ): Promise<EnrollmentTokenRow> {
   const invalid = new AppError(401, "enrollment_token_invalid", "unknown enrollment token");
   if (!secretShaped(SECRET_PREFIX.enrollmentToken, token)) throw invalid;
-  const row = await findEnrollmentTokenByHash(db, await keyedHash(deps.settings.SECRET_KEY, token));
+  const hash = await keyedHash(deps.settings.SECRET_KEY, token);
+  const row = typeof db === "function" ? await db(hash) : await findEnrollmentTokenByHash(db, hash);
   if (!row) throw invalid;
   const state = enrollmentTokenState(row, deps.clock.now());
   if (state !== "active") throw new AppError(401, REFUSALS[state].code, REFUSALS[state].message);

@@ -1,24 +1,7 @@
 // Secrets (node tokens, enrollment tokens, API keys, session ids) are random strings shown once;
 // only their keyed hash (HMAC-SHA256 with SECRET_KEY) is stored, so a database leak reveals none.
-const encoder = new TextEncoder();
-const keyCache = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(secretKey: string): Promise<CryptoKey> {
-  let key = keyCache.get(secretKey);
-  if (!key) {
-    key = crypto.subtle.importKey(
-      "raw",
-      encoder.encode(secretKey),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      [
-        "sign",
-      ],
-    );
-    keyCache.set(secretKey, key);
-  }
-  return key;
-}
+// They are 32 random bytes, so a fast keyed hash is the right one (a slow one is for passwords).
+import { createHash, createHmac } from "node:crypto";
 
 export function toHex(bytes: ArrayBuffer | Uint8Array): string {
   return Array.from(
@@ -34,15 +17,15 @@ export function toBase64Url(bytes: Uint8Array): string {
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
-/** HMAC-SHA256(secretKey, value) as 64 hex characters. */
-export async function keyedHash(secretKey: string, value: string): Promise<string> {
-  const signature = await crypto.subtle.sign("HMAC", await hmacKey(secretKey), encoder.encode(value));
-  return toHex(signature);
+/** HMAC-SHA256(secretKey, value) as 64 hex characters. Computed synchronously (node:crypto): WebCrypto's
+ * asynchronous round trip cost a registration more than the hash itself. */
+export function keyedHash(secretKey: string, value: string): Promise<string> {
+  return Promise.resolve(createHmac("sha256", secretKey).update(value, "utf8").digest("hex"));
 }
 
 /** SHA-256 of a string as 64 hex characters (config hashes; not for secrets). */
-export async function sha256Hex(value: string): Promise<string> {
-  return toHex(await crypto.subtle.digest("SHA-256", encoder.encode(value)));
+export function sha256Hex(value: string): Promise<string> {
+  return Promise.resolve(createHash("sha256").update(value, "utf8").digest("hex"));
 }
 
 /** A new random secret: `<prefix>_` + 32 random bytes in base64url (43 characters). */

@@ -8,6 +8,7 @@ import { createPoolLimiter, type PoolLimiter } from "./poolLimit.ts";
 import { standardJobs } from "./housekeeping.ts";
 import { rolloutJob } from "./rollouts.ts";
 import { createRateLimiter, type RateLimiter } from "./limits.ts";
+import { createRegistrationBatcher, type RegistrationBatcher } from "./registrations.ts";
 
 export interface Services {
   /** Long-poll engine for agents' config pulls (core/configWatcher.ts). */
@@ -22,6 +23,8 @@ export interface Services {
   jobs: JobRunner;
   /** Registrations per client address and minute (REGISTER_RATE_PER_MIN). */
   registrationLimiter: RateLimiter;
+  /** New nodes registered together, many in one transaction (core/registrations.ts). */
+  registrations: RegistrationBatcher;
   /** Stops background work this app started. */
   close(): Promise<void>;
 }
@@ -46,6 +49,7 @@ export function createServices(deps: CoreDeps): Services {
     pools: createPoolLimiter(deps),
     jobs,
     registrationLimiter,
+    registrations: createRegistrationBatcher(deps),
     close: async () => {
       // Waiting pulls first (they answer at once), then a job step in progress, then pending heartbeats.
       const watcherClosed = configWatcher.close();

@@ -3,7 +3,10 @@
 // connection: one statement per batch, not one per row.
 import { eq, sql } from "drizzle-orm";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { AuditRow } from "./audit.ts";
 import type { Database, DbOrTx, Pool } from "./client.ts";
+import type { NewConfigVersionRow } from "./configs.ts";
+import type { EnrollmentTokenRow } from "./enrollment.ts";
 import { recordNodeAuthChange } from "./nodeAuth.ts";
 import { instancePools, nodes } from "./schema.ts";
 
@@ -97,6 +100,179 @@ export async function upsertRegisteredPools(
         ].map(([key, column]) => [key, keep(column)]),
       ),
     },
+  });
+}
+
+// ------------------------------------------------------------------------------- registrations, batched
+
+/** What a batch of registrations (core/registrations.ts) needs to know before it writes, read without
+ * locks in two statements: which of `names` are taken (lower-cased: the column's collation ignores case,
+ * and a clash it finds otherwise fails the batch's INSERT), and the enrollment tokens of `tokenHashes`.
+ * Nothing here decides: the batch's unique keys and the token's conditional UPDATE do. */
+export async function readRegistrationState(
+  pool: Pool,
+  names: string[],
+  tokenHashes: string[],
+): Promise<{ taken: Set<string>; tokens: Map<string, EnrollmentTokenRow> }> {
+  const [[nameRows], tokens] = await Promise.all([
+    pool.query<(RowDataPacket & { name: string })[]>("SELECT name FROM nodes WHERE name IN (?)", [names]),
+    findEnrollmentTokensByHashes(pool, tokenHashes),
+  ]);
+  return { taken: new Set(nameRows.map((row) => row.name.toLowerCase())), tokens };
+}
+
+/** The enrollment tokens of these keyed hashes, in one statement, by hash. */
+export async function findEnrollmentTokensByHashes(
+  pool: Pool,
+  tokenHashes: string[],
+): Promise<Map<string, EnrollmentTokenRow>> {
+  if (tokenHashes.length === 0) return new Map();
+  const [rows] = await pool.query<(RowDataPacket & EnrollmentTokenRow)[]>(
+    `SELECT id, name, prefix, token_hash AS tokenHash, created_by AS createdBy, created_at AS createdAt,
+            expires_at AS expiresAt, max_uses AS maxUses, uses, last_used_at AS lastUsedAt,
+            revoked_at AS revokedAt, node_id AS nodeId
+       FROM enrollment_tokens WHERE token_hash IN (?)`,
+    [tokenHashes],
+  );
+  return new Map(rows.map((row) => [row.tokenHash, { ...row }]));
+}
+
+/** One new node of a batch: its row, its first config version (desired from the start) and its pools. */
+export interface NewNodeWrite {
+  node: NewNodeRow;
+  config: NewConfigVersionRow | undefined;
+  pools: RegisteredPool[];
+}
+
+/** Thrown (the batch rolled back) when an enrollment token could not give the uses a batch needed. */
+export class EnrollmentUsesRefused extends Error {
+  constructor(readonly tokenId: number) {
+    super(`enrollment token ${tokenId} cannot give the uses this batch needs`);
+  }
+}
+
+const NODE_COLUMNS = "id, name, hostname, region, agent_version, labels, token_hash, token_issued_at, " +
+  "registered_at, last_address, claimed_address, config_state, desired_version_id, desired_hash, " +
+  "desired_changed_at, created_at, updated_at";
+
+/** Writes new nodes in ONE transaction: their first config versions, the nodes (each carrying its version as
+ * desired, found by a subquery: the ids of a multi-row INSERT are not promised to be consecutive), their
+ * pools, each enrollment token's uses counted by one conditional UPDATE (the count after it read back
+ * through LAST_INSERT_ID), then the audit rows `audits` makes from those counts: BEGIN, five statements and
+ * COMMIT however many nodes. It reads nothing but its own rows, so it takes no gap locks at the default
+ * isolation level and needs no other. Any failure rolls all of it back: a name taken meanwhile
+ * (ER_DUP_ENTRY), a token that cannot give the uses (EnrollmentUsesRefused), a deadlock. */
+export async function writeNewNodes(
+  pool: Pool,
+  writes: NewNodeWrite[],
+  tokenUses: { id: number; count: number }[],
+  audits: (usesAfter: Map<number, number>) => AuditRow[],
+  now: Date,
+): Promise<void> {
+  await inTransaction(pool, async (connection) => {
+    const configs = writes.flatMap((w) => (w.config ? [w.config] : []));
+    if (configs.length > 0) {
+      await connection.query(
+        `INSERT INTO config_versions
+           (node_id, version, body, yaml_text, hash, source, author, comment, rolled_back_from, created_at)
+         VALUES ?`,
+        [configs.map((c) => [
+          c.nodeId,
+          c.version,
+          JSON.stringify(c.body),
+          c.yamlText ?? null,
+          c.hash,
+          c.source,
+          c.author,
+          c.comment ?? null,
+          c.rolledBackFrom ?? null,
+          c.createdAt,
+        ])],
+      );
+    }
+    const nodeParams: unknown[] = [];
+    const nodeRows = writes.map(({ node, config }) => {
+      nodeParams.push(
+        node.id,
+        node.name,
+        node.hostname,
+        node.region ?? null,
+        node.agentVersion ?? null,
+        JSON.stringify(node.labels),
+        node.tokenHash ?? null,
+        node.tokenIssuedAt ?? null,
+        node.registeredAt,
+        node.lastAddress ?? null,
+        node.claimedAddress ?? null,
+        node.configState ?? "pending",
+      );
+      if (config) nodeParams.push(node.id, config.hash, config.createdAt);
+      nodeParams.push(node.createdAt, node.updatedAt);
+      return config
+        ? "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " +
+          "(SELECT id FROM config_versions WHERE node_id = ? AND version = 1), ?, ?, ?, ?)"
+        : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)";
+    });
+    await connection.query(`INSERT INTO nodes (${NODE_COLUMNS}) VALUES ${nodeRows.join(", ")}`, nodeParams);
+    const pools = writes.flatMap(({ node, pools }) =>
+      pools.map((p) => [
+        node.id,
+        p.poolOcid,
+        p.displayName,
+        p.compartmentId,
+        p.region,
+        p.currentSize,
+        p.minSize,
+        p.maxSize,
+        now,
+        now,
+      ])
+    );
+    if (pools.length > 0) {
+      // As upsertRegisteredPools: a pool named twice in one registration keeps what its later mention says.
+      const keep = (column: string) => `${column} = COALESCE(VALUES(${column}), ${column})`;
+      await connection.query(
+        `INSERT INTO instance_pools (node_id, pool_ocid, display_name, compartment_id, region, current_size,
+           min_size, max_size, created_at, updated_at)
+         VALUES ?
+         ON DUPLICATE KEY UPDATE updated_at = VALUES(updated_at), ${
+          ["display_name", "compartment_id", "region", "current_size", "min_size", "max_size"].map(keep)
+            .join(", ")
+        }`,
+        [pools],
+      );
+    }
+    // Last, so each token's row is locked from here to the commit only (a fleet enrolling with one token).
+    const usesAfter = new Map<number, number>();
+    for (const { id, count } of tokenUses) {
+      const [result] = await connection.query<ResultSetHeader>(
+        `UPDATE enrollment_tokens SET uses = LAST_INSERT_ID(uses + ?), last_used_at = ?
+          WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
+            AND (max_uses IS NULL OR uses + ? <= max_uses)`,
+        [count, now, id, now, count],
+      );
+      if (result.affectedRows !== 1) throw new EnrollmentUsesRefused(id);
+      usesAfter.set(id, Number(result.insertId));
+    }
+    const rows = audits(usesAfter);
+    if (rows.length > 0) {
+      await connection.query(
+        `INSERT INTO audit_log
+           (at, actor_type, actor_id, actor_name, action, target_type, target_id, details, address)
+         VALUES ?`,
+        [rows.map((row) => [
+          row.at,
+          row.actorType,
+          row.actorId ?? null,
+          row.actorName,
+          row.action,
+          row.targetType ?? null,
+          row.targetId ?? null,
+          row.details == null ? null : JSON.stringify(row.details),
+          row.address ?? null,
+        ])],
+      );
+    }
   });
 }
 

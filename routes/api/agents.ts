@@ -165,7 +165,10 @@ const metricsRoute = route("post", "/api/v1/nodes/{id}/metrics", "node", {
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
-  services: Pick<Services, "configWatcher" | "heartbeats" | "nodeAuth" | "pools" | "registrationLimiter">,
+  services: Pick<
+    Services,
+    "configWatcher" | "heartbeats" | "nodeAuth" | "pools" | "registrationLimiter" | "registrations"
+  >,
 ): void {
   // Credentials before validation: an anonymous body costs one token lookup, never a full validation.
   app.use(registerRoute.getRoutingPath(), async (c, next) => {
@@ -176,7 +179,7 @@ export function registerAgentRoutes(
       } catch {
         return await next(); // malformed JSON: the validator answers it
       }
-      await checkRegisterCredentials(deps, agentCaller(c), raw);
+      await checkRegisterCredentials(deps, agentCaller(c), raw, services.registrations);
     }
     await next();
   });
