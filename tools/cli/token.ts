@@ -1,9 +1,5 @@
 // `autoscaler-central token create|list|revoke`: enrollment tokens from the command line, for the first
 // agents before anyone has logged in to the UI. The token is printed once; only its hash is kept.
-import type { Settings } from "../../config.ts";
-import { loadSettings } from "../../config.ts";
-import { systemClock } from "../../core/clock.ts";
-import type { CoreDeps } from "../../core/deps.ts";
 import {
   createEnrollmentToken,
   createReenrollmentToken,
@@ -11,10 +7,9 @@ import {
   REENROLLMENT_MAX_EXPIRES_S,
   revokeEnrollmentToken,
 } from "../../core/enrollment.ts";
-import { AppError } from "../../core/errors.ts";
-import { createLogger, type Logger } from "../../core/logger.ts";
+import type { AppError } from "../../core/errors.ts";
 import type { Principal } from "../../core/principal.ts";
-import type { DatabaseHandle } from "../../db/client.ts";
+import { type Connect, printTable, withDatabase } from "./run.ts";
 
 export const TOKEN_USAGE = "token create [--name N] [--expires 7d|12h|30m|never] [--max-uses N] | " +
   "token create --node ID|NAME [--expires 1d] | token list [--all] | token revoke --id N";
@@ -46,7 +41,7 @@ export function parseExpires(raw: string): number | null | undefined {
 }
 
 export interface TokenCommandTools {
-  connect(settings: Settings, logger: Logger): Promise<DatabaseHandle>;
+  connect: Connect;
   usageError: UsageErrorFactory;
   out?: (line: string) => void;
 }
@@ -112,33 +107,23 @@ export async function tokenCommand(
     id = Number(raw);
   }
 
-  const settings = loadSettings();
-  const logger = createLogger(settings.LOG_LEVEL, (line) => console.error(line));
-  const handle = await tools.connect(settings, logger);
-  const deps: CoreDeps = { ...handle, settings, clock: systemClock, logger };
-  try {
+  // A missing node or a token revoked already: said, exit 1.
+  const refused = (error: AppError) => error.status === 404 || error.status === 409;
+  return await withDatabase("token", tools.connect, refused, async (deps) => {
     if (action === "create" && node !== undefined) {
-      try {
-        const created = await createReenrollmentToken(deps, { principal: CLI_PRINCIPAL }, {
-          node,
-          expires_in_s: expiresInS,
-        });
-        out(created.token);
-        out(`id: ${created.view.id}`);
-        out(`node: ${created.node.name} (${created.node.id})`);
-        out(`expires: ${created.view.expires_at}`);
-        out(
-          `Single use, shown only once: give it to the agent of ${created.node.name} as its enrollment token ` +
-            "(CENTRAL_ENROLLMENT_TOKEN); it registers under that name once and gets a new node token.",
-        );
-        return 0;
-      } catch (error) {
-        if (error instanceof AppError && (error.status === 404 || error.status === 409)) {
-          console.error(`autoscaler-central token: ${error.message}`);
-          return 1;
-        }
-        throw error;
-      }
+      const created = await createReenrollmentToken(deps, { principal: CLI_PRINCIPAL }, {
+        node,
+        expires_in_s: expiresInS,
+      });
+      out(created.token);
+      out(`id: ${created.view.id}`);
+      out(`node: ${created.node.name} (${created.node.id})`);
+      out(`expires: ${created.view.expires_at}`);
+      out(
+        `Single use, shown only once: give it to the agent of ${created.node.name} as its enrollment token ` +
+          "(CENTRAL_ENROLLMENT_TOKEN); it registers under that name once and gets a new node token.",
+      );
+      return 0;
     }
     if (action === "create") {
       const name = typeof values.name === "string" ? values.name.trim() : "cli";
@@ -161,40 +146,24 @@ export async function tokenCommand(
         out("no enrollment tokens");
         return 0;
       }
-      const header = ["id", "name", "prefix", "state", "uses", "expires", "created_by", "node"];
-      const rows = views.map((v) => [
-        String(v.id),
-        v.name,
-        v.prefix,
-        v.state,
-        `${v.uses}/${v.max_uses ?? "unlimited"}`,
-        v.expires_at ?? "never",
-        v.created_by,
-        v.node_id ?? "",
-      ]);
-      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-      for (const line of [header, ...rows]) {
-        out(line.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-      }
+      printTable(
+        out,
+        ["id", "name", "prefix", "state", "uses", "expires", "created_by", "node"],
+        views.map((v) => [
+          String(v.id),
+          v.name,
+          v.prefix,
+          v.state,
+          `${v.uses}/${v.max_uses ?? "unlimited"}`,
+          v.expires_at ?? "never",
+          v.created_by,
+          v.node_id ?? "",
+        ]),
+      );
       return 0;
     }
-    try {
-      const view = await revokeEnrollmentToken(deps, { principal: CLI_PRINCIPAL }, id);
-      out(`revoked enrollment token ${view.id} (${view.name})`);
-      return 0;
-    } catch (error) {
-      if (error instanceof AppError && (error.status === 404 || error.status === 409)) {
-        console.error(`autoscaler-central token: ${error.message}`);
-        return 1;
-      }
-      throw error;
-    }
-  } catch (error) {
-    if ((error as { code?: string }).code === "ER_NO_SUCH_TABLE") {
-      throw new Error("the database has no tables yet: run `autoscaler-central migrate` first");
-    }
-    throw error;
-  } finally {
-    await handle.pool.end();
-  }
+    const view = await revokeEnrollmentToken(deps, { principal: CLI_PRINCIPAL }, id);
+    out(`revoked enrollment token ${view.id} (${view.name})`);
+    return 0;
+  });
 }

@@ -1,13 +1,7 @@
 // `autoscaler-central user create|passwd|disable|enable|list`: operator accounts from the command line.
 // There is no default account: the first admin is made here. Passwords are never arguments (they would
 // land in shell history and `ps`): they are typed at a prompt without echo, or piped on stdin.
-import type { Settings } from "../../config.ts";
-import { loadSettings } from "../../config.ts";
-import type { DatabaseHandle } from "../../db/client.ts";
-import { systemClock } from "../../core/clock.ts";
-import type { CoreDeps } from "../../core/deps.ts";
 import { AppError } from "../../core/errors.ts";
-import { createLogger, type Logger } from "../../core/logger.ts";
 import * as fields from "../../core/fields.ts";
 import { type Principal, type Role, ROLES } from "../../core/principal.ts";
 import {
@@ -18,6 +12,7 @@ import {
   setPassword,
   updateUser,
 } from "../../core/users.ts";
+import { type Connect, printTable, withDatabase } from "./run.ts";
 
 export const USER_USAGE = "user create --username U --role admin|operator|viewer [--password-stdin] | " +
   "user passwd --username U [--password-stdin] | user disable|enable --username U | user list";
@@ -33,7 +28,7 @@ const ACTIONS = ["create", "passwd", "disable", "enable", "list"] as const;
 type Action = typeof ACTIONS[number];
 
 export interface UserCommandTools {
-  connect(settings: Settings, logger: Logger): Promise<DatabaseHandle>;
+  connect: Connect;
   usageError: (message: string) => Error;
   out?: (line: string) => void;
   /** Reads the new password (tests inject one); defaults to a no-echo prompt or stdin. */
@@ -84,11 +79,8 @@ export async function userCommand(
     if (problem) throw tools.usageError(`password ${problem}`);
   }
 
-  const settings = loadSettings();
-  const logger = createLogger(settings.LOG_LEVEL, (line) => console.error(line));
-  const handle = await tools.connect(settings, logger);
-  const deps: CoreDeps = { ...handle, settings, clock: systemClock, logger };
-  try {
+  // Refusals by the service (duplicate name, unknown user, last admin): message and exit 1.
+  return await withDatabase("user", tools.connect, (error) => error.status < 500, async (deps) => {
     switch (action) {
       case "create": {
         const user = await createUser(deps, { principal: CLI_PRINCIPAL }, {
@@ -130,26 +122,11 @@ export async function userCommand(
           u.disabled ? "disabled" : "enabled",
           u.last_login_at ?? "never",
         ]);
-        const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-        for (const line of [header, ...rows]) {
-          out(line.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-        }
+        printTable(out, header, rows);
         return 0;
       }
     }
-  } catch (error) {
-    // Refusals by the service (duplicate name, unknown user, last admin): message and exit 1.
-    if (error instanceof AppError && error.status < 500) {
-      console.error(`autoscaler-central user: ${error.message}`);
-      return 1;
-    }
-    if ((error as { code?: string }).code === "ER_NO_SUCH_TABLE") {
-      throw new Error("the database has no tables yet: run `autoscaler-central migrate` first");
-    }
-    throw error;
-  } finally {
-    await handle.pool.end();
-  }
+  });
 }
 
 /** Reads a password: without echo (typed twice) from a terminal, else the first line of stdin. */
