@@ -23,11 +23,12 @@ import {
   CONFIG_YAML_DESCRIPTION,
   intPathParam,
   isoTime,
-  isYamlBody,
   jsonBody,
+  jsonOrYamlBody,
   jsonResponse,
   NodeIdParams,
   routesFor,
+  sentConfig,
 } from "./schemas.ts";
 
 const versionNumber = (name: string) => intPathParam(name, 3);
@@ -136,14 +137,7 @@ const createConfigRoute = route("post", "/api/v1/nodes/{id}/configs", "operator"
   request: {
     params: NodeIdParams,
     query: SetConfigQuery,
-    body: {
-      required: true,
-      content: {
-        "application/json": { schema: SetConfigBody },
-        "application/yaml": { schema: z.string().openapi({ description: "config.yaml text" }) },
-        "text/yaml": { schema: z.string().openapi({ description: "config.yaml text" }) },
-      },
-    },
+    body: jsonOrYamlBody(SetConfigBody),
   },
   responses: {
     201: versionResponse("Created"),
@@ -192,18 +186,9 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
   app.openapi(createConfigRoute, async (c) => {
     const actor = requireActor(c, "operator");
     const nodeId = c.req.valid("param").id;
-    let input: unknown;
-    let note: string | undefined;
-    if (isYamlBody(c.req.header("content-type"))) {
-      input = await c.req.text();
-      note = c.req.valid("query").comment;
-    } else {
-      // The JSON validator ran on this body (only the json target is validated; YAML is read above).
-      const body = c.req.valid("json") as z.infer<typeof SetConfigBody>;
-      input = body.config;
-      note = body.comment ?? c.req.valid("query").comment;
-    }
-    if (input === undefined || input === "") {
+    const { config, body } = await sentConfig(c, () => c.req.valid("json") as z.infer<typeof SetConfigBody>);
+    const note = body?.comment ?? c.req.valid("query").comment;
+    if (config === undefined || config === "") {
       throw validationFailed("invalid body: config: required", [
         {
           field: "config",
@@ -213,7 +198,7 @@ export function registerConfigRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps, s
       ]);
     }
     const { view, created } = await changeNodeConfig(deps, services, actor, nodeId, {
-      config: input,
+      config,
       comment: note,
     });
     return created ? c.json(view, 201) : c.json(view, 200);

@@ -6,7 +6,7 @@ import { REPLAY_WINDOW_KEYS, replayConfigInput } from "../../core/replay.ts";
 import { errorResponses } from "../errors.ts";
 import type { AppEnv } from "../env.ts";
 import { requireRole } from "../guards.ts";
-import { isoTime, isYamlBody, jsonResponse, NodeIdParams, routesFor } from "./schemas.ts";
+import { isoTime, jsonOrYamlBody, jsonResponse, NodeIdParams, routesFor, sentConfig } from "./schemas.ts";
 
 const windowSchema = z.enum(REPLAY_WINDOW_KEYS as [string, ...string[]]).openapi({
   description: "How far back to replay: the last 24 h, 7 d or 30 d (default 7d)",
@@ -124,14 +124,7 @@ const replayRoute = route("post", "/api/v1/nodes/{id}/config/replay", "viewer", 
   request: {
     params: NodeIdParams,
     query: ReplayQuery,
-    body: {
-      required: true,
-      content: {
-        "application/json": { schema: ReplayBody },
-        "application/yaml": { schema: z.string().openapi({ description: "config.yaml text" }) },
-        "text/yaml": { schema: z.string().openapi({ description: "config.yaml text" }) },
-      },
-    },
+    body: jsonOrYamlBody(ReplayBody),
   },
   responses: {
     200: jsonResponse(ReplayResultSchema, "The replay"),
@@ -143,16 +136,8 @@ export function registerReplayRoutes(app: OpenAPIHono<AppEnv>, deps: CoreDeps): 
   app.openapi(replayRoute, async (c) => {
     requireRole(c, "viewer");
     const nodeId = c.req.valid("param").id;
-    let config: unknown;
-    let window: unknown;
-    if (isYamlBody(c.req.header("content-type"))) {
-      config = await c.req.text();
-      window = c.req.valid("query").window;
-    } else {
-      const body = c.req.valid("json") as z.infer<typeof ReplayBody>;
-      config = body.config;
-      window = body.window ?? c.req.valid("query").window;
-    }
+    const { config, body } = await sentConfig(c, () => c.req.valid("json") as z.infer<typeof ReplayBody>);
+    const window = body?.window ?? c.req.valid("query").window;
     return c.json(await replayConfigInput(deps, { nodeId, config, window }), 200);
   });
 }

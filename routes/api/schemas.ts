@@ -1,6 +1,7 @@
 // Pieces of the route definitions that every resource shares: the route maker, and parts of request
 // and response schemas.
 import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import * as fields from "../../core/fields.ts";
 import { access, type AccessLevel } from "../guards.ts";
 
@@ -41,6 +42,15 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   content: { "application/json": { schema } },
 });
 
+/** A createRoute request body in JSON, or config.yaml text as application/yaml or text/yaml (sentConfig). */
+export const jsonOrYamlBody = <T extends z.ZodType>(schema: T) => {
+  const yamlText = { schema: z.string().openapi({ description: "config.yaml text" }) };
+  return {
+    required: true,
+    content: { "application/json": { schema }, "application/yaml": yamlText, "text/yaml": yamlText },
+  };
+};
+
 /** `{id}` in the path, as a node id (the example where the route documents one). */
 export const nodeIdPathParam = (example?: string) =>
   fields.nodeId.meta({ param: { name: "id", in: "path" }, ...(example ? { example } : {}) });
@@ -61,5 +71,16 @@ export const CONFIG_YAML_DESCRIPTION = "config.yaml exactly as the operator (or 
 const YAML_TYPES = ["application/yaml", "text/yaml"];
 
 /** A body sent as YAML text (application/yaml or text/yaml) rather than JSON. */
-export const isYamlBody = (contentType: string | undefined) =>
+const isYamlBody = (contentType: string | undefined) =>
   YAML_TYPES.includes((contentType ?? "").split(";")[0].trim().toLowerCase());
+
+/** The config a jsonOrYamlBody request sent: the YAML text itself, or `config` of the JSON body (which the
+ * JSON validator checked: only the json target is validated). `body`: the JSON body, when it was JSON. */
+export async function sentConfig<B extends { config?: unknown }>(
+  c: Context,
+  jsonBody: () => B,
+): Promise<{ config: unknown; body?: B }> {
+  if (isYamlBody(c.req.header("content-type"))) return { config: await c.req.text() };
+  const body = jsonBody();
+  return { config: body.config, body };
+}
