@@ -1,14 +1,17 @@
 // Load benchmark of the autoscaler protocol against a real server process on loopback.
 //
 //   deno task bench [--agents N] [--seconds S] [--pulls N] [--quick]
-//                   [--concurrency N] [--rate N] [--metric-workers N] [--phases awbcd] [--log-level L]
+//                   [--concurrency N] [--rate N] [--paced-rate N] [--metric-workers N] [--phases awpbcd]
+//                   [--log-level L]
 //                   [--profile DIR (server --cpu-prof)] [--server-log FILE]
 //
 // It creates a throwaway database, starts `main.ts serve` as a subprocess (so the peak RSS is the
 // server's own), enrolls N agents over HTTP, then runs these phases:
 //   a. heartbeats as fast as 64 concurrent clients can send them   -> heartbeats/s, p50/p99
 //   w. the same from wrk (when installed), a load generator that leaves the CPU to the server
-//   b. heartbeats at a fixed 1,000/s (open loop)                    -> p50/p99
+//   p. heartbeats paced at 5,000/s from wrk: 250 connections, each waiting 50 ms between its requests
+//      (wrk's Lua delay), so the server sees a steady rate it does not set -> rate reached, p50/p99
+//   b. heartbeats at a fixed 1,000/s (open loop, fetch)              -> p50/p99
 //   c. metric batches of 500..1,000 samples from many agents        -> samples/s, p50/p99 per batch
 //   d. 10,000 waiting config pulls (wait=60, current ETag): all held, then a new config for some nodes
 //      (written by this process, i.e. as another replica would) -> wake-up latency; then SIGTERM releases
@@ -36,6 +39,7 @@ const args = parseArgs({
     pulls: { type: "string" },
     concurrency: { type: "string" },
     rate: { type: "string" },
+    "paced-rate": { type: "string" },
     "metric-workers": { type: "string" },
     quick: { type: "boolean" },
     "log-level": { type: "string" },
@@ -52,8 +56,11 @@ const PULLS = positiveFlag("pulls", args.values.pulls, quick ? 200 : 10_000, 30_
 const CONCURRENCY = positiveFlag("concurrency", args.values.concurrency, 64, 2_000);
 const METRIC_WORKERS = positiveFlag("metric-workers", args.values["metric-workers"], 8, 256);
 const RATE = positiveFlag("rate", args.values.rate, quick ? 200 : 1000, 100_000);
+const PACED_RATE = positiveFlag("paced-rate", args.values["paced-rate"], quick ? 500 : 5000, 100_000);
+/** Phase p's connections: each sends, waits for the answer, then waits its turn again. */
+const PACED_CONNECTIONS = quick ? 25 : 250;
 const LOG_LEVEL = args.values["log-level"] ?? "info";
-const PHASES = new Set((args.values.phases ?? "awbcd").split(""));
+const PHASES = new Set((args.values.phases ?? "awpbcd").split(""));
 const SECRET_KEY = "bench-secret-key-bench-secret-key-0123456789";
 const ROOT = new URL("..", import.meta.url).pathname;
 /** Phase b's bound on requests open at once. */
@@ -466,6 +473,25 @@ try {
   }
 
   // --------------------------------------------------------------------------- b. fixed-rate heartbeats
+  // ------------------------------------------------ p. heartbeats at a steady 5,000/s from wrk (paced)
+  // The fetch client of phase b costs as much CPU per request as the server, so it cannot send 5,000/s here.
+  // wrk can: each connection waits its turn (connections / rate) before each request, so the rate is set by
+  // the load generator, and wrk's latencies are the server's answers (the wait is not counted).
+  if (PHASES.has("p")) {
+    // The turn, a little shorter than connections / rate: each request's own latency adds to it.
+    const delayMs = Math.max(0, (PACED_CONNECTIONS * 1000) / PACED_RATE - 1);
+    const [wrk, cpu] = await withCpu(
+      () => lastWrkCount,
+      () => wrkHeartbeats(agents, base, SECONDS, PACED_CONNECTIONS, delayMs),
+    );
+    if (wrk) {
+      record(`p. heartbeats paced at ${PACED_RATE}/s (wrk, ${PACED_CONNECTIONS} connections)`, wrk.text);
+      record("p. cost", cpu + wrkCost());
+    } else {
+      record("p. heartbeats paced (wrk)", "skipped: wrk is not installed (apt-get install wrk)");
+    }
+  }
+
   if (PHASES.has("b")) {
     const total = RATE * SECONDS;
     const latencies: number[] = [];
@@ -568,6 +594,7 @@ try {
       } KB per request)`,
     );
     const serverIdleMb = rssMb(server.pid);
+    record("server memory before the pulls", await memoryBreakdown(base));
     const pulls: Pull[] = [];
     const openStart = performance.now();
     for (let i = 0; i < PULLS; i++) {
@@ -693,12 +720,27 @@ interface WrkResult {
   text: string;
 }
 
+/** The server's RSS and JavaScript heap from its /metrics (autoscaler_central_process_memory_bytes). */
+async function memoryBreakdown(base: string): Promise<string> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const mb = (kind: string) => {
+    const line = text.split("\n").find((l) =>
+      l.startsWith(`autoscaler_central_process_memory_bytes{kind="${kind}"}`)
+    );
+    return line ? `${Math.round(Number(line.split(" ").at(-1)) / 1048576)} MB` : "?";
+  };
+  return `RSS ${mb("rss")}: JavaScript heap ${mb("heap_used")} used of ${mb("heap_total")}, external ${
+    mb("external")
+  }`;
+}
+
 /** Runs wrk against the heartbeat route, cycling through the agents; undefined when wrk is missing. */
 async function wrkHeartbeats(
   agents: Agent[],
   base: string,
   seconds: number,
   connections: number,
+  delayMs?: number,
 ): Promise<WrkResult | undefined> {
   const rows = agents.map((a) => `{"${a.id}","${a.token}","${a.pool}","${a.hash}"}`).join(",\n");
   return await runWrk(
@@ -715,7 +757,7 @@ request = function()
   return wrk.format("POST", "/api/v1/nodes/" .. n[1] .. "/heartbeat",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. n[2]}, body)
 end
-`,
+${delayMs === undefined ? "" : `delay = function() return ${Math.round(delayMs)} end\n`}`,
   );
 }
 

@@ -167,6 +167,20 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
     },
   });
   new Gauge({
+    name: "autoscaler_central_process_memory_bytes",
+    help: "This replica's memory: resident set (rss), JavaScript heap used and reserved (heap_used, " +
+      "heap_total), and memory of JavaScript objects held outside the heap (external)",
+    labelNames: ["kind"] as const,
+    registers,
+    collect() {
+      const memory = Deno.memoryUsage();
+      this.set({ kind: "rss" }, memory.rss);
+      this.set({ kind: "heap_used" }, memory.heapUsed);
+      this.set({ kind: "heap_total" }, memory.heapTotal);
+      this.set({ kind: "external" }, memory.external);
+    },
+  });
+  new Gauge({
     name: "autoscaler_central_db_pool_connections",
     help: "Database pool connections of this replica, by state (in_use, idle, limit) and requests queued",
     labelNames: ["state"] as const,
