@@ -46,6 +46,14 @@ function pageUrl(path: string, query: Record<string, string>, cursor: string | n
   return text ? `${path}?${text}` : path;
 }
 
+/** The links to the next older page (the API's cursor) and back to the newest, with the same filters. */
+function pageLinks(path: string, query: { cursor: string }, nextCursor: string | null) {
+  return {
+    olderUrl: nextCursor ? pageUrl(path, query, nextCursor) : null,
+    newestUrl: query.cursor ? pageUrl(path, query, null) : null,
+  };
+}
+
 /** One page of a listing; a 422 (a stale or foreign cursor in a shared link) becomes a message at the field
  * above an empty list instead of an error page. */
 async function listingOrErrors<T>(
@@ -91,8 +99,7 @@ export function registerActivityPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
         errors,
         events: result.items,
         filtered: !!(query.direction || query.period !== "168"),
-        olderUrl: result.next_cursor ? pageUrl("/events", query, result.next_cursor) : null,
-        newestUrl: query.cursor ? pageUrl("/events", query, null) : null,
+        ...pageLinks("/events", query, result.next_cursor),
       },
     });
   });
@@ -123,8 +130,7 @@ export function registerActivityPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
         errors,
         entries: result.entries,
         filtered: !!(query.actor || query.action || query.period !== "168"),
-        olderUrl: result.next_cursor ? pageUrl("/audit", query, result.next_cursor) : null,
-        newestUrl: query.cursor ? pageUrl("/audit", query, null) : null,
+        ...pageLinks("/audit", query, result.next_cursor),
       },
     });
   });
