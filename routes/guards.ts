@@ -2,7 +2,8 @@
 // c.var.principal; it never refuses anonymous requests, the routes do.
 //
 // ROLE MATRIX CONVENTION (every route under /api must follow it; tests/role_matrix_test.ts checks it):
-//   Spread `...access(level)` into each createRoute({...}), level one of
+//   Give each route its level: route(method, path, level, {...}) (routesFor in routes/api/schemas.ts), or
+//   spread `...access(level)` into a createRoute({...}) of its own; level one of
 //     "public"   anyone (login)
 //     "enrollment" an enrollment token in the body (or the node's own token): register. The route checks
 //                it before it validates anything else; without one, anyone (API keys too) gets 401
