@@ -28,6 +28,7 @@
 // average is printed with the figures (they mean little on a busy host).
 import { positiveFlag } from "./helpers.ts";
 import { parseArgs } from "node:util";
+import { flagOptions } from "../tools/cli/flags.ts";
 import { createApp } from "../app.ts";
 import { toYaml } from "../client/mod.ts";
 import { systemClock } from "../core/clock.ts";
@@ -73,16 +74,7 @@ import {
 
 const args = parseArgs({
   args: Deno.args,
-  options: {
-    quick: { type: "boolean" },
-    nodes: { type: "string" },
-    pools: { type: "string" },
-    charted: { type: "string" },
-    days: { type: "string" },
-    runs: { type: "string" },
-    keep: { type: "boolean" },
-    database: { type: "string" },
-  },
+  options: flagOptions("nodes pools charted days runs database", "quick keep"),
   strict: true,
 });
 const quick = args.values.quick === true;

@@ -12,18 +12,12 @@ import { parseArgs } from "node:util";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { type Fleet, startFleet } from "../tools/simulator.ts";
+import { flagOptions } from "../tools/cli/flags.ts";
 import { benchDatabase, freePort, serverEnv } from "./helpers.ts";
 
 const args = parseArgs({
   args: Deno.args,
-  options: {
-    agents: { type: "string" },
-    minutes: { type: "string" },
-    pools: { type: "string" },
-    "tick-ms": { type: "string" },
-    svg: { type: "string" },
-    json: { type: "string" },
-  },
+  options: flagOptions("agents minutes pools tick-ms svg json"),
   strict: true,
 });
 const whole = (name: string, raw: string | undefined, fallback: number, max: number) => {

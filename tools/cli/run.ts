@@ -7,9 +7,37 @@ import { systemClock } from "../../core/clock.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { AppError } from "../../core/errors.ts";
 import { createLogger, type Logger } from "../../core/logger.ts";
+import type { Principal } from "../../core/principal.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 
+/** The actor the audit log records for what the CLI does. */
+export const CLI_PRINCIPAL: Principal = { kind: "system", name: "cli" };
+
 export type Connect = (settings: Settings, logger: Logger) => Promise<DatabaseHandle>;
+
+/** What main.ts (or a test) gives a database command. */
+export interface CommandTools {
+  connect: Connect;
+  /** A bad argument: the CLI prints the usage and exits 2. */
+  usageError: (message: string) => Error;
+  /** Where the command's output goes (stdout by default). */
+  out?: (line: string) => void;
+}
+
+/** The command's one positional argument, its action: one of `actions`, else a usage error. */
+export function actionOf<A extends string>(
+  command: string,
+  actions: readonly A[],
+  positionals: string[],
+  usageError: (message: string) => Error,
+): A {
+  const [action, ...extra] = positionals;
+  if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`);
+  if (!(actions as readonly string[]).includes(action ?? "")) {
+    throw usageError(action ? `unknown ${command} action "${action}"` : `say one of ${actions.join(", ")}`);
+  }
+  return action as A;
+}
 
 /** Runs `body` over a connection made with the service's settings, and closes it. An AppError that
  * `isRefusal` accepts is printed as `autoscaler-central <command>: <message>` and gives exit code 1. */

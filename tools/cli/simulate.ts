@@ -5,28 +5,16 @@
 import { type SimulationSummary, startFleet } from "../simulator.ts";
 import { parseExpires } from "./token.ts";
 import * as fields from "../../core/fields.ts";
+import { flagOptions } from "./flags.ts";
 
 export const SIMULATE_USAGE =
   "simulate --url URL --nodes N --token T [--pools 3] [--backfill 7d] [--backfill-step 1m] [--seconds S] " +
   "[--tick-ms 1000] [--prefix sim] [--dir D] [--seed 1] [--labels env=staging,team=web] " +
   "[--reject-config sim-007,sim-012]";
 
-export const SIMULATE_OPTIONS = {
-  url: { type: "string" },
-  nodes: { type: "string" },
-  token: { type: "string" },
-  pools: { type: "string" },
-  seconds: { type: "string" },
-  backfill: { type: "string" },
-  "backfill-step": { type: "string" },
-  speed: { type: "string" },
-  "tick-ms": { type: "string" },
-  prefix: { type: "string" },
-  dir: { type: "string" },
-  seed: { type: "string" },
-  labels: { type: "string" },
-  "reject-config": { type: "string" },
-} as const;
+export const SIMULATE_OPTIONS = flagOptions(
+  "url nodes token pools seconds backfill backfill-step speed tick-ms prefix dir seed labels reject-config",
+);
 
 export interface SimulateTools {
   usageError(message: string): Error;

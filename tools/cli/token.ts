@@ -8,28 +8,17 @@ import {
   revokeEnrollmentToken,
 } from "../../core/enrollment.ts";
 import type { AppError } from "../../core/errors.ts";
-import type { Principal } from "../../core/principal.ts";
-import { type Connect, printTable, withDatabase } from "./run.ts";
+import { actionOf, CLI_PRINCIPAL, type CommandTools, printTable, withDatabase } from "./run.ts";
+import { flagOptions } from "./flags.ts";
 
 export const TOKEN_USAGE = "token create [--name N] [--expires 7d|12h|30m|never] [--max-uses N] | " +
   "token create --node ID|NAME [--expires 1d] | token list [--all] | token revoke --id N";
 
-export const TOKEN_OPTIONS = {
-  name: { type: "string" },
-  expires: { type: "string" },
-  "max-uses": { type: "string" },
-  id: { type: "string" },
-  node: { type: "string" },
-  all: { type: "boolean" },
-} as const;
+export const TOKEN_OPTIONS = flagOptions("name expires max-uses id node", "all");
 
-const CLI_PRINCIPAL: Principal = { kind: "system", name: "cli" };
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 };
 const DEFAULT_EXPIRES = "7d";
 const REENROLLMENT_DEFAULT_EXPIRES = "1d";
-
-/** A bad argument: the CLI prints the usage and exits 2. */
-export type UsageErrorFactory = (message: string) => Error;
 
 /** "7d" | "12h" | "30m" | "never" -> seconds (null = never); undefined when malformed. */
 export function parseExpires(raw: string): number | null | undefined {
@@ -40,11 +29,7 @@ export function parseExpires(raw: string): number | null | undefined {
   return seconds >= 1 && seconds <= 10 * 365 * 86_400 ? seconds : undefined;
 }
 
-export interface TokenCommandTools {
-  connect: Connect;
-  usageError: UsageErrorFactory;
-  out?: (line: string) => void;
-}
+export type TokenCommandTools = CommandTools;
 
 export async function tokenCommand(
   values: Record<string, string | boolean | undefined>,
@@ -52,11 +37,7 @@ export async function tokenCommand(
   tools: TokenCommandTools,
 ): Promise<number> {
   const out = tools.out ?? ((line: string) => console.log(line));
-  const [action, ...extra] = positionals;
-  if (extra.length > 0) throw tools.usageError(`unexpected argument "${extra[0]}"`);
-  if (action !== "create" && action !== "list" && action !== "revoke") {
-    throw tools.usageError(action ? `unknown token action "${action}"` : "say create, list or revoke");
-  }
+  const action = actionOf("token", ["create", "list", "revoke"] as const, positionals, tools.usageError);
 
   // Check every argument before touching the database.
   let expiresInS: number | null = null;

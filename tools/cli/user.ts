@@ -3,7 +3,7 @@
 // land in shell history and `ps`): they are typed at a prompt without echo, or piped on stdin.
 import { AppError } from "../../core/errors.ts";
 import * as fields from "../../core/fields.ts";
-import { type Principal, type Role, ROLES } from "../../core/principal.ts";
+import { type Role, ROLES } from "../../core/principal.ts";
 import {
   createUser,
   getUserByUsername,
@@ -12,25 +12,17 @@ import {
   setPassword,
   updateUser,
 } from "../../core/users.ts";
-import { type Connect, printTable, withDatabase } from "./run.ts";
+import { actionOf, CLI_PRINCIPAL, type CommandTools, printTable, withDatabase } from "./run.ts";
+import { flagOptions } from "./flags.ts";
 
 export const USER_USAGE = "user create --username U --role admin|operator|viewer [--password-stdin] | " +
   "user passwd --username U [--password-stdin] | user disable|enable --username U | user list";
 
-export const USER_OPTIONS = {
-  username: { type: "string" },
-  role: { type: "string" },
-  "password-stdin": { type: "boolean" },
-} as const;
+export const USER_OPTIONS = flagOptions("username role", "password-stdin");
 
-const CLI_PRINCIPAL: Principal = { kind: "system", name: "cli" };
 const ACTIONS = ["create", "passwd", "disable", "enable", "list"] as const;
-type Action = typeof ACTIONS[number];
 
-export interface UserCommandTools {
-  connect: Connect;
-  usageError: (message: string) => Error;
-  out?: (line: string) => void;
+export interface UserCommandTools extends CommandTools {
   /** Reads the new password (tests inject one); defaults to a no-echo prompt or stdin. */
   readPassword?: (fromStdin: boolean) => Promise<string>;
 }
@@ -41,14 +33,7 @@ export async function userCommand(
   tools: UserCommandTools,
 ): Promise<number> {
   const out = tools.out ?? ((line: string) => console.log(line));
-  const [rawAction, ...extra] = positionals;
-  if (extra.length > 0) throw tools.usageError(`unexpected argument "${extra[0]}"`);
-  if (!(ACTIONS as readonly string[]).includes(rawAction ?? "")) {
-    throw tools.usageError(
-      rawAction ? `unknown user action "${rawAction}"` : `say one of ${ACTIONS.join(", ")}`,
-    );
-  }
-  const action = rawAction as Action;
+  const action = actionOf("user", ACTIONS, positionals, tools.usageError);
 
   // Every argument is checked before the database is touched or a password asked for.
   const username = typeof values.username === "string" ? values.username : undefined;
