@@ -425,6 +425,11 @@ export function sameBody(a: Record<string, unknown>, b: Record<string, unknown>)
  * YAML 1.2 and 1.1 readers (PyYAML, which the autoscalers use) both read it back as that string: "05:30",
  * "yes", "0o17" and "null" are quoted. */
 export function toYaml(body: Record<string, unknown>): string {
+  return plainYaml(body) ?? libraryYaml(body);
+}
+
+/** toYaml through the yaml library always (tests compare the direct writer with it). */
+export function libraryYaml(body: Record<string, unknown>): string {
   const document = new Document(body);
   visit(document, {
     Scalar(_key, node) {
@@ -432,6 +437,109 @@ export function toYaml(body: Record<string, unknown>): string {
     },
   });
   return document.toString({ lineWidth: 0 });
+}
+
+/** toYaml's text written directly, without building the library's document (most of a registration's CPU
+ * was that): the same characters the library writes, for documents made only of maps, lists, numbers,
+ * booleans, null, plain words and short quoted strings of printable ASCII (times like "05:30"). Anything
+ * else (a string with spaces, quotes or other characters, an object used twice, a number with an exponent)
+ * makes it return undefined, and the library writes the text. tests/config_yaml_text_test.ts holds the two
+ * to the same text. */
+export function plainYaml(body: Record<string, unknown>): string | undefined {
+  const out: string[] = [];
+  const seen = new Set<object>();
+  const ok = Object.keys(body).length === 0 ? (out.push("{}\n"), true) : writeMap(body, "", "", out, seen);
+  return ok ? out.join("") : undefined;
+}
+
+/** `first` starts the first line (a list item's "- "), `indent` the others. */
+function writeMap(map: object, first: string, indent: string, out: string[], seen: Set<object>): boolean {
+  if (seen.has(map)) return false;
+  seen.add(map);
+  let lead = first;
+  for (const [key, value] of Object.entries(map)) {
+    const k = plainScalar(key);
+    if (k === undefined || key.length === 0 || key.length > 128) return false;
+    if (!writeEntry(`${lead}${k}:`, value, `${indent}  `, out, seen)) return false;
+    lead = indent;
+  }
+  return true;
+}
+
+function writeList(
+  list: unknown[],
+  first: string,
+  indent: string,
+  out: string[],
+  seen: Set<object>,
+): boolean {
+  if (seen.has(list)) return false;
+  seen.add(list);
+  let lead = first;
+  for (const item of list) {
+    if (!writeItem(`${lead}-`, item, `${indent}  `, out, seen)) return false;
+    lead = indent;
+  }
+  return true;
+}
+
+/** "key:" then its value: on the line, or below it indented. */
+function writeEntry(head: string, value: unknown, inner: string, out: string[], seen: Set<object>): boolean {
+  if (Array.isArray(value) && value.length > 0) {
+    out.push(`${head}\n`);
+    return writeList(value, inner, inner, out, seen);
+  }
+  if (isPlainObject(value) && Object.keys(value).length > 0) {
+    out.push(`${head}\n`);
+    return writeMap(value, inner, inner, out, seen);
+  }
+  const text = flowValue(value);
+  if (text === undefined) return false;
+  out.push(`${head} ${text}\n`);
+  return true;
+}
+
+/** "-" then the item: a map or list starts on the same line. */
+function writeItem(head: string, value: unknown, inner: string, out: string[], seen: Set<object>): boolean {
+  if (Array.isArray(value) && value.length > 0) return writeList(value, `${head} `, inner, out, seen);
+  if (isPlainObject(value) && Object.keys(value).length > 0) {
+    return writeMap(value, `${head} `, inner, out, seen);
+  }
+  const text = flowValue(value);
+  if (text === undefined) return false;
+  out.push(`${head} ${text}\n`);
+  return true;
+}
+
+function flowValue(value: unknown): string | undefined {
+  if (value === null) return "null";
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value === "number") {
+    const text = JSON.stringify(value);
+    return Number.isFinite(value) && !Object.is(value, -0) && /^-?\d+(?:\.\d+)?$/.test(text)
+      ? text
+      : undefined;
+  }
+  if (typeof value === "string") return value.length > 1000 ? undefined : plainScalar(value);
+  if (Array.isArray(value)) return value.length === 0 ? "[]" : undefined;
+  if (isPlainObject(value)) return Object.keys(value).length === 0 ? "{}" : undefined;
+  return undefined;
+}
+
+/** A string as toYaml writes it (plain, or double-quoted when it would not read back as itself), when that
+ * needs no escape; undefined otherwise. */
+function plainScalar(text: string): string | undefined {
+  if (PLAIN_WORD.test(text) && !YAML_11_WORDS.test(text)) return text;
+  if (!PRINTABLE_UNQUOTED.test(text) || readsBackAsItself(text)) return undefined;
+  return `"${text}"`;
+}
+
+const PRINTABLE_UNQUOTED = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 // Words and identifiers (OCIDs, regions, names) that every YAML reader takes as strings: a letter first, then
