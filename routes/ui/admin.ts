@@ -32,16 +32,18 @@ function optionalInt(text: string): number | null {
   return text.trim() === "" ? null : Number(text.trim());
 }
 
-/** 422s render the form again with the messages; anything else propagates to the error pages. */
-async function formErrors(action: () => Promise<void>): Promise<Record<string, string> | null> {
+/** Runs a form's action: [null, its result]; refused with a 422 or 409, [the messages by field, undefined] to
+ * render the form again with. Anything else propagates to the error pages. */
+async function tryForm<T>(
+  action: () => Promise<T>,
+): Promise<[null, T] | [Record<string, string>, undefined]> {
   try {
-    await action();
-    return null;
+    return [null, await action()];
   } catch (error) {
     if (error instanceof AppError && (error.status === 422 || error.status === 409)) {
       const errors = detailsByField(error.details);
       if (Object.keys(errors).length === 0) errors._form = error.message;
-      return errors;
+      return [errors, undefined];
     }
     throw error;
   }
@@ -84,7 +86,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     const username = field(form, "username");
     const role = field(form, "role") as Role;
     const password = field(form, "password");
-    const errors = await formErrors(async () => {
+    const [errors] = await tryForm(async () => {
       if (password !== field(form, "password_confirm")) {
         throw new AppError(422, "validation_failed", "the passwords differ", [
           { field: "password_confirm", message: "does not match the password" },
@@ -153,15 +155,14 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   app.post("/admin/api-keys", async (c) => {
     const { actor, form } = await postedForm(c, ui.deps, "admin");
     const values = formValues(form, ["name", "role", "expires_in_days"]);
-    let created: Awaited<ReturnType<typeof createApiKey>> | undefined;
-    const errors = await formErrors(async () => {
-      created = await createApiKey(ui.deps, actor, {
+    const [errors, created] = await tryForm(() =>
+      createApiKey(ui.deps, actor, {
         name: values.name,
         role: values.role as Role,
         expires_in_days: optionalInt(values.expires_in_days),
-      });
-    });
-    if (errors || !created) return keysPage(c, { errors: errors ?? {}, values, status: 422 });
+      })
+    );
+    if (errors) return keysPage(c, { errors, values, status: 422 });
     return secretPage(c, "New API key", {
       heading: `API key “${created.apiKey.name}”`,
       secret: created.key,
@@ -212,15 +213,14 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   app.post("/admin/enrollment-tokens", async (c) => {
     const { actor, form } = await postedForm(c, ui.deps, "admin");
     const values = formValues(form, ["name", "expires_in_s", "max_uses"]);
-    let created: Awaited<ReturnType<typeof createEnrollmentToken>> | undefined;
-    const errors = await formErrors(async () => {
-      created = await createEnrollmentToken(ui.deps, actor, {
+    const [errors, created] = await tryForm(() =>
+      createEnrollmentToken(ui.deps, actor, {
         name: values.name,
         expires_in_s: optionalInt(values.expires_in_s),
         max_uses: optionalInt(values.max_uses),
-      });
-    });
-    if (errors || !created) return tokensPage(c, { errors: errors ?? {}, values, status: 422 });
+      })
+    );
+    if (errors) return tokensPage(c, { errors, values, status: 422 });
     const view = created.view;
     return secretPage(c, "New enrollment token", {
       heading: `Enrollment token “${view.name}”`,
@@ -259,7 +259,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.post("/account/password", async (c) => {
     const { actor, form } = await postedForm(c, ui.deps, "viewer");
-    const errors = await formErrors(async () => {
+    const [errors] = await tryForm(async () => {
       if (field(form, "new_password") !== field(form, "new_password_confirm")) {
         throw new AppError(422, "validation_failed", "the new passwords differ", [
           { field: "new_password_confirm", message: "does not match the new password" },
