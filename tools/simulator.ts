@@ -458,6 +458,27 @@ export function simulatedPoolOcid(prefix: string, node: number, pool: number): s
   return `ocid1.instancepool.oc1.iad.aaaa${safe}n${String(node).padStart(3, "0")}p${pool}`;
 }
 
+/** A pool entry of config.yaml that passes every rule of core/configDocument.ts, with the original
+ * autoscaler's usual figures: cpu 30–75 %, memory 20–75 %, 1 to 10 instances, at most 4 in the daily
+ * 05:30–05:50 schedule. */
+export function poolConfig(
+  instancePoolId: string,
+  compartmentId: string,
+  region: string,
+): Record<string, unknown> {
+  return {
+    instance_pool_id: instancePoolId,
+    compartment_id: compartmentId,
+    region,
+    monitoring_method: "oci",
+    cpu_threshold: { min: 30, max: 75 },
+    ram_threshold: { min: 20, max: 75 },
+    scaling_limits: { min: 1, max: 10 },
+    scheduler_max_instances: 4,
+    schedules: [{ start_time: "05:30", end_time: "05:50" }],
+  };
+}
+
 /** The config.yaml a simulated node starts with (sent at registration; the server keeps it as version 1). */
 export function initialConfig(
   prefix: string,
@@ -466,17 +487,15 @@ export function initialConfig(
   region: string,
 ): Record<string, unknown> {
   return {
-    pools: Array.from({ length: pools }, (_, index) => ({
-      instance_pool_id: simulatedPoolOcid(prefix, node, index + 1),
-      compartment_id: "ocid1.compartment.oc1..aaaasimulated",
-      region,
-      monitoring_method: "oci",
-      cpu_threshold: { min: 30, max: 75 },
-      ram_threshold: { min: 20, max: 75 },
-      scaling_limits: { min: 1, max: 10 },
-      scheduler_max_instances: 4,
-      schedules: [{ start_time: "05:30", end_time: "05:50" }],
-    })),
+    pools: Array.from(
+      { length: pools },
+      (_, index) =>
+        poolConfig(
+          simulatedPoolOcid(prefix, node, index + 1),
+          "ocid1.compartment.oc1..aaaasimulated",
+          region,
+        ),
+    ),
   };
 }
 
