@@ -202,7 +202,18 @@ export function withAgentFastPath(
       return appFetch(request, info);
     }
     const started = performance.now();
-    const text = await request.text();
+    let text: string;
+    try {
+      text = await request.text();
+    } catch (error) {
+      // The body could not be read (the client went, or shutdown closed the connection): the full path
+      // answers, reading a body that fails the same way (routes/drain.ts turns that into 503 at shutdown).
+      const failing = new ReadableStream({ start: (controller) => controller.error(error) });
+      return appFetch(
+        new Request(url, { method: "POST", headers, body: failing, signal: request.signal }),
+        info,
+      );
+    }
     const fallBack = () =>
       appFetch(new Request(url, { method: "POST", headers, body: text, signal: request.signal }), info);
     const [, nodeId, kind] = match as unknown as [string, string, keyof typeof ROUTES];
