@@ -13,7 +13,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { type Fleet, startFleet } from "../tools/simulator.ts";
 import { flagOptions } from "../tools/cli/flags.ts";
-import { benchDatabase, freePort, serverEnv } from "./helpers.ts";
+import { benchDatabase, startServer } from "./helpers.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -37,7 +37,6 @@ const SVG_PATH = args.values.svg ?? new URL("./soak.svg", import.meta.url).pathn
 const JSON_PATH = args.values.json ?? "/tmp/autoscaler-central-soak.json";
 const WINDOW_MS = 10_000;
 const SECRET_KEY = "soak-secret-key-soak-secret-key-0123456789";
-const ROOT = new URL("..", import.meta.url).pathname;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -93,39 +92,9 @@ function quantileOfDelta(before: Map<number, number>, after: Map<number, number>
 // ---- setup
 
 const { database, deps } = await benchDatabase("soak", SECRET_KEY);
-const port = freePort();
-const base = `http://127.0.0.1:${port}`;
-const server = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    "--unstable-no-legacy-abort",
-    "main.ts",
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    String(port),
-  ],
-  cwd: ROOT,
-  env: serverEnv(database, SECRET_KEY, {
-    LOG_LEVEL: "warn",
-    ROLLUP_INTERVAL_S: "60",
-    RETENTION_INTERVAL_S: "300",
-  }),
-  stdin: "null",
-  stdout: "null",
-  stderr: "inherit",
-}).spawn();
-for (let i = 0;; i++) {
-  try {
-    const response = await fetch(`${base}/readyz`);
-    await response.body?.cancel();
-    if (response.ok) break;
-  } catch { /* not listening yet */ }
-  if (i > 200) throw new Error("server did not become ready");
-  await sleep(250);
-}
+const { process: server, base } = await startServer(database, SECRET_KEY, {
+  env: { LOG_LEVEL: "warn", ROLLUP_INTERVAL_S: "60", RETENTION_INTERVAL_S: "300" },
+});
 
 const dir = await Deno.makeTempDir({ prefix: "soak-fleet-" });
 const { token } = await createEnrollmentToken(deps, { principal: { kind: "system", name: "soak" } }, {
