@@ -275,7 +275,8 @@ export async function poolSeries(
   };
 }
 
-function toPoints(rows: SeriesRow[], stepS: number): SeriesPoint[] {
+/** Rows of a series as the API gives its points. */
+export function toPoints(rows: SeriesRow[], stepS: number): SeriesPoint[] {
   return rows.map((row) => ({
     ts: new Date(row.bucket * stepS * 1000).toISOString(),
     samples: row.samples,

@@ -2,20 +2,13 @@
 // same as raw samples would wherever both exist; after raw retention the rollups still answer.
 import assert from "node:assert/strict";
 import { JOB_NAMES } from "../core/housekeeping.ts";
+import { type SeriesPoint, toPoints } from "../core/metricsQuery.ts";
 import { seriesRows } from "../db/metricsQuery.ts";
 import { createTestApp, json } from "./helpers/app.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { insertNode, insertPool, insertSamples, poolOcid, type SampleSpec } from "./helpers/fixtures.ts";
 
 const NOW = "2026-06-04T12:00:00Z";
-
-interface Point {
-  ts: string;
-  samples: number;
-  cpu: { avg: number; min: number; max: number };
-  memory: { avg: number; min: number; max: number };
-  instance_count: number;
-}
 
 Deno.test("series: the table that fits the step, in agreement with raw samples", async (t) => {
   const ctx = await createTestApp("metrics_rollup_query", { start: NOW });
@@ -48,12 +41,12 @@ Deno.test("series: the table that fits the step, in agreement with raw samples",
         token: viewer,
       });
       assert.equal(response.status, 200, await response.clone().text());
-      return await json<{ source: string; step_s: number; from: string; to: string; points: Point[] }>(
+      return await json<{ source: string; step_s: number; from: string; to: string; points: SeriesPoint[] }>(
         response,
       );
     };
     /** The same series computed from raw samples only, shaped as the API shapes it. */
-    const fromRaw = async (from: string, to: string, stepS: number): Promise<Point[]> => {
+    const fromRaw = async (from: string, to: string, stepS: number): Promise<SeriesPoint[]> => {
       const rows = await seriesRows(ctx.deps.db, "raw", {
         nodeId,
         poolId,
@@ -61,14 +54,7 @@ Deno.test("series: the table that fits the step, in agreement with raw samples",
         to: new Date(to),
         stepS,
       });
-      const r3 = (v: number) => Math.round(v * 1000) / 1000;
-      return rows.map((row) => ({
-        ts: new Date(row.bucket * stepS * 1000).toISOString(),
-        samples: row.samples,
-        cpu: { avg: r3(row.cpuAvg), min: row.cpuMin, max: row.cpuMax },
-        memory: { avg: r3(row.memoryAvg), min: row.memoryMin, max: row.memoryMax },
-        instance_count: row.instanceCountLast,
-      }));
+      return toPoints(rows, stepS);
     };
     const agrees = async (query: string, source: string) => {
       const body = await series(query);
