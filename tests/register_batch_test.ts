@@ -6,7 +6,8 @@ import { createEnrollmentToken } from "../core/enrollment.ts";
 import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
-import type { ErrorBody } from "./helpers/assertions.ts";
+import { countIn, type ErrorBody } from "./helpers/assertions.ts";
+import { enrollmentTokenUses } from "./helpers/fixtures.ts";
 import { testConfig } from "./helpers/configs.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
@@ -72,14 +73,8 @@ async function written(ctx: TestApp, nodeId: string) {
 
 Deno.test("register in batches", async (t) => {
   const ctx = await createTestApp("register_batch", { env: { MAX_POOLS_PER_NODE: "3" } });
-  const count = async (table: string, where = "1 = 1", params: unknown[] = []) => {
-    const [rows] = await ctx.database.pool.query(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`, params);
-    return Number((rows as { n: number }[])[0].n);
-  };
-  const usesOf = async (id: number) => {
-    const [rows] = await ctx.database.pool.query("SELECT uses FROM enrollment_tokens WHERE id = ?", [id]);
-    return Number((rows as { uses: number }[])[0].uses);
-  };
+  const count = (table: string, where?: string, params?: unknown[]) => countIn(ctx, table, where, params);
+  const usesOf = (id: number) => enrollmentTokenUses(ctx, id);
   const { token: fleet, view: fleetView } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
     name: "fleet",
   });

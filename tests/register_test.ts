@@ -6,7 +6,8 @@ import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
 import { setNodeDecommissioned } from "../db/agents.ts";
 import { createTestApp, json } from "./helpers/app.ts";
-import type { ErrorBody } from "./helpers/assertions.ts";
+import { countIn, type ErrorBody } from "./helpers/assertions.ts";
+import { enrollmentTokenUses } from "./helpers/fixtures.ts";
 import { testConfig } from "./helpers/configs.ts";
 
 const ADMIN: Principal = { kind: "system", name: "test" };
@@ -20,14 +21,8 @@ const CONFIG_YAML = stringify(testConfig(POOL_B));
 
 Deno.test("register", async (t) => {
   const ctx = await createTestApp("register");
-  const count = async (table: string, where = "1 = 1", params: unknown[] = []) => {
-    const [rows] = await ctx.database.pool.query(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`, params);
-    return Number((rows as { n: number }[])[0].n);
-  };
-  const uses = async (id: number) => {
-    const [rows] = await ctx.database.pool.query("SELECT uses FROM enrollment_tokens WHERE id = ?", [id]);
-    return Number((rows as { uses: number }[])[0].uses);
-  };
+  const count = (table: string, where?: string, params?: unknown[]) => countIn(ctx, table, where, params);
+  const uses = (id: number) => enrollmentTokenUses(ctx, id);
   const snapshot = async () => ({
     nodes: await count("nodes"),
     pools: await count("instance_pools"),

@@ -67,6 +67,16 @@ export async function countRows(ctx: TestApp, sql: string, params: unknown[] = [
   return Number((rows as { n: number }[])[0].n);
 }
 
+/** How many rows of `table` match `where` (all of them by default). */
+export function countIn(
+  ctx: TestApp,
+  table: string,
+  where = "1 = 1",
+  params: unknown[] = [],
+): Promise<number> {
+  return countRows(ctx, `SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`, params);
+}
+
 /** How many audit entries of `action` there are, for one target and/or one actor when given. */
 export function countAudit(
   ctx: TestApp,

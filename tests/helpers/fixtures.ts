@@ -178,3 +178,9 @@ export async function auditEntries(
   }[])
     .map((row) => ({ ...row, details: row.details ? JSON.parse(row.details) : null }));
 }
+
+/** How many registrations an enrollment token has counted. */
+export async function enrollmentTokenUses(ctx: TestApp, id: number): Promise<number> {
+  const [rows] = await ctx.database.pool.query("SELECT uses FROM enrollment_tokens WHERE id = ?", [id]);
+  return Number((rows as { uses: number }[])[0].uses);
+}
