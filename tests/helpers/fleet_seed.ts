@@ -3,6 +3,7 @@
 // to inject markup. Times are relative to the test's clock.
 import type { TestApp } from "./app.ts";
 import { sessionWithRole, type TestSession } from "./auth.ts";
+import type { NodeInsert } from "../../db/nodes.ts";
 import { insertEvents, insertNode, insertPool, insertSamples, poolOcid } from "./fixtures.ts";
 
 export const HOSTILE_NAME = "<script>alert(1)</script>";
@@ -21,40 +22,33 @@ export interface SeededFleet {
 export async function seedFleet(ctx: TestApp): Promise<SeededFleet> {
   const now = ctx.clock.now().getTime();
   const ago = (ms: number) => new Date(now - ms);
-  const online = await insertNode(ctx, {
-    name: "web-eu-1",
-    region: "eu-frankfurt-1",
+  // A node of `region` last heard from `seenAgo` ms ago (never when undefined).
+  const node = (name: string, region: string, seenAgo: number | undefined, more: Partial<NodeInsert>) =>
+    insertNode(ctx, {
+      name,
+      region,
+      ...(seenAgo === undefined ? {} : { lastHeartbeatAt: ago(seenAgo) }),
+      ...more,
+    });
+  const online = await node("web-eu-1", "eu-frankfurt-1", 5_000, {
     labels: { env: "prod" },
-    lastHeartbeatAt: ago(5_000),
     configState: "in_sync",
   });
-  const offline = await insertNode(ctx, {
-    name: "batch-us-7",
-    region: "us-ashburn-1",
+  const offline = await node("batch-us-7", "us-ashburn-1", 3_600_000, {
     labels: { env: "staging" },
-    lastHeartbeatAt: ago(3_600_000),
     configState: "in_sync",
   });
-  const neverSeen = await insertNode(ctx, { name: "fresh-node", region: "us-ashburn-1" });
-  const decommissioned = await insertNode(ctx, {
-    name: "old-node",
-    region: "us-ashburn-1",
-    lastHeartbeatAt: ago(86_400_000),
+  const neverSeen = await node("fresh-node", "us-ashburn-1", undefined, {});
+  const decommissioned = await node("old-node", "us-ashburn-1", 86_400_000, {
     decommissionedAt: ago(3_600_000),
   });
-  const failed = await insertNode(ctx, {
-    name: "api-eu-2",
-    region: "eu-frankfurt-1",
-    lastHeartbeatAt: ago(10_000),
+  const failed = await node("api-eu-2", "eu-frankfurt-1", 10_000, {
     configState: "failed",
     configError: "cpu_threshold.max must exceed min",
   });
-  const hostile = await insertNode(ctx, {
-    name: HOSTILE_NAME,
+  const hostile = await node(HOSTILE_NAME, "eu-frankfurt-1", 2_000, {
     hostname: `"><img src=x onerror=alert(3)>`,
-    region: "eu-frankfurt-1",
     labels: HOSTILE_LABELS,
-    lastHeartbeatAt: ago(2_000),
     configState: "drifted",
   });
   const pool = await insertPool(ctx, online, poolOcid("webpool"), {
