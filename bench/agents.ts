@@ -22,7 +22,7 @@
 // Ceilings, measured in the same run before the phases, so a noisy host shows as a noisy ceiling rather
 // than as a regression: wrk on GET /healthz of the same server (no database), raw 1,000-row INSERTs into a
 // scratch copy of metric_samples through mysql2 (no server), and for phase d a bare Deno.serve holding as
-// many requests (bench/bare_waiters.ts). Each result is printed with its share of its ceiling and the load
+// many requests (bench/bare_server.ts), which for phase w also answers the same heartbeats bare. Each result is printed with its share of its ceiling and the load
 // average when it was taken.
 // Everything is bounded in count and time and talks to 127.0.0.1 only. The database is dropped at the end.
 import { parseArgs } from "node:util";
@@ -125,11 +125,11 @@ async function holdRequests(
   return settled;
 }
 
-/** Phase d's floor: peak RSS of a bare Deno.serve (bench/bare_waiters.ts) holding `count` requests. */
-async function bareWaitersCeiling(count: number): Promise<{ idleMb: number; peakMb: number }> {
+/** Runs `use` against a bare Deno.serve (bench/bare_server.ts) in a process of its own, then stops it. */
+async function withBareServer<T>(use: (base: string, pid: number) => Promise<T>): Promise<T> {
   const port = freePort();
   const bare = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("bare_waiters.ts", import.meta.url).pathname, String(port)],
+    args: ["run", "-A", new URL("bare_server.ts", import.meta.url).pathname, String(port)],
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
@@ -144,18 +144,25 @@ async function bareWaitersCeiling(count: number): Promise<{ idleMb: number; peak
       if (i > 300) throw new Error("bare server did not start within 30 s");
       await sleep(100);
     }
-    const idleMb = rssMb(bare.pid);
-    const settled = await holdRequests((i) => `http://127.0.0.1:${port}/wait/${i}`, count, bare.pid);
-    const peakMb = peakRssMb(bare.pid);
-    bare.kill("SIGTERM");
-    await Promise.all(settled);
-    return { idleMb, peakMb };
+    return await use(`http://127.0.0.1:${port}`, bare.pid);
   } finally {
     try {
       bare.kill("SIGKILL");
     } catch { /* stopped */ }
     await bare.status;
   }
+}
+
+/** Phase d's floor: peak RSS of a bare Deno.serve holding `count` requests. */
+function bareWaitersCeiling(count: number): Promise<{ idleMb: number; peakMb: number }> {
+  return withBareServer(async (base, pid) => {
+    const idleMb = rssMb(pid);
+    const settled = await holdRequests((i) => `${base}/wait/${i}`, count, pid);
+    const peakMb = peakRssMb(pid);
+    Deno.kill(pid, "SIGTERM");
+    await Promise.all(settled);
+    return { idleMb, peakMb };
+  });
 }
 
 async function raiseFileLimit(wanted: number): Promise<string> {
@@ -258,7 +265,7 @@ const loadAtStart = loadAverage();
 /** "12,345/s (61% of ceiling)" */
 const share = (value: number, ceiling: number | undefined) =>
   ceiling ? ` (${Math.round((value / ceiling) * 100)}% of its ceiling)` : "";
-const ceilings: { healthz?: number; inserts?: number } = {};
+const ceilings: { healthz?: number; inserts?: number; bareHeartbeats?: number } = {};
 /** Requests the last wrk run made, and the CPU wrk itself used (for CPU per request). */
 let lastWrkCount = 0;
 let lastWrkCpuMs = NaN;
@@ -460,12 +467,32 @@ try {
   // 2 shared cores that caps what a can show. wrk (Debian package) costs far less, so w shows the server
   // and database's own capacity on the same machine.
   if (PHASES.has("w")) {
+    // What Deno itself allows: the same wrk load against a bare Deno.serve that parses each heartbeat and
+    // answers it as the route does, nothing else (bench/bare_server.ts).
+    const bare = await withBareServer((bareBase) => wrkHeartbeats(agents, bareBase, SECONDS, CONCURRENCY));
+    if (bare) {
+      ceilings.bareHeartbeats = bare.rate;
+      record(
+        `ceiling: bare Deno.serve answering the same heartbeats, ${CONCURRENCY} connections (wrk)`,
+        bare.text + wrkCost(),
+      );
+    }
     const [wrk, cpu] = await withCpu(
       () => lastWrkCount,
       () => wrkHeartbeats(agents, base, SECONDS, CONCURRENCY),
     );
     if (wrk) {
-      record(`w. heartbeats, ${CONCURRENCY} connections (wrk)`, wrk.text + share(wrk.rate, ceilings.healthz));
+      record(
+        `w. heartbeats, ${CONCURRENCY} connections (wrk)`,
+        wrk.text +
+          (ceilings.healthz
+            ? ` (${Math.round((wrk.rate / ceilings.healthz) * 100)}% of /healthz${
+              ceilings.bareHeartbeats
+                ? `, ${Math.round((wrk.rate / ceilings.bareHeartbeats) * 100)}% of bare Deno's`
+                : ""
+            })`
+            : ""),
+      );
       record("w. cost", cpu + wrkCost());
     } else {
       record("w. heartbeats (wrk)", "skipped: wrk is not installed (apt-get install wrk)");
