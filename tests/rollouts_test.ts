@@ -45,6 +45,13 @@ async function refused(work: Promise<unknown>, status: number, field: string): P
   throw new Error(`expected ${status} naming ${field}`);
 }
 
+/** `size` nodes named <prefix>-01... and labelled suite:<suite>, and a rollout of input(suite) over them. */
+async function startRollout(ctx: TestApp, size: number, prefix: string, suite: string) {
+  const fleet = await createFleet(ctx, size, { prefix, labels: { suite } });
+  const rollout = await createRollout(ctx.deps, ctx.services, actor, input(suite));
+  return { fleet, rollout };
+}
+
 const states = async (ctx: TestApp, id: number) =>
   Object.fromEntries((await getRollout(ctx.deps, id)).nodes.map((n) => [n.name, n.state]));
 
@@ -101,73 +108,28 @@ Deno.test("rollouts: the state machine", async (t) => {
     await t.step("bad input is refused with the field named, and nothing is written", async () => {
       const before = await countRows(ctx, "SELECT COUNT(*) AS n FROM rollouts");
       const versions = await countRows(ctx, "SELECT COUNT(*) AS n FROM config_versions");
-      await refused(createRollout(ctx.deps, ctx.services, actor, input("nothing")), 422, "selector");
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, input("plan", { wave_size: 0 })),
-        422,
-        "wave_size",
-      );
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, input("plan", { bake_s: 5 })),
-        422,
-        "bake_s",
-      );
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, input("plan", { bake_s: 90_000 })),
-        422,
-        "bake_s",
-      );
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, input("plan", { canary: "0%" })),
-        422,
-        "canary",
-      );
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, input("plan", { max_scaling_events: -1 })),
-        422,
-        "max_scaling_events",
-      );
-      await refused(
-        createRollout(
-          ctx.deps,
-          ctx.services,
-          actor,
-          input("plan", { patch: { cpu_threshold: { max: 20 } } }),
-        ),
-        422,
-        "patch",
-      );
-      await refused(
-        createRollout(
-          ctx.deps,
-          ctx.services,
-          actor,
-          input("plan", { pool_selector: { region: "ap-tokyo-1" } }),
-        ),
-        422,
-        "pool_selector",
-      );
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, input("plan", { document: "pools: []\n" })),
-        422,
-        "patch",
-      );
-      await refused(
-        createRollout(ctx.deps, ctx.services, actor, {
-          ...input("plan"),
-          patch: undefined,
-          document: "pools: []\n",
-        }),
-        422,
-        "document.pools",
-      );
+      // Each input, and the field its refusal names.
+      const bad: [RolloutInput, string][] = [
+        [input("nothing"), "selector"],
+        [input("plan", { wave_size: 0 }), "wave_size"],
+        [input("plan", { bake_s: 5 }), "bake_s"],
+        [input("plan", { bake_s: 90_000 }), "bake_s"],
+        [input("plan", { canary: "0%" }), "canary"],
+        [input("plan", { max_scaling_events: -1 }), "max_scaling_events"],
+        [input("plan", { patch: { cpu_threshold: { max: 20 } } }), "patch"],
+        [input("plan", { pool_selector: { region: "ap-tokyo-1" } }), "pool_selector"],
+        [input("plan", { document: "pools: []\n" }), "patch"],
+        [{ ...input("plan"), patch: undefined, document: "pools: []\n" }, "document.pools"],
+      ];
+      for (const [rollout, field] of bad) {
+        await refused(createRollout(ctx.deps, ctx.services, actor, rollout), 422, field);
+      }
       assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM rollouts"), before);
       assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM config_versions"), versions);
     });
 
     await t.step("waves: canary, bake, next waves, completed; nodes released", async () => {
-      const fleet = await createFleet(ctx, 5, { prefix: "wave", labels: { suite: "waves" } });
-      const rollout = await createRollout(ctx.deps, ctx.services, actor, input("waves"));
+      const { fleet, rollout } = await startRollout(ctx, 5, "wave", "waves");
       assert.equal(rollout.status, "running");
       assert.equal(rollout.waves, 3);
       assert.deepEqual(await states(ctx, rollout.id), {
@@ -220,8 +182,7 @@ Deno.test("rollouts: the state machine", async (t) => {
     });
 
     await t.step("a failed ack pauses with the reason; resume skips and reverts that node", async () => {
-      const fleet = await createFleet(ctx, 4, { prefix: "fail", labels: { suite: "fail" } });
-      const rollout = await createRollout(ctx.deps, ctx.services, actor, input("fail"));
+      const { fleet, rollout } = await startRollout(ctx, 4, "fail", "fail");
       await ack(ctx, fleet[0]);
       await ack(ctx, fleet[1], undefined, "threshold rejected by local policy");
       assert.equal(await stepRollout(ctx.deps, ctx.services, rollout.id), "paused");
@@ -257,8 +218,7 @@ Deno.test("rollouts: the state machine", async (t) => {
     });
 
     await t.step("an offline node pauses the rollout", async () => {
-      const fleet = await createFleet(ctx, 3, { prefix: "off", labels: { suite: "offline" } });
-      const rollout = await createRollout(ctx.deps, ctx.services, actor, input("offline"));
+      const { fleet, rollout } = await startRollout(ctx, 3, "off", "offline");
       await ack(ctx, fleet[0]);
       await ack(ctx, fleet[1]);
       ctx.clock.advance((ctx.deps.settings.OFFLINE_AFTER_S + 1) * 1000);
@@ -269,8 +229,7 @@ Deno.test("rollouts: the state machine", async (t) => {
     });
 
     await t.step("a scaling storm during the bake pauses the rollout", async () => {
-      const fleet = await createFleet(ctx, 3, { prefix: "storm", labels: { suite: "storm" } });
-      const rollout = await createRollout(ctx.deps, ctx.services, actor, input("storm"));
+      const { fleet, rollout } = await startRollout(ctx, 3, "storm", "storm");
       await ack(ctx, fleet[0]);
       await ack(ctx, fleet[1]);
       assert.equal(await stepRollout(ctx.deps, ctx.services, rollout.id), "checked");
@@ -288,8 +247,7 @@ Deno.test("rollouts: the state machine", async (t) => {
     });
 
     await t.step("operator pause and abort: every changed node back on its previous config", async () => {
-      const fleet = await createFleet(ctx, 4, { prefix: "abort", labels: { suite: "abort" } });
-      const rollout = await createRollout(ctx.deps, ctx.services, actor, input("abort"));
+      const { fleet, rollout } = await startRollout(ctx, 4, "abort", "abort");
       await passWave(ctx, fleet, rollout.id, 0); // canary baked, wave 1 sent
       const paused = await pauseRollout(ctx.deps, ctx.services, actor, rollout.id);
       assert.equal(paused.status, "paused");
@@ -313,8 +271,7 @@ Deno.test("rollouts: the state machine", async (t) => {
     });
 
     await t.step("restart in the middle: another service instance's job picks the rollout up", async () => {
-      const fleet = await createFleet(ctx, 3, { prefix: "restart", labels: { suite: "restart" } });
-      const rollout = await createRollout(ctx.deps, ctx.services, actor, input("restart"));
+      const { fleet, rollout } = await startRollout(ctx, 3, "restart", "restart");
       await ack(ctx, fleet[0]);
       await ack(ctx, fleet[1]);
       const second = await ctx.replica();
