@@ -23,32 +23,20 @@ const RULE: ScalingRule = {
   schedules: [],
 };
 
+/** What evaluate() decides: one step up or down to `to`, and why. */
+const up = (to: number, reason: string) => ({ direction: "UP", to, reason });
+const down = (to: number, reason: string) => ({ direction: "DOWN", to, reason });
+
 const at = (hhmm: string, day = 1) => Date.parse(`2026-06-0${day}T${hhmm}:00Z`);
 
 Deno.test("evaluate: strict comparisons on cpu or ram", () => {
-  assert.deepEqual(evaluate(RULE, 3, { cpu: 80, ram: 50 }, false), {
-    direction: "UP",
-    to: 4,
-    reason: "cpu 80.0 > max 75",
-  });
-  assert.deepEqual(evaluate(RULE, 3, { cpu: 50, ram: 75.5 }, false), {
-    direction: "UP",
-    to: 4,
-    reason: "ram 75.5 > max 75",
-  });
+  assert.deepEqual(evaluate(RULE, 3, { cpu: 80, ram: 50 }, false), up(4, "cpu 80.0 > max 75"));
+  assert.deepEqual(evaluate(RULE, 3, { cpu: 50, ram: 75.5 }, false), up(4, "ram 75.5 > max 75"));
   assert.equal(evaluate(RULE, 3, { cpu: 75, ram: 75 }, false), null); // equal to max: not over
   assert.equal(evaluate(RULE, 3, { cpu: 30, ram: 20 }, false), null); // equal to min: not under
   assert.equal(evaluate(RULE, 3, { cpu: 50, ram: 50 }, false), null); // in the band
-  assert.deepEqual(evaluate(RULE, 3, { cpu: 29.9, ram: 50 }, false), {
-    direction: "DOWN",
-    to: 2,
-    reason: "cpu 29.9 < min 30",
-  });
-  assert.deepEqual(evaluate(RULE, 3, { cpu: 50, ram: 10 }, false), {
-    direction: "DOWN",
-    to: 2,
-    reason: "ram 10.0 < min 20",
-  });
+  assert.deepEqual(evaluate(RULE, 3, { cpu: 29.9, ram: 50 }, false), down(2, "cpu 29.9 < min 30"));
+  assert.deepEqual(evaluate(RULE, 3, { cpu: 50, ram: 10 }, false), down(2, "ram 10.0 < min 20"));
   // Over a max wins over under a min (cpu high, ram low): up.
   assert.equal(evaluate(RULE, 3, { cpu: 90, ram: 5 }, false)?.direction, "UP");
 });
@@ -65,16 +53,8 @@ Deno.test("evaluate: both zero or a negative reading is skipped; limits hold", (
 });
 
 Deno.test("evaluate: below min or above max steps by one, whatever the load", () => {
-  assert.deepEqual(evaluate(RULE, 0, { cpu: 50, ram: 50 }, false), {
-    direction: "UP",
-    to: 1,
-    reason: "below scaling_limits.min 2",
-  });
-  assert.deepEqual(evaluate(RULE, 9, { cpu: 99, ram: 99 }, false), {
-    direction: "DOWN",
-    to: 8,
-    reason: "above scaling_limits.max 5",
-  });
+  assert.deepEqual(evaluate(RULE, 0, { cpu: 50, ram: 50 }, false), up(1, "below scaling_limits.min 2"));
+  assert.deepEqual(evaluate(RULE, 9, { cpu: 99, ram: 99 }, false), down(8, "above scaling_limits.max 5"));
   // Above max while a window is active: still down (only the low-load scale-down waits for the window).
   assert.equal(evaluate(RULE, 9, { cpu: 10, ram: 10 }, true)?.to, 8);
   // Low load inside a window: nothing.
