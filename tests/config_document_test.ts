@@ -123,141 +123,67 @@ pools:
 });
 
 Deno.test("config document: every rule refuses with the field named", async (t) => {
-  const cases: [string, () => ErrorDetail[], string][] = [
+  // One daily window as the pool's only schedule.
+  const schedule = (start_time: string, end_time?: string) => ({
+    schedules: [end_time === undefined ? { start_time } : { start_time, end_time }],
+  });
+  type Case = [string, () => ErrorDetail[], string];
+  // A pool that differs from a valid one by `overrides`, refused naming `field` of pools.0.
+  const poolCase = (name: string, overrides: Record<string, unknown>, field: string): Case => [
+    name,
+    () => refusedPool(overrides),
+    `pools.0.${field}`,
+  ];
+  const cases: Case[] = [
     ["pools missing", () => refused({}), "pools"],
     ["pools empty", () => refused({ pools: [] }), "pools"],
     ["pools not a list", () => refused({ pools: { a: 1 } }), "pools"],
-    [
-      "pool OCID malformed",
-      () => refusedPool({ instance_pool_id: "ocid1.instancepool.oc1" }),
-      "pools.0.instance_pool_id",
-    ],
-    [
+    poolCase("pool OCID malformed", { instance_pool_id: "ocid1.instancepool.oc1" }, "instance_pool_id"),
+    poolCase(
       "pool OCID of another type",
-      () => refusedPool({ instance_pool_id: "ocid1.instance.oc1.iad.aaaa" }),
-      "pools.0.instance_pool_id",
-    ],
-    [
-      "pool OCID uppercase",
-      () => refusedPool({ instance_pool_id: POOL_OCID.toUpperCase() }),
-      "pools.0.instance_pool_id",
-    ],
-    ["pool OCID missing", () => refusedPool({ instance_pool_id: undefined }), "pools.0.instance_pool_id"],
-    [
-      "compartment OCID malformed",
-      () => refusedPool({ compartment_id: "compartment-1" }),
-      "pools.0.compartment_id",
-    ],
-    [
-      "compartment OCID of a pool",
-      () => refusedPool({ compartment_id: POOL_OCID }),
-      "pools.0.compartment_id",
-    ],
-    ["region malformed", () => refusedPool({ region: "Ashburn" }), "pools.0.region"],
-    ["region missing", () => refusedPool({ region: undefined }), "pools.0.region"],
-    [
-      "monitoring_method unknown",
-      () => refusedPool({ monitoring_method: "datadog" }),
-      "pools.0.monitoring_method",
-    ],
-    [
-      "prometheus without URL",
-      () => refusedPool({ monitoring_method: "prometheus" }),
-      "pools.0.prometheus_url",
-    ],
-    [
+      { instance_pool_id: "ocid1.instance.oc1.iad.aaaa" },
+      "instance_pool_id",
+    ),
+    poolCase("pool OCID uppercase", { instance_pool_id: POOL_OCID.toUpperCase() }, "instance_pool_id"),
+    poolCase("pool OCID missing", { instance_pool_id: undefined }, "instance_pool_id"),
+    poolCase("compartment OCID malformed", { compartment_id: "compartment-1" }, "compartment_id"),
+    poolCase("compartment OCID of a pool", { compartment_id: POOL_OCID }, "compartment_id"),
+    poolCase("region malformed", { region: "Ashburn" }, "region"),
+    poolCase("region missing", { region: undefined }, "region"),
+    poolCase("monitoring_method unknown", { monitoring_method: "datadog" }, "monitoring_method"),
+    poolCase("prometheus without URL", { monitoring_method: "prometheus" }, "prometheus_url"),
+    poolCase(
       "prometheus with a non-http URL",
-      () => refusedPool({ monitoring_method: "prometheus", prometheus_url: "ftp://x" }),
-      "pools.0.prometheus_url",
-    ],
-    [
-      "prometheus with no URL at all",
-      () => refusedPool({ monitoring_method: "prometheus", prometheus_url: "not a url" }),
-      "pools.0.prometheus_url",
-    ],
-    [
-      "cpu min above 100",
-      () => refusedPool({ cpu_threshold: { min: 101, max: 75 } }),
-      "pools.0.cpu_threshold.min",
-    ],
-    [
-      "cpu max below 0",
-      () => refusedPool({ cpu_threshold: { min: 10, max: -1 } }),
-      "pools.0.cpu_threshold.max",
-    ],
-    [
-      "cpu min not below max",
-      () => refusedPool({ cpu_threshold: { min: 75, max: 75 } }),
-      "pools.0.cpu_threshold.min",
-    ],
-    [
-      "cpu min as a string",
-      () => refusedPool({ cpu_threshold: { min: "30", max: 75 } }),
-      "pools.0.cpu_threshold.min",
-    ],
-    ["cpu threshold missing", () => refusedPool({ cpu_threshold: undefined }), "pools.0.cpu_threshold"],
-    [
-      "ram min above max",
-      () => refusedPool({ ram_threshold: { min: 80, max: 75 } }),
-      "pools.0.ram_threshold.min",
-    ],
-    ["ram max missing", () => refusedPool({ ram_threshold: { min: 20 } }), "pools.0.ram_threshold.max"],
-    [
-      "limits min above max",
-      () => refusedPool({ scaling_limits: { min: 5, max: 2 } }),
-      "pools.0.scaling_limits.min",
-    ],
-    [
-      "limits negative",
-      () => refusedPool({ scaling_limits: { min: -1, max: 2 } }),
-      "pools.0.scaling_limits.min",
-    ],
-    [
-      "limits fractional",
-      () => refusedPool({ scaling_limits: { min: 1, max: 2.5 } }),
-      "pools.0.scaling_limits.max",
-    ],
-    [
-      "scheduler above limits",
-      () => refusedPool({ scheduler_max_instances: 11 }),
-      "pools.0.scheduler_max_instances",
-    ],
-    [
+      { monitoring_method: "prometheus", prometheus_url: "ftp://x" },
+      "prometheus_url",
+    ),
+    poolCase("prometheus with no URL at all", {
+      monitoring_method: "prometheus",
+      prometheus_url: "not a url",
+    }, "prometheus_url"),
+    poolCase("cpu min above 100", { cpu_threshold: { min: 101, max: 75 } }, "cpu_threshold.min"),
+    poolCase("cpu max below 0", { cpu_threshold: { min: 10, max: -1 } }, "cpu_threshold.max"),
+    poolCase("cpu min not below max", { cpu_threshold: { min: 75, max: 75 } }, "cpu_threshold.min"),
+    poolCase("cpu min as a string", { cpu_threshold: { min: "30", max: 75 } }, "cpu_threshold.min"),
+    poolCase("cpu threshold missing", { cpu_threshold: undefined }, "cpu_threshold"),
+    poolCase("ram min above max", { ram_threshold: { min: 80, max: 75 } }, "ram_threshold.min"),
+    poolCase("ram max missing", { ram_threshold: { min: 20 } }, "ram_threshold.max"),
+    poolCase("limits min above max", { scaling_limits: { min: 5, max: 2 } }, "scaling_limits.min"),
+    poolCase("limits negative", { scaling_limits: { min: -1, max: 2 } }, "scaling_limits.min"),
+    poolCase("limits fractional", { scaling_limits: { min: 1, max: 2.5 } }, "scaling_limits.max"),
+    poolCase("scheduler above limits", { scheduler_max_instances: 11 }, "scheduler_max_instances"),
+    poolCase(
       "scheduler below limits",
-      () => refusedPool({ scaling_limits: { min: 2, max: 10 }, scheduler_max_instances: 1 }),
-      "pools.0.scheduler_max_instances",
-    ],
-    [
-      "scheduler fractional",
-      () => refusedPool({ scheduler_max_instances: 2.5 }),
-      "pools.0.scheduler_max_instances",
-    ],
-    [
-      "schedule time malformed",
-      () => refusedPool({ schedules: [{ start_time: "5:30", end_time: "05:50" }] }),
-      "pools.0.schedules.0.start_time",
-    ],
-    [
-      "schedule hour 24",
-      () => refusedPool({ schedules: [{ start_time: "05:30", end_time: "24:00" }] }),
-      "pools.0.schedules.0.end_time",
-    ],
-    [
-      "schedule start after end",
-      () => refusedPool({ schedules: [{ start_time: "06:00", end_time: "05:50" }] }),
-      "pools.0.schedules.0.start_time",
-    ],
-    [
-      "schedule start equal to end",
-      () => refusedPool({ schedules: [{ start_time: "05:50", end_time: "05:50" }] }),
-      "pools.0.schedules.0.start_time",
-    ],
-    [
-      "schedule end missing",
-      () => refusedPool({ schedules: [{ start_time: "05:30" }] }),
-      "pools.0.schedules.0.end_time",
-    ],
-    ["schedules not a list", () => refusedPool({ schedules: "05:30-05:50" }), "pools.0.schedules"],
+      { scaling_limits: { min: 2, max: 10 }, scheduler_max_instances: 1 },
+      "scheduler_max_instances",
+    ),
+    poolCase("scheduler fractional", { scheduler_max_instances: 2.5 }, "scheduler_max_instances"),
+    poolCase("schedule time malformed", schedule("5:30", "05:50"), "schedules.0.start_time"),
+    poolCase("schedule hour 24", schedule("05:30", "24:00"), "schedules.0.end_time"),
+    poolCase("schedule start after end", schedule("06:00", "05:50"), "schedules.0.start_time"),
+    poolCase("schedule start equal to end", schedule("05:50", "05:50"), "schedules.0.start_time"),
+    poolCase("schedule end missing", schedule("05:30"), "schedules.0.end_time"),
+    poolCase("schedules not a list", { schedules: "05:30-05:50" }, "schedules"),
     ["duplicate pool id", () => refusedPool({}, [validPool()]), "pools.1.instance_pool_id"],
     [
       "second pool bad",
