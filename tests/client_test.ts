@@ -679,41 +679,11 @@ Deno.test("client: API URL normalization and the YAML it writes", () => {
   );
   assert.equal(normalizeApiUrl("http://central:8000"), "http://central:8000/api/v1");
   assert.throws(() => normalizeApiUrl("ftp://x/api"), /centralApiUrl/);
-  const yaml = toYaml({
-    pools: [{
-      id: "ocid1.x.oc1..abc",
-      on: "yes",
-      t: "05:30",
-      n: 1.5,
-      b: true,
-      none: null,
-      url: "http://h:9090/x",
-    }],
-    empty: [],
-    nested: { list: [[1, 2], "a b"], obj: {} },
-  });
-  assert.equal(
-    yaml,
-    [
-      "pools:",
-      "  - id: ocid1.x.oc1..abc",
-      '    "on": "yes"',
-      '    t: "05:30"',
-      '    "n": 1.5',
-      "    b: true",
-      "    none: null",
-      '    url: "http://h:9090/x"',
-      "empty: []",
-      "nested:",
-      "  list:",
-      "    -",
-      "      - 1",
-      "      - 2",
-      '    - "a b"',
-      "  obj: {}",
-      "",
-    ].join("\n"),
-  );
+  // The same document and expected text as client/python/test_client.py reads: both clients write it alike.
+  const fixture = JSON.parse(
+    Deno.readTextFileSync(new URL("../client/testdata/yaml_writer.json", import.meta.url)),
+  ) as { document: Record<string, unknown>; text: string[] };
+  assert.equal(toYaml(fixture.document), fixture.text.join("\n"));
 });
 
 function hasNode(): boolean {
