@@ -20,6 +20,7 @@ import {
   readRegistrationState,
   writeNewNodes,
 } from "../db/agents.ts";
+import { createPool, type Pool } from "../db/client.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { auditRow } from "./audit.ts";
 import { firstConfigVersion } from "./configs.ts";
@@ -57,6 +58,8 @@ export interface RegistrationBatcher {
     /** Batches whose transaction failed (all of their registrations were handed back). */
     failed_batches: number;
   };
+  /** Closes the batches' connection; registrations after it go one at a time. */
+  close(): Promise<void>;
 }
 
 interface Waiting {
@@ -78,6 +81,15 @@ export function createRegistrationBatcher(
 ): RegistrationBatcher {
   let queue: Waiting[] = [];
   let writing = false;
+  // The batches' own connection: it takes a transaction's statements in two round trips (see writeNewNodes),
+  // which the shared pool's connections, made for one statement at a time, do not.
+  let writer: Pool | undefined;
+  let closed = false;
+  const writerPool = () =>
+    writer ??= createPool(deps.settings.database, 2, {
+      queryTimeoutMs: deps.settings.DB_QUERY_TIMEOUT_MS,
+      multipleStatements: true,
+    });
   const counters = {
     submitted: 0,
     batched: 0,
@@ -206,7 +218,7 @@ export function createRegistrationBatcher(
     const tokenUses = new Map<number, number>();
     for (const { token } of planned) tokenUses.set(token.id, (tokenUses.get(token.id) ?? 0) + 1);
     await writeNewNodes(
-      deps.pool,
+      writerPool(),
       writes,
       [...tokenUses].map(([id, count]) => ({ id, count })),
       (usesAfter) =>
@@ -267,6 +279,7 @@ export function createRegistrationBatcher(
       });
     },
     submit(registration) {
+      if (closed) return Promise.resolve(undefined);
       counters.submitted++;
       return new Promise<RegisterOutcome | undefined>((resolve) => {
         queue.push({ registration, resolve });
@@ -274,5 +287,12 @@ export function createRegistrationBatcher(
       });
     },
     stats: () => ({ ...counters }),
+    close: async () => {
+      closed = true;
+      // What is being written finishes first (its registrations answered, or handed back to the shared pool).
+      while (writing) await new Promise((resolve) => setTimeout(resolve, 5));
+      await writer?.end();
+      writer = undefined;
+    },
   };
 }

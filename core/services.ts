@@ -37,6 +37,7 @@ export function createServices(deps: CoreDeps): Services {
   const jobs = createJobRunner(deps, [...standardJobs(deps.settings), rolloutJob({ configWatcher })], {
     observe: (job, outcome, seconds) => deps.telemetry?.jobRun(job, outcome, seconds, deps.clock.now()),
   });
+  const registrations = createRegistrationBatcher(deps);
   const registrationLimiter = createRateLimiter({
     limit: deps.settings.REGISTER_RATE_PER_MIN,
     windowMs: 60_000,
@@ -49,13 +50,14 @@ export function createServices(deps: CoreDeps): Services {
     pools: createPoolLimiter(deps),
     jobs,
     registrationLimiter,
-    registrations: createRegistrationBatcher(deps),
+    registrations,
     close: async () => {
       // Waiting pulls first (they answer at once), then a job step in progress, then pending heartbeats.
       const watcherClosed = configWatcher.close();
       await jobs.close();
       await watcherClosed;
       await heartbeats.close();
+      await registrations.close();
     },
   };
 }

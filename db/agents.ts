@@ -155,13 +155,15 @@ const NODE_COLUMNS = "id, name, hostname, region, agent_version, labels, token_h
   "registered_at, last_address, claimed_address, config_state, desired_version_id, desired_hash, " +
   "desired_changed_at, created_at, updated_at";
 
-/** Writes new nodes in ONE transaction: their first config versions, the nodes (each carrying its version as
- * desired, found by a subquery: the ids of a multi-row INSERT are not promised to be consecutive), their
- * pools, each enrollment token's uses counted by one conditional UPDATE (the count after it read back
- * through LAST_INSERT_ID), then the audit rows `audits` makes from those counts: BEGIN, five statements and
- * COMMIT however many nodes. It reads nothing but its own rows, so it takes no gap locks at the default
- * isolation level and needs no other. Any failure rolls all of it back: a name taken meanwhile
- * (ER_DUP_ENTRY), a token that cannot give the uses (EnrollmentUsesRefused), a deadlock. */
+/** Writes new nodes in ONE transaction sent in two round trips over `pool`, a pool whose connections
+ * take several statements in one query (PoolOptions.multipleStatements): first START TRANSACTION and each
+ * enrollment token's uses counted by one conditional UPDATE (the count after it read back through
+ * LAST_INSERT_ID), then the nodes' first config versions, the nodes (each carrying its version as desired,
+ * found by a subquery: the ids of a multi-row INSERT are not promised to be consecutive), their pools, the
+ * audit rows `audits` makes from those counts, and COMMIT. The token rows stay locked from the first round
+ * trip to the commit, one round trip later. It reads nothing but its own rows, so it takes no gap locks at
+ * the default isolation level. Any failure rolls all of it back: a name taken meanwhile (ER_DUP_ENTRY), a
+ * token that cannot give the uses (EnrollmentUsesRefused), a deadlock. */
 export async function writeNewNodes(
   pool: Pool,
   writes: NewNodeWrite[],
@@ -169,30 +171,54 @@ export async function writeNewNodes(
   audits: (usesAfter: Map<number, number>) => AuditRow[],
   now: Date,
 ): Promise<void> {
-  await inTransaction(pool, async (connection) => {
+  const connection = await pool.getConnection();
+  try {
+    // The values are escaped into the text by mysql2 with backslashes: make sure the server reads them so
+    // (a sql_mode with NO_BACKSLASH_ESCAPES would not), in the same round trip.
+    const opening = [
+      "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+      "START TRANSACTION",
+    ];
+    const openingParams: unknown[] = [];
+    for (const { id, count } of tokenUses) {
+      opening.push(
+        `UPDATE enrollment_tokens SET uses = LAST_INSERT_ID(uses + ?), last_used_at = ?
+          WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
+            AND (max_uses IS NULL OR uses + ? <= max_uses)`,
+      );
+      openingParams.push(count, now, id, now, count);
+    }
+    const [opened] = await connection.query<ResultSetHeader[]>(opening.join(";\n"), openingParams);
+    const usesAfter = new Map<number, number>();
+    tokenUses.forEach(({ id }, i) => {
+      const result = opened[i + 2];
+      if (result.affectedRows !== 1) throw new EnrollmentUsesRefused(id);
+      usesAfter.set(id, Number(result.insertId));
+    });
+    const statements: string[] = [];
+    const params: unknown[] = [];
     const configs = writes.flatMap((w) => (w.config ? [w.config] : []));
     if (configs.length > 0) {
-      await connection.query(
+      statements.push(
         `INSERT INTO config_versions
            (node_id, version, body, yaml_text, hash, source, author, comment, rolled_back_from, created_at)
          VALUES ?`,
-        [configs.map((c) => [
-          c.nodeId,
-          c.version,
-          JSON.stringify(c.body),
-          c.yamlText ?? null,
-          c.hash,
-          c.source,
-          c.author,
-          c.comment ?? null,
-          c.rolledBackFrom ?? null,
-          c.createdAt,
-        ])],
       );
+      params.push(configs.map((c) => [
+        c.nodeId,
+        c.version,
+        JSON.stringify(c.body),
+        c.yamlText ?? null,
+        c.hash,
+        c.source,
+        c.author,
+        c.comment ?? null,
+        c.rolledBackFrom ?? null,
+        c.createdAt,
+      ]));
     }
-    const nodeParams: unknown[] = [];
     const nodeRows = writes.map(({ node, config }) => {
-      nodeParams.push(
+      params.push(
         node.id,
         node.name,
         node.hostname,
@@ -206,14 +232,14 @@ export async function writeNewNodes(
         node.claimedAddress ?? null,
         node.configState ?? "pending",
       );
-      if (config) nodeParams.push(node.id, config.hash, config.createdAt);
-      nodeParams.push(node.createdAt, node.updatedAt);
+      if (config) params.push(node.id, config.hash, config.createdAt);
+      params.push(node.createdAt, node.updatedAt);
       return config
         ? "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " +
           "(SELECT id FROM config_versions WHERE node_id = ? AND version = 1), ?, ?, ?, ?)"
         : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)";
     });
-    await connection.query(`INSERT INTO nodes (${NODE_COLUMNS}) VALUES ${nodeRows.join(", ")}`, nodeParams);
+    statements.push(`INSERT INTO nodes (${NODE_COLUMNS}) VALUES ${nodeRows.join(", ")}`);
     const pools = writes.flatMap(({ node, pools }) =>
       pools.map((p) => [
         node.id,
@@ -231,7 +257,7 @@ export async function writeNewNodes(
     if (pools.length > 0) {
       // As upsertRegisteredPools: a pool named twice in one registration keeps what its later mention says.
       const keep = (column: string) => `${column} = COALESCE(VALUES(${column}), ${column})`;
-      await connection.query(
+      statements.push(
         `INSERT INTO instance_pools (node_id, pool_ocid, display_name, compartment_id, region, current_size,
            min_size, max_size, created_at, updated_at)
          VALUES ?
@@ -239,41 +265,37 @@ export async function writeNewNodes(
           ["display_name", "compartment_id", "region", "current_size", "min_size", "max_size"].map(keep)
             .join(", ")
         }`,
-        [pools],
       );
-    }
-    // Last, so each token's row is locked from here to the commit only (a fleet enrolling with one token).
-    const usesAfter = new Map<number, number>();
-    for (const { id, count } of tokenUses) {
-      const [result] = await connection.query<ResultSetHeader>(
-        `UPDATE enrollment_tokens SET uses = LAST_INSERT_ID(uses + ?), last_used_at = ?
-          WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
-            AND (max_uses IS NULL OR uses + ? <= max_uses)`,
-        [count, now, id, now, count],
-      );
-      if (result.affectedRows !== 1) throw new EnrollmentUsesRefused(id);
-      usesAfter.set(id, Number(result.insertId));
+      params.push(pools);
     }
     const rows = audits(usesAfter);
     if (rows.length > 0) {
-      await connection.query(
+      statements.push(
         `INSERT INTO audit_log
            (at, actor_type, actor_id, actor_name, action, target_type, target_id, details, address)
          VALUES ?`,
-        [rows.map((row) => [
-          row.at,
-          row.actorType,
-          row.actorId ?? null,
-          row.actorName,
-          row.action,
-          row.targetType ?? null,
-          row.targetId ?? null,
-          row.details == null ? null : JSON.stringify(row.details),
-          row.address ?? null,
-        ])],
       );
+      params.push(rows.map((row) => [
+        row.at,
+        row.actorType,
+        row.actorId ?? null,
+        row.actorName,
+        row.action,
+        row.targetType ?? null,
+        row.targetId ?? null,
+        row.details == null ? null : JSON.stringify(row.details),
+        row.address ?? null,
+      ]));
     }
-  });
+    // A statement that fails stops the query there, before the COMMIT: the ROLLBACK below undoes the rest.
+    statements.push("COMMIT");
+    await connection.query(statements.join(";\n"), params);
+  } catch (error) {
+    await connection.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    connection.release();
+  }
 }
 
 // --------------------------------------------------------------------------------------------- heartbeat

@@ -25,6 +25,9 @@ export const LONG_WORK_QUERY_TIMEOUT_MS = 15 * 60_000;
 export interface PoolOptions {
   /** Bound on each query, waiting for a connection included; 0 leaves queries unbounded. */
   queryTimeoutMs?: number;
+  /** Several statements in one query (its values escaped by mysql2 as always): for a writer that sends a
+   * transaction in two round trips (db/agents.ts writeNewNodes). Never for SQL with text from outside. */
+  multipleStatements?: boolean;
 }
 
 /** Thrown when a query or a connection does not come within its bound; the code makes it a 503. */
@@ -59,6 +62,7 @@ export function createPool(
     supportBigNumbers: true,
     bigNumberStrings: false,
     decimalNumbers: true,
+    multipleStatements: options.multipleStatements ?? false,
   });
   return queryTimeoutMs > 0 ? boundedPool(pool, queryTimeoutMs) : pool;
 }

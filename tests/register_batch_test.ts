@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
+import { EnrollmentUsesRefused, writeNewNodes } from "../db/agents.ts";
+import { createPool } from "../db/client.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { countIn, type ErrorBody } from "./helpers/assertions.ts";
 import { enrollmentTokenUses } from "./helpers/fixtures.ts";
@@ -237,6 +239,72 @@ Deno.test("register in batches", async (t) => {
       assert.equal(await count("nodes"), nodesBefore + 1);
       assert.equal(await usesOf(once.view.id), 2);
     });
+
+    await t.step("text with quotes, backslashes and semicolons is stored as sent", async () => {
+      const hostname = `a'; DROP TABLE nodes; -- \\ "x" \\'`;
+      const responses = await Promise.all([
+        register(ctx, agent("quoted-1", 50, { hostname, agent_version: "v\\'1;" })),
+        register(ctx, agent("quoted-2", 51, { hostname })),
+      ]);
+      assert.deepEqual(responses.map((r) => r.status), [201, 201]);
+      for (const res of responses) await res.body?.cancel();
+      const [rows] = await ctx.database.pool.query(
+        "SELECT hostname, agent_version FROM nodes WHERE name IN ('quoted-1', 'quoted-2') ORDER BY name",
+      );
+      assert.deepEqual((rows as Record<string, unknown>[]).map((row) => ({ ...row })), [
+        { hostname, agent_version: "v\\'1;" },
+        { hostname, agent_version: "2.0.0" },
+      ]);
+    });
+
+    await t.step(
+      "a batch that fails writes nothing: the token's uses and the rows all rolled back",
+      async () => {
+        const writer = createPool(ctx.database.settings.database, 1, { multipleStatements: true });
+        try {
+          const two = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+            name: "two",
+            max_uses: 2,
+          });
+          const now = ctx.clock.now();
+          const write = (name: string, count: number) =>
+            writeNewNodes(
+              writer,
+              [{
+                node: {
+                  id: crypto.randomUUID(),
+                  name,
+                  hostname: "h",
+                  labels: {},
+                  tokenHash: "0".repeat(64),
+                  registeredAt: now,
+                  createdAt: now,
+                  updatedAt: now,
+                },
+                config: undefined,
+                pools: [],
+              }],
+              [{ id: two.view.id, count }],
+              () => [],
+              now,
+            );
+          const before = { nodes: await count("nodes"), audit: await count("audit_log") };
+          await assert.rejects(write("rolled-back-1", 3), EnrollmentUsesRefused);
+          // The uses are counted first, then the node: a name taken makes the whole of it roll back.
+          await assert.rejects(
+            write("batch-1", 1),
+            (error: { code?: string }) => error.code === "ER_DUP_ENTRY",
+          );
+          assert.equal(await usesOf(two.view.id), 0);
+          assert.deepEqual({ nodes: await count("nodes"), audit: await count("audit_log") }, before);
+          await write("written-1", 2);
+          assert.equal(await usesOf(two.view.id), 2);
+          assert.equal(await count("nodes", "name = 'written-1'"), 1);
+        } finally {
+          await writer.end();
+        }
+      },
+    );
 
     await t.step(
       "two replicas registering the same names at once: one node each, one 201 and one 409",
