@@ -625,36 +625,25 @@ export async function startFleet(options: SimulationOptions): Promise<Fleet> {
   })();
 
   const summary = (): SimulationSummary => {
-    const result: SimulationSummary = {
+    // One figure summed over the agents, or over every agent's pools.
+    const total = (figure: (agent: SimulatedAutoscaler) => number) =>
+      agents.reduce((sum, agent) => sum + figure(agent), 0);
+    const overPools = (figure: (pool: SimulatedPool) => number) =>
+      total((agent) => [...agent.pools.values()].reduce((sum, pool) => sum + figure(pool), 0));
+    return {
       nodes: agents.length,
-      registered: 0,
-      samples_sent: 0,
-      samples_buffered: 0,
-      samples_dropped: 0,
-      scaling_up: 0,
-      scaling_down: 0,
-      configs_applied: 0,
-      configs_failed: 0,
-      heartbeats: 0,
-      errors: 0,
+      registered: agents.filter((agent) => agent.client.nodeId).length,
+      samples_sent: total((agent) => agent.client.stats.sent),
+      samples_buffered: total((agent) => agent.client.stats.buffered),
+      samples_dropped: total((agent) => agent.client.stats.dropped),
+      scaling_up: overPools((pool) => pool.scaledUp),
+      scaling_down: overPools((pool) => pool.scaledDown),
+      configs_applied: total((agent) => agent.client.stats.configsApplied),
+      configs_failed: total((agent) => agent.client.stats.configsFailed),
+      heartbeats: total((agent) => agent.client.stats.heartbeats),
+      errors: total((agent) => agent.errors),
       backfill: backfill && { ...backfill, samples: progress.samples, scaling_events: progress.events },
     };
-    for (const agent of agents) {
-      const stats = agent.client.stats;
-      if (agent.client.nodeId) result.registered++;
-      result.samples_sent += stats.sent;
-      result.samples_buffered += stats.buffered;
-      result.samples_dropped += stats.dropped;
-      result.configs_applied += stats.configsApplied;
-      result.configs_failed += stats.configsFailed;
-      result.heartbeats += stats.heartbeats;
-      result.errors += agent.errors;
-      for (const pool of agent.pools.values()) {
-        result.scaling_up += pool.scaledUp;
-        result.scaling_down += pool.scaledDown;
-      }
-    }
-    return result;
   };
 
   return {
