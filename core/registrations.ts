@@ -1,25 +1,29 @@
 // Registrations group-committed, as write-through heartbeats are (core/heartbeats.ts): a fleet enrolling at
 // once sends many registrations, and each used to be a transaction of its own (11 queries, each about half a
 // millisecond of the server's CPU in drizzle and mysql2). Now the first registration to arrive is written at
-// once, and those that arrive while a batch is being written wait for it and go together in the next: two
-// reads (names taken, enrollment tokens) and ONE transaction of multi-row statements (config versions,
-// nodes, pools, each token's uses, audit entries), however many registrations. Each caller then gets its
-// own answer, the same as it would have got alone.
+// once, and those that arrive while a batch is being written wait for it and go together in the next: ONE
+// transaction in two round trips on a connection of the batches' own (db/agents.ts writeRegistrationBatch):
+// the names taken and the enrollment tokens (locked), then multi-row statements (each token's uses, config
+// versions, nodes, pools, audit entries) and the commit, however many registrations. Each caller then gets
+// its own answer, the same as it would have got alone. The credential check every registration runs first
+// reads its token with the other checks waiting at that moment (findEnrollmentToken).
 //
 // Only plain new nodes go in a batch: a name that is not taken (and not already in the batch), with an
 // enrollment token that is usable, not a re-enrollment token, and has uses left for it, and pools within
 // MAX_POOLS_PER_NODE. Every other registration (a known name, a rotation, a refusal of any kind), and every
-// registration of a batch whose transaction failed (a name another replica took meanwhile, a token revoked
-// or used up meanwhile, a deadlock, a database error), is handed back after the batch committed or rolled
+// registration of a batch whose transaction failed (a name another replica took meanwhile, a deadlock, a
+// database error), is handed back after the batch committed or rolled
 // back and is registered on its own (core/agents.ts), with the precise answer and error it had before. So a
 // name registered twice in one batch behaves as two registrations one after the other (one wins, one 409),
 // a bad registration never fails the others, and a token's last use goes to exactly one registration.
 import {
   findEnrollmentTokensByHashes,
   type NewNodeWrite,
-  readRegistrationState,
-  writeNewNodes,
+  type RegistrationBatchState,
+  type RegistrationBatchWrite,
+  writeRegistrationBatch,
 } from "../db/agents.ts";
+import type { AuditRow } from "../db/audit.ts";
 import { createPool, type Pool } from "../db/client.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { auditRow } from "./audit.ts";
@@ -81,7 +85,8 @@ export function createRegistrationBatcher(
 ): RegistrationBatcher {
   let queue: Waiting[] = [];
   let writing = false;
-  // The batches' own connection: it takes a transaction's statements in two round trips (see writeNewNodes),
+  // The batches' own connection: it takes a transaction's statements in two round trips (see
+  // writeRegistrationBatch),
   // which the shared pool's connections, made for one statement at a time, do not.
   let writer: Pool | undefined;
   let closed = false;
@@ -115,9 +120,35 @@ export function createRegistrationBatcher(
   /** Writes what it can of `items` in one transaction; resolves every item, never throws. */
   async function runBatch(items: Waiting[]): Promise<void> {
     let handBack: Waiting[] = [];
+    let planned: Planned[] = [];
+    let outcomes: RegisterOutcome[] = [];
     try {
-      const planned = await plan(items, handBack);
-      if (planned.length > 0) await write(planned);
+      const hashes = new Map<string, string>();
+      for (const { registration: { input } } of items) {
+        const token = input.enrollment_token;
+        if (secretShaped(SECRET_PREFIX.enrollmentToken, token) && !hashes.has(token)) {
+          hashes.set(token, await keyedHash(deps.settings.SECRET_KEY, token));
+        }
+      }
+      const committed = await writeRegistrationBatch(
+        writerPool(),
+        [...new Set(items.map((item) => item.registration.input.name))],
+        [...new Set(hashes.values())],
+        async (state) => {
+          handBack = [];
+          planned = choose(items, hashes, state, handBack);
+          if (planned.length === 0) return undefined;
+          const built = await build(planned);
+          outcomes = built.outcomes;
+          return built.batch;
+        },
+      );
+      if (committed) {
+        counters.batches++;
+        counters.batched += planned.length;
+        counters.largest_batch = Math.max(counters.largest_batch, planned.length);
+        planned.forEach(({ waiting }, i) => waiting.resolve(outcomes[i]));
+      }
     } catch (error) {
       // Nothing was written and nobody answered: each of them again on its own, which answers with the
       // precise error (or succeeds).
@@ -134,31 +165,14 @@ export function createRegistrationBatcher(
     }
   }
 
-  /** Which of `items` the batch takes; the others go to `handBack`. */
-  async function plan(items: Waiting[], handBack: Waiting[]): Promise<Planned[]> {
-    const hashes = new Map<string, string>();
-    for (const { registration: { input } } of items) {
-      const token = input.enrollment_token;
-      if (secretShaped(SECRET_PREFIX.enrollmentToken, token) && !hashes.has(token)) {
-        hashes.set(token, await keyedHash(deps.settings.SECRET_KEY, token));
-      }
-    }
-    // The tokens as the credential checks of these registrations just read them (a token row may be a
-    // moment old: its UPDATE below decides, and a row that is no longer usable fails the batch, whose
-    // registrations then go one at a time); those not read there, read now.
-    const tokens = new Map<string, EnrollmentTokenRow>();
-    const unread: string[] = [];
-    for (const hash of new Set(hashes.values())) {
-      const row = lastRead.get(hash);
-      if (row) tokens.set(hash, row);
-      else unread.push(hash);
-    }
-    const { taken, tokens: read } = await readRegistrationState(
-      deps.pool,
-      [...new Set(items.map((item) => item.registration.input.name))],
-      unread,
-    );
-    for (const [hash, row] of read) tokens.set(hash, row);
+  /** Which of `items` the batch takes, from what its transaction read (`state`: the names taken, the tokens
+   * locked); the others go to `handBack`. */
+  function choose(
+    items: Waiting[],
+    hashes: Map<string, string>,
+    { taken, tokens }: RegistrationBatchState,
+    handBack: Waiting[],
+  ): Planned[] {
     const now = deps.clock.now();
     const usesLeft = new Map<number, number>();
     const usesTaken = new Map<number, number>();
@@ -188,12 +202,16 @@ export function createRegistrationBatcher(
     return planned;
   }
 
-  async function write(planned: Planned[]): Promise<void> {
+  /** The rows of the registrations a batch takes, and each one's answer. */
+  async function build(
+    planned: Planned[],
+  ): Promise<{ batch: RegistrationBatchWrite; outcomes: RegisterOutcome[] }> {
     const now = deps.clock.now();
     const writes: NewNodeWrite[] = [];
     const outcomes: RegisterOutcome[] = [];
-    const firstConfigs: (Awaited<ReturnType<typeof firstConfigVersion>> | undefined)[] = [];
-    for (const { waiting: { registration }, nodeId } of planned) {
+    const audits: AuditRow[] = [];
+    const tokenUses = new Map<number, number>();
+    for (const { waiting: { registration }, nodeId, token, useIndex } of planned) {
       const principal: NodePrincipal = { kind: "node", nodeId, nodeName: registration.input.name };
       const first = registration.config &&
         await firstConfigVersion({ principal, address: registration.address }, nodeId, {
@@ -202,7 +220,6 @@ export function createRegistrationBatcher(
           source: "agent",
           comment: "brought by the agent at registration",
         }, now);
-      firstConfigs.push(first);
       writes.push({
         node: newNodeRow(nodeId, registration, now),
         config: first?.row,
@@ -214,32 +231,23 @@ export function createRegistrationBatcher(
         configCreated: first !== undefined,
         config: first ? { version: 1, hash: first.hash, body: first.row.body } : null,
       });
+      tokenUses.set(token.id, (tokenUses.get(token.id) ?? 0) + 1);
+      // The token's row is locked by the batch's transaction: this use leaves it at uses + useIndex + 1.
+      const entries = registrationAudits({
+        principal,
+        registration,
+        known: false,
+        proof: { ownToken: false },
+        configVersion: first ? 1 : null,
+        configAudit: first?.audit,
+        enrollment: { ...token, uses: token.uses + useIndex + 1, lastUsedAt: now },
+      });
+      for (const entry of entries) audits.push(auditRow(entry, now));
     }
-    const tokenUses = new Map<number, number>();
-    for (const { token } of planned) tokenUses.set(token.id, (tokenUses.get(token.id) ?? 0) + 1);
-    await writeNewNodes(
-      writerPool(),
-      writes,
-      [...tokenUses].map(([id, count]) => ({ id, count })),
-      (usesAfter) =>
-        planned.flatMap(({ waiting: { registration }, nodeId, token, useIndex }, i) => {
-          const uses = usesAfter.get(token.id)! - tokenUses.get(token.id)! + useIndex + 1;
-          return registrationAudits({
-            principal: { kind: "node", nodeId, nodeName: registration.input.name },
-            registration,
-            known: false,
-            proof: { ownToken: false },
-            configVersion: firstConfigs[i] ? 1 : null,
-            configAudit: firstConfigs[i]?.audit,
-            enrollment: { ...token, uses, lastUsedAt: now },
-          }).map((entry) => auditRow(entry, now));
-        }),
-      now,
-    );
-    counters.batches++;
-    counters.batched += planned.length;
-    counters.largest_batch = Math.max(counters.largest_batch, planned.length);
-    planned.forEach(({ waiting }, i) => waiting.resolve(outcomes[i]));
+    return {
+      batch: { writes, tokenUses: [...tokenUses].map(([id, count]) => ({ id, count })), audits, now },
+      outcomes,
+    };
   }
 
   /** Token lookups waiting for the next read, by hash. */
@@ -248,8 +256,6 @@ export function createRegistrationBatcher(
     { resolve(row: EnrollmentTokenRow | undefined): void; reject(e: unknown): void }[]
   >();
   let reading = false;
-  /** The rows the last lookup read (what plan() starts from). */
-  let lastRead = new Map<string, EnrollmentTokenRow>();
   async function readTokens(): Promise<void> {
     reading = true;
     try {
@@ -258,7 +264,6 @@ export function createRegistrationBatcher(
         lookups = new Map();
         try {
           const rows = await findEnrollmentTokensByHashes(deps.pool, [...taken.keys()]);
-          lastRead = rows;
           for (const [hash, waiting] of taken) for (const w of waiting) w.resolve(rows.get(hash));
         } catch (error) {
           for (const waiting of taken.values()) for (const w of waiting) w.reject(error);

@@ -105,22 +105,6 @@ export async function upsertRegisteredPools(
 
 // ------------------------------------------------------------------------------- registrations, batched
 
-/** What a batch of registrations (core/registrations.ts) needs to know before it writes, read without
- * locks in two statements: which of `names` are taken (lower-cased: the column's collation ignores case,
- * and a clash it finds otherwise fails the batch's INSERT), and the enrollment tokens of `tokenHashes`.
- * Nothing here decides: the batch's unique keys and the token's conditional UPDATE do. */
-export async function readRegistrationState(
-  pool: Pool,
-  names: string[],
-  tokenHashes: string[],
-): Promise<{ taken: Set<string>; tokens: Map<string, EnrollmentTokenRow> }> {
-  const [[nameRows], tokens] = await Promise.all([
-    pool.query<(RowDataPacket & { name: string })[]>("SELECT name FROM nodes WHERE name IN (?)", [names]),
-    findEnrollmentTokensByHashes(pool, tokenHashes),
-  ]);
-  return { taken: new Set(nameRows.map((row) => row.name.toLowerCase())), tokens };
-}
-
 /** The enrollment tokens of these keyed hashes, in one statement, by hash. */
 export async function findEnrollmentTokensByHashes(
   pool: Pool,
@@ -128,14 +112,17 @@ export async function findEnrollmentTokensByHashes(
 ): Promise<Map<string, EnrollmentTokenRow>> {
   if (tokenHashes.length === 0) return new Map();
   const [rows] = await pool.query<(RowDataPacket & EnrollmentTokenRow)[]>(
-    `SELECT id, name, prefix, token_hash AS tokenHash, created_by AS createdBy, created_at AS createdAt,
-            expires_at AS expiresAt, max_uses AS maxUses, uses, last_used_at AS lastUsedAt,
-            revoked_at AS revokedAt, node_id AS nodeId
-       FROM enrollment_tokens WHERE token_hash IN (?)`,
+    `SELECT ${TOKEN_COLUMNS} FROM enrollment_tokens WHERE token_hash IN (?)`,
     [tokenHashes],
   );
-  return new Map(rows.map((row) => [row.tokenHash, { ...row }]));
+  return byTokenHash(rows);
 }
+
+const TOKEN_COLUMNS = "id, name, prefix, token_hash AS tokenHash, created_by AS createdBy, " +
+  "created_at AS createdAt, expires_at AS expiresAt, max_uses AS maxUses, uses, last_used_at AS lastUsedAt, " +
+  "revoked_at AS revokedAt, node_id AS nodeId";
+
+const byTokenHash = (rows: EnrollmentTokenRow[]) => new Map(rows.map((row) => [row.tokenHash, { ...row }]));
 
 /** One new node of a batch: its row, its first config version (desired from the start) and its pools. */
 export interface NewNodeWrite {
@@ -144,59 +131,69 @@ export interface NewNodeWrite {
   pools: RegisteredPool[];
 }
 
-/** Thrown (the batch rolled back) when an enrollment token could not give the uses a batch needed. */
-export class EnrollmentUsesRefused extends Error {
-  constructor(readonly tokenId: number) {
-    super(`enrollment token ${tokenId} cannot give the uses this batch needs`);
-  }
+/** What a batch writes, decided from what it read (RegistrationBatchState): its new nodes, the uses it
+ * takes of each enrollment token, and its audit rows. */
+export interface RegistrationBatchWrite {
+  writes: NewNodeWrite[];
+  tokenUses: { id: number; count: number }[];
+  audits: AuditRow[];
+  now: Date;
+}
+
+/** What a batch reads at the start of its transaction: which of its names are taken (lower-cased: the
+ * column's collation ignores case, and a clash it finds otherwise fails the batch's INSERT) and its
+ * enrollment tokens by hash, locked to the commit. */
+export interface RegistrationBatchState {
+  taken: Set<string>;
+  tokens: Map<string, EnrollmentTokenRow>;
 }
 
 const NODE_COLUMNS = "id, name, hostname, region, agent_version, labels, token_hash, token_issued_at, " +
   "registered_at, last_address, claimed_address, config_state, desired_version_id, desired_hash, " +
   "desired_changed_at, created_at, updated_at";
 
-/** Writes new nodes in ONE transaction sent in two round trips over `pool`, a pool whose connections
- * take several statements in one query (PoolOptions.multipleStatements): first START TRANSACTION and each
- * enrollment token's uses counted by one conditional UPDATE (the count after it read back through
- * LAST_INSERT_ID), then the nodes' first config versions, the nodes (each carrying its version as desired,
- * found by a subquery: the ids of a multi-row INSERT are not promised to be consecutive), their pools, the
- * audit rows `audits` makes from those counts, and COMMIT. The token rows stay locked from the first round
- * trip to the commit, one round trip later. It reads nothing but its own rows, so it takes no gap locks at
- * the default isolation level. Any failure rolls all of it back: a name taken meanwhile (ER_DUP_ENTRY), a
- * token that cannot give the uses (EnrollmentUsesRefused), a deadlock. */
-export async function writeNewNodes(
+/** A batch of registrations (core/registrations.ts) in ONE transaction sent in two round trips over `pool`,
+ * a pool whose connections take several statements in one query (PoolOptions.multipleStatements). First:
+ * START TRANSACTION, which of `names` are taken, and the enrollment tokens of `tokenHashes`, locked (FOR
+ * UPDATE) so their uses, expiry and revocation cannot change before the commit. `plan` decides from that
+ * what to write (undefined: nothing, rolled back). Then: each token's uses counted, the nodes' first config
+ * versions, the nodes (each carrying its version as desired, found by a subquery: the ids of a multi-row
+ * INSERT are not promised to be consecutive), their pools, the audit rows, and COMMIT. A name taken
+ * meanwhile by another replica (ER_DUP_ENTRY), a deadlock or any other failure rolls all of it back.
+ * Returns whether it committed. */
+export async function writeRegistrationBatch(
   pool: Pool,
-  writes: NewNodeWrite[],
-  tokenUses: { id: number; count: number }[],
-  audits: (usesAfter: Map<number, number>) => AuditRow[],
-  now: Date,
-): Promise<void> {
+  names: string[],
+  tokenHashes: string[],
+  plan: (state: RegistrationBatchState) => Promise<RegistrationBatchWrite | undefined>,
+): Promise<boolean> {
   const connection = await pool.getConnection();
   try {
     // The values are escaped into the text by mysql2 with backslashes: make sure the server reads them so
     // (a sql_mode with NO_BACKSLASH_ESCAPES would not), in the same round trip.
-    const opening = [
-      "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
-      "START TRANSACTION",
-    ];
-    const openingParams: unknown[] = [];
-    for (const { id, count } of tokenUses) {
-      opening.push(
-        `UPDATE enrollment_tokens SET uses = LAST_INSERT_ID(uses + ?), last_used_at = ?
-          WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
-            AND (max_uses IS NULL OR uses + ? <= max_uses)`,
-      );
-      openingParams.push(count, now, id, now, count);
-    }
-    const [opened] = await connection.query<ResultSetHeader[]>(opening.join(";\n"), openingParams);
-    const usesAfter = new Map<number, number>();
-    tokenUses.forEach(({ id }, i) => {
-      const result = opened[i + 2];
-      if (result.affectedRows !== 1) throw new EnrollmentUsesRefused(id);
-      usesAfter.set(id, Number(result.insertId));
+    const [opened] = await connection.query<RowDataPacket[][]>(
+      `SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '');
+       START TRANSACTION;
+       SELECT name FROM nodes WHERE name IN (?);
+       SELECT ${TOKEN_COLUMNS} FROM enrollment_tokens WHERE token_hash IN (?) FOR UPDATE`,
+      [names, tokenHashes.length > 0 ? tokenHashes : [""]],
+    );
+    const batch = await plan({
+      taken: new Set((opened[2] as unknown as { name: string }[]).map((row) => row.name.toLowerCase())),
+      tokens: byTokenHash(opened[3] as unknown as EnrollmentTokenRow[]),
     });
+    if (!batch) {
+      await connection.query("ROLLBACK");
+      return false;
+    }
+    const { writes, tokenUses, audits, now } = batch;
     const statements: string[] = [];
     const params: unknown[] = [];
+    // Checked against the rows this transaction locked (plan): no other registration can take them now.
+    for (const { id, count } of tokenUses) {
+      statements.push("UPDATE enrollment_tokens SET uses = uses + ?, last_used_at = ? WHERE id = ?");
+      params.push(count, now, id);
+    }
     const configs = writes.flatMap((w) => (w.config ? [w.config] : []));
     if (configs.length > 0) {
       statements.push(
@@ -268,7 +265,7 @@ export async function writeNewNodes(
       );
       params.push(pools);
     }
-    const rows = audits(usesAfter);
+    const rows = audits;
     if (rows.length > 0) {
       statements.push(
         `INSERT INTO audit_log
@@ -290,6 +287,7 @@ export async function writeNewNodes(
     // A statement that fails stops the query there, before the COMMIT: the ROLLBACK below undoes the rest.
     statements.push("COMMIT");
     await connection.query(statements.join(";\n"), params);
+    return true;
   } catch (error) {
     await connection.query("ROLLBACK").catch(() => {});
     throw error;

@@ -26,7 +26,7 @@ export interface PoolOptions {
   /** Bound on each query, waiting for a connection included; 0 leaves queries unbounded. */
   queryTimeoutMs?: number;
   /** Several statements in one query (its values escaped by mysql2 as always): for a writer that sends a
-   * transaction in two round trips (db/agents.ts writeNewNodes). Never for SQL with text from outside. */
+   * transaction in two round trips (db/agents.ts writeRegistrationBatch). Never for SQL with text from outside. */
   multipleStatements?: boolean;
 }
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import type { Principal } from "../core/principal.ts";
 import { keyedHash } from "../core/secrets.ts";
-import { EnrollmentUsesRefused, writeNewNodes } from "../db/agents.ts";
+import { writeRegistrationBatch } from "../db/agents.ts";
 import { createPool } from "../db/client.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { countIn, type ErrorBody } from "./helpers/assertions.ts";
@@ -267,29 +267,35 @@ Deno.test("register in batches", async (t) => {
             max_uses: 2,
           });
           const now = ctx.clock.now();
+          const hash = await keyedHash(ctx.deps.settings.SECRET_KEY, two.token);
+          const seen: { taken: string[]; uses: number[] }[] = [];
+          // A plan that writes `name` whatever it read (count 0: writes nothing).
           const write = (name: string, count: number) =>
-            writeNewNodes(
-              writer,
-              [{
-                node: {
-                  id: crypto.randomUUID(),
-                  name,
-                  hostname: "h",
-                  labels: {},
-                  tokenHash: "0".repeat(64),
-                  registeredAt: now,
-                  createdAt: now,
-                  updatedAt: now,
-                },
-                config: undefined,
-                pools: [],
-              }],
-              [{ id: two.view.id, count }],
-              () => [],
-              now,
-            );
+            writeRegistrationBatch(writer, [name], [hash], (state) => {
+              seen.push({ taken: [...state.taken], uses: [...state.tokens.values()].map((row) => row.uses) });
+              if (count === 0) return Promise.resolve(undefined);
+              return Promise.resolve({
+                writes: [{
+                  node: {
+                    id: crypto.randomUUID(),
+                    name,
+                    hostname: "h",
+                    labels: {},
+                    tokenHash: "0".repeat(64),
+                    registeredAt: now,
+                    createdAt: now,
+                    updatedAt: now,
+                  },
+                  config: undefined,
+                  pools: [],
+                }],
+                tokenUses: [{ id: two.view.id, count }],
+                audits: [],
+                now,
+              });
+            });
           const before = { nodes: await count("nodes"), audit: await count("audit_log") };
-          await assert.rejects(write("rolled-back-1", 3), EnrollmentUsesRefused);
+          assert.equal(await write("rolled-back-1", 0), false);
           // The uses are counted first, then the node: a name taken makes the whole of it roll back.
           await assert.rejects(
             write("batch-1", 1),
@@ -297,9 +303,14 @@ Deno.test("register in batches", async (t) => {
           );
           assert.equal(await usesOf(two.view.id), 0);
           assert.deepEqual({ nodes: await count("nodes"), audit: await count("audit_log") }, before);
-          await write("written-1", 2);
+          assert.equal(await write("written-1", 2), true);
           assert.equal(await usesOf(two.view.id), 2);
           assert.equal(await count("nodes", "name = 'written-1'"), 1);
+          assert.deepEqual(seen, [
+            { taken: [], uses: [0] },
+            { taken: ["batch-1"], uses: [0] },
+            { taken: [], uses: [0] },
+          ]);
         } finally {
           await writer.end();
         }
