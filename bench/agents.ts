@@ -361,32 +361,33 @@ try {
   }, { name: "bench", max_uses: AGENTS });
   const agents: Agent[] = new Array(AGENTS);
   const enrollStart = performance.now();
-  await inParallel(AGENTS, 16, async (i) => {
-    const pool = poolOcid(i);
-    const res = await fetch(`${base}/api/v1/register`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        enrollment_token: enrollmentToken,
-        name: `bench-${i}`,
-        hostname: `bench-${i}.local`,
-        agent_version: "bench",
-        labels: { bench: "yes" },
-        pools: [{ instance_pool_id: pool, current_size: 2, min_size: 1, max_size: 10 }],
-        config: configFor(pool, 10),
-      }),
-    });
-    const body = await res.json();
-    if (res.status !== 201) throw new Error(`register ${i}: ${res.status} ${JSON.stringify(body)}`);
-    agents[i] = {
-      id: body.node_id,
-      token: body.node_token,
-      pool,
-      hash: body.config.hash,
-      nextTs: Date.now() - 60_000,
-      uptime: 0,
-    };
-  });
+  const [, enrollCpu] = await withCpu(() => AGENTS, () =>
+    inParallel(AGENTS, 16, async (i) => {
+      const pool = poolOcid(i);
+      const res = await fetch(`${base}/api/v1/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          enrollment_token: enrollmentToken,
+          name: `bench-${i}`,
+          hostname: `bench-${i}.local`,
+          agent_version: "bench",
+          labels: { bench: "yes" },
+          pools: [{ instance_pool_id: pool, current_size: 2, min_size: 1, max_size: 10 }],
+          config: configFor(pool, 10),
+        }),
+      });
+      const body = await res.json();
+      if (res.status !== 201) throw new Error(`register ${i}: ${res.status} ${JSON.stringify(body)}`);
+      agents[i] = {
+        id: body.node_id,
+        token: body.node_token,
+        pool,
+        hash: body.config.hash,
+        nextTs: Date.now() - 60_000,
+        uptime: 0,
+      };
+    }));
   const enrollS = (performance.now() - enrollStart) / 1000;
   record(
     "agents enrolled (16 concurrent)",
@@ -394,6 +395,7 @@ try {
       ceilings.healthz ? `, ${((AGENTS / enrollS / ceilings.healthz) * 100).toFixed(1)}% of /healthz` : ""
     })`,
   );
+  record("registration cost", enrollCpu);
 
   const heartbeat = async (agent: Agent): Promise<number> => {
     const started = performance.now();
