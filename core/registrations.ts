@@ -43,6 +43,9 @@ import { keyedHash, SECRET_PREFIX, secretShaped } from "./secrets.ts";
 
 /** Registrations per transaction at most. */
 const MAX_BATCH = 200;
+/** Roughly the bytes of a batch's statements at most (configs are up to 256 KB each): well under MySQL's
+ * smallest default max_allowed_packet (16 MB on MariaDB), so a batch of large configs is never refused. */
+const MAX_BATCH_BYTES = 4_000_000;
 
 export interface RegistrationBatcher {
   /** Registers a plain new node with the registrations around it: its outcome once committed, or undefined
@@ -108,8 +111,13 @@ export function createRegistrationBatcher(
     writing = true;
     try {
       while (queue.length > 0) {
-        const taken = queue.slice(0, MAX_BATCH);
-        queue = queue.slice(MAX_BATCH);
+        let count = 0;
+        for (let bytes = 0; count < queue.length && count < MAX_BATCH; count++) {
+          bytes += 2_000 + 2 * (queue[count].registration.config?.text.length ?? 0);
+          if (bytes > MAX_BATCH_BYTES && count > 0) break;
+        }
+        const taken = queue.slice(0, count);
+        queue = queue.slice(count);
         await runBatch(taken);
       }
     } finally {
