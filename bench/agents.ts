@@ -471,12 +471,20 @@ try {
   if (PHASES.has("w")) {
     // What Deno itself allows: the same wrk load against a bare Deno.serve that parses each heartbeat and
     // answers it as the route does, nothing else (bench/bare_server.ts).
-    const bare = await withBareServer((bareBase) => wrkHeartbeats(agents, bareBase, SECONDS, CONCURRENCY));
+    let bareCpuMs = NaN;
+    const bare = await withBareServer(async (bareBase, pid) => {
+      const before = cpuMs(pid);
+      const result = await wrkHeartbeats(agents, bareBase, SECONDS, CONCURRENCY);
+      bareCpuMs = cpuMs(pid) - before;
+      return result;
+    });
     if (bare) {
       ceilings.bareHeartbeats = bare.rate;
       record(
         `ceiling: bare Deno.serve answering the same heartbeats, ${CONCURRENCY} connections (wrk)`,
-        bare.text + wrkCost(),
+        `${bare.text}  cpu ms/op: bare server ${
+          (bareCpuMs / Math.max(1, lastWrkCount)).toFixed(3)
+        }${wrkCost()}`,
       );
     }
     const [wrk, cpu] = await withCpu(
