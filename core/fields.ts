@@ -120,11 +120,44 @@ export const zonedTimestamp = z.string().max(64).regex(
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
 
+/** The digits of raw[start, start + count) as a number, or -1 when one of them is not a digit. */
+function digitsAt(raw: string, start: number, count: number): number {
+  let value = 0;
+  for (let i = start; i < start + count; i++) {
+    const digit = raw.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/** "YYYY-MM-DDTHH:MM:SS.mmmZ", the form agents send (JavaScript's toISOString), read by position: the same
+ * answer as the general path below, at a fraction of its cost (it runs once per sample). Undefined for any
+ * other text, which the general path then reads. */
+function canonicalTimestamp(raw: string): { ms: number; utc: string } | undefined {
+  if (
+    raw.length !== 24 || raw[23] !== "Z" || raw[10] !== "T" || raw[4] !== "-" || raw[7] !== "-" ||
+    raw[13] !== ":" || raw[16] !== ":" || raw[19] !== "."
+  ) {
+    return undefined;
+  }
+  const y = digitsAt(raw, 0, 4), mo = digitsAt(raw, 5, 2), d = digitsAt(raw, 8, 2), h = digitsAt(raw, 11, 2);
+  const mi = digitsAt(raw, 14, 2), s = digitsAt(raw, 17, 2), millis = digitsAt(raw, 20, 3);
+  if (y < 1000 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
+    return undefined;
+  }
+  const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 1 : 0;
+  if (millis < 0 || d > DAYS_IN_MONTH[mo - 1] + leap) return undefined;
+  return { ms: Date.UTC(y, mo - 1, d, h, mi, s, millis), utc: `${raw.slice(0, 10)} ${raw.slice(11, 23)}` };
+}
+
 /** An ISO 8601 timestamp WITH a zone ("2026-06-01T12:00:00Z", "...+02:00", Python's microseconds) as epoch
  * milliseconds and as UTC text "YYYY-MM-DD HH:MM:SS.mmm" (what a DATETIME(3) column stores; digits past the
  * millisecond are dropped); undefined when it is no such time (no zone, February 30, 25:00, ...). This runs
  * once per sample on the metrics hot path, so the common "...Z" form is turned into text without a Date. */
 export function parseZonedTimestamp(raw: string): { ms: number; utc: string } | undefined {
+  const canonical = canonicalTimestamp(raw);
+  if (canonical) return canonical;
   const m = ZONED_TIMESTAMP.exec(raw);
   if (!m) return undefined;
   const [, year, month, day, hour, minute, second = "00", fraction = "", z, sign, zh, zm = "00"] = m;

@@ -257,6 +257,31 @@ Deno.test("metrics ingestion", async (t) => {
   }
 });
 
+Deno.test("parseZonedTimestamp: the agents' form (...Z) reads as the same time written +00:00", () => {
+  // Every date of a leap and a common year at odd hours, and impossible ones (day 0, Feb 29-31, hour 24,
+  // minute or second 60): read by position ("Z") and by the general path ("+00:00"), the answers agree.
+  let read = 0;
+  for (const year of ["2026", "2028", "1900", "2000", "0999"]) {
+    for (let month = 0; month <= 13; month++) {
+      for (let day = 0; day <= 32; day++) {
+        const [h, m, s] = [(month * 7 + day) % 25, (day * 13) % 61, (month * 11 + day) % 61];
+        const text = `${year}-${pad2(month)}-${pad2(day)}T${pad2(h)}:${pad2(m)}:${pad2(s)}.${
+          String((day * 37) % 1000).padStart(3, "0")
+        }`;
+        const fast = parseZonedTimestamp(`${text}Z`);
+        assert.deepEqual(fast, parseZonedTimestamp(`${text}+00:00`), text);
+        if (fast) read++;
+      }
+    }
+  }
+  assert.ok(read > 1000, `${read} valid times read`);
+  for (const odd of ["2026-06-01T12:00:00.00aZ", "2026-06-01T12:00:00,000Z", "2026-06-01t12:00:00.000Z"]) {
+    assert.deepEqual(parseZonedTimestamp(odd), parseZonedTimestamp(odd.replace("Z", "+00:00")), odd);
+  }
+});
+
+const pad2 = (n: number) => String(n).padStart(2, "0");
+
 Deno.test("parseZonedTimestamp: zones, fractions, calendar", () => {
   assert.deepEqual(parseZonedTimestamp("2026-06-01T12:00:00Z"), {
     ms: Date.UTC(2026, 5, 1, 12),
