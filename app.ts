@@ -11,7 +11,7 @@ import { registerSystemRoutes } from "./routes/system.ts";
 import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
-import { withAgentFastPath } from "./routes/agentFastPath.ts";
+import { type FastPathStats, withAgentFastPath } from "./routes/agentFastPath.ts";
 import { createParking } from "./routes/parking.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
@@ -40,6 +40,8 @@ import { pageErrorResponse } from "./routes/ui/errors.ts";
 export interface App {
   app: OpenAPIHono<AppEnv>;
   services: Services;
+  /** Requests the agents' fast path answered itself (routes/agentFastPath.ts). */
+  agentFastPath: FastPathStats;
   /** Stops background work (config watcher, jobs); the pool is the caller's to close. */
   close(): Promise<void>;
 }
@@ -169,17 +171,20 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   // validator (routes/agentFastPath.ts); everything else, refusals included, goes the full way. app.request()
   // goes through app.fetch too, so the tests see what the server does.
   const fullFetch = app.fetch;
+  const agentFastPath: FastPathStats = { answered: 0 };
   app.fetch = withAgentFastPath(
     parking.wrap(fullFetch),
     deps,
     services,
     telemetry,
     requestLog,
+    agentFastPath,
   ) as typeof app.fetch;
 
   return {
     app,
     services,
+    agentFastPath,
     close: async () => {
       await services.close();
       requestLog.close();

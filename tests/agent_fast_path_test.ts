@@ -85,7 +85,9 @@ Deno.test("heartbeat fast path: same answer and headers as the full path", async
     const node = await registeredNode(ctx, "fast-1");
     const path = `/api/v1/nodes/${node.node_id}/heartbeat`;
     // The same body, plainly valid (fast) and with text/json's charset parameter (the full path).
+    const before = ctx.agentFastPath.answered;
     const fast = await ctx.call("POST", path, { json: { uptime_s: 1 }, token: node.node_token });
+    assert.equal(ctx.agentFastPath.answered, before + 1, "the fast path answered the plain heartbeat");
     const full = await ctx.call("POST", path, {
       body: JSON.stringify({ uptime_s: 2 }),
       token: node.node_token,
@@ -180,7 +182,9 @@ Deno.test("metrics fast path: same answers as the full path, refusals from the f
     const now = ctx.deps.clock.now().getTime();
     const at = (s: number) => new Date(now - 600_000 + s * 1000).toISOString();
     const batch = { samples: [0, 30, 60].map((s) => ({ ...SAMPLE, ts: at(s) })) };
+    const before = ctx.agentFastPath.answered;
     const fast = await ctx.call("POST", path, { json: batch, token: node.node_token });
+    assert.equal(ctx.agentFastPath.answered, before + 1, "the fast path answered the plain batch");
     assert.equal(fast.status, 200);
     assert.deepEqual(await json(fast), { accepted: 3, duplicates: 0 });
     assert.equal(fast.headers.get("cache-control"), "no-store");

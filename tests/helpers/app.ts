@@ -55,6 +55,8 @@ export async function createTestDatabase(
 export interface TestApp {
   app: ReturnType<typeof createApp>["app"];
   services: ReturnType<typeof createApp>["services"];
+  /** Requests the agents' fast path answered itself. */
+  agentFastPath: ReturnType<typeof createApp>["agentFastPath"];
   deps: CoreDeps;
   clock: ManualClock;
   logger: ReturnType<typeof createMemoryLogger>;
@@ -82,7 +84,7 @@ function buildTestApp(
 ): TestApp {
   const logger = createMemoryLogger();
   const deps: CoreDeps = { ...handle, settings, clock, logger };
-  const { app, services, close } = createApp(deps);
+  const { app, services, agentFastPath, close } = createApp(deps);
   const call = (method: string, path: string, options: CallOptions = {}) => {
     const headers: Record<string, string> = { ...options.headers };
     let body = options.body;
@@ -91,12 +93,16 @@ function buildTestApp(
       body = JSON.stringify(options.json);
     }
     if (options.token) headers.authorization = `Bearer ${options.token}`;
+    // As an HTTP client sends it: the agents' fast path (routes/agentFastPath.ts) takes only requests that
+    // say their length, so without it every test call would go the full route.
+    if (typeof body === "string") headers["content-length"] ??= String(new TextEncoder().encode(body).length);
     return Promise.resolve(app.request(path, { method, headers, body }));
   };
   const replicas: TestApp[] = [];
   return {
     app,
     services,
+    agentFastPath,
     deps,
     clock,
     logger,
