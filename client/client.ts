@@ -514,11 +514,14 @@ export class CentralManagementClient {
   async #registerUntilDone(): Promise<void> {
     // Registration attempts stop at stop() unless the sender still needs a node to flush to.
     const signal = this.#sender.signal;
+    // One id for this registration and its retries: a retry whose first answer was lost (a timeout, a
+    // dropped connection) gets the node back instead of 409 node_name_taken.
+    const registrationId = randomId();
     for (let failures = 0;; failures++) {
       if (signal.aborted) throw new Stopped("stopped");
       if (this.#decommissioned) throw new CentralRequestError("this node is decommissioned", 410);
       try {
-        if (await this.#registerOnce(signal)) return;
+        if (await this.#registerOnce(signal, registrationId)) return;
       } catch (error) {
         if (error instanceof Stopped) throw error;
         this.#error("register", error);
@@ -533,13 +536,13 @@ export class CentralManagementClient {
     }
   }
 
-  async #registerOnce(signal: AbortSignal): Promise<boolean> {
+  async #registerOnce(signal: AbortSignal, registrationId: string): Promise<boolean> {
     if (!this.#enrollmentToken) {
       throw new CentralRequestError(
         "no enrollment token: pass enrollmentToken or set CENTRAL_ENROLLMENT_TOKEN to register this node",
       );
     }
-    const body = this.#registrationBody();
+    const body: Record<string, unknown> = { ...this.#registrationBody(), registration_id: registrationId };
     let sentConfig = await this.#attachLocalConfig(body);
     const token = this.#nodeToken ?? this.#lastNodeToken;
     let result = await this.#http("POST", "/register", { json: body, signal, token });
@@ -914,4 +917,10 @@ function nonNegative(field: string, value: number | undefined, fallback: number)
   }
   if (value < 0) throw new RangeError(`${field} must be at least 0 (got ${value})`);
   return value;
+}
+
+/** 32 random characters of A-Z a-z 0-9 - _ (24 random bytes). */
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
 }

@@ -5,6 +5,7 @@ import type { DbOrTx } from "../db/client.ts";
 import type { PoolLimiter } from "./poolLimit.ts";
 import {
   findNodeByNameForUpdate,
+  findRegistrationRetryState,
   insertNode,
   listNodePoolOcids,
   type NewNodeRow,
@@ -53,6 +54,7 @@ export interface RegisterInput {
   /** Not needed when the node's current token is presented (a rotation). */
   enrollment_token?: string | null;
   name: string;
+  registration_id?: string | null;
   hostname: string;
   address?: string | null;
   agent_version?: string | null;
@@ -108,7 +110,28 @@ export async function checkRegisterCredentials(
       "an enrollment token is required (enrollment_token), or the node's own token to rotate it",
     );
   }
-  await findUsableEnrollmentToken(deps, registrations?.findEnrollmentToken ?? deps.db, body.enrollment_token);
+  try {
+    await findUsableEnrollmentToken(
+      deps,
+      registrations?.findEnrollmentToken ?? deps.db,
+      body.enrollment_token,
+    );
+  } catch (error) {
+    // The retry of a registration whose answer was lost may find the token's last use taken by itself.
+    if (await retriesRegistration(deps, body)) return;
+    throw error;
+  }
+}
+
+/** True when the body is the retry of the registration that registered its name (sameRegistration). */
+async function retriesRegistration(
+  deps: Pick<CoreDeps, "db" | "settings" | "clock">,
+  body: Record<string, unknown>,
+): Promise<boolean> {
+  if (typeof body.registration_id !== "string" || typeof body.name !== "string") return false;
+  const node = await findRegistrationRetryState(deps.db, body.name);
+  return node !== undefined &&
+    sameRegistration(node, await keyedHash(deps.settings.SECRET_KEY, body.registration_id), deps.clock.now());
 }
 
 /** Registers an agent. Who may register a name:
@@ -155,6 +178,8 @@ export interface Registration {
   presentedHash: string | undefined;
   /** The keyed hash of the new node token. */
   tokenHash: string;
+  /** The keyed hash of the agent's registration_id, if it sent one. */
+  registrationIdHash: string | undefined;
   /** The config the agent brought, valid. */
   config: { body: Record<string, unknown>; text: string } | undefined;
 }
@@ -180,6 +205,9 @@ async function registerWithRetries(
       ? await keyedHash(deps.settings.SECRET_KEY, caller.token)
       : undefined,
     tokenHash: await keyedHash(deps.settings.SECRET_KEY, nodeToken),
+    registrationIdHash: input.registration_id
+      ? await keyedHash(deps.settings.SECRET_KEY, input.registration_id)
+      : undefined,
     // Checked before any write, so a bad config costs no enrollment use.
     config: broughtConfig(input.config),
   };
@@ -298,7 +326,31 @@ async function registerInTransaction(
  * a new name, a re-enrollment token made for this node for a known one). */
 interface Proof {
   ownToken: boolean;
+  /** The same registration sent again (sameRegistration). */
+  retried?: boolean;
   enrollment: EnrollmentTokenRow | undefined;
+}
+
+/** How long after a node registered a retry of that registration (same registration_id) gets it back, unless
+ * the node has sent a heartbeat: then its agent has its token, and a retry can only be someone else's. */
+export const REGISTRATION_RETRY_MS = 15 * 60_000;
+
+/** True when `node` was registered by this same registration (its registration_id) and its agent cannot have
+ * seen the answer yet: no heartbeat since, within REGISTRATION_RETRY_MS. */
+export function sameRegistration(
+  node: Pick<
+    NodeRegistrationRow,
+    "registrationIdHash" | "lastHeartbeatAt" | "registeredAt" | "decommissionedAt"
+  >,
+  registrationIdHash: string | undefined,
+  now: Date,
+): boolean {
+  return Boolean(
+    registrationIdHash && node.registrationIdHash && !node.decommissionedAt &&
+      node.lastHeartbeatAt === null &&
+      now.getTime() - node.registeredAt.getTime() <= REGISTRATION_RETRY_MS &&
+      constantTimeEqual(node.registrationIdHash, registrationIdHash),
+  );
 }
 
 /** Who may register the name (see registerNode): 409 node_decommissioned / node_name_taken, 401 without an
@@ -321,6 +373,11 @@ async function proveIdentity(
     existing?.tokenHash && presentedHash && constantTimeEqual(existing.tokenHash, presentedHash),
   );
   if (ownToken) return { ownToken, enrollment: undefined };
+  // The agent's earlier attempt registered the node but its answer was lost: the node back, a new token, no
+  // second use of the enrollment token.
+  if (existing && sameRegistration(existing, registration.registrationIdHash, deps.clock.now())) {
+    return { ownToken: false, retried: true, enrollment: undefined };
+  }
   if (!input.enrollment_token) {
     throw new AppError(401, "enrollment_token_invalid", "an enrollment token is required");
   }
@@ -372,7 +429,7 @@ async function writeNodeRows(
 /** A new node's row (its desired config set by the caller when it brought one). */
 export function newNodeRow(
   nodeId: string,
-  { input, address, tokenHash }: Registration,
+  { input, address, tokenHash, registrationIdHash }: Registration,
   now: Date,
 ): NewNodeRow {
   return {
@@ -384,6 +441,7 @@ export function newNodeRow(
     labels: input.labels ?? {},
     tokenHash,
     tokenIssuedAt: now,
+    registrationIdHash: registrationIdHash ?? null,
     registeredAt: now,
     lastAddress: address,
     claimedAddress: input.address ?? null,
@@ -432,12 +490,13 @@ export function registrationAudits(entry: {
   principal: NodePrincipal;
   registration: Registration;
   known: boolean;
-  proof: Pick<Proof, "ownToken">;
+  proof: Pick<Proof, "ownToken" | "retried">;
   configVersion: number | null;
   configAudit?: AuditEntry;
   enrollment: EnrollmentTokenRow | undefined;
 }): AuditEntry[] {
-  const { principal, registration: { input, address }, known, proof: { ownToken }, enrollment } = entry;
+  const { principal, registration: { input, address }, known, proof: { ownToken, retried }, enrollment } =
+    entry;
   const audits: AuditEntry[] = entry.configAudit ? [entry.configAudit] : [];
   if (enrollment) {
     audits.push({
@@ -462,7 +521,9 @@ export function registrationAudits(entry: {
       claimed_address: input.address ?? null,
       enrollment_token_id: enrollment?.id ?? null,
       // What proved a known node's identity: its own token or an operator's re-enrollment token.
-      ...(known ? { proof: ownToken ? "node_token" : "reenrollment_token" } : {}),
+      ...(known
+        ? { proof: ownToken ? "node_token" : retried ? "registration_retry" : "reenrollment_token" }
+        : {}),
       config_version: entry.configVersion,
     },
     address,

@@ -55,6 +55,8 @@ export const nodeId = z.string().min(1).max(64);
 export const NODE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** The unique name an agent registers under. */
 export const nodeName = z.string().regex(NODE_NAME_PATTERN, "1..128 of A-Z a-z 0-9 . _ -");
+/** A random id an agent makes for one registration and sends again when it retries it (its answer lost). */
+export const registrationId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "16..64 of A-Z a-z 0-9 _ -");
 /** The operator's name for a node; null clears it. Shown wherever the node is named, so one line of
  * printable text: no control characters (tabs, line breaks, escapes). */
 export const DISPLAY_NAME_MAX = 255;

@@ -17,6 +17,9 @@ export interface NodeRegistrationRow {
   tokenHash: string | null;
   decommissionedAt: Date | null;
   desiredVersionId: number | null;
+  registrationIdHash: string | null;
+  registeredAt: Date;
+  lastHeartbeatAt: Date | null;
 }
 
 /** The node of that name, locked until the transaction ends (serializes re-registrations of a name). */
@@ -29,7 +32,24 @@ export async function findNodeByNameForUpdate(
     tokenHash: nodes.tokenHash,
     decommissionedAt: nodes.decommissionedAt,
     desiredVersionId: nodes.desiredVersionId,
+    registrationIdHash: nodes.registrationIdHash,
+    registeredAt: nodes.registeredAt,
+    lastHeartbeatAt: nodes.lastHeartbeatAt,
   }).from(nodes).where(eq(nodes.name, name)).limit(1).for("update");
+  return rows[0];
+}
+
+/** What decides whether a registration is the retry of the one that registered the node of that name. */
+export async function findRegistrationRetryState(
+  db: DbOrTx,
+  name: string,
+): Promise<Omit<NodeRegistrationRow, "id" | "tokenHash" | "desiredVersionId"> | undefined> {
+  const rows = await db.select({
+    decommissionedAt: nodes.decommissionedAt,
+    registrationIdHash: nodes.registrationIdHash,
+    registeredAt: nodes.registeredAt,
+    lastHeartbeatAt: nodes.lastHeartbeatAt,
+  }).from(nodes).where(eq(nodes.name, name)).limit(1);
   return rows[0];
 }
 
@@ -149,7 +169,7 @@ export interface RegistrationBatchState {
 }
 
 const NODE_COLUMNS = "id, name, hostname, region, agent_version, labels, token_hash, token_issued_at, " +
-  "registered_at, last_address, claimed_address, config_state, desired_version_id, desired_hash, " +
+  "registration_id_hash, registered_at, last_address, claimed_address, config_state, desired_version_id, desired_hash, " +
   "desired_changed_at, created_at, updated_at";
 
 /** A batch of registrations (core/registrations.ts) in ONE transaction sent in two round trips over `pool`,
@@ -224,6 +244,7 @@ export async function writeRegistrationBatch(
         JSON.stringify(node.labels),
         node.tokenHash ?? null,
         node.tokenIssuedAt ?? null,
+        node.registrationIdHash ?? null,
         node.registeredAt,
         node.lastAddress ?? null,
         node.claimedAddress ?? null,
@@ -232,9 +253,9 @@ export async function writeRegistrationBatch(
       if (config) params.push(node.id, config.hash, config.createdAt);
       params.push(node.createdAt, node.updatedAt);
       return config
-        ? "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " +
+        ? "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " +
           "(SELECT id FROM config_versions WHERE node_id = ? AND version = 1), ?, ?, ?, ?)"
-        : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)";
+        : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)";
     });
     statements.push(`INSERT INTO nodes (${NODE_COLUMNS}) VALUES ${nodeRows.join(", ")}`);
     const pools = writes.flatMap(({ node, pools }) =>

@@ -42,6 +42,9 @@ export const nodes = mysqlTable("nodes", {
   labels: jsonText<Record<string, string>>("labels").notNull(),
   tokenHash: char("token_hash", { length: 64 }),
   tokenIssuedAt: ms("token_issued_at"),
+  // The keyed hash of the registration_id the agent sent with its first registration: the same registration
+  // sent again (its answer was lost) gets the node back until the node's first heartbeat (core/agents.ts).
+  registrationIdHash: char("registration_id_hash", { length: 64 }),
   registeredAt: ms("registered_at").notNull(),
   lastHeartbeatAt: ms("last_heartbeat_at"),
   // The address the connection came from (the proxy's forwarded one with TRUST_PROXY); what the agent says

@@ -79,6 +79,21 @@ Deno.test("TypeScript client against the real service", async (t) => {
       new CentralManagementClient(fastOptions(server, dir, { enrollmentToken: token, nodeName: "agent-1" })),
     );
     let nodeId = "";
+    /** A client of its own (its own directory, no config.yaml sent) through `viaFetch`, registered. */
+    const registeredAgent = async (nodeName: string, viaFetch: typeof fetch) => {
+      const agentDir = await Deno.makeTempDir({ prefix: `central-${nodeName}-` });
+      const agent = track(
+        new CentralManagementClient(fastOptions(server, agentDir, {
+          enrollmentToken: token,
+          nodeName,
+          fetch: viaFetch,
+          sendConfigAtRegistration: false,
+        })),
+      );
+      await agent.start();
+      await agent.whenRegistered();
+      return { agent, agentDir };
+    };
 
     await t.step(
       "registers, keeps its state file (0600), brings config.yaml as version 1, in sync",
@@ -436,17 +451,7 @@ pools:
           }
           return fetch(input, init);
         };
-        const flakyDir = await Deno.makeTempDir({ prefix: "central-client-400-" });
-        const flaky = track(
-          new CentralManagementClient(fastOptions(server, flakyDir, {
-            enrollmentToken: token,
-            nodeName: "agent-400",
-            fetch: faultyFetch,
-            sendConfigAtRegistration: false,
-          })),
-        );
-        await flaky.start();
-        await flaky.whenRegistered();
+        const { agent: flaky, agentDir: flakyDir } = await registeredAgent("agent-400", faultyFetch);
         flaky.sendMetrics({ instancePoolId: POOL_A, cpuUtil: 7, memoryUtil: 7, instanceCount: 1 });
         await eventually(
           "stored after two refusals",
@@ -458,6 +463,30 @@ pools:
         await Deno.remove(flakyDir, { recursive: true });
       },
     );
+
+    await t.step("a registration whose answer is lost: the retry gets the node back, not 409", async () => {
+      let lost = 0;
+      // The server registers the node, then the connection drops before the agent reads the answer.
+      const losingFetch: typeof fetch = async (input, init) => {
+        const response = await fetch(input, init);
+        if (String(input).endsWith("/register") && lost === 0) {
+          lost++;
+          await response.body?.cancel();
+          throw new TypeError("connection reset by peer");
+        }
+        return response;
+      };
+      const { agent, agentDir: lostDir } = await registeredAgent("agent-lost-answer", losingFetch);
+      assert.equal(lost, 1, "the first answer was lost");
+      const row = await nodeRow(server, "agent-lost-answer");
+      assert.equal(agent.nodeId, row.id, "the node the lost answer was about");
+      await eventually(
+        "heartbeats with the new token",
+        async () => (await nodeRow(server, "agent-lost-answer")).lastHeartbeatAt !== null,
+      );
+      await agent.stop({ deadlineMs: 1000 });
+      await Deno.remove(lostDir, { recursive: true });
+    });
 
     await t.step(
       "a sample the server refuses (422) is dropped and counted; the rest of its batch arrives",

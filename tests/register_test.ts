@@ -345,3 +345,81 @@ Deno.test("register", async (t) => {
     await ctx.close();
   }
 });
+
+Deno.test("register retried with its registration_id (the answer was lost): the node back until it heartbeats", async (t) => {
+  const ctx = await createTestApp("register_retry");
+  try {
+    // Two uses, one for each name: a retry takes none.
+    const { token, view } = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, {
+      name: "once",
+      max_uses: 2,
+    });
+    const register = (name: string, registrationId: string | undefined) =>
+      ctx.call("POST", "/api/v1/register", {
+        json: { enrollment_token: token, name, hostname: "h", registration_id: registrationId },
+      });
+    const heartbeat = (nodeId: string, nodeToken: string) =>
+      ctx.call("POST", `/api/v1/nodes/${nodeId}/heartbeat`, { json: {}, token: nodeToken });
+    const RETRY = "retry-id-0123456789abcdef";
+
+    let first = { node_id: "", node_token: "" };
+    await t.step("the retry gets the same node and a new token; the lost one no longer works", async () => {
+      const res = await register("retry-1", RETRY);
+      assert.equal(res.status, 201);
+      first = await json(res);
+      const again = await register("retry-1", RETRY);
+      assert.equal(again.status, 200);
+      const second = await json<{ node_id: string; node_token: string }>(again);
+      assert.equal(second.node_id, first.node_id);
+      assert.notEqual(second.node_token, first.node_token);
+      assert.equal((await heartbeat(first.node_id, first.node_token)).status, 401);
+      assert.equal((await heartbeat(second.node_id, second.node_token)).status, 200);
+      assert.equal(await enrollmentTokenUses(ctx, view.id), 1, "the retry took no second use");
+      const [rows] = await ctx.database.pool.query(
+        "SELECT JSON_UNQUOTE(JSON_EXTRACT(details, '$.proof')) AS proof FROM audit_log WHERE action = 'node.reregister'",
+      );
+      assert.deepEqual((rows as { proof: string }[]).map((r) => r.proof), ["registration_retry"]);
+    });
+
+    await t.step(
+      "after the node's first heartbeat the same retry is 409: its agent has its token",
+      async () => {
+        const res = await register("retry-1", RETRY);
+        assert.equal(res.status, 409);
+        assert.equal((await json<ErrorBody>(res)).error.code, "node_name_taken");
+      },
+    );
+
+    await t.step(
+      "another registration_id, none, or the same after 15 minutes: refused, nothing changed",
+      async () => {
+        assert.equal((await register("retry-2", RETRY)).status, 201); // the token's last use
+        // The token is used up, and only the same registration may pass the credential check without a use.
+        for (const other of ["another-id-0123456789abcdef", undefined]) {
+          const res = await register("retry-2", other);
+          assert.equal(res.status, 401, String(other));
+          assert.equal((await json<ErrorBody>(res)).error.code, "enrollment_token_exhausted");
+        }
+        assert.equal((await register("retry-2", RETRY)).status, 200, "within the window: the node back");
+        ctx.clock.advance(15 * 60_000 + 1);
+        const late = await register("retry-2", RETRY);
+        assert.equal(late.status, 401, "past the window the used-up token counts again");
+        await late.body?.cancel();
+        assert.equal(await countIn(ctx, "nodes"), 2);
+      },
+    );
+
+    await t.step("a malformed registration_id: 422 naming it, nothing written", async () => {
+      const fresh = await createEnrollmentToken(ctx.deps, { principal: ADMIN }, { name: "fresh" });
+      const res = await ctx.call("POST", "/api/v1/register", {
+        json: { enrollment_token: fresh.token, name: "retry-3", hostname: "h", registration_id: "short" },
+      });
+      assert.equal(res.status, 422);
+      const body = await json<ErrorBody>(res);
+      assert.ok(body.error.details?.some((d) => d.field === "registration_id"), JSON.stringify(body));
+      assert.equal(await countIn(ctx, "nodes"), 2);
+    });
+  } finally {
+    await ctx.close();
+  }
+});

@@ -12,6 +12,7 @@ import m9 from "./0009_fleet_rollups.sql" with { type: "text" };
 import m10 from "./0010_node_auth_changes.sql" with { type: "text" };
 import m11 from "./0011_rollouts.sql" with { type: "text" };
 import m12 from "./0012_fleet_rollup_events.sql" with { type: "text" };
+import m13 from "./0013_registration_retry.sql" with { type: "text" };
 
 export interface EmbeddedMigration {
   tag: string;
@@ -34,4 +35,5 @@ export const migrations: EmbeddedMigration[] = [
   { tag: "0010_node_auth_changes", when: 1795876345323, breakpoints: true, sql: m10 },
   { tag: "0011_rollouts", when: 1795877949025, breakpoints: true, sql: m11 },
   { tag: "0012_fleet_rollup_events", when: 1795878885150, breakpoints: true, sql: m12 },
+  { tag: "0013_registration_retry", when: 1795893086489, breakpoints: true, sql: m13 },
 ];

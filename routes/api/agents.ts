@@ -45,6 +45,11 @@ const RegisterBody = z.strictObject({
       "needed when the node's current token is sent as Authorization: Bearer acn_... (a rotation)",
   }),
   name: fields.nodeName.meta({ example: "autoscaler-iad-1" }),
+  registration_id: fields.registrationId.nullish().openapi({
+    description: "A random id the agent makes for this registration and sends again if it retries it. " +
+      "When the answer was lost, the retry gets the node back (200, a new node token) instead of 409 " +
+      "node_name_taken, until the node's first heartbeat or 15 minutes after it registered",
+  }),
   hostname: shortText(255).openapi({ example: "autoscaler-iad-1.example.internal" }),
   address: z.string().max(64).nullish(),
   agent_version: z.string().max(64).nullish(),

@@ -26,6 +26,7 @@ import math
 import os
 import random
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -620,6 +621,9 @@ class CentralManagementClient:
 
     def _ensure_registered(self):
         failures = 0
+        # One id for this registration and its retries: a retry whose first answer was lost (a timeout, a
+        # dropped connection) gets the node back instead of 409 node_name_taken.
+        registration_id = secrets.token_urlsafe(24)
         while True:
             if self._decommissioned:
                 raise _Decommissioned("this node is decommissioned", 410)
@@ -633,7 +637,7 @@ class CentralManagementClient:
                     if self.node_id and self._node_token:
                         return
                 try:
-                    if self._register_once():
+                    if self._register_once(registration_id):
                         return
                 except _Decommissioned:
                     raise
@@ -658,12 +662,12 @@ class CentralManagementClient:
                 return
             self._pause(min(remaining, 0.1))
 
-    def _register_once(self):
+    def _register_once(self, registration_id):
         if not self.enrollment_token:
             raise CentralRequestError("no enrollment token: pass enrollment_token or set "
                                       "CENTRAL_ENROLLMENT_TOKEN to register this node")
         body = {"enrollment_token": self.enrollment_token, "name": self.node_name,
-                "hostname": self.hostname[:255]}
+                "hostname": self.hostname[:255], "registration_id": registration_id}
         body.update(self._register_extra)
         sent_config = False
         if self.send_config_at_registration:

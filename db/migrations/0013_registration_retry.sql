@@ -1,0 +1,1 @@
+ALTER TABLE `nodes` ADD `registration_id_hash` char(64);
