@@ -359,6 +359,30 @@ class ProtocolTest(ClientTestCase):
         self.assertNotEqual(self.state()["node_token"], old_token)
         self.assertEqual(SERVER.call("token_uses"), uses + 1)
 
+    def test_a_registration_whose_answer_is_lost_is_retried_into_the_same_node(self):
+        client = self.client()
+        real_http = client._http
+        lost = []
+        sent_ids = []
+
+        def losing_http(method, path, body=None, *args, **kwargs):
+            if path == "/register":
+                sent_ids.append(body.get("registration_id"))
+            answer = real_http(method, path, body, *args, **kwargs)
+            if path == "/register" and not lost:
+                lost.append(answer[0])  # the server registered the node; its answer never arrives
+                raise OSError("connection reset by peer")
+            return answer
+
+        client._http = losing_http
+        client.start()
+        self.assertTrue(client.wait_registered(10), (self.errors, sent_ids, lost))
+        self.assertEqual(lost, [201])
+        self.assertEqual(len(set(sent_ids)), 1, "one registration_id across the retry")
+        self.assertEqual(len(sent_ids), 2)
+        self.assertEqual(client.node_id, self.node()["id"])
+        self.assertEqual(client.stats["name_taken"], 0)
+
     def test_second_agent_with_the_same_name_backs_off_and_takes_nothing(self):
         owner = self.started()
         owner_hash = SERVER.call("token_hash", node_id=owner.node_id)

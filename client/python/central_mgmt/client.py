@@ -327,6 +327,7 @@ class CentralManagementClient:
         self._lock = threading.RLock()  # state and buffer
         self._wake_sender = threading.Condition(self._lock)
         self._register_lock = threading.Lock()
+        self._registration_id = None  # the registration in progress (see _ensure_registered)
         self._registered = threading.Event()
         self._stop_event = threading.Event()
         self._stopping = False
@@ -621,9 +622,6 @@ class CentralManagementClient:
 
     def _ensure_registered(self):
         failures = 0
-        # One id for this registration and its retries: a retry whose first answer was lost (a timeout, a
-        # dropped connection) gets the node back instead of 409 node_name_taken.
-        registration_id = secrets.token_urlsafe(24)
         while True:
             if self._decommissioned:
                 raise _Decommissioned("this node is decommissioned", 410)
@@ -636,8 +634,14 @@ class CentralManagementClient:
                 with self._lock:
                     if self.node_id and self._node_token:
                         return
+                # One id for this registration and its retries, whichever thread sends them: a retry whose
+                # first answer was lost (a timeout, a dropped connection) gets the node back instead of 409
+                # node_name_taken.
+                if self._registration_id is None:
+                    self._registration_id = secrets.token_urlsafe(24)
                 try:
-                    if self._register_once(registration_id):
+                    if self._register_once(self._registration_id):
+                        self._registration_id = None
                         return
                 except _Decommissioned:
                     raise
