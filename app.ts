@@ -12,6 +12,7 @@ import { registerMetricsEndpoint } from "./routes/prometheus.ts";
 import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
 import { type FastPathStats, withAgentFastPath } from "./routes/agentFastPath.ts";
+import { clientAddressOf, requestIdFor } from "./routes/requestIdentity.ts";
 import { createParking } from "./routes/parking.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
@@ -46,8 +47,6 @@ export interface App {
   close(): Promise<void>;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
 export interface AppOptions {
   /** How pages (paths outside /api asked for as HTML) show an error; without it every error is JSON. */
   renderErrorPage?: ErrorPageRenderer;
@@ -66,8 +65,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
     const started = performance.now();
-    const incoming = c.req.header("x-request-id");
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    const requestId = requestIdFor(c.req.header("x-request-id"));
     c.set("requestId", requestId);
     c.set("clientAddress", clientAddress(c, deps.settings.TRUST_PROXY));
     await next();
@@ -193,15 +191,13 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
 }
 
 function clientAddress(c: Context, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
-    if (forwarded) return forwarded.slice(0, 64);
-  }
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    return "unknown"; // app.request() in tests has no connection
-  }
+  return clientAddressOf(c.req.header("x-forwarded-for"), () => {
+    try {
+      return getConnInfo(c).remote.address;
+    } catch {
+      return undefined; // app.request() in tests has no connection
+    }
+  }, trustProxy);
 }
 
 /** The template of the route that answered ("/api/v1/nodes/:id/heartbeat"), or "unmatched": label values

@@ -4,8 +4,7 @@
 import type { DbOrTx } from "../db/client.ts";
 import type { PoolLimiter } from "./poolLimit.ts";
 import {
-  findNodeByNameForUpdate,
-  findRegistrationRetryState,
+  findNodeByName,
   insertNode,
   listNodePoolOcids,
   type NewNodeRow,
@@ -118,7 +117,7 @@ export async function checkRegisterCredentials(
     );
   } catch (error) {
     // The retry of a registration whose answer was lost may find the token's last use taken by itself.
-    if (await retriesRegistration(deps, body)) return;
+    if (error instanceof AppError && await retriesRegistration(deps, body)) return;
     throw error;
   }
 }
@@ -129,7 +128,7 @@ async function retriesRegistration(
   body: Record<string, unknown>,
 ): Promise<boolean> {
   if (typeof body.registration_id !== "string" || typeof body.name !== "string") return false;
-  const node = await findRegistrationRetryState(deps.db, body.name);
+  const node = await findNodeByName(deps.db, body.name);
   return node !== undefined &&
     sameRegistration(node, await keyedHash(deps.settings.SECRET_KEY, body.registration_id), deps.clock.now());
 }
@@ -272,7 +271,7 @@ async function registerInTransaction(
 ): Promise<RegisterOutcome> {
   const { input } = registration;
   const now = deps.clock.now();
-  const existing = await findNodeByNameForUpdate(tx, input.name);
+  const existing = await findNodeByName(tx, input.name, { forUpdate: true });
   const proof = await proveIdentity(deps, tx, existing, registration);
   const nodeId = existing?.id ?? crypto.randomUUID();
   await checkRegisteredPools(deps, tx, existing ? nodeId : undefined, input.pools ?? []);
@@ -609,7 +608,6 @@ export interface PreparedMetricBatch {
   latest: PoolLatest[];
   lateHours: string[];
   now: Date;
-  poolOcids: string[];
 }
 
 /** Stores a batch of samples: 413 past MAX_BATCH_SAMPLES; 422 naming "samples.<i>.ts" for a time that is no
@@ -713,7 +711,6 @@ export function prepareMetricBatch(
     latest: [...latest.values()].map((entry) => entry.row),
     lateHours: [...lateHours],
     now,
-    poolOcids: input.map((s) => s.instance_pool_id),
   };
 }
 
@@ -725,7 +722,12 @@ export async function storeMetricBatch(
   nodeId: string,
   batch: PreparedMetricBatch,
 ): Promise<{ accepted: number; duplicates: number }> {
-  await services.pools.ensure(nodeId, batch.poolOcids, (i) => `samples.${i}.instance_pool_id`);
+  // Rows are in the order of the samples sent (a batch with a problem has none), so index i names sample i.
+  await services.pools.ensure(
+    nodeId,
+    batch.samples.map((s) => s.poolOcid),
+    (i) => `samples.${i}.instance_pool_id`,
+  );
   const { accepted } = await writeMetricBatch(deps.pool, nodeId, batch);
   const duplicates = batch.samples.length - accepted;
   deps.telemetry?.samples("accepted", accepted);

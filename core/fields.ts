@@ -122,6 +122,13 @@ export const zonedTimestamp = z.string().max(64).regex(
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
 
+/** A date that exists (no February 30) at a time of day that does, in years 1000 and later. */
+function isCalendarTime(y: number, mo: number, d: number, h: number, mi: number, s: number): boolean {
+  const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 1 : 0;
+  return y >= 1000 && mo >= 1 && mo <= 12 && d >= 1 && d <= DAYS_IN_MONTH[mo - 1] + leap && h <= 23 &&
+    mi <= 59 && s <= 59;
+}
+
 /** The digits of raw[start, start + count) as a number, or -1 when one of them is not a digit. */
 function digitsAt(raw: string, start: number, count: number): number {
   let value = 0;
@@ -145,11 +152,8 @@ function canonicalTimestamp(raw: string): { ms: number; utc: string } | undefine
   }
   const y = digitsAt(raw, 0, 4), mo = digitsAt(raw, 5, 2), d = digitsAt(raw, 8, 2), h = digitsAt(raw, 11, 2);
   const mi = digitsAt(raw, 14, 2), s = digitsAt(raw, 17, 2), millis = digitsAt(raw, 20, 3);
-  if (y < 1000 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
-    return undefined;
-  }
-  const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 1 : 0;
-  if (millis < 0 || d > DAYS_IN_MONTH[mo - 1] + leap) return undefined;
+  // digitsAt answers -1 for a non-digit, which no check below lets through.
+  if (millis < 0 || h < 0 || mi < 0 || s < 0 || !isCalendarTime(y, mo, d, h, mi, s)) return undefined;
   return { ms: Date.UTC(y, mo - 1, d, h, mi, s, millis), utc: `${raw.slice(0, 10)} ${raw.slice(11, 23)}` };
 }
 
@@ -165,11 +169,7 @@ export function parseZonedTimestamp(raw: string): { ms: number; utc: string } | 
   const [, year, month, day, hour, minute, second = "00", fraction = "", z, sign, zh, zm = "00"] = m;
   const y = Number(year), mo = Number(month), d = Number(day), h = Number(hour), mi = Number(minute);
   const s = Number(second);
-  const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 1 : 0;
-  if (mo < 1 || mo > 12 || d < 1 || d > DAYS_IN_MONTH[mo - 1] + leap || h > 23 || mi > 59 || s > 59) {
-    return undefined;
-  }
-  if (y < 1000 || Number(zh ?? 0) > 23 || Number(zm) > 59) return undefined;
+  if (!isCalendarTime(y, mo, d, h, mi, s) || Number(zh ?? 0) > 23 || Number(zm) > 59) return undefined;
   const millis = (fraction + "000").slice(0, 3);
   const local = Date.UTC(y, mo - 1, d, h, mi, s, Number(millis));
   const offsetMin = z ? 0 : (sign === "-" ? -1 : 1) * (Number(zh) * 60 + Number(zm));

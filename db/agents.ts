@@ -22,12 +22,14 @@ export interface NodeRegistrationRow {
   lastHeartbeatAt: Date | null;
 }
 
-/** The node of that name, locked until the transaction ends (serializes re-registrations of a name). */
-export async function findNodeByNameForUpdate(
+/** The node of that name; with `forUpdate`, locked until the transaction ends (serializes re-registrations
+ * of a name). */
+export async function findNodeByName(
   db: DbOrTx,
   name: string,
+  options: { forUpdate?: boolean } = {},
 ): Promise<NodeRegistrationRow | undefined> {
-  const rows = await db.select({
+  const query = db.select({
     id: nodes.id,
     tokenHash: nodes.tokenHash,
     decommissionedAt: nodes.decommissionedAt,
@@ -35,21 +37,8 @@ export async function findNodeByNameForUpdate(
     registrationIdHash: nodes.registrationIdHash,
     registeredAt: nodes.registeredAt,
     lastHeartbeatAt: nodes.lastHeartbeatAt,
-  }).from(nodes).where(eq(nodes.name, name)).limit(1).for("update");
-  return rows[0];
-}
-
-/** What decides whether a registration is the retry of the one that registered the node of that name. */
-export async function findRegistrationRetryState(
-  db: DbOrTx,
-  name: string,
-): Promise<Omit<NodeRegistrationRow, "id" | "tokenHash" | "desiredVersionId"> | undefined> {
-  const rows = await db.select({
-    decommissionedAt: nodes.decommissionedAt,
-    registrationIdHash: nodes.registrationIdHash,
-    registeredAt: nodes.registeredAt,
-    lastHeartbeatAt: nodes.lastHeartbeatAt,
   }).from(nodes).where(eq(nodes.name, name)).limit(1);
+  const rows = options.forUpdate ? await query.for("update") : await query;
   return rows[0];
 }
 

@@ -16,6 +16,7 @@ import type { RequestLog } from "../core/requestLog.ts";
 import type { Services } from "../core/services.ts";
 import type { Telemetry } from "../core/telemetry.ts";
 import type { AgentCaller } from "../core/principal.ts";
+import { clientAddressOf, requestIdFor } from "./requestIdentity.ts";
 import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
 import {
   MAX_SAMPLES_PER_BATCH,
@@ -26,7 +27,6 @@ import {
 
 const PATH = /^\/api\/v1\/nodes\/([A-Za-z0-9-]{1,64})\/(heartbeat|metrics)$/;
 const ROUTES = { heartbeat: "/api/v1/nodes/:id/heartbeat", metrics: "/api/v1/nodes/:id/metrics" } as const;
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_POOLS = 100;
 const MAX_COUNT = 1_000_000;
 const KEYS = new Set(["status", "uptime_s", "applied_config_hash", "agent_version", "address", "pools"]);
@@ -74,28 +74,29 @@ const validConfigHash = remembering(fields.configHash);
 /** The body as HeartbeatBody would parse it, or undefined when it is anything but plainly valid. */
 export function plainHeartbeat(body: unknown): HeartbeatInput | undefined {
   if (!isObject(body)) return undefined;
-  const b = body;
-  for (const key in b) if (!KEYS.has(key)) return undefined;
-  if (!optionalText(b.status, 32) || !optionalText(b.agent_version, 64) || !optionalText(b.address, 64)) {
+  for (const key in body) if (!KEYS.has(key)) return undefined;
+  if (
+    !optionalText(body.status, 32) || !optionalText(body.agent_version, 64) || !optionalText(body.address, 64)
+  ) {
     return undefined;
   }
-  const uptime = b.uptime_s;
+  const uptime = body.uptime_s;
   if (uptime !== undefined && uptime !== null && !(Number.isSafeInteger(uptime) && (uptime as number) >= 0)) {
     return undefined;
   }
-  let hash: string | null | undefined = b.applied_config_hash as null | undefined;
-  if (b.applied_config_hash !== undefined && b.applied_config_hash !== null) {
+  let hash: string | null | undefined = body.applied_config_hash as null | undefined;
+  if (body.applied_config_hash !== undefined && body.applied_config_hash !== null) {
     // configHash lowercases what it accepts.
-    if (typeof b.applied_config_hash !== "string" || !validConfigHash(b.applied_config_hash)) {
+    if (typeof body.applied_config_hash !== "string" || !validConfigHash(body.applied_config_hash)) {
       return undefined;
     }
-    hash = b.applied_config_hash.toLowerCase();
+    hash = body.applied_config_hash.toLowerCase();
   }
-  let pools: HeartbeatInput["pools"] = b.pools as null | undefined;
-  if (b.pools !== undefined && b.pools !== null) {
-    if (!Array.isArray(b.pools) || b.pools.length > MAX_POOLS) return undefined;
+  let pools: HeartbeatInput["pools"] = body.pools as null | undefined;
+  if (body.pools !== undefined && body.pools !== null) {
+    if (!Array.isArray(body.pools) || body.pools.length > MAX_POOLS) return undefined;
     pools = [];
-    for (const pool of b.pools) {
+    for (const pool of body.pools) {
       if (!isObject(pool)) return undefined;
       const keys = Object.keys(pool);
       if (keys.length !== 2 || !("instance_pool_id" in pool) || !("instance_count" in pool)) return undefined;
@@ -105,11 +106,11 @@ export function plainHeartbeat(body: unknown): HeartbeatInput | undefined {
     }
   }
   return {
-    ...(b.status !== undefined ? { status: b.status as string | null } : {}),
+    ...(body.status !== undefined ? { status: body.status as string | null } : {}),
     ...(uptime !== undefined ? { uptime_s: uptime as number | null } : {}),
     ...(hash !== undefined ? { applied_config_hash: hash } : {}),
-    ...(b.agent_version !== undefined ? { agent_version: b.agent_version as string | null } : {}),
-    ...(b.address !== undefined ? { address: b.address as string | null } : {}),
+    ...(body.agent_version !== undefined ? { agent_version: body.agent_version as string | null } : {}),
+    ...(body.address !== undefined ? { address: body.address as string | null } : {}),
     ...(pools !== undefined ? { pools } : {}),
   };
 }
@@ -223,7 +224,11 @@ export function withAgentFastPath(
     const fallBack = () =>
       appFetch(new Request(url, { method: "POST", headers, body: text, signal: request.signal }), info);
     const [, nodeId, kind] = match as unknown as [string, string, keyof typeof ROUTES];
-    const address = clientAddress(headers, info, deps.settings.TRUST_PROXY);
+    const address = clientAddressOf(
+      headers.get("x-forwarded-for"),
+      () => (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname,
+      deps.settings.TRUST_PROXY,
+    );
     let result: unknown;
     try {
       result = await answer(deps, services, kind, { address, token }, nodeId, JSON.parse(text));
@@ -233,8 +238,7 @@ export function withAgentFastPath(
       return fallBack();
     }
     if (result === undefined) return fallBack();
-    const incoming = headers.get("x-request-id");
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    const requestId = requestIdFor(headers.get("x-request-id"));
     const durationMs = performance.now() - started;
     const route = ROUTES[kind];
     stats.answered++;
@@ -257,13 +261,4 @@ export function withAgentFastPath(
     out.set("x-request-id", requestId);
     return response;
   };
-}
-
-function clientAddress(headers: Headers, info: Deno.ServeHandlerInfo | undefined, trustProxy: boolean) {
-  if (trustProxy) {
-    const forwarded = headers.get("x-forwarded-for")?.split(",")[0]?.trim();
-    if (forwarded) return forwarded.slice(0, 64);
-  }
-  const remote = info?.remoteAddr as Deno.NetAddr | undefined;
-  return remote?.hostname ?? "unknown";
 }
