@@ -673,6 +673,7 @@ try {
         peakRssMb(server.pid)
       } MB peak)`,
     );
+    record("server memory with the pulls held", await memoryBreakdown(base));
 
     // A new config for some nodes, written here as another replica would: the server sees it by its poll.
     const changed = agents.slice(0, Math.min(100, AGENTS));

@@ -27,9 +27,11 @@ export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled" | "repl
 
 export interface ConfigWaiter {
   /** Settles once: a change for the node (hash not among the known ones), the timeout, shutdown, or cancel. */
-  promise: Promise<WaitOutcome>;
+  readonly promise: Promise<WaitOutcome>;
   /** Stops waiting (the caller answered already, or hung up); the promise settles as "cancelled". */
   cancel(): void;
+  /** As an abort listener (the client hung up): cancel(). */
+  handleEvent(): void;
   /** After "changed" from a poll: the node's desired config as the poll read it (the caller need not read
    * the node again). Undefined when a local notify() woke it. */
   readonly woken?: { desiredHash: string; desiredVersionId: number };
@@ -63,12 +65,52 @@ export interface ConfigWatcher {
   close(): Promise<void>;
 }
 
-interface Waiter {
-  nodeId: string;
-  known: ReadonlySet<string>;
-  settle: (outcome: WaitOutcome) => void;
+/** One waiting pull. Its methods live on the prototype and it is its own abort listener: with 10,000 pulls
+ * waiting, every closure or Set per wait is megabytes. */
+class Waiter implements ConfigWaiter {
+  readonly promise: Promise<WaitOutcome>;
   woken?: { desiredHash: string; desiredVersionId: number };
+  #resolve?: (outcome: WaitOutcome) => void;
+  readonly #timer: ReturnType<typeof setTimeout>;
+
+  constructor(
+    readonly nodeId: string,
+    /** The hashes the agent has: one or two, so a list, not a Set. */
+    readonly known: readonly string[],
+    timeoutMs: number,
+    /** The watcher's bookkeeping when this wait ends (shared by all waits). */
+    private readonly ended: (waiter: Waiter) => void,
+  ) {
+    this.promise = new Promise((resolve) => this.#resolve = resolve);
+    this.#timer = setTimeout(settleOnTimeout, Math.max(0, timeoutMs), this);
+  }
+
+  settle(outcome: WaitOutcome): void {
+    const resolve = this.#resolve;
+    if (!resolve) return;
+    this.#resolve = undefined;
+    clearTimeout(this.#timer);
+    this.ended(this);
+    resolve(outcome);
+  }
+
+  cancel(): void {
+    this.settle("cancelled");
+  }
+
+  handleEvent(): void {
+    this.settle("cancelled");
+  }
 }
+
+const settleOnTimeout = (waiter: Waiter) => waiter.settle("timeout");
+
+/** A wait asked for after shutdown: over before it starts. */
+const CLOSED_WAIT: ConfigWaiter = {
+  promise: Promise.resolve("closed"),
+  cancel: () => {},
+  handleEvent: () => {},
+};
 
 export function createConfigWatcher(
   deps: Pick<CoreDeps, "db" | "settings" | "clock" | "logger">,
@@ -76,7 +118,7 @@ export function createConfigWatcher(
 ): ConfigWatcher {
   /** Something needs the poll: pulls waiting, or nodes remembered by the token cache. */
   const needed = () => waiting > 0 || (nodeAuth?.size ?? 0) > 0;
-  const byNode = new Map<string, Set<Waiter>>();
+  const byNode = new Map<string, Waiter[]>();
   let waiting = 0;
   let closed = false;
   let pollTimer: ReturnType<typeof setTimeout> | undefined;
@@ -88,12 +130,21 @@ export function createConfigWatcher(
   let failing = false;
   const counters = { polls: 0, poll_errors: 0, rows_read: 0, wakeups: 0, replaced: 0 };
 
+  const ended = (waiter: Waiter) => {
+    const list = byNode.get(waiter.nodeId);
+    const at = list?.indexOf(waiter) ?? -1;
+    if (at !== -1) list!.splice(at, 1);
+    if (list?.length === 0) byNode.delete(waiter.nodeId);
+    waiting--;
+    stopWhenIdle();
+  };
+
   const wake = (nodeId: string, hash: string | null, versionId?: number | null) => {
     if (hash === null) return; // a node without config has nothing to hand out yet
-    const set = byNode.get(nodeId);
-    if (!set) return;
-    for (const waiter of [...set]) {
-      if (!waiter.known.has(hash)) {
+    const list = byNode.get(nodeId);
+    if (!list) return;
+    for (const waiter of [...list]) {
+      if (!waiter.known.includes(hash)) {
         counters.wakeups++;
         if (versionId != null) waiter.woken = { desiredHash: hash, desiredVersionId: versionId };
         waiter.settle("changed");
@@ -162,45 +213,23 @@ export function createConfigWatcher(
 
   return {
     watch(nodeId, knownHashes, timeoutMs) {
-      if (closed) return { promise: Promise.resolve("closed"), cancel: () => {} };
-      let settle!: (outcome: WaitOutcome) => void;
-      const promise = new Promise<WaitOutcome>((resolve) => {
-        let done = false;
-        const timer = setTimeout(() => settle("timeout"), Math.max(0, timeoutMs));
-        settle = (outcome) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          const set = byNode.get(nodeId);
-          set?.delete(waiter);
-          if (set?.size === 0) byNode.delete(nodeId);
-          waiting--;
-          stopWhenIdle();
-          resolve(outcome);
-        };
-      });
-      const waiter: Waiter = { nodeId, known: new Set(knownHashes), settle };
-      let set = byNode.get(nodeId);
-      if (!set) byNode.set(nodeId, set = new Set());
+      if (closed) return CLOSED_WAIT;
+      const waiter = new Waiter(nodeId, knownHashes, timeoutMs, ended);
+      let list = byNode.get(nodeId);
+      if (!list) byNode.set(nodeId, list = []);
       // One agent needs one wait; a token holding thousands would hold their memory. The oldest makes room
       // (its caller answers 304 from the read it made), so a reconnecting agent is never refused.
-      while (set.size >= deps.settings.MAX_CONFIG_WAITS_PER_NODE) {
+      while (list.length >= deps.settings.MAX_CONFIG_WAITS_PER_NODE) {
         counters.replaced++;
-        set.values().next().value!.settle("replaced");
-        if (!byNode.has(nodeId)) byNode.set(nodeId, set);
+        list[0].settle("replaced");
+        if (!byNode.has(nodeId)) byNode.set(nodeId, list);
       }
-      set.add(waiter);
+      list.push(waiter);
       waiting++;
       // A change committed after this instant is found by the first poll (which looks OVERLAP_MS back).
       highWaterMs ??= deps.clock.now().getTime();
       schedule();
-      return {
-        promise,
-        cancel: () => settle("cancelled"),
-        get woken() {
-          return waiter.woken;
-        },
-      };
+      return waiter;
     },
 
     notify(nodeId, hash) {
@@ -241,8 +270,8 @@ export function createConfigWatcher(
       closed = true;
       if (pollTimer !== undefined) clearTimeout(pollTimer);
       pollTimer = undefined;
-      for (const set of [...byNode.values()]) {
-        for (const waiter of [...set]) waiter.settle("closed");
+      for (const list of [...byNode.values()]) {
+        for (const waiter of [...list]) waiter.settle("closed");
       }
       await Promise.all([inflight, ...notifyReads]);
     },

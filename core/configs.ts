@@ -18,7 +18,7 @@ import {
 import type { DbOrTx } from "../db/client.ts";
 import { type AuditEntry, recordAudit } from "./audit.ts";
 import { configHash, parseConfigInput, prefixDetails, sameBody, toYaml } from "./configDocument.ts";
-import type { ConfigWatcher } from "./configWatcher.ts";
+import type { ConfigWaiter, ConfigWatcher, WaitOutcome } from "./configWatcher.ts";
 import type { CoreDeps } from "./deps.ts";
 import { AppError, describeDetails, type ErrorDetail, notFound, validationFailed } from "./errors.ts";
 import { tooManyRequests } from "./limits.ts";
@@ -512,7 +512,8 @@ export async function startPull(
       { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
     ]);
   }
-  // Each waiting pull holds memory (~20-40 KB) until it is answered: past the limit, clients come back later.
+  // Each waiting pull holds memory (~25 KB, most of it Deno's) until it is answered: past the limit, clients come
+  // back later.
   if (input.waitS > 0 && services.configWatcher.waiting >= deps.settings.MAX_WAITING_PULLS) {
     throw tooManyRequests(
       "too_many_waiting_pulls",
@@ -520,13 +521,10 @@ export async function startPull(
       5,
     );
   }
-  const delivered = (result: PullResult) => {
-    deps.telemetry?.configDelivery(result.kind);
-    return result;
-  };
-  // "*" matches whatever config is current: the pull waits for the next one.
+  // "*" matches whatever config is current: the pull waits for the next one. A copy of exactly its length:
+  // the list lives as long as the wait, and filter() leaves room for more.
   const known: readonly string[] = input.knownHashes !== "*"
-    ? input.knownHashes
+    ? input.knownHashes.slice()
     : [(await readDesired(deps, input.nodeId)).desiredHash].filter((hash): hash is string => hash !== null);
   // Registered before the read below, so a change committed in between still wakes this pull.
   const waiter = input.waitS > 0
@@ -534,13 +532,10 @@ export async function startPull(
     : undefined;
   // A client that hangs up stops holding a waiter (and its timer) for the rest of the wait.
   const signal = input.signal;
-  const hangUp = () => waiter?.cancel();
-  signal?.addEventListener("abort", hangUp, { once: true });
-  if (signal?.aborted) hangUp();
-  const done = () => {
-    signal?.removeEventListener("abort", hangUp);
-    waiter?.cancel();
-  };
+  if (waiter && signal) {
+    signal.addEventListener("abort", waiter, { once: true });
+    if (signal.aborted) waiter.cancel();
+  }
   let current: { desiredHash: string | null; desiredVersionId: number | null };
   try {
     const remembered = input.rememberedDesiredHash;
@@ -548,45 +543,64 @@ export async function startPull(
       ? { desiredHash: remembered, desiredVersionId: null }
       : await readDesired(deps, input.nodeId);
     if (current.desiredHash !== null && !known.includes(current.desiredHash)) {
-      return { now: delivered(await desiredResult(deps, current)) };
+      stopWaiting(waiter, signal);
+      return { now: delivered(deps, await desiredResult(deps, current)) };
     }
   } catch (error) {
-    done();
+    stopWaiting(waiter, signal);
     throw error;
   }
-  const unchanged = (row: { desiredHash: string | null }): PullResult =>
-    row.desiredHash === null ? { kind: "none" } : { kind: "not_modified", hash: row.desiredHash };
-  if (!waiter) {
-    done();
-    return { now: delivered(unchanged(current)) };
-  }
-  // Only what the wait needs is kept: the node id, the known hashes, the waiter and the last read hash.
+  if (!waiter) return { now: delivered(deps, unchanged(current.desiredHash)) };
+  // While it waits, a pull holds only the waiter and this callback's few values (no async frame).
   const { nodeId } = input;
-  const last = { desiredHash: current.desiredHash };
-  const later = (async () => {
-    try {
-      // On shutdown or hang-up answer from the read above: thousands of waiters must not each query while
-      // draining, and nobody reads the answer to a hung-up request.
-      const outcome = await waiter.promise;
-      if (outcome === "changed" || outcome === "timeout") {
-        // Woken by a change (the poll read the node's new desired version: no second read) or the deadline
-        // (the database has the answer; a missed wake-up only delays it).
-        const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
-        if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
-          // The pulls one change wakes (an agent may hold several) share the read of the version.
-          const read = () => desiredResult(deps, fresh);
-          return delivered(
-            await (services.configWatcher.shared?.(`version ${fresh.desiredVersionId}`, read) ?? read()),
-          );
-        }
-        return delivered(unchanged(fresh));
-      }
-      return delivered(unchanged(last));
-    } finally {
-      done();
-    }
-  })();
+  const lastHash = current.desiredHash;
+  const later = waiter.promise.then((outcome) =>
+    answerWait(deps, services, nodeId, known, lastHash, outcome, waiter)
+  )
+    .finally(() => stopWaiting(waiter, signal));
   return { later };
+}
+
+function stopWaiting(waiter: ConfigWaiter | undefined, signal: AbortSignal | undefined): void {
+  if (!waiter) return;
+  signal?.removeEventListener("abort", waiter);
+  waiter.cancel();
+}
+
+function delivered(deps: Pick<CoreDeps, "telemetry">, result: PullResult): PullResult {
+  deps.telemetry?.configDelivery(result.kind);
+  return result;
+}
+
+function unchanged(desiredHash: string | null): PullResult {
+  return desiredHash === null ? { kind: "none" } : { kind: "not_modified", hash: desiredHash };
+}
+
+/** The answer to a pull whose wait ended. On shutdown or hang-up it answers from the read made before
+ * waiting: thousands of waiters must not each query while draining, and nobody reads the answer to a
+ * hung-up request. */
+async function answerWait(
+  deps: Pick<CoreDeps, "db" | "telemetry">,
+  services: WatcherHolder,
+  nodeId: string,
+  known: readonly string[],
+  lastHash: string | null,
+  outcome: WaitOutcome,
+  waiter: ConfigWaiter,
+): Promise<PullResult> {
+  if (outcome !== "changed" && outcome !== "timeout") return delivered(deps, unchanged(lastHash));
+  // Woken by a change (the poll read the node's new desired version: no second read) or the deadline (the
+  // database has the answer; a missed wake-up only delays it).
+  const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
+  if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
+    // The pulls one change wakes (an agent may hold several) share the read of the version.
+    const read = () => desiredResult(deps, fresh);
+    return delivered(
+      deps,
+      await (services.configWatcher.shared?.(`version ${fresh.desiredVersionId}`, read) ?? read()),
+    );
+  }
+  return delivered(deps, unchanged(fresh.desiredHash));
 }
 
 async function readDesired(deps: Pick<CoreDeps, "db">, nodeId: string) {

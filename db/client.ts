@@ -63,6 +63,10 @@ export function createPool(
     bigNumberStrings: false,
     decimalNumbers: true,
     multipleStatements: options.multipleStatements ?? false,
+    // Each connection's prepared-statement cache is allocated at its full size up front: mysql2's default
+    // (16,000) is 512 KB per connection. Queries here are sent as text (pool.query, drizzle), so few are
+    // ever prepared.
+    maxPreparedStatements: 64,
   });
   return queryTimeoutMs > 0 ? boundedPool(pool, queryTimeoutMs) : pool;
 }

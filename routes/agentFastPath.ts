@@ -1,5 +1,5 @@
-// The agents' fast path: a well-formed heartbeat or metric batch with a token this replica already checked is
-// answered before Hono's router, middleware and zod validator run (together they were three quarters of the
+// The agents' fast path: a well-formed heartbeat, metric batch or waiting config pull with a token this
+// replica already checked is answered before Hono's router, middleware and zod validator run (together they were three quarters of the
 // server's CPU per heartbeat, and zod alone a quarter of a metric batch's). It takes only requests that are
 // plainly right, and hands everything else to the app unchanged, so every refusal (401/403/404/410, 413,
 // 415, 422 naming the field) still comes from the one route in routes/api/agents.ts: a body it does not
@@ -7,6 +7,9 @@
 // application/json, no Content-Length or a body over MAX_BODY_BYTES. The checks here are the route schemas'
 // (routes/api/agents.ts HeartbeatBody, MetricsBody), never looser: leaves are checked with the same field
 // rules (core/fields.ts), and anything else sends the request down the full path.
+// A waiting pull (GET .../config?wait=N) holds only Deno's request and what core/configs.ts startPull keeps
+// while it waits: no Hono context, validator output or middleware frame (at 10,000 waiting pulls those were
+// about 40% of the server's memory).
 // The answer carries what the app's middleware would add (X-Request-Id, nosniff, no-store), is counted in
 // /metrics under the route's template and summarized in the request log like the route's own answers.
 import type { CoreDeps } from "../core/deps.ts";
@@ -18,6 +21,9 @@ import type { Telemetry } from "../core/telemetry.ts";
 import type { AgentCaller } from "../core/principal.ts";
 import { clientAddressOf, requestIdFor } from "./requestIdentity.ts";
 import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
+import { MAX_WAIT_S, type PullResult, startPull } from "../core/configs.ts";
+import { asAppError, errorJsonResponse } from "./errors.ts";
+import { parseIfNoneMatch, pullResponse } from "./api/agentConfig.ts";
 import {
   MAX_SAMPLES_PER_BATCH,
   type MetricSampleInput,
@@ -27,6 +33,11 @@ import {
 
 const PATH = /^\/api\/v1\/nodes\/([A-Za-z0-9-]{1,64})\/(heartbeat|metrics)$/;
 const ROUTES = { heartbeat: "/api/v1/nodes/:id/heartbeat", metrics: "/api/v1/nodes/:id/metrics" } as const;
+const PULL_PATH = /^\/api\/v1\/nodes\/([A-Za-z0-9-]{1,64})\/config$/;
+/** Only the plain form (no other parameter, no leading zero); wait=0 answers at once on the full route. */
+const PULL_QUERY = /^wait=([1-9][0-9]?)$/;
+const PULL_ROUTE = "/api/v1/nodes/:id/config";
+const MAX_IF_NONE_MATCH = 2000;
 const MAX_POOLS = 100;
 const MAX_COUNT = 1_000_000;
 const KEYS = new Set(["status", "uptime_s", "applied_config_hash", "agent_version", "address", "pools"]);
@@ -44,6 +55,15 @@ const SAMPLE_KEYS = new Set([
 ]);
 
 type Fetch = (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response>;
+
+const bearerToken = (headers: Headers) =>
+  /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+const pathOf = (url: string) => {
+  // The path and query without parsing the whole URL: after "://host".
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  const query = url.indexOf("?", pathStart);
+  return query === -1 ? [url.slice(pathStart), ""] : [url.slice(pathStart, query), url.slice(query + 1)];
+};
 
 const optionalText = (value: unknown, max: number) =>
   value === undefined || value === null || (typeof value === "string" && value.length <= max);
@@ -152,7 +172,7 @@ export function plainMetricBatch(body: unknown): MetricSampleInput[] | undefined
   return samples;
 }
 
-type FastServices = Pick<Services, "heartbeats" | "nodeAuth" | "pools">;
+type FastServices = Pick<Services, "heartbeats" | "nodeAuth" | "pools" | "configWatcher">;
 
 /** The heartbeat's or the batch's answer, or undefined to leave the request to the full route. Throws
  * (a refusal, a failure) leave it to the full route too, which answers with the error's shape. */
@@ -190,17 +210,109 @@ export function withAgentFastPath(
   stats: FastPathStats = { answered: 0 },
 ): Fetch {
   const maxBody = deps.settings.MAX_BODY_BYTES;
+  const addressOf = (headers: Headers, info: Deno.ServeHandlerInfo | undefined) =>
+    clientAddressOf(
+      headers.get("x-forwarded-for"),
+      () => (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname,
+      deps.settings.TRUST_PROXY,
+    );
+  /** Counted in /metrics and summarized in the request log as the route's own answers are. */
+  const answered = (
+    method: string,
+    route: string,
+    path: string,
+    response: Response,
+    requestId: string,
+    address: string,
+    started: number,
+  ) => {
+    const durationMs = performance.now() - started;
+    stats.answered++;
+    telemetry.request(method, route, response.status, durationMs / 1000);
+    requestLog.record({
+      request_id: requestId,
+      method,
+      route,
+      path,
+      status: response.status,
+      duration_ms: Math.round(durationMs * 100) / 100,
+      address,
+    });
+    // Headers set one by one: a HeadersInit object costs Deno's Response four times as much.
+    const out = response.headers;
+    if (!out.has("cache-control")) out.set("cache-control", "no-store");
+    out.set("x-content-type-options", "nosniff");
+    out.set("x-request-id", requestId);
+    return response;
+  };
+
+  /** A plainly valid waiting pull, parked here until its answer comes; anything else goes the full way. */
+  const pull = (request: Request, info: Deno.ServeHandlerInfo | undefined, path: string, query: string) => {
+    const match = PULL_PATH.exec(path);
+    const wait = PULL_QUERY.exec(query);
+    if (!match || !wait || Number(wait[1]) > MAX_WAIT_S) return appFetch(request, info);
+    const headers = request.headers;
+    const token = bearerToken(headers);
+    const ifNoneMatch = headers.get("if-none-match");
+    if (
+      !secretShaped(SECRET_PREFIX.nodeToken, token) || headers.has("x-api-key") ||
+      (ifNoneMatch !== null && ifNoneMatch.length > MAX_IF_NONE_MATCH)
+    ) {
+      return appFetch(request, info);
+    }
+    return parkPull(request, info, match[1], token, Number(wait[1]), ifNoneMatch ?? undefined);
+  };
+
+  const parkPull = async (
+    request: Request,
+    info: Deno.ServeHandlerInfo | undefined,
+    nodeId: string,
+    token: string,
+    waitS: number,
+    ifNoneMatch: string | undefined,
+  ): Promise<Response> => {
+    const started = performance.now();
+    let pulled: { now: PullResult } | { later: Promise<PullResult> };
+    try {
+      await services.nodeAuth.authenticate(nodeId, token);
+      pulled = await startPull(deps, services, {
+        nodeId,
+        knownHashes: parseIfNoneMatch(ifNoneMatch),
+        waitS,
+        signal: request.signal,
+        rememberedDesiredHash: services.nodeAuth.desiredHash(nodeId),
+      });
+    } catch {
+      // A refusal (token, node, too many waiting) or a failure: the full route answers it, in its shape.
+      return appFetch(request, info);
+    }
+    const headers = request.headers;
+    const requestId = requestIdFor(headers.get("x-request-id"));
+    const address = addressOf(headers, info);
+    const path = `/api/v1/nodes/${nodeId}/config`;
+    const respond = (response: Response) =>
+      answered("GET", PULL_ROUTE, path, response, requestId, address, started);
+    if ("now" in pulled) return respond(pullResponse(pulled.now));
+    // Returned, not awaited: this function's frame ends here, and the wait holds only the callbacks.
+    return pulled.later.then(
+      (result) => respond(pullResponse(result)),
+      (error) => respond(errorJsonResponse(asAppError(error, requestId, deps.logger), requestId)),
+    );
+  };
+
   return async (request, info) => {
-    if (request.method !== "POST") return appFetch(request, info);
+    const method = request.method;
+    if (method !== "POST") {
+      if (method !== "GET") return appFetch(request, info);
+      const [path, query] = pathOf(request.url);
+      return query === "" ? appFetch(request, info) : pull(request, info, path, query);
+    }
     const url = request.url;
-    // The path without parsing the whole URL: after "://host".
-    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-    const query = url.indexOf("?", pathStart);
-    const match = PATH.exec(query === -1 ? url.slice(pathStart) : url.slice(pathStart, query));
+    const match = PATH.exec(pathOf(url)[0]);
     if (!match) return appFetch(request, info);
     const headers = request.headers;
     const length = Number(headers.get("content-length") ?? NaN);
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+    const token = bearerToken(headers);
     if (
       !(length >= 0 && length <= maxBody) ||
       headers.get("content-type")?.toLowerCase() !== "application/json" ||
@@ -224,11 +336,7 @@ export function withAgentFastPath(
     const fallBack = () =>
       appFetch(new Request(url, { method: "POST", headers, body: text, signal: request.signal }), info);
     const [, nodeId, kind] = match as unknown as [string, string, keyof typeof ROUTES];
-    const address = clientAddressOf(
-      headers.get("x-forwarded-for"),
-      () => (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname,
-      deps.settings.TRUST_PROXY,
-    );
+    const address = addressOf(headers, info);
     let result: unknown;
     try {
       result = await answer(deps, services, kind, { address, token }, nodeId, JSON.parse(text));
@@ -239,26 +347,9 @@ export function withAgentFastPath(
     }
     if (result === undefined) return fallBack();
     const requestId = requestIdFor(headers.get("x-request-id"));
-    const durationMs = performance.now() - started;
-    const route = ROUTES[kind];
-    stats.answered++;
-    telemetry.request("POST", route, 200, durationMs / 1000);
-    requestLog.record({
-      request_id: requestId,
-      method: "POST",
-      route,
-      path: `/api/v1/nodes/${nodeId}/${kind}`,
-      status: 200,
-      duration_ms: Math.round(durationMs * 100) / 100,
-      address,
-    });
-    // Headers set one by one: a HeadersInit object costs Deno's Response four times as much.
     const response = new Response(JSON.stringify(result));
-    const out = response.headers;
-    out.set("content-type", "application/json");
-    out.set("cache-control", "no-store");
-    out.set("x-content-type-options", "nosniff");
-    out.set("x-request-id", requestId);
-    return response;
+    response.headers.set("content-type", "application/json");
+    const path = `/api/v1/nodes/${nodeId}/${kind}`;
+    return answered("POST", ROUTES[kind], path, response, requestId, address, started);
   };
 }

@@ -31,28 +31,40 @@ export function createDrain(appFetch: Fetch, logger: Pick<Logger, "warn">): Drai
       status: 503,
       headers: { "content-type": "application/json", connection: "close", "retry-after": "1" },
     });
+  const settled = () => {
+    if (--inFlight === 0) idle?.();
+  };
+  /** A 400 for a request with a body, while connections close: its body could not be read. */
+  const unreadableAtShutdown = async (request: Request, response: Response) => {
+    if (response.status !== 400 || request.body === null) return response;
+    await response.body?.cancel();
+    // The request log above says 400: that was the validator's view of an unreadable body.
+    logger.warn("request body unreadable at shutdown: answered 503", {
+      request_id: response.headers.get("x-request-id"),
+      path: new URL(request.url).pathname,
+    });
+    return unavailable("the server shut down while reading the request body; send it again");
+  };
   return {
     get inFlight() {
       return inFlight;
     },
-    async fetch(request, info) {
-      if (draining) return unavailable("this replica is shutting down; retry (another replica will answer)");
-      inFlight++;
-      try {
-        const response = await appFetch(request, info);
-        if (closing && response.status === 400 && request.body !== null) {
-          await response.body?.cancel();
-          // The request log above says 400: that was the validator's view of an unreadable body.
-          logger.warn("request body unreadable at shutdown: answered 503", {
-            request_id: response.headers.get("x-request-id"),
-            path: new URL(request.url).pathname,
-          });
-          return unavailable("the server shut down while reading the request body; send it again");
-        }
-        return response;
-      } finally {
-        if (--inFlight === 0) idle?.();
+    fetch(request, info) {
+      if (draining) {
+        return Promise.resolve(
+          unavailable("this replica is shutting down; retry (another replica will answer)"),
+        );
       }
+      inFlight++;
+      // Promise callbacks rather than an async frame: a waiting config pull holds this for up to a minute.
+      let answer: Promise<Response>;
+      try {
+        answer = Promise.resolve(appFetch(request, info));
+      } catch (error) {
+        answer = Promise.reject(error);
+      }
+      return answer.then((response) => closing ? unreadableAtShutdown(request, response) : response)
+        .finally(settled);
     },
     drain(graceMs) {
       draining = true;

@@ -3,9 +3,11 @@
 // is answered by the full route.
 import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
+import { setNodeConfig } from "../core/configs.ts";
 import { HeartbeatBody, MetricsBody } from "../routes/api/agents.ts";
 import { plainHeartbeat, plainMetricBatch } from "../routes/agentFastPath.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
+import { testPool } from "./helpers/configs.ts";
 
 const POOL = "ocid1.instancepool.oc1.iad.aaaaaaaafastpath";
 const HASH = "A".repeat(64);
@@ -233,6 +235,113 @@ Deno.test("metrics fast path: same answers as the full path, refusals from the f
       [node.node_id],
     ) as unknown as [[{ after: number }]];
     assert.equal(Number(after), 3);
+  } finally {
+    await ctx.close();
+  }
+});
+
+const NODE_CONFIG = (max: number) => ({
+  pools: [testPool(POOL, { scaling_limits: { min: 1, max } })],
+});
+/** A new config for the node, as an operator sets it. */
+const setConfig = (ctx: TestApp, nodeId: string, max: number) =>
+  setNodeConfig(ctx.deps, ctx.services, { principal: { kind: "system", name: "t" } }, nodeId, {
+    config: NODE_CONFIG(max),
+  });
+
+Deno.test("config pull fast path: a plain waiting pull is parked and answered as the full route answers", async (t) => {
+  const ctx = await createTestApp("pull_fast_path");
+  try {
+    const node = await registeredNode(ctx, "fast-3");
+    const path = `/api/v1/nodes/${node.node_id}/config`;
+    const set = await setConfig(ctx, node.node_id, 10);
+    const known = { "if-none-match": `"${set.hash}"` };
+    const untilWaiting = async (count: number) => {
+      while (ctx.services.configWatcher.waiting < count) await new Promise((r) => setTimeout(r, 5));
+    };
+
+    await t.step("unchanged at the end of the wait: 304 with the full route's headers", async () => {
+      const before = ctx.agentFastPath.answered;
+      // wait=1 is the plain form (fast); wait=01 means the same to the route's schema (full path).
+      const [fast, full] = await Promise.all([
+        ctx.call("GET", `${path}?wait=1`, { token: node.node_token, headers: known }),
+        ctx.call("GET", `${path}?wait=01`, { token: node.node_token, headers: known }),
+      ]);
+      assert.equal(ctx.agentFastPath.answered, before + 1, "only the plain pull went fast");
+      assert.equal(fast.status, 304);
+      assert.equal(full.status, 304);
+      const names = (r: Response) => [...r.headers.keys()].filter((n) => n !== "x-request-id").sort();
+      assert.deepEqual(names(fast), names(full));
+      for (const name of names(full)) assert.equal(fast.headers.get(name), full.headers.get(name), name);
+      assert.ok(fast.headers.get("x-request-id"));
+    });
+
+    await t.step("woken by a change: 200 with the new config, counted once under the route", async () => {
+      const before = ctx.agentFastPath.answered;
+      const waiting = ctx.call("GET", `${path}?wait=30`, {
+        token: node.node_token,
+        headers: { ...known, "x-request-id": "pull-7" },
+      });
+      await untilWaiting(1);
+      const changed = await setConfig(ctx, node.node_id, 12);
+      const res = await waiting;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("etag"), `"${changed.hash}"`);
+      assert.equal(res.headers.get("x-request-id"), "pull-7");
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+      assert.equal((await json<{ hash: string }>(res)).hash, changed.hash);
+      assert.equal(ctx.agentFastPath.answered, before + 1);
+      known["if-none-match"] = `"${changed.hash}"`;
+    });
+
+    await t.step("an agent behind: answered at once, and nothing is left waiting", async () => {
+      const before = ctx.agentFastPath.answered;
+      const res = await ctx.call("GET", `${path}?wait=30`, {
+        token: node.node_token,
+        headers: { "if-none-match": `"${set.hash}"` },
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("etag"), known["if-none-match"]);
+      await res.body?.cancel();
+      assert.equal(ctx.agentFastPath.answered, before + 1);
+      assert.equal(ctx.services.configWatcher.waiting, 0);
+    });
+
+    await t.step("a pull that hangs up stops waiting", async () => {
+      const hangUp = new AbortController();
+      const waiting = ctx.app.request(
+        new Request(`http://localhost${path}?wait=60`, {
+          headers: { authorization: `Bearer ${node.node_token}`, ...known },
+          signal: hangUp.signal,
+        }),
+      );
+      await untilWaiting(1);
+      hangUp.abort();
+      assert.equal((await waiting).status, 304);
+      assert.equal(ctx.services.configWatcher.waiting, 0);
+    });
+
+    await t.step("refusals come from the full route, with the field named, and nothing waits", async () => {
+      const before = ctx.agentFastPath.answered;
+      const stranger = await ctx.call("GET", `${path}?wait=5`, {
+        token: `${node.node_token.slice(0, -4)}abcd`,
+      });
+      assert.equal(stranger.status, 401);
+      const tooLong = await ctx.call("GET", `${path}?wait=61`, { token: node.node_token });
+      assert.equal(tooLong.status, 422);
+      const problem = await json<{ error: { details: { field: string }[] } }>(tooLong);
+      assert.equal(problem.error.details[0].field, "wait");
+      const unknown = await ctx.call("GET", `/api/v1/nodes/${crypto.randomUUID()}/config?wait=5`, {
+        token: node.node_token,
+      });
+      assert.equal(unknown.status, 404);
+      const other = await registeredNode(ctx, "fast-4");
+      const notMine = await ctx.call("GET", `${path}?wait=5`, { token: other.node_token });
+      assert.equal(notMine.status, 403);
+      await Promise.all([stranger, unknown, notMine].map((r) => r.body?.cancel()));
+      assert.equal(ctx.agentFastPath.answered, before, "none of them went fast");
+      assert.equal(ctx.services.configWatcher.waiting, 0);
+    });
   } finally {
     await ctx.close();
   }

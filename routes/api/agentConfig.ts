@@ -108,7 +108,7 @@ export function parseIfNoneMatch(header: string | undefined): string[] | "*" {
 
 /** The answer to a pull: the config (200), unchanged (304) or none (204), with its ETag. Built without the
  * request's context, so a pull that waited can be answered after its middleware finished. */
-function pullResponse(result: PullResult): Response {
+export function pullResponse(result: PullResult): Response {
   const headers: Record<string, string> = { "cache-control": "no-cache" };
   if (result.kind === "none") return new Response(null, { status: 204, headers });
   if (result.kind === "not_modified") {
