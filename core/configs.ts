@@ -555,9 +555,8 @@ export async function startPull(
   const { nodeId } = input;
   const lastHash = current.desiredHash;
   const later = waiter.promise.then((outcome) =>
-    answerWait(deps, services, nodeId, known, lastHash, outcome, waiter)
-  )
-    .finally(() => stopWaiting(waiter, signal));
+    answerWait(deps, services, { nodeId, known, lastHash, waiter, signal }, outcome)
+  );
   return { later };
 }
 
@@ -582,25 +581,33 @@ function unchanged(desiredHash: string | null): PullResult {
 async function answerWait(
   deps: Pick<CoreDeps, "db" | "telemetry">,
   services: WatcherHolder,
-  nodeId: string,
-  known: readonly string[],
-  lastHash: string | null,
+  wait: {
+    nodeId: string;
+    known: readonly string[];
+    lastHash: string | null;
+    waiter: ConfigWaiter;
+    signal: AbortSignal | undefined;
+  },
   outcome: WaitOutcome,
-  waiter: ConfigWaiter,
 ): Promise<PullResult> {
-  if (outcome !== "changed" && outcome !== "timeout") return delivered(deps, unchanged(lastHash));
-  // Woken by a change (the poll read the node's new desired version: no second read) or the deadline (the
-  // database has the answer; a missed wake-up only delays it).
-  const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
-  if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
-    // The pulls one change wakes (an agent may hold several) share the read of the version.
-    const read = () => desiredResult(deps, fresh);
-    return delivered(
-      deps,
-      await (services.configWatcher.shared?.(`version ${fresh.desiredVersionId}`, read) ?? read()),
-    );
+  const { nodeId, known, lastHash, waiter } = wait;
+  try {
+    if (outcome !== "changed" && outcome !== "timeout") return delivered(deps, unchanged(lastHash));
+    // Woken by a change (the poll read the node's new desired version: no second read) or the deadline (the
+    // database has the answer; a missed wake-up only delays it).
+    const fresh = outcome === "changed" && waiter.woken ? waiter.woken : await readDesired(deps, nodeId);
+    if (fresh.desiredHash !== null && !known.includes(fresh.desiredHash)) {
+      // The pulls one change wakes (an agent may hold several) share the read of the version.
+      const read = () => desiredResult(deps, fresh);
+      return delivered(
+        deps,
+        await (services.configWatcher.shared?.(`version ${fresh.desiredVersionId}`, read) ?? read()),
+      );
+    }
+    return delivered(deps, unchanged(fresh.desiredHash));
+  } finally {
+    stopWaiting(waiter, wait.signal);
   }
-  return delivered(deps, unchanged(fresh.desiredHash));
 }
 
 async function readDesired(deps: Pick<CoreDeps, "db">, nodeId: string) {

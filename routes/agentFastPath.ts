@@ -300,13 +300,8 @@ export function withAgentFastPath(
     );
   };
 
-  return async (request, info) => {
-    const method = request.method;
-    if (method !== "POST") {
-      if (method !== "GET") return appFetch(request, info);
-      const [path, query] = pathOf(request.url);
-      return query === "" ? appFetch(request, info) : pull(request, info, path, query);
-    }
+  /** A heartbeat or metric batch. */
+  const post = async (request: Request, info: Deno.ServeHandlerInfo | undefined): Promise<Response> => {
     const url = request.url;
     const match = PATH.exec(pathOf(url)[0]);
     if (!match) return appFetch(request, info);
@@ -351,5 +346,14 @@ export function withAgentFastPath(
     response.headers.set("content-type", "application/json");
     const path = `/api/v1/nodes/${nodeId}/${kind}`;
     return answered("POST", ROUTES[kind], path, response, requestId, address, started);
+  };
+
+  // Not an async function: a waiting pull's promise is handed straight to Deno, with no frame around it.
+  return (request, info) => {
+    const method = request.method;
+    if (method === "POST") return post(request, info);
+    if (method !== "GET") return appFetch(request, info);
+    const [path, query] = pathOf(request.url);
+    return query === "" ? appFetch(request, info) : pull(request, info, path, query);
   };
 }

@@ -34,6 +34,10 @@ export function createDrain(appFetch: Fetch, logger: Pick<Logger, "warn">): Drai
   const settled = () => {
     if (--inFlight === 0) idle?.();
   };
+  const failed = (error: unknown) => {
+    settled();
+    throw error;
+  };
   /** A 400 for a request with a body, while connections close: its body could not be read. */
   const unreadableAtShutdown = async (request: Request, response: Response) => {
     if (response.status !== 400 || request.body === null) return response;
@@ -63,8 +67,16 @@ export function createDrain(appFetch: Fetch, logger: Pick<Logger, "warn">): Drai
       } catch (error) {
         answer = Promise.reject(error);
       }
-      return answer.then((response) => closing ? unreadableAtShutdown(request, response) : response)
-        .finally(settled);
+      return answer.then(
+        (response) => {
+          if (!closing) {
+            settled();
+            return response;
+          }
+          return unreadableAtShutdown(request, response).finally(settled);
+        },
+        failed,
+      );
     },
     drain(graceMs) {
       draining = true;
