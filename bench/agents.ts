@@ -3,7 +3,7 @@
 //   deno task bench [--agents N] [--seconds S] [--pulls N] [--quick]
 //                   [--concurrency N] [--rate N] [--paced-rate N] [--metric-workers N] [--phases awpbcd]
 //                   [--log-level L]
-//                   [--profile DIR (server --cpu-prof)] [--server-log FILE]
+//                   [--profile DIR (server --cpu-prof)] [--server-log FILE] [--v8-flags F (the server's)]
 //
 // It creates a throwaway database, starts `main.ts serve` as a subprocess (so the peak RSS is the
 // server's own), enrolls N agents over HTTP, then runs these phases:
@@ -46,6 +46,7 @@ const args = parseArgs({
     phases: { type: "string" },
     profile: { type: "string" },
     "server-log": { type: "string" },
+    "v8-flags": { type: "string" },
   },
   strict: true,
 });
@@ -280,6 +281,7 @@ const server = new Deno.Command(Deno.execPath(), {
     "-A",
     "--unstable-no-legacy-abort",
     ...(args.values.profile ? ["--cpu-prof", `--cpu-prof-dir=${args.values.profile}`] : []),
+    ...(args.values["v8-flags"] ? [`--v8-flags=${args.values["v8-flags"]}`] : []),
     "main.ts",
     "serve",
     "--host",
@@ -744,6 +746,8 @@ try {
 const width = Math.max(...results.map(([name]) => name.length));
 console.log(
   `\nAutoscaler Central bench: ${AGENTS} agents, ${SECONDS} s per phase, ${Deno.build.os}, ${navigator.hardwareConcurrency} cpus (load average ${loadAtStart} at start), server LOG_LEVEL=${LOG_LEVEL}${
+    args.values["v8-flags"] ? `, server --v8-flags=${args.values["v8-flags"]}` : ""
+  }${
     quick ? " (quick)" : ""
   }\n  (client, server and database share this machine; "cost" lines are CPU per operation of each part)`,
 );
