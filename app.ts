@@ -13,7 +13,6 @@ import { createTelemetry, type Telemetry } from "./core/telemetry.ts";
 import { createRequestLog } from "./core/requestLog.ts";
 import { type FastPathStats, withAgentFastPath } from "./routes/agentFastPath.ts";
 import { clientAddressOf, requestIdFor } from "./routes/requestIdentity.ts";
-import { createParking } from "./routes/parking.ts";
 import { fleetStatusCounts } from "./core/nodes.ts";
 import { countNodesByConfigState, poolStats } from "./db/telemetry.ts";
 import { isDatabaseUnavailable } from "./db/errors.ts";
@@ -60,7 +59,6 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   connectTelemetrySources(deps, services, telemetry);
   // Agents' hot routes are summarized at info (core/requestLog.ts); errors and debug keep a line each.
   const requestLog = createRequestLog(deps.logger, { summarize: deps.settings.LOG_LEVEL !== "debug" });
-  const parking = createParking(telemetry, requestLog);
 
   app.use("*", noSniff);
   app.use("*", async (c, next) => {
@@ -70,8 +68,6 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
     c.set("clientAddress", clientAddress(c, deps.settings.TRUST_PROXY));
     await next();
     c.res.headers.set("X-Request-Id", requestId);
-    // A parked config pull is counted and logged when it is answered (routes/parking.ts).
-    if (parking.isParked(c.res)) return;
     const durationMs = performance.now() - started;
     const status = c.res.status;
     const route = routeTemplate(c);
@@ -133,7 +129,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   registerUserRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerAuditRoutes(app, deps);
-  registerAgentConfigRoutes(app, deps, services, parking);
+  registerAgentConfigRoutes(app, deps, services);
   registerAgentRoutes(app, deps, services);
   registerNodeRoutes(app, deps);
   registerMetricsRoutes(app, deps);
@@ -171,7 +167,7 @@ export function createApp(givenDeps: CoreDeps, options: AppOptions = {}): App {
   const fullFetch = app.fetch;
   const agentFastPath: FastPathStats = { answered: 0 };
   app.fetch = withAgentFastPath(
-    parking.wrap(fullFetch),
+    fullFetch,
     deps,
     services,
     telemetry,

@@ -499,9 +499,9 @@ export interface PullInput {
   rememberedDesiredHash?: string | null;
 }
 
-/** pullConfig in two steps, so the HTTP layer can let go of the request's middleware while a pull waits
- * (routes/parking.ts): `now` when the answer is known at once, `later` when the pull waits for a change
- * (its answer then, the same as pullConfig's). */
+/** pullConfig in two steps, so the agents' fast path (routes/agentFastPath.ts) holds no frame while a pull
+ * waits: `now` when the answer is known at once, `later` when the pull waits for a change (its answer then,
+ * the same as pullConfig's). */
 export async function startPull(
   deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
   services: WatcherHolder,

@@ -1,5 +1,5 @@
-// A waiting config pull is parked outside the app's middleware (routes/parking.ts): its answer, when it
-// comes, still carries what the middleware gives every answer, and is counted when it is answered.
+// A waiting config pull over HTTP (the agents' fast path takes it: routes/agentFastPath.ts): its answer, when
+// it comes, still carries what the middleware gives every answer, and is counted once, when it is answered.
 import assert from "node:assert/strict";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { json } from "./helpers/app.ts";

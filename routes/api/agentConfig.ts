@@ -3,8 +3,7 @@
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import { ackConfig, MAX_WAIT_S, type PullResult, startPull } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
-import { asAppError, errorJsonResponse, errorResponses } from "../errors.ts";
-import type { Parking } from "../parking.ts";
+import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
@@ -107,7 +106,7 @@ export function parseIfNoneMatch(header: string | undefined): string[] | "*" {
 }
 
 /** The answer to a pull: the config (200), unchanged (304) or none (204), with its ETag. Built without the
- * request's context, so a pull that waited can be answered after its middleware finished. */
+ * request's context, so the agents' fast path answers with it too. */
 export function pullResponse(result: PullResult): Response {
   const headers: Record<string, string> = { "cache-control": "no-cache" };
   if (result.kind === "none") return new Response(null, { status: 204, headers });
@@ -125,7 +124,6 @@ export function registerAgentConfigRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: CoreDeps,
   services: Services,
-  parking: Parking,
 ): void {
   const nodeToken = nodeTokenRequired(services.nodeAuth);
 
@@ -140,16 +138,10 @@ export function registerAgentConfigRoutes(
       signal: c.req.raw.signal,
       rememberedDesiredHash: services.nodeAuth.desiredHash(nodeId),
     });
-    // Plain Responses (built without the context, see pullResponse): the route's typed responses above are
-    // what they carry, which the type checker cannot see through a Response, hence the casts.
-    if ("now" in started) return pullResponse(started.now) as never;
-    // A waiting pull: parked outside the middleware until its answer comes (routes/parking.ts).
-    const requestId = c.get("requestId");
-    const answer = started.later.then(
-      pullResponse,
-      (error) => errorJsonResponse(asAppError(error, requestId, deps.logger), requestId),
-    );
-    return parking.park(answer, pullRoute.getRoutingPath(), c.req.path, c.get("clientAddress")) as never;
+    // Plain Responses (shared with the agents' fast path, routes/agentFastPath.ts, which takes the plain
+    // waiting pulls): the route's typed responses above are what they carry, which the type checker cannot
+    // see through a Response, hence the cast.
+    return pullResponse("now" in started ? started.now : await started.later) as never;
   });
 
   app.openapi({ ...ackRoute, middleware: [nodeToken] as const }, async (c) => {
