@@ -9,8 +9,9 @@
 // The high-water mark follows the desired_changed_at values read back, capped at this process's clock, and
 // each poll looks OVERLAP_MS further back: a row stamped by a replica whose clock is a little behind, or
 // committed a little late, is still seen. Rows read again inside the overlap cost nothing but a comparison.
-// The wait itself is real time (setTimeout); the route re-reads the node at the end of every wait, so a
-// missed wake-up can only delay an answer, never make it wrong.
+// The wait itself is real time: one ticker per process ends the waits whose deadline passed (every TICK_MS
+// while pulls wait; a timer per wait cost half a kilobyte each). The route re-reads the node at the end of
+// every wait, so a missed wake-up can only delay an answer, never make it wrong.
 //
 // The same poll keeps the replica's node-token memory current (core/nodeAuthCache.ts): it also reads the
 // node credential changes (node_auth_changes) since the mark and makes the cache forget those nodes, and
@@ -26,9 +27,11 @@ export const OVERLAP_MS = 5_000;
 export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled" | "replaced";
 
 export interface ConfigWaiter {
-  /** Settles once: a change for the node (hash not among the known ones), the timeout, shutdown, or cancel. */
-  readonly promise: Promise<WaitOutcome>;
-  /** Stops waiting (the caller answered already, or hung up); the promise settles as "cancelled". */
+  /** `listener` is called once, when the wait ends: a change for the node (hash not among the known
+   * ones), the deadline, shutdown, replacement or cancel. At once when it has ended already. No promise:
+   * with 10,000 waits, each promise and its reactions are megabytes. */
+  listen(listener: (outcome: WaitOutcome) => void): void;
+  /** Stops waiting (the caller answered already, or hung up): the wait ends as "cancelled". */
   cancel(): void;
   /** As an abort listener (the client hung up): cancel(). */
   handleEvent(): void;
@@ -65,33 +68,37 @@ export interface ConfigWatcher {
   close(): Promise<void>;
 }
 
+/** How often the ticker ends the waits whose deadline passed: a wait ends up to this much late. */
+export const TICK_MS = 100;
+
 /** One waiting pull. Its methods live on the prototype and it is its own abort listener: with 10,000 pulls
  * waiting, every closure or Set per wait is megabytes. */
 class Waiter implements ConfigWaiter {
-  readonly promise: Promise<WaitOutcome>;
   woken?: { desiredHash: string; desiredVersionId: number };
-  #resolve?: (outcome: WaitOutcome) => void;
-  readonly #timer: ReturnType<typeof setTimeout>;
+  /** How the wait ended; undefined while it waits. */
+  #outcome?: WaitOutcome;
+  #listener?: (outcome: WaitOutcome) => void;
 
   constructor(
     readonly nodeId: string,
     /** The hashes the agent has: one or two, so a list, not a Set. */
     readonly known: readonly string[],
-    timeoutMs: number,
-    /** The watcher's bookkeeping when this wait ends (shared by all waits). */
-    private readonly ended: (waiter: Waiter) => void,
-  ) {
-    this.promise = new Promise((resolve) => this.#resolve = resolve);
-    this.#timer = setTimeout(settleOnTimeout, Math.max(0, timeoutMs), this);
-  }
+    /** The watcher's bookkeeping when this wait ends (shared by all waits); none for a closed watcher's. */
+    private readonly ended?: (waiter: Waiter) => void,
+  ) {}
 
   settle(outcome: WaitOutcome): void {
-    const resolve = this.#resolve;
-    if (!resolve) return;
-    this.#resolve = undefined;
-    clearTimeout(this.#timer);
-    this.ended(this);
-    resolve(outcome);
+    if (this.#outcome !== undefined) return;
+    this.#outcome = outcome;
+    this.ended?.(this);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.(outcome);
+  }
+
+  listen(listener: (outcome: WaitOutcome) => void): void {
+    if (this.#outcome !== undefined) listener(this.#outcome);
+    else this.#listener = listener;
   }
 
   cancel(): void {
@@ -103,15 +110,6 @@ class Waiter implements ConfigWaiter {
   }
 }
 
-const settleOnTimeout = (waiter: Waiter) => waiter.settle("timeout");
-
-/** A wait asked for after shutdown: over before it starts. */
-const CLOSED_WAIT: ConfigWaiter = {
-  promise: Promise.resolve("closed"),
-  cancel: () => {},
-  handleEvent: () => {},
-};
-
 export function createConfigWatcher(
   deps: Pick<CoreDeps, "db" | "settings" | "clock" | "logger">,
   nodeAuth?: Pick<NodeAuthCache, "forget" | "desiredChanged" | "polled" | "size">,
@@ -120,6 +118,11 @@ export function createConfigWatcher(
   const needed = () => waiting > 0 || (nodeAuth?.size ?? 0) > 0;
   const byNode = new Map<string, Waiter[]>();
   let waiting = 0;
+  // The waits by the tick their deadline falls in (performance.now() / TICK_MS, rounded up). A wait that
+  // ended early stays in its tick's list until then (a few dozen bytes; its caller's data is let go).
+  const deadlines = new Map<number, Waiter[]>();
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  let lastTick = 0;
   let closed = false;
   let pollTimer: ReturnType<typeof setTimeout> | undefined;
   let inflight: Promise<void> | undefined;
@@ -137,6 +140,16 @@ export function createConfigWatcher(
     if (list?.length === 0) byNode.delete(waiter.nodeId);
     waiting--;
     stopWhenIdle();
+  };
+
+  const tick = () => {
+    const now = Math.floor(performance.now() / TICK_MS);
+    for (; lastTick < now; lastTick++) {
+      const due = deadlines.get(lastTick + 1);
+      if (!due) continue;
+      deadlines.delete(lastTick + 1);
+      for (const waiter of due) waiter.settle("timeout");
+    }
   };
 
   const wake = (nodeId: string, hash: string | null, versionId?: number | null) => {
@@ -204,6 +217,12 @@ export function createConfigWatcher(
   };
 
   const stopWhenIdle = () => {
+    if (waiting === 0 && ticker !== undefined) {
+      // Every wait still listed has ended.
+      clearInterval(ticker);
+      ticker = undefined;
+      deadlines.clear();
+    }
     if (needed()) return;
     if (pollTimer !== undefined) clearTimeout(pollTimer);
     pollTimer = undefined;
@@ -213,18 +232,30 @@ export function createConfigWatcher(
 
   return {
     watch(nodeId, knownHashes, timeoutMs) {
-      if (closed) return CLOSED_WAIT;
-      const waiter = new Waiter(nodeId, knownHashes, timeoutMs, ended);
-      let list = byNode.get(nodeId);
-      if (!list) byNode.set(nodeId, list = []);
+      if (closed) {
+        const over = new Waiter(nodeId, knownHashes);
+        over.settle("closed");
+        return over;
+      }
+      const waiter = new Waiter(nodeId, knownHashes, ended);
+      if (ticker === undefined) {
+        lastTick = Math.floor(performance.now() / TICK_MS);
+        ticker = setInterval(tick, TICK_MS);
+      }
+      const due = Math.ceil((performance.now() + Math.max(0, timeoutMs)) / TICK_MS);
+      const list = deadlines.get(due);
+      if (list) list.push(waiter);
+      else deadlines.set(due, [waiter]);
+      let mine = byNode.get(nodeId);
+      if (!mine) byNode.set(nodeId, mine = []);
       // One agent needs one wait; a token holding thousands would hold their memory. The oldest makes room
       // (its caller answers 304 from the read it made), so a reconnecting agent is never refused.
-      while (list.length >= deps.settings.MAX_CONFIG_WAITS_PER_NODE) {
+      while (mine.length >= deps.settings.MAX_CONFIG_WAITS_PER_NODE) {
         counters.replaced++;
-        list[0].settle("replaced");
-        if (!byNode.has(nodeId)) byNode.set(nodeId, list);
+        mine[0].settle("replaced");
+        if (!byNode.has(nodeId)) byNode.set(nodeId, mine);
       }
-      list.push(waiter);
+      mine.push(waiter);
       waiting++;
       // A change committed after this instant is found by the first poll (which looks OVERLAP_MS back).
       highWaterMs ??= deps.clock.now().getTime();

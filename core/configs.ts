@@ -484,9 +484,16 @@ export async function pullConfig(
   services: WatcherHolder,
   input: PullInput,
 ): Promise<PullResult> {
-  const started = await startPull(deps, services, input);
-  return "now" in started ? started.now : await started.later;
+  let answer!: PullAnswer;
+  const later = new Promise<PullResult>((resolve, reject) => {
+    answer = (error, result) => error === null ? resolve(result!) : reject(error);
+  });
+  const started = await startPull(deps, services, input, answer);
+  return started === "waiting" ? await later : started.now;
 }
+
+/** The answer to a pull that waited: `error` null and its result, or what failed. */
+export type PullAnswer = (error: unknown, result?: PullResult) => void;
 
 export interface PullInput {
   nodeId: string;
@@ -499,14 +506,16 @@ export interface PullInput {
   rememberedDesiredHash?: string | null;
 }
 
-/** pullConfig in two steps, so the agents' fast path (routes/agentFastPath.ts) holds no frame while a pull
- * waits: `now` when the answer is known at once, `later` when the pull waits for a change (its answer then,
- * the same as pullConfig's). */
+/** pullConfig for a caller that holds no frame while a pull waits (the agents' fast path,
+ * routes/agentFastPath.ts): `now` when the answer is known at once; "waiting" when the pull waits for a
+ * change, and then `answer` is called once with what pullConfig would return or throw. Refusals before the
+ * wait (bad wait, too many waiting, unknown node) are thrown. */
 export async function startPull(
   deps: Pick<CoreDeps, "db" | "settings" | "telemetry">,
   services: WatcherHolder,
   input: PullInput,
-): Promise<{ now: PullResult } | { later: Promise<PullResult> }> {
+  answer: PullAnswer,
+): Promise<{ now: PullResult } | "waiting"> {
   if (!Number.isInteger(input.waitS) || input.waitS < 0 || input.waitS > MAX_WAIT_S) {
     throw validationFailed(`wait must be a whole number of seconds in 0..${MAX_WAIT_S}`, [
       { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
@@ -551,13 +560,16 @@ export async function startPull(
     throw error;
   }
   if (!waiter) return { now: delivered(deps, unchanged(current.desiredHash)) };
-  // While it waits, a pull holds only the waiter and this callback's few values (no async frame).
+  // While it waits, a pull holds only the waiter and this listener's few values (no promise, no frame).
   const { nodeId } = input;
   const lastHash = current.desiredHash;
-  const later = waiter.promise.then((outcome) =>
-    answerWait(deps, services, { nodeId, known, lastHash, waiter, signal }, outcome)
+  waiter.listen((outcome) =>
+    answerWait(deps, services, { nodeId, known, lastHash, waiter, signal }, outcome).then(
+      (result) => answer(null, result),
+      answer,
+    )
   );
-  return { later };
+  return "waiting";
 }
 
 function stopWaiting(waiter: ConfigWaiter | undefined, signal: AbortSignal | undefined): void {

@@ -181,11 +181,12 @@ export async function findUsableEnrollmentToken(
   db: DbOrTx | ((tokenHash: string) => Promise<EnrollmentTokenRow | undefined>),
   token: unknown,
 ): Promise<EnrollmentTokenRow> {
-  const invalid = new AppError(401, "enrollment_token_invalid", "unknown enrollment token");
-  if (!secretShaped(SECRET_PREFIX.enrollmentToken, token)) throw invalid;
+  // Made only when thrown: an Error captures a stack, and every registration passes here.
+  const invalid = () => new AppError(401, "enrollment_token_invalid", "unknown enrollment token");
+  if (!secretShaped(SECRET_PREFIX.enrollmentToken, token)) throw invalid();
   const hash = await keyedHash(deps.settings.SECRET_KEY, token);
   const row = typeof db === "function" ? await db(hash) : await findEnrollmentTokenByHash(db, hash);
-  if (!row) throw invalid;
+  if (!row) throw invalid();
   const state = enrollmentTokenState(row, deps.clock.now());
   if (state !== "active") throw new AppError(401, REFUSALS[state].code, REFUSALS[state].message);
   return row;

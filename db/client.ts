@@ -67,6 +67,9 @@ export function createPool(
     // (16,000) is 512 KB per connection. Queries here are sent as text (pool.query, drizzle), so few are
     // ever prepared.
     maxPreparedStatements: 64,
+    // No call-site stack captured for every query (an Error per query): a failed query is reported with its
+    // SQL error and the request it served, not with the caller's frames.
+    trace: false,
   });
   return queryTimeoutMs > 0 ? boundedPool(pool, queryTimeoutMs) : pool;
 }

@@ -21,7 +21,7 @@ import type { Telemetry } from "../core/telemetry.ts";
 import type { AgentCaller } from "../core/principal.ts";
 import { clientAddressOf, requestIdFor } from "./requestIdentity.ts";
 import { SECRET_PREFIX, secretShaped } from "../core/secrets.ts";
-import { MAX_WAIT_S, type PullResult, startPull } from "../core/configs.ts";
+import { MAX_WAIT_S, type PullAnswer, startPull } from "../core/configs.ts";
 import { asAppError, errorJsonResponse } from "./errors.ts";
 import { parseIfNoneMatch, pullResponse } from "./api/agentConfig.ts";
 import {
@@ -263,7 +263,27 @@ export function withAgentFastPath(
     return parkPull(request, info, match[1], token, Number(wait[1]), ifNoneMatch ?? undefined);
   };
 
-  const parkPull = async (
+  /** The callback that answers a parked pull. Made here, in a scope of its own, so that while the pull waits
+   * it keeps only these few values (a closure keeps its whole enclosing scope). */
+  const pullAnswerer = (
+    resolve: (response: Response) => void,
+    nodeId: string,
+    requestId: string,
+    address: string,
+    started: number,
+  ): PullAnswer =>
+  (error, result) => {
+    const response = error === null
+      ? pullResponse(result!)
+      : errorJsonResponse(asAppError(error, requestId, deps.logger), requestId);
+    const path = `/api/v1/nodes/${nodeId}/config`;
+    resolve(answered("GET", PULL_ROUTE, path, response, requestId, address, started));
+  };
+
+  /** Parks the pull until its answer comes. Not an async function, and no promise between the wait and
+   * Deno: while it waits, a pull holds the promise returned here, its answer callback and the watcher's
+   * waiter. */
+  const parkPull = (
     request: Request,
     info: Deno.ServeHandlerInfo | undefined,
     nodeId: string,
@@ -272,32 +292,33 @@ export function withAgentFastPath(
     ifNoneMatch: string | undefined,
   ): Promise<Response> => {
     const started = performance.now();
-    let pulled: { now: PullResult } | { later: Promise<PullResult> };
-    try {
-      await services.nodeAuth.authenticate(nodeId, token);
-      pulled = await startPull(deps, services, {
+    const headers = request.headers;
+    let resolve!: (response: Response | Promise<Response>) => void;
+    const parked = new Promise<Response>((settle) => resolve = settle);
+    const answer = pullAnswerer(
+      resolve,
+      nodeId,
+      requestIdFor(headers.get("x-request-id")),
+      addressOf(headers, info),
+      started,
+    );
+    services.nodeAuth.authenticate(nodeId, token).then(() =>
+      startPull(deps, services, {
         nodeId,
         knownHashes: parseIfNoneMatch(ifNoneMatch),
         waitS,
         signal: request.signal,
         rememberedDesiredHash: services.nodeAuth.desiredHash(nodeId),
-      });
-    } catch {
-      // A refusal (token, node, too many waiting) or a failure: the full route answers it, in its shape.
-      return appFetch(request, info);
-    }
-    const headers = request.headers;
-    const requestId = requestIdFor(headers.get("x-request-id"));
-    const address = addressOf(headers, info);
-    const path = `/api/v1/nodes/${nodeId}/config`;
-    const respond = (response: Response) =>
-      answered("GET", PULL_ROUTE, path, response, requestId, address, started);
-    if ("now" in pulled) return respond(pullResponse(pulled.now));
-    // Returned, not awaited: this function's frame ends here, and the wait holds only the callbacks.
-    return pulled.later.then(
-      (result) => respond(pullResponse(result)),
-      (error) => respond(errorJsonResponse(asAppError(error, requestId, deps.logger), requestId)),
+      }, answer)
+    ).then(
+      (pulled) => {
+        if (pulled !== "waiting") answer(null, pulled.now);
+      },
+      // A refusal (token, node, too many waiting) or a failure before the wait: the full route answers it,
+      // in its shape.
+      () => resolve(appFetch(request, info)),
     );
+    return parked;
   };
 
   /** A heartbeat or metric batch. */

@@ -34,6 +34,10 @@ export function createDrain(appFetch: Fetch, logger: Pick<Logger, "warn">): Drai
   const settled = () => {
     if (--inFlight === 0) idle?.();
   };
+  const passOn = (response: Response) => {
+    settled();
+    return response;
+  };
   const failed = (error: unknown) => {
     settled();
     throw error;
@@ -67,6 +71,8 @@ export function createDrain(appFetch: Fetch, logger: Pick<Logger, "warn">): Drai
       } catch (error) {
         answer = Promise.reject(error);
       }
+      // A request without a body needs nothing of its own here (no closure while a config pull waits).
+      if (request.method === "GET" || request.method === "HEAD") return answer.then(passOn, failed);
       return answer.then(
         (response) => {
           if (!closing) {

@@ -1,7 +1,7 @@
 // The agent's side of configuration: pull the desired config (ETag + long-poll) and ack what was applied.
 // Node-token authenticated; the rules live in core/configs.ts.
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
-import { ackConfig, MAX_WAIT_S, type PullResult, startPull } from "../../core/configs.ts";
+import { ackConfig, MAX_WAIT_S, pullConfig, type PullResult } from "../../core/configs.ts";
 import type { CoreDeps } from "../../core/deps.ts";
 import { errorResponses } from "../errors.ts";
 import { CONFIG_STATES } from "../../core/nodeStatus.ts";
@@ -131,7 +131,7 @@ export function registerAgentConfigRoutes(
     const { wait } = c.req.valid("query");
     const headers = c.req.valid("header");
     const nodeId = requireNodeActor(c).principal.nodeId;
-    const started = await startPull(deps, services, {
+    const result = await pullConfig(deps, services, {
       nodeId,
       knownHashes: parseIfNoneMatch(headers["if-none-match"]),
       waitS: wait,
@@ -141,7 +141,7 @@ export function registerAgentConfigRoutes(
     // Plain Responses (shared with the agents' fast path, routes/agentFastPath.ts, which takes the plain
     // waiting pulls): the route's typed responses above are what they carry, which the type checker cannot
     // see through a Response, hence the cast.
-    return pullResponse("now" in started ? started.now : await started.later) as never;
+    return pullResponse(result) as never;
   });
 
   app.openapi({ ...ackRoute, middleware: [nodeToken] as const }, async (c) => {
