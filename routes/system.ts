@@ -4,7 +4,7 @@ import type { CoreDeps } from "../core/deps.ts";
 import { checkReadiness } from "../core/health.ts";
 import { notFound } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
-import { assets } from "../static/assets.ts";
+import { findAsset } from "../static/assets.ts";
 import { assetVersion } from "./ui/assets.ts";
 import type { AppEnv } from "./env.ts";
 import { contentSecurityPolicy, STRICT_CSP } from "./securityHeaders.ts";
@@ -108,11 +108,11 @@ export function registerSystemRoutes(app: OpenAPIHono<AppEnv>, deps: Pick<CoreDe
 
   app.get("/static/:name", async (c) => {
     const name = c.req.param("name");
-    const asset = Object.hasOwn(assets, name) ? assets[name] : undefined;
+    const asset = await findAsset(name);
     if (!asset) throw notFound(`static file ${name}`);
     const etag = await assetTag(name, asset.body);
     // A URL with the current content hash (the console's links) never changes meaning: cache it for good.
-    const immutable = c.req.query("v") === assetVersion(name);
+    const immutable = c.req.query("v") === assetVersion(name, asset.body);
     const headers = {
       ETag: etag,
       "Cache-Control": immutable ? "public, max-age=31536000, immutable" : "public, max-age=3600",

@@ -58,14 +58,25 @@ Deno.test("OpenAPI document and the offline docs pages", async (t) => {
       });
     }
 
-    await t.step("static files answer If-None-Match with 304", async () => {
-      const first = await ctx.call("GET", "/static/htmx.min.js");
-      assert.equal(first.status, 200);
-      await first.body?.cancel();
-      const etag = first.headers.get("etag");
-      assert.ok(etag);
-      const second = await ctx.call("GET", "/static/htmx.min.js", { headers: { "if-none-match": etag } });
-      assert.equal(second.status, 304);
+    // The console's files are held from the start, the docs' bundles loaded on first use: both the same way.
+    for (const file of ["/static/htmx.min.js", "/static/swagger-ui-bundle.js"]) {
+      await t.step(`${file} answers If-None-Match with 304`, async () => {
+        const first = await ctx.call("GET", file);
+        assert.equal(first.status, 200);
+        await first.body?.cancel();
+        const etag = first.headers.get("etag");
+        assert.ok(etag);
+        const second = await ctx.call("GET", file, { headers: { "if-none-match": etag } });
+        assert.equal(second.status, 304);
+        assert.equal(second.headers.get("etag"), etag);
+      });
+    }
+
+    await t.step("ReDoc's bundle is served without its CDN logo", async () => {
+      const res = await ctx.call("GET", "/static/redoc.standalone.js");
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /javascript/);
+      assert.doesNotMatch(await res.text(), /cdn\.redoc\.ly\/redoc\/logo-mini\.svg/);
     });
 
     await t.step("unknown static file is a JSON 404", async () => {

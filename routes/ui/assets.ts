@@ -14,12 +14,14 @@ function contentVersion(text: string): string {
   return (hash >>> 0).toString(36);
 }
 
-export function assetVersion(name: string): string {
+/** The content hash of the static file `name`; `body` for one that is not among the console's files
+ * (the docs' bundles, loaded on first use). */
+export function assetVersion(name: string, body?: string): string {
   let version = versions.get(name);
   if (!version) {
-    const asset = assets[name];
-    if (!asset) throw new Error(`no static asset ${name}`);
-    version = contentVersion(asset.body);
+    const text = body ?? assets[name]?.body;
+    if (text === undefined) throw new Error(`no static asset ${name}`);
+    version = contentVersion(text);
     versions.set(name, version);
   }
   return version;
