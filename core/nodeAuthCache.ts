@@ -16,6 +16,7 @@
 // as core/nodeAuth.ts does and remembers the node when the token is its own. Refusals always come from the
 // database, with the precise answer (401, 403, 404, 410).
 import { findNodeAuthRows, type NodeAuthCacheRow } from "../db/nodeAuth.ts";
+import { batchedLoader } from "./batchedLoad.ts";
 import type { CoreDeps } from "./deps.ts";
 import { authenticateNode } from "./nodeAuth.ts";
 import type { NodePrincipal } from "./principal.ts";
@@ -70,36 +71,11 @@ export function createNodeAuthCache(
   const counters = { hits: 0, misses: 0, forgotten: 0, loads: 0 };
 
   // The misses of a burst (a replica starting under a fleet) share one statement.
-  type Loader = { resolve(row: NodeAuthCacheRow | undefined): void; reject(error: unknown): void };
-  let queued = new Map<string, Loader[]>();
-  let loading = false;
-  const load = (nodeId: string) =>
-    new Promise<NodeAuthCacheRow | undefined>((resolve, reject) => {
-      const loaders = queued.get(nodeId);
-      if (loaders) loaders.push({ resolve, reject });
-      else queued.set(nodeId, [{ resolve, reject }]);
-      pump();
-    });
-  const pump = () => {
-    if (loading || queued.size === 0) return;
-    let batch = queued;
-    if (queued.size <= LOAD_BATCH) queued = new Map();
-    else {
-      batch = new Map([...queued].slice(0, LOAD_BATCH));
-      for (const id of batch.keys()) queued.delete(id);
-    }
-    loading = true;
-    counters.loads++;
-    findNodeAuthRows(deps.db, [...batch.keys()]).then((rows) => {
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      for (const [id, loaders] of batch) for (const loader of loaders) loader.resolve(byId.get(id));
-    }, (error) => {
-      for (const loaders of batch.values()) for (const loader of loaders) loader.reject(error);
-    }).finally(() => {
-      loading = false;
-      pump();
-    });
-  };
+  const load = batchedLoader(
+    async (ids) => new Map((await findNodeAuthRows(deps.db, ids)).map((row) => [row.id, row])),
+    LOAD_BATCH,
+    () => counters.loads++,
+  );
   let sweptAt = performance.now();
 
   const fresh = () => performance.now() - lastPollStartedAt < staleAfterMs;

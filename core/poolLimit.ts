@@ -1,13 +1,19 @@
 // How many pools a node may create (MAX_POOLS_PER_NODE): pools come into being when an agent names them at
 // registration, in a heartbeat or in a metrics batch, so each of those checks here first. The pools known to
 // exist are remembered (bounded in count, the oldest forgotten first, to be checked again once when named
-// again), so the hot paths pay nothing for pools they named before; an unknown pool costs one transaction
-// that locks the node row, so concurrent requests cannot overshoot.
-import { reserveNodePools } from "../db/agents.ts";
+// again), so the hot paths pay nothing for pools they named before. A pool this replica does not know is
+// first looked up with a plain read that the nodes asking at the same moment share (a fleet's first
+// heartbeats to a replica that just started: one statement for hundreds, not a transaction each); only a
+// pool that does not exist yet costs a transaction that locks the node row, so concurrent requests cannot
+// overshoot.
+import { findPoolOcidsOfNodes, reserveNodePools } from "../db/agents.ts";
+import { batchedLoader } from "./batchedLoad.ts";
 import type { CoreDeps } from "./deps.ts";
 import { type ErrorDetail, validationFailed } from "./errors.ts";
 
 const KNOWN_POOLS_CACHE_SIZE = 100_000;
+/** Nodes whose pools one read looks up at most. */
+const READ_BATCH = 500;
 
 export interface PoolLimiter {
   /** Creates the pools of `ocids` this node does not have yet, unless that would take it past the limit:
@@ -25,10 +31,15 @@ export function createPoolLimiter(deps: Pick<CoreDeps, "db" | "settings" | "cloc
     if (known.size >= KNOWN_POOLS_CACHE_SIZE) known.delete(known.keys().next().value!);
     known.set(key, true);
   };
+  const readPools = batchedLoader((nodeIds) => findPoolOcidsOfNodes(deps.db, nodeIds), READ_BATCH);
   return {
     async ensure(nodeId, ocids, fieldOf) {
       // A metric batch names the same few pools a thousand times: look each up once.
-      const unknown = [...new Set(ocids)].filter((ocid) => !known.has(`${nodeId} ${ocid}`));
+      let unknown = [...new Set(ocids)].filter((ocid) => !known.has(`${nodeId} ${ocid}`));
+      if (unknown.length === 0) return;
+      const existing = await readPools(nodeId) ?? [];
+      for (const ocid of existing) remember(`${nodeId} ${ocid}`);
+      unknown = unknown.filter((ocid) => !existing.includes(ocid));
       if (unknown.length === 0) return;
       const limit = deps.settings.MAX_POOLS_PER_NODE;
       const { refused } = await reserveNodePools(

@@ -27,6 +27,7 @@ import type { AuditRow } from "../db/audit.ts";
 import { createPool, type Pool } from "../db/client.ts";
 import type { EnrollmentTokenRow } from "../db/enrollment.ts";
 import { auditRow } from "./audit.ts";
+import { batchedLoader } from "./batchedLoad.ts";
 import { firstConfigVersion } from "./configs.ts";
 import type { CoreDeps } from "./deps.ts";
 import { enrollmentTokenState } from "./enrollment.ts";
@@ -258,39 +259,11 @@ export function createRegistrationBatcher(
     };
   }
 
-  /** Token lookups waiting for the next read, by hash. */
-  let lookups = new Map<
-    string,
-    { resolve(row: EnrollmentTokenRow | undefined): void; reject(e: unknown): void }[]
-  >();
-  let reading = false;
-  async function readTokens(): Promise<void> {
-    reading = true;
-    try {
-      while (lookups.size > 0) {
-        const taken = lookups;
-        lookups = new Map();
-        try {
-          const rows = await findEnrollmentTokensByHashes(deps.pool, [...taken.keys()]);
-          for (const [hash, waiting] of taken) for (const w of waiting) w.resolve(rows.get(hash));
-        } catch (error) {
-          for (const waiting of taken.values()) for (const w of waiting) w.reject(error);
-        }
-      }
-    } finally {
-      reading = false;
-    }
-  }
+  /** Token lookups: those that arrive while one is read go together in the next. */
+  const readToken = batchedLoader((hashes) => findEnrollmentTokensByHashes(deps.pool, hashes), MAX_BATCH);
 
   return {
-    findEnrollmentToken(tokenHash) {
-      return new Promise((resolve, reject) => {
-        const waiting = lookups.get(tokenHash);
-        if (waiting) waiting.push({ resolve, reject });
-        else lookups.set(tokenHash, [{ resolve, reject }]);
-        if (!reading) void readTokens();
-      });
-    },
+    findEnrollmentToken: readToken,
     submit(registration) {
       if (closed) return Promise.resolve(undefined);
       counters.submitted++;

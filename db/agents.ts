@@ -1,7 +1,7 @@
 // What autoscalers write: registration (nodes + instance_pools), heartbeats and metric batches.
 // Heartbeats and metrics are the hot paths, so they use hand-written multi-row statements over a pooled
 // connection: one statement per batch, not one per row.
-import { eq, sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import type { AuditRow } from "./audit.ts";
 import type { Database, DbOrTx, Pool } from "./client.ts";
@@ -609,6 +609,20 @@ export async function reserveNodePools(
     }
     return { refused };
   });
+}
+
+/** The pool OCIDs of each of these nodes that has any (at most MAX_POOLS_PER_NODE each). */
+export async function findPoolOcidsOfNodes(db: DbOrTx, nodeIds: string[]): Promise<Map<string, string[]>> {
+  const found = new Map<string, string[]>();
+  if (nodeIds.length === 0) return found;
+  const rows = await db.select({ nodeId: instancePools.nodeId, ocid: instancePools.poolOcid })
+    .from(instancePools).where(inArray(instancePools.nodeId, nodeIds));
+  for (const row of rows) {
+    const ocids = found.get(row.nodeId);
+    if (ocids) ocids.push(row.ocid);
+    else found.set(row.nodeId, [row.ocid]);
+  }
+  return found;
 }
 
 /** The node's pool OCIDs (at most MAX_POOLS_PER_NODE of them). */

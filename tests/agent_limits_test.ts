@@ -212,6 +212,33 @@ Deno.test("agent limits", async (t) => {
     );
 
     await t.step(
+      "item 11, on a replica that never saw the node: its pools are found by a read, a new one beyond the limit is still 422",
+      async () => {
+        // Closed with the app at the end.
+        const replica = await ctx.replica();
+        const heartbeat = (ocids: string[]) =>
+          replica.call("POST", `/api/v1/nodes/${node.node_id}/heartbeat`, {
+            token: node.node_token,
+            json: { pools: ocids.map((id) => ({ instance_pool_id: id, instance_count: 1 })) },
+          });
+        // First heartbeats arriving together: their pool lookups share one read.
+        const first = await Promise.all([
+          heartbeat([pool(1)]),
+          heartbeat([pool(1), pool(2)]),
+          heartbeat([pool(2)]),
+        ]);
+        for (const res of first) assert.equal(res.status, 200, await res.clone().text());
+        await Promise.all(first.map((res) => res.body?.cancel()));
+        const refused = await heartbeat([pool(1), pool(8)]);
+        assert.equal(refused.status, 422);
+        assert.deepEqual((await json<ErrorBody>(refused)).error.details?.map((d) => d.field), [
+          "pools.1.instance_pool_id",
+        ]);
+        assert.equal(await poolCount(), 3);
+      },
+    );
+
+    await t.step(
       "items 7, 11: MAX_POOLS_PER_NODE and MAX_CONFIG_WAITS_PER_NODE are validated settings",
       async () => {
         const { parseSettings } = await import("../config.ts");
