@@ -9,6 +9,9 @@
 // The high-water mark follows the desired_changed_at values read back, capped at this process's clock, and
 // each poll looks OVERLAP_MS further back: a row stamped by a replica whose clock is a little behind, or
 // committed a little late, is still seen. Rows read again inside the overlap cost nothing but a comparison.
+// After each poll the mark also moves up to OVERLAP_MS behind this process's clock: without that, the rows
+// of the last burst of changes (a rollout, a fleet enrolling) were read again by every poll until the next
+// change, thousands of rows a second on every replica for hours.
 // The wait itself is real time: one ticker per process ends the waits whose deadline passed (every TICK_MS
 // while pulls wait; a timer per wait cost half a kilobyte each). The route re-reads the node at the end of
 // every wait, so a missed wake-up can only delay an answer, never make it wrong.
@@ -192,6 +195,7 @@ export function createConfigWatcher(
         nodeAuth?.desiredChanged(row.id, row.desiredHash);
         wake(row.id, row.desiredHash, row.desiredVersionId);
       }
+      mark = Math.max(mark, nowMs - OVERLAP_MS);
       nodeAuth?.polled(startedAt);
       if (failing) deps.logger.info("config watcher polls again");
       failing = false;

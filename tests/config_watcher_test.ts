@@ -2,9 +2,10 @@
 // through the one shared ticker, each exactly once, whatever ends them first.
 import assert from "node:assert/strict";
 import { ManualClock } from "../core/clock.ts";
-import { createConfigWatcher, TICK_MS, type WaitOutcome } from "../core/configWatcher.ts";
+import { createConfigWatcher, OVERLAP_MS, TICK_MS, type WaitOutcome } from "../core/configWatcher.ts";
 import { createMemoryLogger } from "../core/logger.ts";
-import { createTestDatabase } from "./helpers/app.ts";
+import { createTestApp, createTestDatabase } from "./helpers/app.ts";
+import { createNodeWithToken } from "./helpers/nodes.ts";
 
 const HASH_A = "a".repeat(64);
 const HASH_B = "b".repeat(64);
@@ -137,5 +138,45 @@ Deno.test("config watcher: deadlines, cancels, wake-ups and shutdown", async (t)
   } finally {
     await watcher.close();
     await database.drop();
+  }
+});
+
+Deno.test("config watcher: a poll reads a change again only while it is recent", async () => {
+  const ctx = await createTestApp("config_watcher_mark", { env: { CONFIG_POLL_MS: "50" } });
+  const watcher = createConfigWatcher({ ...ctx.deps, logger: createMemoryLogger() });
+  const polled = async (more: number) => {
+    const target = watcher.stats().polls + more;
+    for (let i = 0; i < 400 && watcher.stats().polls < target; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(watcher.stats().polls >= target, `never saw ${more} more polls`);
+    return watcher.stats().rows_read;
+  };
+  try {
+    // A burst of changes (a rollout, a fleet enrolling), then nothing.
+    for (let i = 0; i < 20; i++) {
+      const node = await createNodeWithToken(ctx, `burst-${i}`);
+      await ctx.database.pool.query(
+        "UPDATE nodes SET desired_hash = ?, desired_changed_at = ? WHERE id = ?",
+        [
+          HASH_A,
+          ctx.clock.now(),
+          node.nodeId,
+        ],
+      );
+    }
+    // A wait elsewhere keeps the watcher polling.
+    const keepPolling = watcher.watch("someone-else", [HASH_A], 60_000);
+    const whileRecent = await polled(2);
+    assert.ok(whileRecent >= 20, `the burst was read (${whileRecent} rows)`);
+    assert.ok((await polled(2)) > whileRecent, "read again while inside the overlap");
+    // Time moves on past twice the overlap: one more poll may still look back that far, then none does.
+    ctx.clock.advance(2 * OVERLAP_MS + 1_000);
+    const settled = await polled(2);
+    assert.equal(await polled(3), settled, "the old burst is read again after it left the overlap");
+    keepPolling.cancel();
+  } finally {
+    await watcher.close();
+    await ctx.close();
   }
 });
