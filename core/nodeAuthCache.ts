@@ -78,14 +78,16 @@ export function createNodeAuthCache(
   );
   let sweptAt = performance.now();
 
-  const fresh = () => performance.now() - lastPollStartedAt < staleAfterMs;
+  /** The entry, while it may be answered from: not expired, and the polls are current. */
+  const usable = (entry: CachedNode | undefined) => {
+    if (!entry) return undefined;
+    const now = performance.now();
+    return entry.expiresAt > now && now - lastPollStartedAt < staleAfterMs ? entry : undefined;
+  };
 
   const authenticate = async (nodeId: string, token: string | undefined): Promise<CachedNode> => {
-    const entry = entries.get(nodeId);
-    if (
-      entry && token && entry.expiresAt > performance.now() && fresh() &&
-      constantTimeEqual(entry.token, token)
-    ) {
+    const entry = usable(entries.get(nodeId));
+    if (entry && token && constantTimeEqual(entry.token, token)) {
       counters.hits++;
       return entry;
     }
@@ -135,8 +137,7 @@ export function createNodeAuthCache(
       if (entries.delete(nodeId)) counters.forgotten++;
     },
     desiredHash(nodeId) {
-      const entry = entries.get(nodeId);
-      return entry && entry.expiresAt > performance.now() && fresh() ? entry.desiredHash : undefined;
+      return usable(entries.get(nodeId))?.desiredHash;
     },
     desiredChanged(nodeId, hash) {
       const entry = entries.get(nodeId);

@@ -25,20 +25,33 @@ export interface PoolLimiter {
 }
 
 export function createPoolLimiter(deps: Pick<CoreDeps, "db" | "settings" | "clock">): PoolLimiter {
-  const known = new Map<string, true>();
-  const remember = (key: string) => {
-    known.delete(key);
-    if (known.size >= KNOWN_POOLS_CACHE_SIZE) known.delete(known.keys().next().value!);
-    known.set(key, true);
+  // Each node's pools known to exist; the nodes in the order they were last told of a pool, so the oldest
+  // are forgotten first once KNOWN_POOLS_CACHE_SIZE pools are remembered.
+  const known = new Map<string, Set<string>>();
+  let size = 0;
+  const remember = (nodeId: string, ocid: string) => {
+    let pools = known.get(nodeId);
+    if (pools) known.delete(nodeId);
+    else pools = new Set();
+    known.set(nodeId, pools);
+    if (pools.has(ocid)) return;
+    pools.add(ocid);
+    size++;
+    while (size > KNOWN_POOLS_CACHE_SIZE) {
+      const [oldest, theirs] = known.entries().next().value!;
+      known.delete(oldest);
+      size -= theirs.size;
+    }
   };
+  const isKnown = (nodeId: string, ocid: string) => known.get(nodeId)?.has(ocid) === true;
   const readPools = batchedLoader((nodeIds) => findPoolOcidsOfNodes(deps.db, nodeIds), READ_BATCH);
   return {
     async ensure(nodeId, ocids, fieldOf) {
       // A metric batch names the same few pools a thousand times: look each up once.
-      let unknown = [...new Set(ocids)].filter((ocid) => !known.has(`${nodeId} ${ocid}`));
+      let unknown = [...new Set(ocids)].filter((ocid) => !isKnown(nodeId, ocid));
       if (unknown.length === 0) return;
       const existing = await readPools(nodeId) ?? [];
-      for (const ocid of existing) remember(`${nodeId} ${ocid}`);
+      for (const ocid of existing) remember(nodeId, ocid);
       unknown = unknown.filter((ocid) => !existing.includes(ocid));
       if (unknown.length === 0) return;
       const limit = deps.settings.MAX_POOLS_PER_NODE;
@@ -65,10 +78,13 @@ export function createPoolLimiter(deps: Pick<CoreDeps, "db" | "settings" | "cloc
           details,
         );
       }
-      for (const ocid of unknown) remember(`${nodeId} ${ocid}`);
+      for (const ocid of unknown) remember(nodeId, ocid);
     },
     hasUnknown: (nodeId, ocids) => {
-      for (const ocid of ocids) if (!known.has(`${nodeId} ${ocid}`)) return true;
+      if (ocids.length === 0) return false;
+      const pools = known.get(nodeId);
+      if (!pools) return true;
+      for (const ocid of ocids) if (!pools.has(ocid)) return true;
       return false;
     },
   };
