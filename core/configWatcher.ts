@@ -241,24 +241,27 @@ export function createConfigWatcher(
         over.settle("closed");
         return over;
       }
-      const waiter = new Waiter(nodeId, knownHashes, ended);
-      if (ticker === undefined) {
-        lastTick = Math.floor(performance.now() / TICK_MS);
-        ticker = setInterval(tick, TICK_MS);
-      }
-      const due = Math.ceil((performance.now() + Math.max(0, timeoutMs)) / TICK_MS);
-      const list = deadlines.get(due);
-      if (list) list.push(waiter);
-      else deadlines.set(due, [waiter]);
       let mine = byNode.get(nodeId);
       if (!mine) byNode.set(nodeId, mine = []);
       // One agent needs one wait; a token holding thousands would hold their memory. The oldest makes room
-      // (its caller answers 304 from the read it made), so a reconnecting agent is never refused.
+      // (its caller answers 304 from the read it made), so a reconnecting agent is never refused. Before the
+      // new wait is listed: the last wait ending stops the ticker and clears the deadlines.
       while (mine.length >= deps.settings.MAX_CONFIG_WAITS_PER_NODE) {
         counters.replaced++;
         mine[0].settle("replaced");
         if (!byNode.has(nodeId)) byNode.set(nodeId, mine);
       }
+      const waiter = new Waiter(nodeId, knownHashes, ended);
+      const now = performance.now();
+      if (ticker === undefined) {
+        lastTick = Math.floor(now / TICK_MS) - 1;
+        ticker = setInterval(tick, TICK_MS);
+      }
+      // Never a tick the ticker has passed already.
+      const due = Math.max(Math.ceil((now + Math.max(0, timeoutMs)) / TICK_MS), lastTick + 1);
+      const list = deadlines.get(due);
+      if (list) list.push(waiter);
+      else deadlines.set(due, [waiter]);
       mine.push(waiter);
       waiting++;
       // A change committed after this instant is found by the first poll (which looks OVERLAP_MS back).

@@ -120,6 +120,30 @@ Deno.test("config watcher: deadlines, cancels, wake-ups and shutdown", async (t)
       assert.equal(watcher.stats().replaced, 1);
     });
 
+    await t.step("a wait that replaced the only other one still ends at its deadline", async () => {
+      // One wait per node allowed, and nothing else waiting: replacing the old wait leaves none for a moment.
+      const single = createConfigWatcher({
+        ...deps,
+        settings: { ...deps.settings, MAX_CONFIG_WAITS_PER_NODE: 1 },
+      });
+      try {
+        const first: WaitOutcome[] = [];
+        record(first, single.watch("node-10", [HASH_A], 10_000));
+        // Raced with a bound, so a lost deadline fails here instead of hanging the suite.
+        let bound: ReturnType<typeof setTimeout> | undefined;
+        const second = await Promise.race([
+          new Promise<WaitOutcome>((resolve) => single.watch("node-10", [HASH_A], 200).listen(resolve)),
+          new Promise<string>((resolve) => bound = setTimeout(() => resolve("never ended"), 3_000)),
+        ]);
+        clearTimeout(bound);
+        assert.deepEqual(first, ["replaced"]);
+        assert.equal(second, "timeout");
+        assert.equal(single.waiting, 0);
+      } finally {
+        await single.close();
+      }
+    });
+
     await t.step(
       "shutdown ends every wait as closed; a wait asked for afterwards is over at once",
       async () => {
