@@ -273,11 +273,17 @@ export function withAgentFastPath(
     started: number,
   ): PullAnswer =>
   (error, result) => {
-    const response = error === null
-      ? pullResponse(result!)
-      : errorJsonResponse(asAppError(error, requestId, deps.logger), requestId);
-    const path = `/api/v1/nodes/${nodeId}/config`;
-    resolve(answered("GET", PULL_ROUTE, path, response, requestId, address, started));
+    // Never throws: it runs in promise callbacks nobody else watches, where a throw would be an unhandled
+    // rejection (the process would stop) and the pull would never be answered.
+    try {
+      const response = error === null
+        ? pullResponse(result!)
+        : errorJsonResponse(asAppError(error, requestId, deps.logger), requestId);
+      const path = `/api/v1/nodes/${nodeId}/config`;
+      resolve(answered("GET", PULL_ROUTE, path, response, requestId, address, started));
+    } catch (failure) {
+      resolve(errorJsonResponse(asAppError(failure, requestId, deps.logger), requestId));
+    }
   };
 
   /** Parks the pull until its answer comes. Not an async function, and no promise between the wait and
@@ -316,7 +322,7 @@ export function withAgentFastPath(
       },
       // A refusal (token, node, too many waiting) or a failure before the wait: the full route answers it,
       // in its shape.
-      () => resolve(appFetch(request, info)),
+      () => resolve(Promise.resolve().then(() => appFetch(request, info))),
     );
     return parked;
   };
