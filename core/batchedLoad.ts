@@ -23,8 +23,15 @@ export function batchedLoader<V>(
     }
     reading = true;
     onRead?.();
-    read([...batch.keys()]).then((found) => {
-      for (const [key, waiting] of batch) for (const w of waiting) w.resolve(found.get(key));
+    let found: Promise<Map<string, V>>;
+    try {
+      found = read([...batch.keys()]);
+    } catch (error) {
+      // A read that throws instead of rejecting must not leave `reading` set for good.
+      found = Promise.reject(error);
+    }
+    found.then((values) => {
+      for (const [key, waiting] of batch) for (const w of waiting) w.resolve(values.get(key));
     }, (error) => {
       for (const waiting of batch.values()) for (const w of waiting) w.reject(error);
     }).finally(() => {

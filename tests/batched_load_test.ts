@@ -64,4 +64,15 @@ Deno.test("batched loader", async (t) => {
     calls[1].answer(new Map([["b", 7]]));
     assert.equal(await later, 7);
   });
+
+  await t.step("a read that throws at once fails its callers and does not block the next", async () => {
+    let calls = 0;
+    const load = batchedLoader<number>((keys) => {
+      calls++;
+      if (calls === 1) throw new Error("bad statement");
+      return Promise.resolve(new Map(keys.map((key) => [key, key.length])));
+    }, 10);
+    await assert.rejects(load("a"), /bad statement/);
+    assert.equal(await load("abc"), 3);
+  });
 });
