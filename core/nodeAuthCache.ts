@@ -15,7 +15,7 @@
 // A miss reads the node from the database (the misses of a burst in one statement), checks the token exactly
 // as core/nodeAuth.ts does and remembers the node when the token is its own. Refusals always come from the
 // database, with the precise answer (401, 403, 404, 410).
-import { findNodeAuthRows, type NodeAuthCacheRow } from "../db/nodeAuth.ts";
+import { findNodeAuthRows } from "../db/nodeAuth.ts";
 import { batchedLoader } from "./batchedLoad.ts";
 import type { CoreDeps } from "./deps.ts";
 import { authenticateNode } from "./nodeAuth.ts";

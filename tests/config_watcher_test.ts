@@ -105,7 +105,7 @@ Deno.test("config watcher: deadlines, cancels, wake-ups and shutdown", async (t)
     await t.step("a node's extra waits replace its oldest", () => {
       const limit = deps.settings.MAX_CONFIG_WAITS_PER_NODE;
       const outcomes: WaitOutcome[][] = [];
-      const waiters = Array.from({ length: limit + 1 }, (_, i) => {
+      const waiters = Array.from({ length: limit + 1 }, () => {
         const mine: WaitOutcome[] = [];
         outcomes.push(mine);
         const waiter = watcher.watch("node-6", [HASH_A], 10_000);
