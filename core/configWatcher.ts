@@ -9,9 +9,9 @@
 // The high-water mark follows the desired_changed_at values read back, capped at this process's clock, and
 // each poll looks OVERLAP_MS further back: a row stamped by a replica whose clock is a little behind, or
 // committed a little late, is still seen. Rows read again inside the overlap cost nothing but a comparison.
-// After each poll the mark also moves up to OVERLAP_MS behind this process's clock: without that, the rows
+// After each poll the mark also moves up to MARK_LAG_MS behind this process's clock: without that, the rows
 // of the last burst of changes (a rollout, a fleet enrolling) were read again by every poll until the next
-// change, thousands of rows a second on every replica for hours.
+// change, thousands of rows a second on every replica for hours; now for about half a minute.
 // The wait itself is real time: one ticker per process ends the waits whose deadline passed (every TICK_MS
 // while pulls wait; a timer per wait cost half a kilobyte each). The route re-reads the node at the end of
 // every wait, so a missed wake-up can only delay an answer, never make it wrong.
@@ -25,6 +25,10 @@ import { findNodeAuthChangesSince } from "../db/nodeAuth.ts";
 import type { NodeAuthCache } from "./nodeAuthCache.ts";
 
 export const OVERLAP_MS = 5_000;
+/** How far behind the clock the high-water mark stays at least: a change committed this long after it was
+ * stamped (a transaction slowed by lock waits; each of its queries is bounded by DB_QUERY_TIMEOUT_MS) is
+ * still read. */
+export const MARK_LAG_MS = 30_000;
 
 /** "replaced": the node started more waits than MAX_CONFIG_WAITS_PER_NODE and this, its oldest, made room. */
 export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled" | "replaced";
@@ -32,7 +36,8 @@ export type WaitOutcome = "changed" | "timeout" | "closed" | "cancelled" | "repl
 export interface ConfigWaiter {
   /** `listener` is called once, when the wait ends: a change for the node (hash not among the known
    * ones), the deadline, shutdown, replacement or cancel. At once when it has ended already. No promise:
-   * with 10,000 waits, each promise and its reactions are megabytes. */
+   * with 10,000 waits, each promise and its reactions are megabytes. It must not throw: it runs inside the
+   * ticker, the poll and shutdown, which end other waits after it. */
   listen(listener: (outcome: WaitOutcome) => void): void;
   /** Stops waiting (the caller answered already, or hung up): the wait ends as "cancelled". */
   cancel(): void;
@@ -78,6 +83,8 @@ export const TICK_MS = 100;
  * waiting, every closure or Set per wait is megabytes. */
 class Waiter implements ConfigWaiter {
   woken?: { desiredHash: string; desiredVersionId: number };
+  /** The ticker's tick at which its deadline passes (the watcher lists it there). */
+  due = 0;
   /** How the wait ended; undefined while it waits. */
   #outcome?: WaitOutcome;
   #listener?: (outcome: WaitOutcome) => void;
@@ -121,8 +128,7 @@ export function createConfigWatcher(
   const needed = () => waiting > 0 || (nodeAuth?.size ?? 0) > 0;
   const byNode = new Map<string, Waiter[]>();
   let waiting = 0;
-  // The waits by the tick their deadline falls in (performance.now() / TICK_MS, rounded up). A wait that
-  // ended early stays in its tick's list until then (a few dozen bytes; its caller's data is let go).
+  // The waits by the tick their deadline falls in (performance.now() / TICK_MS, rounded up).
   const deadlines = new Map<number, Waiter[]>();
   let ticker: ReturnType<typeof setInterval> | undefined;
   let lastTick = 0;
@@ -141,6 +147,12 @@ export function createConfigWatcher(
     const at = list?.indexOf(waiter) ?? -1;
     if (at !== -1) list!.splice(at, 1);
     if (list?.length === 0) byNode.delete(waiter.nodeId);
+    // Off its deadline's list too, so a wait that ended early is let go at once (a client hanging up in a
+    // loop must not leave a minute of ended waits behind). At its deadline the tick took the list already.
+    const due = deadlines.get(waiter.due);
+    const slot = due?.indexOf(waiter) ?? -1;
+    if (slot !== -1) due!.splice(slot, 1);
+    if (due?.length === 0) deadlines.delete(waiter.due);
     waiting--;
     stopWhenIdle();
   };
@@ -195,7 +207,7 @@ export function createConfigWatcher(
         nodeAuth?.desiredChanged(row.id, row.desiredHash);
         wake(row.id, row.desiredHash, row.desiredVersionId);
       }
-      mark = Math.max(mark, nowMs - OVERLAP_MS);
+      mark = Math.max(mark, nowMs - MARK_LAG_MS);
       nodeAuth?.polled(startedAt);
       if (failing) deps.logger.info("config watcher polls again");
       failing = false;
@@ -260,6 +272,7 @@ export function createConfigWatcher(
       // Never a tick the ticker has passed already.
       const due = Math.max(Math.ceil((now + Math.max(0, timeoutMs)) / TICK_MS), lastTick + 1);
       const list = deadlines.get(due);
+      waiter.due = due;
       if (list) list.push(waiter);
       else deadlines.set(due, [waiter]);
       mine.push(waiter);

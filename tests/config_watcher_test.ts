@@ -2,7 +2,13 @@
 // through the one shared ticker, each exactly once, whatever ends them first.
 import assert from "node:assert/strict";
 import { ManualClock } from "../core/clock.ts";
-import { createConfigWatcher, OVERLAP_MS, TICK_MS, type WaitOutcome } from "../core/configWatcher.ts";
+import {
+  createConfigWatcher,
+  MARK_LAG_MS,
+  OVERLAP_MS,
+  TICK_MS,
+  type WaitOutcome,
+} from "../core/configWatcher.ts";
 import { createMemoryLogger } from "../core/logger.ts";
 import { createTestApp, createTestDatabase } from "./helpers/app.ts";
 import { createNodeWithToken } from "./helpers/nodes.ts";
@@ -194,10 +200,19 @@ Deno.test("config watcher: a poll reads a change again only while it is recent",
     const whileRecent = await polled(2);
     assert.ok(whileRecent >= 20, `the burst was read (${whileRecent} rows)`);
     assert.ok((await polled(2)) > whileRecent, "read again while inside the overlap");
-    // Time moves on past twice the overlap: one more poll may still look back that far, then none does.
-    ctx.clock.advance(2 * OVERLAP_MS + 1_000);
+    // Time moves on past the mark's lag and the overlap: one more poll may still look back that far, then
+    // none does.
+    ctx.clock.advance(MARK_LAG_MS + OVERLAP_MS + 1_000);
     const settled = await polled(2);
     assert.equal(await polled(3), settled, "the old burst is read again after it left the overlap");
+    // A change committed late (stamped 20 s before its commit, within MARK_LAG_MS) is still read.
+    const late = await createNodeWithToken(ctx, "late-commit");
+    await ctx.database.pool.query("UPDATE nodes SET desired_hash = ?, desired_changed_at = ? WHERE id = ?", [
+      HASH_A,
+      new Date(ctx.clock.now().getTime() - 20_000),
+      late.nodeId,
+    ]);
+    assert.ok((await polled(2)) > settled, "a change committed 20 s after its stamp was not read");
     keepPolling.cancel();
   } finally {
     await watcher.close();
