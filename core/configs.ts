@@ -521,7 +521,7 @@ export async function startPull(
       { field: "wait", message: `must be between 0 and ${MAX_WAIT_S}`, location: "query" },
     ]);
   }
-  // Each waiting pull holds memory (~25 KB, most of it Deno's) until it is answered: past the limit, clients come
+  // Each waiting pull holds memory (~23 KB, most of it Deno's) until it is answered: past the limit, clients come
   // back later.
   if (input.waitS > 0 && services.configWatcher.waiting >= deps.settings.MAX_WAITING_PULLS) {
     throw tooManyRequests(
@@ -539,7 +539,7 @@ export async function startPull(
   const waiter = input.waitS > 0
     ? services.configWatcher.watch(input.nodeId, known, input.waitS * 1000)
     : undefined;
-  // A client that hangs up stops holding a waiter (and its timer) for the rest of the wait.
+  // A client that hangs up stops holding a waiter for the rest of the wait.
   const signal = input.signal;
   if (waiter && signal) {
     signal.addEventListener("abort", waiter, { once: true });

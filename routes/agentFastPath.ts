@@ -1,8 +1,8 @@
 // The agents' fast path: a well-formed heartbeat, metric batch or waiting config pull with a token this
 // replica already checked is answered before Hono's router, middleware and zod validator run (together they
-// were three quarters of the server's CPU per heartbeat, and zod alone a quarter of a metric batch's). It takes only requests that are
-// plainly right, and hands everything else to the app unchanged, so every refusal (401/403/404/410, 413,
-// 415, 422 naming the field) still comes from the one route in routes/api/agents.ts: a body it does not
+// were three quarters of the server's CPU per heartbeat, and zod alone a quarter of a metric batch's). It
+// takes only requests that are plainly right, and hands everything else to the app unchanged, so every
+// refusal (401/403/404/410, 413, 415, 422 naming the field) still comes from its route: a body it does not
 // fully recognise, a token it does not remember, a batch the service would refuse, a Content-Type other than
 // application/json, no Content-Length or a body over MAX_BODY_BYTES. The checks here are the route schemas'
 // (routes/api/agents.ts HeartbeatBody, MetricsBody), never looser: leaves are checked with the same field

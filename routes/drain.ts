@@ -74,13 +74,7 @@ export function createDrain(appFetch: Fetch, logger: Pick<Logger, "warn">): Drai
       // A request without a body needs nothing of its own here (no closure while a config pull waits).
       if (request.method === "GET" || request.method === "HEAD") return answer.then(passOn, failed);
       return answer.then(
-        (response) => {
-          if (!closing) {
-            settled();
-            return response;
-          }
-          return unreadableAtShutdown(request, response).finally(settled);
-        },
+        (response) => closing ? unreadableAtShutdown(request, response).finally(settled) : passOn(response),
         failed,
       );
     },
