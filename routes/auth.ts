@@ -15,9 +15,6 @@ const SESSION_IGNORED_PATHS = new Set(["/api/v1/auth/login"]);
 
 export function authenticate(deps: CoreDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const forwardedHost = deps.settings.TRUST_PROXY
-      ? c.req.header("x-forwarded-host")?.split(",")[0]?.trim()
-      : undefined;
     const caller = await resolveCaller(deps, {
       method: c.req.method,
       authorization: c.req.header("authorization"),
@@ -25,7 +22,7 @@ export function authenticate(deps: CoreDeps): MiddlewareHandler<AppEnv> {
       sessionCookie: getCookie(c, SESSION_COOKIE),
       csrfToken: c.req.header("x-csrf-token"),
       origin: c.req.header("origin"),
-      host: forwardedHost || c.req.header("host") || new URL(c.req.url).host,
+      host: requestHost(c, deps.settings.TRUST_PROXY),
       ignoreSession: SESSION_IGNORED_PATHS.has(c.req.path),
     });
     if (caller.principal) c.set("principal", caller.principal);
@@ -52,4 +49,27 @@ export function presentedSessionCookie(c: Context): string | undefined {
 
 export function clearSessionCookie(c: Context, settings: Settings): void {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: settings.ENVIRONMENT === "production" });
+}
+
+/** The host the browser addressed: the proxy's X-Forwarded-Host when it is trusted, else Host. */
+export function requestHost(c: Context, trustProxy: boolean): string {
+  const forwardedHost = trustProxy ? c.req.header("x-forwarded-host")?.split(",")[0]?.trim() : undefined;
+  return forwardedHost || c.req.header("host") || new URL(c.req.url).host;
+}
+
+/** Hosts a browser treats as secure over plain HTTP (it keeps Secure cookies for them). */
+const LOOPBACK_HOST = /^(localhost|[^.]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** True when this login would not hold: in production the session cookie is Secure, and a browser drops a
+ * Secure cookie sent over plain HTTP to any host but a loopback one. Shown on the login and setup pages so
+ * an operator who reached the console by http://host:8000 learns why instead of being sent back to log in. */
+export function sessionCookieWouldBeDropped(c: Context, settings: Settings): boolean {
+  if (settings.ENVIRONMENT !== "production") return false;
+  // Read even without TRUST_PROXY: it only decides whether a notice is shown, and a proxy that terminates
+  // HTTPS in front of a replica left at TRUST_PROXY=false still makes the browser's cookie hold.
+  const forwardedProto = c.req.header("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+  const scheme = forwardedProto || new URL(c.req.url).protocol.replace(":", "");
+  if (scheme === "https") return false;
+  const hostname = requestHost(c, settings.TRUST_PROXY).replace(/:\d+$/, "");
+  return !LOOPBACK_HOST.test(hostname);
 }

@@ -38,6 +38,7 @@ import partialDashboardLive from "./partials/dashboard-live.eta" with { type: "t
 import partialDiffTable from "./partials/diff-table.eta" with { type: "text" };
 import partialErrorAlert from "./partials/error-alert.eta" with { type: "text" };
 import partialFieldError from "./partials/field-error.eta" with { type: "text" };
+import partialHttpsNotice from "./partials/https-notice.eta" with { type: "text" };
 import partialNodeCharts from "./partials/node-charts.eta" with { type: "text" };
 import partialNodeEvents from "./partials/node-events.eta" with { type: "text" };
 import partialNodeResults from "./partials/node-results.eta" with { type: "text" };
@@ -83,6 +84,7 @@ export const TEMPLATES: Record<string, string> = {
   "@partials/diff-table": partialDiffTable,
   "@partials/error-alert": partialErrorAlert,
   "@partials/field-error": partialFieldError,
+  "@partials/https-notice": partialHttpsNotice,
   "@partials/node-charts": partialNodeCharts,
   "@partials/node-events": partialNodeEvents,
   "@partials/node-results": partialNodeResults,

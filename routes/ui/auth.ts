@@ -4,7 +4,12 @@ import { AppError } from "../../core/errors.ts";
 import { login, logout } from "../../core/sessions.ts";
 import { completeSetup, isSetupNeeded } from "../../core/setup.ts";
 import type { AppEnv } from "../env.ts";
-import { clearSessionCookie, presentedSessionCookie, setSessionCookie } from "../auth.ts";
+import {
+  clearSessionCookie,
+  presentedSessionCookie,
+  sessionCookieWouldBeDropped,
+  setSessionCookie,
+} from "../auth.ts";
 import { detailsByField } from "./forms.ts";
 import type { Ui } from "./render.ts";
 import { field, postedForm, readForm, safeNext } from "./session.ts";
@@ -19,7 +24,13 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     return ui.render(c, {
       page: "@pages/login",
       title: "Log in",
-      data: { next, values: { username: "" }, errors: {}, formError: null },
+      data: {
+        next,
+        values: { username: "" },
+        errors: {},
+        formError: null,
+        needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
+      },
     });
   });
 
@@ -34,7 +45,13 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
         page: "@pages/login",
         title: "Log in",
         status,
-        data: { next, values: { username }, errors, formError },
+        data: {
+          next,
+          values: { username },
+          errors,
+          formError,
+          needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
+        },
       });
     const missing: Record<string, string> = {};
     if (!username) missing.username = "enter your username";
@@ -80,7 +97,12 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     return ui.render(c, {
       page: "@pages/setup",
       title: "First-run setup",
-      data: { values: { code: "", username: "admin" }, errors: {}, formError: null },
+      data: {
+        values: { code: "", username: "admin" },
+        errors: {},
+        formError: null,
+        needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
+      },
     });
   });
 
@@ -103,7 +125,12 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
           page: "@pages/setup",
           title: "First-run setup",
           status: 422,
-          data: { values, errors: detailsByField(error.details), formError: null },
+          data: {
+            values,
+            errors: detailsByField(error.details),
+            formError: null,
+            needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
+          },
         });
       }
       if (error instanceof AppError && error.status === 409) return c.redirect("/login", 303);

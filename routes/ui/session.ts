@@ -15,6 +15,7 @@ import { forbidden, unauthorized } from "../../core/errors.ts";
 import { type Actor, type Role, roleAtLeast } from "../../core/principal.ts";
 import { resolveSession, SESSION_COOKIE, type UserPrincipal } from "../../core/sessions.ts";
 import type { AppEnv } from "../env.ts";
+import { requestHost } from "../auth.ts";
 
 /** Paths the page session never applies to (the API has its own middleware; static files need none). */
 const NOT_PAGES = [
@@ -79,10 +80,7 @@ export async function postedForm(
 ): Promise<{ actor: Actor<UserPrincipal>; form: FormFields }> {
   const principal = requirePageRole(c, role);
   const form = await readForm(c);
-  const forwardedHost = deps.settings.TRUST_PROXY
-    ? c.req.header("x-forwarded-host")?.split(",")[0]?.trim()
-    : undefined;
-  const host = forwardedHost || c.req.header("host") || new URL(c.req.url).host;
+  const host = requestHost(c, deps.settings.TRUST_PROXY);
   checkCsrf(c.get("csrfToken") ?? "", {
     method: c.req.method,
     csrfToken: c.req.header("x-csrf-token") ?? field(form, "_csrf"),
