@@ -200,6 +200,33 @@ Deno.test("console: activity and administration pages", async (t) => {
       assert.equal(ok.status, 303);
       await loginAs(ctx, v.username, "another-long-password");
     });
+
+    await t.step(
+      "a row id in the path that is not one is 404 with the error page, nothing changed",
+      async () => {
+        const revokedOrDisabled = () =>
+          countRows(
+            ctx,
+            "SELECT (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL) + " +
+              "(SELECT COUNT(*) FROM enrollment_tokens WHERE revoked_at IS NOT NULL) + " +
+              "(SELECT COUNT(*) FROM users WHERE disabled) AS n",
+          );
+        const before = await revokedOrDisabled();
+        for (const id of ["abc", "0", "-1", "1e3", "99999999999", crypto.randomUUID(), "%00"]) {
+          for (const path of [`/admin/api-keys/${id}/revoke`, `/admin/enrollment-tokens/${id}/revoke`]) {
+            const res = await submitForm(ctx, path, admin, {});
+            assert.equal(res.status, 404, path);
+            assert.match(await res.text(), /not found/i, path);
+          }
+          const user = await submitForm(ctx, `/admin/users/${id}`, admin, { action: "disable" });
+          assert.equal(user.status, 404, id);
+          await user.body?.cancel();
+          const rollout = await page(ctx, `/rollouts/${id}`, admin);
+          assert.equal(rollout.status, 404, id);
+        }
+        assert.equal(await revokedOrDisabled(), before);
+      },
+    );
   } finally {
     await ctx.close();
   }

@@ -9,7 +9,7 @@ import { AppError } from "../../core/errors.ts";
 import { type Role, ROLES } from "../../core/principal.ts";
 import { changeOwnPassword, createUser, listUsers, updateUser } from "../../core/users.ts";
 import type { AppEnv } from "../env.ts";
-import { detailsByField } from "./forms.ts";
+import { detailsByField, rowIdParam } from "./forms.ts";
 import type { Ui } from "./render.ts";
 import { field, type FormFields, formValues, postedForm, requirePageRole } from "./session.ts";
 
@@ -102,7 +102,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.post("/admin/users/:id", async (c) => {
     const { actor, form } = await postedForm(c, ui.deps, "admin");
-    const id = Number(c.req.param("id"));
+    const id = rowIdParam(c.req.param("id"), "user");
     const action = field(form, "action");
     const input = action === "disable"
       ? { disabled: true }
@@ -179,7 +179,7 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.post("/admin/api-keys/:id/revoke", async (c) => {
     const { actor } = await postedForm(c, ui.deps, "admin");
-    const key = await revokeApiKey(ui.deps, actor, Number(c.req.param("id")));
+    const key = await revokeApiKey(ui.deps, actor, rowIdParam(c.req.param("id"), "API key"));
     ui.flash(c, "ok", `API key ${key.name} (${key.prefix}…) revoked: it stopped working.`);
     return c.redirect("/admin/api-keys", 303);
   });
@@ -239,7 +239,11 @@ export function registerAdminPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   app.post("/admin/enrollment-tokens/:id/revoke", async (c) => {
     const { actor } = await postedForm(c, ui.deps, "admin");
     try {
-      const token = await revokeEnrollmentToken(ui.deps, actor, Number(c.req.param("id")));
+      const token = await revokeEnrollmentToken(
+        ui.deps,
+        actor,
+        rowIdParam(c.req.param("id"), "enrollment token"),
+      );
       ui.flash(c, "ok", `Enrollment token ${token.name} (${token.prefix}…) revoked.`);
     } catch (error) {
       if (!(error instanceof AppError) || error.status !== 409) throw error;

@@ -27,7 +27,7 @@ import { replayChange } from "../../core/rolloutReplay.ts";
 import { replayView } from "./replayView.ts";
 import type { Services } from "../../core/services.ts";
 import type { AppEnv } from "../env.ts";
-import { detailsByField } from "./forms.ts";
+import { detailsByField, rowIdParam } from "./forms.ts";
 import type { Ui } from "./render.ts";
 import { field, type FormFields, postedForm, requirePageRole } from "./session.ts";
 
@@ -240,13 +240,9 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
     }
   });
 
-  const idParam = z.coerce.number().int().min(1).max(2_147_483_647);
-
   app.get("/rollouts/:id", async (c) => {
     const principal = requirePageRole(c, "viewer");
-    const id = idParam.safeParse(c.req.param("id"));
-    if (!id.success) throw new AppError(404, "not_found", "rollout not found");
-    const rollout = await getRollout(ui.deps, id.data);
+    const rollout = await getRollout(ui.deps, rowIdParam(c.req.param("id"), "rollout"));
     const confirm = principal.role === "viewer" ? undefined : ConfirmQuery.parse(c.req.query("confirm"));
     const active = rollout.status === "running" || rollout.status === "paused";
     return ui.render(c, {
@@ -271,19 +267,18 @@ export function registerRolloutPages(app: OpenAPIHono<AppEnv>, ui: Ui, services:
   for (const action of ["pause", "resume", "abort"] as const) {
     app.post(`/rollouts/:id/${action}`, async (c) => {
       const { actor } = await postedForm(c, ui.deps, "operator");
-      const id = idParam.safeParse(c.req.param("id"));
-      if (!id.success) throw new AppError(404, "not_found", "rollout not found");
+      const id = rowIdParam(c.req.param("id"), "rollout");
       try {
-        const rollout = await actions[action](ui.deps, services, actor, id.data);
+        const rollout = await actions[action](ui.deps, services, actor, id);
         const extra = action === "abort"
           ? `: ${rollout.counts.reverted ?? 0} node(s) back on their previous config`
           : "";
-        ui.flash(c, "ok", `Rollout ${id.data} ${done[action]}${extra}.`);
+        ui.flash(c, "ok", `Rollout ${id} ${done[action]}${extra}.`);
       } catch (error) {
         if (!(error instanceof AppError) || error.status !== 409) throw error;
         ui.flash(c, "error", error.message);
       }
-      return c.redirect(`/rollouts/${id.data}`, 303);
+      return c.redirect(`/rollouts/${id}`, 303);
     });
   }
 }
