@@ -1,5 +1,6 @@
 // /login, /logout and the first-run /setup page.
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { AppError } from "../../core/errors.ts";
 import { login, logout } from "../../core/sessions.ts";
 import { completeSetup, isSetupNeeded } from "../../core/setup.ts";
@@ -14,24 +15,42 @@ import { detailsByField } from "./forms.ts";
 import type { Ui } from "./render.ts";
 import { field, postedForm, readForm, safeNext } from "./session.ts";
 
+interface LoginForm {
+  next: string;
+  values: { username: string };
+  errors: Record<string, string>;
+  formError: string | null;
+}
+
+interface SetupForm {
+  values: { code: string; username: string };
+  errors: Record<string, string>;
+  formError: null;
+}
+
 export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   const { deps } = ui;
+  // Both pages log in, so both say when a production login over plain HTTP would not hold.
+  const loginPage = (c: Context<AppEnv>, form: LoginForm, status?: 401 | 422 | 429) =>
+    ui.render(c, {
+      page: "@pages/login",
+      title: "Log in",
+      status,
+      data: { ...form, needsHttps: sessionCookieWouldBeDropped(c, deps.settings) },
+    });
+  const setupPage = (c: Context<AppEnv>, form: SetupForm, status?: 422) =>
+    ui.render(c, {
+      page: "@pages/setup",
+      title: "First-run setup",
+      status,
+      data: { ...form, needsHttps: sessionCookieWouldBeDropped(c, deps.settings) },
+    });
 
   app.get("/login", async (c) => {
     if (await isSetupNeeded(deps)) return c.redirect("/setup", 303);
     const next = safeNext(c.req.query("next"));
     if (c.get("principal")) return c.redirect(next, 303);
-    return ui.render(c, {
-      page: "@pages/login",
-      title: "Log in",
-      data: {
-        next,
-        values: { username: "" },
-        errors: {},
-        formError: null,
-        needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
-      },
-    });
+    return loginPage(c, { next, values: { username: "" }, errors: {}, formError: null });
   });
 
   app.post("/login", async (c) => {
@@ -41,18 +60,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
     const password = field(form, "password");
     const next = safeNext(field(form, "next"));
     const again = (status: 401 | 422 | 429, errors: Record<string, string>, formError: string | null) =>
-      ui.render(c, {
-        page: "@pages/login",
-        title: "Log in",
-        status,
-        data: {
-          next,
-          values: { username },
-          errors,
-          formError,
-          needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
-        },
-      });
+      loginPage(c, { next, values: { username }, errors, formError }, status);
     const missing: Record<string, string> = {};
     if (!username) missing.username = "enter your username";
     if (!password) missing.password = "enter your password";
@@ -94,16 +102,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
 
   app.get("/setup", async (c) => {
     if (!(await isSetupNeeded(deps))) return c.redirect("/login", 303);
-    return ui.render(c, {
-      page: "@pages/setup",
-      title: "First-run setup",
-      data: {
-        values: { code: "", username: "admin" },
-        errors: {},
-        formError: null,
-        needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
-      },
-    });
+    return setupPage(c, { values: { code: "", username: "admin" }, errors: {}, formError: null });
   });
 
   app.post("/setup", async (c) => {
@@ -121,17 +120,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
       });
     } catch (error) {
       if (error instanceof AppError && error.status === 422) {
-        return ui.render(c, {
-          page: "@pages/setup",
-          title: "First-run setup",
-          status: 422,
-          data: {
-            values,
-            errors: detailsByField(error.details),
-            formError: null,
-            needsHttps: sessionCookieWouldBeDropped(c, deps.settings),
-          },
-        });
+        return setupPage(c, { values, errors: detailsByField(error.details), formError: null }, 422);
       }
       if (error instanceof AppError && error.status === 409) return c.redirect("/login", 303);
       throw error;
