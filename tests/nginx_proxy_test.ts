@@ -2,9 +2,13 @@
 // of a production-mode replica: it passes `nginx -t`, redirects plain HTTP to HTTPS with 308, and through
 // HTTPS on a port other than 443 a login holds (Secure cookie, no plain-HTTP notice) and a console form post
 // passes the CSRF origin check (it failed with `Host $host`, which drops the port). Needs nginx, openssl and
-// curl (.ci/run installs nginx-light); without nginx the test is reported as ignored.
+// curl (.ci/run installs nginx-light); without nginx the test is reported as ignored. An agent's heartbeat
+// and a waiting config pull go through it too.
 import assert from "node:assert/strict";
 import { createUserWithRole } from "./helpers/auth.ts";
+import { testConfig } from "./helpers/configs.ts";
+import { poolOcid } from "./helpers/fixtures.ts";
+import { createNodeWithToken } from "./helpers/nodes.ts";
 import { eventually, startTestServer } from "./helpers/server.ts";
 
 const NGINX = Deno.env.get("NGINX_PATH") ?? "/usr/sbin/nginx";
@@ -33,7 +37,7 @@ async function curl(args: string[]): Promise<{ status: number; head: string; bod
 }
 
 Deno.test({
-  name: "deploy/nginx.conf: TLS, the redirect, a login that holds and a form post through it",
+  name: "deploy/nginx.conf: TLS, the redirect, a login, a form post and an agent through it",
   ignore: !hasNginx,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "nginx_proxy_" });
@@ -148,6 +152,38 @@ Deno.test({
             `${origin}/admin/enrollment-tokens`,
           ]);
           assert.equal(foreign.status, 403);
+        },
+      );
+
+      await t.step(
+        "an agent through it: heartbeat, and a waiting config pull woken by a change",
+        async () => {
+          const node = await createNodeWithToken(server.ctx, "behind-proxy");
+          const first = await server.setConfig(node.nodeId, testConfig(poolOcid("proxy1")));
+          const bearer = ["-H", `authorization: Bearer ${node.token}`];
+          const heartbeat = await curl([
+            ...bearer,
+            "-H",
+            "content-type: application/json",
+            "--data",
+            JSON.stringify({ address: "10.0.0.9" }),
+            `${origin}/api/v1/nodes/${node.nodeId}/heartbeat`,
+          ]);
+          assert.equal(heartbeat.status, 200, heartbeat.body);
+          // Waits (the agent runs this version); the change below must reach it through the proxy at once.
+          const waiting = curl([
+            ...bearer,
+            "-H",
+            `if-none-match: "${first.hash}"`,
+            `${origin}/api/v1/nodes/${node.nodeId}/config?wait=30`,
+          ]);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const started = Date.now();
+          const second = await server.setConfig(node.nodeId, testConfig(poolOcid("proxy2")));
+          const pulled = await waiting;
+          assert.equal(pulled.status, 200, pulled.body);
+          assert.match(pulled.head, new RegExp(`\r\netag: "${second.hash}"`, "i"));
+          assert.ok(Date.now() - started < 5_000, `woken after ${Date.now() - started} ms`);
         },
       );
     } finally {
