@@ -70,7 +70,13 @@ Deno.test({
         .replace("listen 80;", `listen 127.0.0.1:${httpPort};`)
         .replace("listen 443 ssl;", `listen 127.0.0.1:${httpsPort} ssl;`)
         .replace("server 127.0.0.1:8000;", `server 127.0.0.1:${server.port};`)
-        .replace("http {", `http {\n  access_log ${dir}/access.log;`);
+        // Everything nginx writes goes to the temporary directory, so the test also runs without root.
+        .replace(
+          "http {",
+          `http {\n  access_log ${dir}/access.log;\n` +
+            ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+              .map((kind) => `  ${kind}_temp_path ${dir}/${kind};\n`).join(""),
+        );
       for (const [from, to] of [["listen 80;", httpPort], ["listen 443 ssl;", httpsPort]] as const) {
         assert.ok(shipped.includes(from), `deploy/nginx.conf has "${from}" (rewritten to port ${to} here)`);
       }
@@ -79,12 +85,12 @@ Deno.test({
       const globals = `pid ${dir}/nginx.pid; error_log ${dir}/error.log;`;
 
       await t.step("nginx -t accepts it", async () => {
-        const check = await run(NGINX, ["-t", "-c", configPath, "-g", globals]);
+        const check = await run(NGINX, ["-t", "-e", `${dir}/error.log`, "-c", configPath, "-g", globals]);
         assert.equal(check.code, 0, check.err);
       });
 
       nginx = new Deno.Command(NGINX, {
-        args: ["-c", configPath, "-g", `daemon off; ${globals}`],
+        args: ["-e", `${dir}/error.log`, "-c", configPath, "-g", `daemon off; ${globals}`],
         stdout: "null",
         stderr: "piped",
       }).spawn();
