@@ -99,6 +99,13 @@ Deno.test({
         async () => (await curl([`https://127.0.0.1:${httpsPort}/healthz`])).status === 200,
       );
 
+      await t.step("/metrics is not served through it (Prometheus scrapes the replicas)", async () => {
+        assert.equal((await curl([`https://127.0.0.1:${httpsPort}/metrics`])).status, 404);
+        const direct = await fetch(`${server.baseUrl}/metrics`);
+        assert.equal(direct.status, 200);
+        assert.match(await direct.text(), /autoscaler_central_/);
+      });
+
       await t.step("plain HTTP is answered 308 to the same path over HTTPS", async () => {
         const res = await curl([`http://127.0.0.1:${httpPort}/login?next=%2Fnodes`]);
         assert.equal(res.status, 308);
