@@ -152,20 +152,21 @@ export function createTelemetry(options: { clock?: () => number } = {}): Telemet
   const jobRuns = new Counter({
     name: "autoscaler_central_job_runs_total",
     help: "Periodic job attempts on this replica, by job and outcome (ran, failed, busy, not_due)",
-    labelNames: ["job", "outcome"] as const,
+    // Not "job": Prometheus sets that label on every scraped series (the scrape job) and would rename ours.
+    labelNames: ["job_name", "outcome"] as const,
     registers,
   });
   const jobDuration = new Histogram({
     name: "autoscaler_central_job_duration_seconds",
     help: "Duration of the job runs this replica did",
-    labelNames: ["job"] as const,
+    labelNames: ["job_name"] as const,
     buckets: JOB_BUCKETS,
     registers,
   });
   const jobLastSuccess = new Gauge({
     name: "autoscaler_central_job_last_success_timestamp_seconds",
     help: "When this replica last ran the job successfully (unix seconds)",
-    labelNames: ["job"] as const,
+    labelNames: ["job_name"] as const,
     registers,
   });
   new Gauge({

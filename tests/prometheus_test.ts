@@ -3,6 +3,7 @@
 // bearer token.
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { parse as parseYaml } from "yaml";
 import { setNodeConfig } from "../core/configs.ts";
 import { createEnrollmentToken } from "../core/enrollment.ts";
 import { JOB_NAMES } from "../core/housekeeping.ts";
@@ -210,14 +211,60 @@ Deno.test("GET /metrics: families move while an agent talks; limits are refused 
       assert.equal(v("nodes", { status: "never_seen" }), 2);
       assert.equal(v("nodes_by_config_state", { state: "in_sync" }), 1);
       assert.equal(v("nodes_by_config_state", { state: "pending" }), 2);
-      assert.equal(v("job_runs_total", { job: "prune", outcome: "ran" }), 1);
-      assert.match(families.text, /^autoscaler_central_job_duration_seconds_count\{job="prune"\} 1$/m);
+      assert.equal(v("job_runs_total", { job_name: "prune", outcome: "ran" }), 1);
+      assert.match(families.text, /^autoscaler_central_job_duration_seconds_count\{job_name="prune"\} 1$/m);
       // Unknown paths share one label value instead of one series each.
       await ctx.call("GET", "/no/such/path/123");
       assert.equal(
         valueOf(await scrape(ctx), "autoscaler_central_http_requests_total", { route: "unmatched" }),
         1,
       );
+    });
+
+    await t.step("deploy/alerts.yml and the Grafana dashboard ask only for what is exported", async () => {
+      const families = await scrape(ctx);
+      // Label names per series name (a histogram's _bucket, _sum and _count included), from the scrape.
+      const labelsOf = new Map<string, Set<string>>();
+      for (const line of families.text.split("\n")) {
+        const series = /^(autoscaler_central_\w+)(?:\{(.*)\})? /.exec(line);
+        if (!series) continue;
+        const names = labelsOf.get(series[1]) ?? new Set<string>();
+        for (const label of (series[2] ?? "").matchAll(/(\w+)="/g)) names.add(label[1]);
+        labelsOf.set(series[1], names);
+      }
+      // Prometheus sets job and instance on every scraped series; a label of ours by either name is renamed
+      // exported_job / exported_instance and the alerts and panels asking for it match nothing.
+      for (const [name, labels] of labelsOf) {
+        assert.ok(!labels.has("job") && !labels.has("instance"), `${name} has a label Prometheus overrides`);
+      }
+      const alerts = parseYaml(await Deno.readTextFile(new URL("../deploy/alerts.yml", import.meta.url))) as {
+        groups: { rules: { alert: string; expr: string }[] }[];
+      };
+      const dashboard = JSON.parse(
+        await Deno.readTextFile(new URL("../deploy/grafana-dashboard.json", import.meta.url)),
+      ) as { panels: { targets?: { expr: string }[] }[] };
+      const expressions = [
+        ...alerts.groups.flatMap((group) => group.rules.map((rule) => rule.expr)),
+        ...dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr)),
+      ];
+      assert.ok(expressions.length > 15, `${expressions.length} expressions`);
+      for (const expr of expressions) {
+        for (const used of expr.matchAll(/(autoscaler_central_\w+)(?:\{([^}]*)\})?/g)) {
+          const exported = labelsOf.get(used[1]);
+          assert.ok(exported, `${used[1]} (in ${expr}) is not exported`);
+          for (const label of (used[2] ?? "").matchAll(/(\w+)\s*(?:=|!=|=~|!~)/g)) {
+            assert.ok(exported.has(label[1]), `${used[1]} has no label ${label[1]} (in ${expr})`);
+          }
+        }
+        // Grouping labels must exist on the metric grouped (le belongs to histograms).
+        const grouped = /by \(([^)]*)\)\s*\(?[^a-z]*(autoscaler_central_\w+)/.exec(expr);
+        if (grouped) {
+          const exported = labelsOf.get(grouped[2]) ?? new Set<string>();
+          for (const label of grouped[1].split(",").map((l) => l.trim()).filter((l) => l && l !== "le")) {
+            assert.ok(exported.has(label), `${grouped[2]} has no label ${label} to group by (in ${expr})`);
+          }
+        }
+      }
     });
   } finally {
     await ctx.close();
