@@ -7,15 +7,17 @@ export function requestIdFor(incoming: string | null | undefined): string {
   return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
 }
 
-/** The client's address: behind a trusted proxy (TRUST_PROXY) the first X-Forwarded-For address, else the
- * connection's (`remote`, read only when needed); "unknown" without either. */
+/** The client's address: behind a trusted proxy (TRUST_PROXY) the last X-Forwarded-For address, else the
+ * connection's (`remote`, read only when needed); "unknown" without either. The last one is what the proxy
+ * saw: most load balancers append to the header the client sent, so an earlier entry is the client's word
+ * and would let it pick its own login and registration throttles and its audited address. */
 export function clientAddressOf(
   forwardedFor: string | null | undefined,
   remote: () => string | undefined,
   trustProxy: boolean,
 ): string {
   if (trustProxy) {
-    const forwarded = forwardedFor?.split(",")[0]?.trim();
+    const forwarded = forwardedFor?.split(",").at(-1)?.trim();
     if (forwarded) return forwarded.slice(0, 64);
   }
   return remote() ?? "unknown";

@@ -101,7 +101,8 @@ Deno.test("agent limits", async (t) => {
         const hb = await ctx.call("POST", `/api/v1/nodes/${node.node_id}/heartbeat`, {
           token: node.node_token,
           json: { address: "192.0.2.1" },
-          headers: { "x-forwarded-for": "203.0.113.8, 10.0.0.1" },
+          // What the client sent, then what an appending load balancer saw: only the last is believed.
+          headers: { "x-forwarded-for": "198.51.100.66, 203.0.113.8" },
         });
         assert.equal(hb.status, 200);
         [row] = await query("SELECT last_address, claimed_address FROM nodes WHERE id = ?", [node.node_id]);
