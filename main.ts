@@ -170,7 +170,11 @@ export async function runCli(args: string[]): Promise<number> {
       console.error(`autoscaler-central: ${error.message}`);
       return 1;
     }
-    console.error(`autoscaler-central ${name}: ${error instanceof Error ? error.message : error}`);
+    // Drizzle's "Failed query: ..." carries the database's own reason (a missing table, say) as its cause.
+    const cause = error instanceof Error && error.cause instanceof Error
+      ? `\n  cause: ${error.cause.message}`
+      : "";
+    console.error(`autoscaler-central ${name}: ${error instanceof Error ? error.message : error}${cause}`);
     return 1;
   }
 }
@@ -215,6 +219,29 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
   }
   const deps = { ...handle, settings, clock: systemClock, logger };
   const { app, services, close } = createApp(deps);
+  const drain = createDrain(app.fetch, logger);
+  // Listen before the jobs start and a setup code is issued: a port in use stops the start with nothing done.
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: settings.API_HOST,
+      port: settings.API_PORT,
+      onListen: ({ hostname, port }) =>
+        logger.info("listening", {
+          url: `http://${hostname}:${port}`,
+          version: VERSION,
+          env: settings.ENVIRONMENT,
+        }),
+    }, drain.fetch);
+  } catch (error) {
+    await close();
+    await handle.pool.end();
+    throw new Error(
+      `API_HOST/API_PORT: cannot listen on ${settings.API_HOST}:${settings.API_PORT}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+  }
   if (settings.JOBS_ENABLED) services.jobs.start();
   const setupCode = await issueSetupCode(deps);
   if (setupCode) {
@@ -223,17 +250,6 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
       valid_h: SETUP_CODE_TTL_MS / 3600_000,
     });
   }
-  const drain = createDrain(app.fetch, logger);
-  const server = Deno.serve({
-    hostname: settings.API_HOST,
-    port: settings.API_PORT,
-    onListen: ({ hostname, port }) =>
-      logger.info("listening", {
-        url: `http://${hostname}:${port}`,
-        version: VERSION,
-        env: settings.ENVIRONMENT,
-      }),
-  }, drain.fetch);
 
   // The shutdown in progress: runCli's caller exits the process when serve returns, so serve waits for it.
   let stopping: Promise<void> | undefined;

@@ -96,3 +96,34 @@ Deno.test("cli: serve answers, healthcheck passes, SIGTERM stops it cleanly", as
     assert.equal(lines.at(-1).msg, "stopped");
   }
 });
+
+Deno.test("cli: failures say why (the database's reason, the address that is taken), exit 1", async (t) => {
+  const database = await createTestDatabase("cli_failures", { migrate: false });
+  try {
+    await t.step("a command on a database never migrated prints the database's reason", async () => {
+      const run = await runCli(["token", "list"], { env: databaseEnv(database.name) });
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /cause: Table '[^']*enrollment_tokens' doesn't exist/);
+    });
+
+    await t.step("serve on a port in use names API_HOST/API_PORT and issues no setup code", async () => {
+      assert.equal((await runCli(["migrate"], { env: databaseEnv(database.name) })).code, 0);
+      const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (taken.addr as Deno.NetAddr).port;
+      try {
+        const run = await runCli(["serve", "--host", "127.0.0.1", "--port", String(port)], {
+          env: databaseEnv(database.name),
+        });
+        assert.equal(run.code, 1);
+        assert.match(run.stderr, new RegExp(`API_HOST/API_PORT: cannot listen on 127\\.0\\.0\\.1:${port}`));
+        assert.doesNotMatch(run.stdout, /setup code/);
+        const [rows] = await database.pool.query("SELECT COUNT(*) AS n FROM setup_codes");
+        assert.equal(Number((rows as { n: number }[])[0].n), 0);
+      } finally {
+        taken.close();
+      }
+    });
+  } finally {
+    await database.drop();
+  }
+});
