@@ -195,5 +195,7 @@ export function loadSettings(envFile = ".env"): Settings {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound) && !(error instanceof Deno.errors.NotCapable)) throw error;
   }
-  return parseSettings({ ...fileValues, ...Deno.env.toObject() });
+  // An empty variable counts as unset (parseSettings), so it must not hide the file's value either.
+  const environment = Object.entries(Deno.env.toObject()).filter(([, value]) => value !== "");
+  return parseSettings({ ...fileValues, ...Object.fromEntries(environment) });
 }

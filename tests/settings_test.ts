@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_SECRET_KEY, parseDotEnv, parseSettings, SettingsError } from "../config.ts";
+import { DEFAULT_SECRET_KEY, loadSettings, parseDotEnv, parseSettings, SettingsError } from "../config.ts";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -149,4 +149,22 @@ Deno.test("settings: .env files", () => {
     SECRET_KEY: "with # hash",
     API_PORT: "9000",
   });
+});
+
+Deno.test("settings: an empty environment variable does not hide the .env file's value", async () => {
+  const dir = await Deno.makeTempDir();
+  const previous = Deno.env.get("SECRET_KEY");
+  try {
+    await Deno.writeTextFile(`${dir}/.env`, `SECRET_KEY=${"f".repeat(40)}\nAPI_PORT=9001\n`);
+    Deno.env.set("SECRET_KEY", "");
+    const settings = loadSettings(`${dir}/.env`);
+    assert.equal(settings.SECRET_KEY, "f".repeat(40));
+    assert.equal(settings.API_PORT, 9001);
+    Deno.env.set("SECRET_KEY", "e".repeat(40));
+    assert.equal(loadSettings(`${dir}/.env`).SECRET_KEY, "e".repeat(40), "a set variable still wins");
+  } finally {
+    if (previous === undefined) Deno.env.delete("SECRET_KEY");
+    else Deno.env.set("SECRET_KEY", previous);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
