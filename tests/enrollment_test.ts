@@ -215,7 +215,8 @@ Deno.test("cli: token create / list / revoke", async (t) => {
           [["token", "create", "--max-uses", "0"], /--max-uses/],
           [["token", "create", "--max-uses", "many"], /--max-uses/],
           [["token", "frobnicate"], /unknown token action/],
-          [["token", "revoke"], /--id/],
+          [["token", "revoke"], /revoke needs --id N/],
+          [["token", "revoke", "--id", "abc"], /--id must be a token id.*got "abc"/],
         ] as const
       ) {
         const run = await runCli([...args], { env });

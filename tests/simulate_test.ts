@@ -432,6 +432,10 @@ Deno.test("simulate command: runs for --seconds and prints a summary; bad argume
       const given = ["--url", server.apiUrl, "--nodes", "2", "--token", "ace_x"];
       const cases: [string[], RegExp][] = [
         [["--nodes", "2", "--token", "ace_x"], /--url is required/],
+        [
+          ["--url", "notaurl", "--nodes", "2", "--token", "ace_x"],
+          /--url must be an http:\/\/ or https:\/\/ URL.*"notaurl"/,
+        ],
         [["--url", server.apiUrl, "--token", "ace_x"], /--nodes is required/],
         [
           ["--url", server.apiUrl, "--nodes", "0", "--token", "ace_x"],

@@ -136,8 +136,13 @@ export async function simulateCommand(
 ): Promise<number> {
   const print = tools.print ?? ((line: string) => console.log(line));
   const url = values.url;
-  if (typeof url !== "string" || !/^https?:\/\/./.test(url)) {
+  if (typeof url !== "string") {
     throw tools.usageError('--url is required: the API root, e.g. "http://127.0.0.1:8000/api"');
+  }
+  if (!/^https?:\/\/./.test(url)) {
+    throw tools.usageError(
+      `--url must be an http:// or https:// URL, e.g. "http://127.0.0.1:8000/api" (got "${url}")`,
+    );
   }
   const token = typeof values.token === "string" ? values.token : Deno.env.get("CENTRAL_ENROLLMENT_TOKEN");
   if (!token) {

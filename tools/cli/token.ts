@@ -82,8 +82,9 @@ export async function tokenCommand(
   }
   if (action === "revoke") {
     const raw = values.id;
-    if (typeof raw !== "string" || !/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
-      throw tools.usageError("revoke needs --id N (see token list)");
+    if (typeof raw !== "string") throw tools.usageError("revoke needs --id N (see token list)");
+    if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
+      throw tools.usageError(`--id must be a token id, a whole number from 1 (see token list; got "${raw}")`);
     }
     id = Number(raw);
   }
