@@ -212,10 +212,32 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
   }
   if (typeof values.host === "string") settings.API_HOST = values.host;
   const logger = createLogger(settings.LOG_LEVEL);
+  // Until the server is up there is nothing to drain, so a stop signal ends the process at once (after the
+  // migration in progress, never halfway through one). As PID 1 in a container (the image has no init)
+  // nothing else would: the kernel ignores signals PID 1 does not handle, and a replica waiting for its
+  // database would hold `docker stop` or a pod's deletion for the whole grace period.
+  let migrating = false;
+  let stopRequested: "SIGTERM" | "SIGINT" | undefined;
+  const exitEarly = (signal: "SIGTERM" | "SIGINT") => {
+    logger.info("stopped before serving", { signal });
+    Deno.exit(signal === "SIGTERM" ? 143 : 130);
+  };
+  const earlyListeners = (["SIGTERM", "SIGINT"] as const).map((signal) => {
+    const listener = () => {
+      if (!migrating) exitEarly(signal);
+      stopRequested ??= signal;
+      logger.info("stop requested: finishing the migration first", { signal });
+    };
+    Deno.addSignalListener(signal, listener);
+    return () => Deno.removeSignalListener(signal, listener);
+  });
   const handle = await connect(settings, logger);
   if (!values["no-migrate"]) {
+    migrating = true;
     const applied = await migrate(handle.db, handle.pool);
+    migrating = false;
     logger.info("migrations", { applied });
+    if (stopRequested) exitEarly(stopRequested);
   }
   const deps = { ...handle, settings, clock: systemClock, logger };
   const { app, services, close } = createApp(deps);
@@ -278,6 +300,7 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
   }
+  for (const remove of earlyListeners) remove();
   await server.finished;
   if (stopping) await stopping;
   else await handle.pool.end();

@@ -1,7 +1,7 @@
 // The CLI as users run it: a subprocess, its exit code and what it prints.
 import assert from "node:assert/strict";
 import { createTestDatabase } from "./helpers/app.ts";
-import { databaseEnv, freePort, runCli, spawnServe, untilReady } from "./helpers/cli.ts";
+import { databaseEnv, freePort, MAIN, runCli, spawnServe, untilReady } from "./helpers/cli.ts";
 
 Deno.test("cli: help, version and usage errors", async (t) => {
   await t.step("--help lists the commands, exit 0", async () => {
@@ -104,6 +104,32 @@ Deno.test("cli: failures say why (the database's reason, the address that is tak
       const run = await runCli(["token", "list"], { env: databaseEnv(database.name) });
       assert.equal(run.code, 1);
       assert.match(run.stderr, /cause: Table '[^']*enrollment_tokens' doesn't exist/);
+    });
+
+    await t.step("SIGTERM while serve still waits for its database ends it at once (143)", async () => {
+      // Port 1: nothing listens, so serve retries the connection for DB_CONNECT_RETRIES (60 s by default).
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", MAIN, "serve", "--port", String(freePort()), "--host", "127.0.0.1"],
+        env: { NO_COLOR: "1", ...databaseEnv(database.name, { MYSQL_PORT: "1" }) },
+        stdout: "piped",
+        stderr: "null",
+        stdin: "null",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let log = "";
+      while (!log.includes("database not reachable yet")) {
+        const { value, done } = await reader.read();
+        assert.ok(!done, `serve ended before waiting for its database: ${log}`);
+        log += value;
+      }
+      const signalled = Date.now();
+      child.kill("SIGTERM");
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) log += chunk.value;
+      const status = await child.status;
+      assert.equal(status.code, 143);
+      assert.ok(Date.now() - signalled < 5_000, `stopped after ${Date.now() - signalled} ms`);
+      assert.match(log, /"msg":"stopped before serving"/);
+      assert.match(log, /"signal":"SIGTERM"/);
     });
 
     await t.step("serve on a port in use names API_HOST/API_PORT and issues no setup code", async () => {
