@@ -213,7 +213,7 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
   if (typeof values.host === "string") settings.API_HOST = values.host;
   const logger = createLogger(settings.LOG_LEVEL);
   // Until the server is up there is nothing to drain, so a stop signal ends the process at once (after the
-  // migration in progress, never halfway through one). As PID 1 in a container (the image has no init)
+  // migrations in progress, never halfway through them). As PID 1 in a container (the image has no init)
   // nothing else would: the kernel ignores signals PID 1 does not handle, and a replica waiting for its
   // database would hold `docker stop` or a pod's deletion for the whole grace period.
   let migrating = false;
@@ -226,7 +226,7 @@ async function serve(values: Record<string, string | boolean | undefined>): Prom
     const listener = () => {
       if (!migrating) exitEarly(signal);
       stopRequested ??= signal;
-      logger.info("stop requested: finishing the migration first", { signal });
+      logger.info("stop requested: finishing the migrations first", { signal });
     };
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);
