@@ -7,7 +7,12 @@ import { withNamedLock } from "./client.ts";
 import { type EmbeddedMigration, migrations as embedded } from "./migrations/index.ts";
 
 export const MIGRATIONS_TABLE = "__drizzle_migrations";
-const LOCK_NAME = "autoscaler_central_migrate";
+
+/** The lock replicas of one database take turns under while migrating: per database (lock names are
+ * server-wide, and staging, production or test databases may share a server), 64 characters at most. */
+export function migrationLockName(database: string): string {
+  return `ac_migrate_${createHash("sha256").update(database).digest("hex").slice(0, 32)}`;
+}
 
 function toMeta(migration: EmbeddedMigration): MigrationMeta {
   return {
@@ -40,7 +45,9 @@ export async function migrationStatus(pool: Pool, migrations = embedded): Promis
 
 /** Applies pending migrations; returns how many were applied by this call. */
 export async function migrate(db: Database, pool: Pool, migrations = embedded): Promise<number> {
-  return await withNamedLock(pool, LOCK_NAME, 120, async () => {
+  const [rows] = await pool.query("SELECT DATABASE() AS name");
+  const database = String((rows as { name: string | null }[])[0]?.name ?? "");
+  return await withNamedLock(pool, migrationLockName(database), 120, async () => {
     const before = await migrationStatus(pool, migrations);
     if (before.atHead) return 0;
     // deno-lint-ignore no-explicit-any

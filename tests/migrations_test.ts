@@ -3,7 +3,7 @@ import { createApp } from "../app.ts";
 import { ManualClock } from "../core/clock.ts";
 import { createMemoryLogger } from "../core/logger.ts";
 import { createDatabase } from "../db/client.ts";
-import { migrate, migrationStatus } from "../db/migrate.ts";
+import { migrate, migrationLockName, migrationStatus } from "../db/migrate.ts";
 import { migrations } from "../db/migrations/index.ts";
 import * as schema from "../db/schema.ts";
 import { getTableConfig, MySqlTable } from "drizzle-orm/mysql-core";
@@ -117,5 +117,34 @@ Deno.test("readiness with the database unreachable is 503, not a crash; liveness
   } finally {
     await close();
     await unreachable.pool.end();
+  }
+});
+
+Deno.test("the migration lock is per database: one database migrating never holds up another", async () => {
+  const held = await createTestDatabase("migration_lock_held", { migrate: false });
+  const other = await createTestDatabase("migration_lock_other", { migrate: false });
+  const holder = await held.pool.getConnection();
+  try {
+    const [got] = await holder.query("SELECT GET_LOCK(?, 0) AS got", [migrationLockName(held.name)]);
+    assert.equal((got as { got: number }[])[0].got, 1);
+    // The other database migrates while the first one's lock is taken (with one server-wide name, it waited
+    // up to 120 s and then failed).
+    assert.equal(await migrate(other.db, other.pool), migrations.length);
+    // The held database's own migration waits for its lock, and runs once it is released.
+    let finished = false;
+    const waiting = migrate(held.db, held.pool).then((applied) => {
+      finished = true;
+      return applied;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(finished, false);
+    await holder.query("SELECT RELEASE_LOCK(?)", [migrationLockName(held.name)]);
+    assert.equal(await waiting, migrations.length);
+    assert.notEqual(migrationLockName(held.name), migrationLockName(other.name));
+    assert.ok(migrationLockName("x".repeat(64)).length <= 64);
+  } finally {
+    holder.release();
+    await held.drop();
+    await other.drop();
   }
 });
