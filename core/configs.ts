@@ -165,7 +165,9 @@ function versionRow(
     hash,
     source: input.source,
     author: actorOf(actor.principal).actorName,
-    comment: input.comment ?? null,
+    // An operator's comment is refused over the limit before it gets here; one composed by the service (a
+    // rollout's "rollout 7 (canary): " before the operator's 1,000 characters) is cut to fit the column.
+    comment: input.comment ? clipComment(input.comment) : null,
     rolledBackFrom: input.rolled_back_from ?? null,
     createdAt: now,
   };
@@ -654,6 +656,13 @@ async function requireWritableNode(deps: Pick<CoreDeps, "db">, nodeId: string): 
     );
   }
   return node;
+}
+
+function clipComment(comment: string): string {
+  const characters = Array.from(comment);
+  return characters.length <= MAX_COMMENT_LENGTH
+    ? comment
+    : characters.slice(0, MAX_COMMENT_LENGTH - 1).join("") + "…";
 }
 
 function commentProblems(comment: string | null | undefined, required = false): ErrorDetail[] {

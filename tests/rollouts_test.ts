@@ -289,6 +289,36 @@ Deno.test("rollouts: the state machine", async (t) => {
       assert.equal(await second.services.jobs.tick("rollouts"), "ran");
       assert.equal((await getRollout(ctx.deps, rollout.id)).status, "completed");
     });
+
+    await t.step(
+      "a comment at the 1,000-character limit still goes out with each wave (cut to fit)",
+      async () => {
+        const fleet = await createFleet(ctx, 3, { prefix: "longnote", labels: { suite: "longnote" } });
+        const comment = "Raise the CPU ceiling for the sale. " + "x".repeat(1000 - 36);
+        assert.equal(comment.length, 1000);
+        const rollout = await createRollout(ctx.deps, ctx.services, actor, input("longnote", { comment }));
+        // The canary's versions are written with "rollout N (canary): " before the comment: 1,020 characters
+        // went into a 1,000-character column, so the rollout was created but its job failed on every run.
+        assert.deepEqual(await states(ctx, rollout.id), {
+          "longnote-01": "pending",
+          "longnote-02": "pending",
+          "longnote-03": "waiting",
+        });
+        const [rows] = await ctx.database.pool.query(
+          "SELECT v.comment FROM nodes n JOIN config_versions v ON v.id = n.desired_version_id WHERE n.id = ?",
+          [fleet[0].id],
+        );
+        const written = String((rows as { comment: string }[])[0].comment);
+        assert.equal(Array.from(written).length, 1000);
+        assert.ok(
+          written.startsWith(`rollout ${rollout.id} (canary): Raise the CPU ceiling`),
+          written.slice(0, 60),
+        );
+        assert.ok(written.endsWith("…"));
+        await passWave(ctx, fleet, rollout.id, 0);
+        assert.equal((await states(ctx, rollout.id))["longnote-03"], "pending");
+      },
+    );
   } finally {
     await ctx.close();
   }
