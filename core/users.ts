@@ -12,7 +12,7 @@ import {
   type UserRow,
 } from "../db/users.ts";
 import { isDuplicateKey } from "../db/errors.ts";
-import { revokeApiKeysOwnedBy } from "../db/apiKeys.ts";
+import { revokeApiKeysOwnedBy, revokeApiKeysOwnedByWithRoles } from "../db/apiKeys.ts";
 import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
@@ -20,7 +20,7 @@ import { AppError, notFound, validationFailed } from "./errors.ts";
 import * as fields from "./fields.ts";
 import { reservePasswordAttempt } from "./loginThrottle.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
-import { type Actor, type Principal, type Role, ROLES } from "./principal.ts";
+import { type Actor, type Principal, type Role, roleAtLeast, ROLES } from "./principal.ts";
 
 export interface UserView {
   id: number;
@@ -178,6 +178,11 @@ export async function updateUser(
     if (newDisabled) sessionsEnded = await deleteSessionsOfUser(tx, id);
     // Their keys' secrets were shown to them and nobody else: a disabled person keeps no way in.
     if (newDisabled && !user.disabled) apiKeysRevoked = await revokeApiKeysOwnedBy(tx, id, deps.clock.now());
+    // A user moved down keeps no key above their new role: it would still act with the old one.
+    else if (newRole !== user.role) {
+      const above = ROLES.filter((role) => !roleAtLeast(newRole, role));
+      apiKeysRevoked = await revokeApiKeysOwnedByWithRoles(tx, id, above, deps.clock.now());
+    }
     await recordAudit(deps, tx, {
       principal: actor.principal,
       action: newDisabled && !user.disabled ? "user.disable" : "user.update",
@@ -186,7 +191,8 @@ export async function updateUser(
       details: {
         username: user.username,
         ...changes,
-        ...(newDisabled ? { sessions_ended: sessionsEnded, api_keys_revoked: apiKeysRevoked } : {}),
+        ...(newDisabled ? { sessions_ended: sessionsEnded } : {}),
+        ...(apiKeysRevoked > 0 || newDisabled ? { api_keys_revoked: apiKeysRevoked } : {}),
       },
       address: actor.address,
     });

@@ -1,5 +1,5 @@
 // API key rows (prefix for display, keyed hash for lookup).
-import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, or } from "drizzle-orm";
 import type { DbOrTx } from "./client.ts";
 import { apiKeys, users } from "./schema.ts";
 
@@ -48,6 +48,19 @@ export function listApiKeys(db: DbOrTx): Promise<ApiKeyWithOwner[]> {
 export async function revokeApiKeysOwnedBy(db: DbOrTx, userId: number, at: Date): Promise<number> {
   const [result] = await db.update(apiKeys).set({ revokedAt: at })
     .where(and(eq(apiKeys.ownerUserId, userId), isNull(apiKeys.revokedAt)));
+  return result.affectedRows;
+}
+
+/** Revokes the user's active keys whose role is one of `roles` (those above a role the user was moved down to). */
+export async function revokeApiKeysOwnedByWithRoles(
+  db: DbOrTx,
+  userId: number,
+  roles: string[],
+  at: Date,
+): Promise<number> {
+  if (roles.length === 0) return 0;
+  const [result] = await db.update(apiKeys).set({ revokedAt: at })
+    .where(and(eq(apiKeys.ownerUserId, userId), isNull(apiKeys.revokedAt), inArray(apiKeys.role, roles)));
   return result.affectedRows;
 }
 

@@ -92,6 +92,32 @@ Deno.test("API keys: owners, and what disabling an owner does", async (t) => {
       await setAdaDisabled(false);
       assert.equal(await works(adaCi.key), false);
     });
+
+    await t.step("moving an owner down revokes their keys above the new role, and only those", async () => {
+      const bertAdmin = await create("bert-admin", "admin", { headers: bertSession.headers });
+      const bertViewer = await create("bert-viewer", "viewer", { headers: bertSession.headers });
+      const demote = await ctx.call("PATCH", `/api/v1/users/${bert.id}`, {
+        json: { role: "viewer" },
+        // Ada's earlier session ended when she was disabled.
+        headers: (await loginAs(ctx, "ada", ada.password)).headers,
+      });
+      assert.equal(demote.status, 200);
+      // An admin key kept by a viewer would still create users, or put its owner back to admin.
+      await expectError(
+        await ctx.call("GET", "/api/v1/auth/me", { token: bertAdmin.key }),
+        401,
+        "api_key_revoked",
+      );
+      await expectError(
+        await ctx.call("GET", "/api/v1/auth/me", { token: bertCi.key }),
+        401,
+        "api_key_revoked",
+      );
+      assert.ok(await works(bertViewer.key));
+      const entries = await auditEntries(ctx, "user.update");
+      const demotion = entries.find((e) => (e.details as { role?: unknown }).role);
+      assert.equal((demotion?.details as { api_keys_revoked?: number }).api_keys_revoked, 2);
+    });
   } finally {
     await ctx.close();
   }
