@@ -47,10 +47,19 @@ export const unavailable = (message: string) => new AppError(503, "unavailable",
 
 /** zod issues -> details naming each field by its dotted path (prefixed with where it came from). */
 export function zodIssuesToDetails(issues: readonly z.core.$ZodIssue[], prefix?: string): ErrorDetail[] {
-  return issues.map((issue) => {
+  return issues.flatMap((issue): ErrorDetail[] => {
     const path = issue.path.map(String);
-    const field = [prefix, ...path].filter((part) => part !== undefined && part !== "").join(".");
-    return { field: field || prefix || undefined, message: issue.message, code: issue.code };
+    const fieldOf = (parts: string[]) =>
+      [prefix, ...parts].filter((part) => part !== undefined && part !== "").join(".") || prefix || undefined;
+    // A strict object names each key it does not know, so the detail points at the misspelt field itself.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        field: fieldOf([...path, key]),
+        message: "unknown field (misspelt?)",
+        code: issue.code,
+      }));
+    }
+    return [{ field: fieldOf(path), message: issue.message, code: issue.code }];
   });
 }
 

@@ -2,7 +2,7 @@
 // field named and nothing written; audit.
 import assert from "node:assert/strict";
 import { createTestApp, json } from "./helpers/app.ts";
-import { countRows, expectError } from "./helpers/assertions.ts";
+import { countRows, type ErrorBody, expectError } from "./helpers/assertions.ts";
 import { createApiKeyWithRole } from "./helpers/auth.ts";
 import { auditEntries, insertSamples } from "./helpers/fixtures.ts";
 import { ack, createFleet } from "./helpers/rollouts.ts";
@@ -111,6 +111,25 @@ Deno.test("rollouts API", async (t) => {
         403,
         "forbidden",
       );
+    });
+
+    await t.step("a misspelt field is refused by name, not dropped (it would widen the change)", async () => {
+      const before = await countRows(ctx, "SELECT COUNT(*) AS n FROM rollouts");
+      const res = await ctx.call("POST", "/api/v1/rollouts", {
+        token: operator,
+        json: {
+          selector: { labels: ["env:staging"], name: ["api-01"] },
+          pool_selector: { pool_id: "ocid1.instancepool.oc1.iad.nothing" },
+          patch: { cpu_threshold: { max: 70 } },
+          wavesize: 1,
+        },
+      });
+      assert.equal(res.status, 422);
+      const fields = ((await res.json()) as ErrorBody).error.details?.map((d) => d.field) ?? [];
+      for (const field of ["selector.name", "pool_selector.pool_id", "wavesize"]) {
+        assert.ok(fields.includes(field), `${field} in ${fields.join(", ")}`);
+      }
+      assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM rollouts"), before);
     });
 
     await t.step("bad input: 4xx naming the field, nothing written", async () => {

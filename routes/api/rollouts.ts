@@ -28,7 +28,9 @@ import { errorResponses } from "../errors.ts";
 import { requireActor, requireRole } from "../guards.ts";
 import { IntIdParams, isoTime, jsonBody, jsonResponse, routesFor } from "./schemas.ts";
 
-const SelectorSchema = z.object({
+// Strict: a misspelt criterion ("name", "wavesize") is refused, never dropped, since a dropped criterion widens
+// the change to more nodes or pools than asked.
+const SelectorSchema = z.strictObject({
   ids: z.array(z.string()).optional().openapi({ description: "Node ids" }),
   names: z.array(z.string()).optional().openapi({ description: "Node names" }),
   labels: z.array(z.string()).optional().openapi({
@@ -42,7 +44,7 @@ const SelectorSchema = z.object({
     "listed and left out.",
 });
 
-const PoolSelectorSchema = z.object({
+const PoolSelectorSchema = z.strictObject({
   region: z.string().optional(),
   compartment_id: z.string().optional(),
   instance_pool_id: z.string().optional(),
@@ -79,7 +81,7 @@ const settingsFields = {
   }),
 };
 
-const PreviewBody = z.object({
+const PreviewBody = z.strictObject({
   ...specFields,
   canary: settingsFields.canary.optional(),
   wave_size: z.number().optional(),
@@ -87,7 +89,7 @@ const PreviewBody = z.object({
   max_scaling_events: z.number().optional(),
 }).openapi("ChangePreviewRequest");
 
-const CreateBody = z.object({ ...specFields, ...settingsFields, comment: z.string().optional() })
+const CreateBody = z.strictObject({ ...specFields, ...settingsFields, comment: z.string().optional() })
   .openapi("RolloutCreateRequest");
 
 const DetailSchema = z.object({
@@ -262,7 +264,7 @@ const totals = z.object({
   instance_hours: z.number(),
 });
 
-const ReplayBody = z.object({
+const ReplayBody = z.strictObject({
   ...specFields,
   window: z.string().default("24h").openapi({ description: `One of ${REPLAY_WINDOW_KEYS.join(", ")}` }),
   nodes: z.number().default(CHANGE_REPLAY_DEFAULT_NODES).openapi({
