@@ -108,6 +108,9 @@ Deno.test("enrollment tokens API", async (t) => {
         [{ name: "t", max_uses: 0 }, "max_uses"],
         [{ name: "t", max_uses: 1.5 }, "max_uses"],
         [{ name: "t", max_uses: "3" }, "max_uses"],
+        // Misspelt: dropped, they made an unlimited token that never expires.
+        [{ name: "typo", max_use: 1 }, "max_use"],
+        [{ name: "typo", expires_in: 3600 }, "expires_in"],
       ];
       for (const [body, field] of cases) {
         await expectError(

@@ -25,7 +25,7 @@ export const ApiKeySchema = z.object({
   revoked_at: isoTime.nullable(),
 }).openapi("ApiKey");
 
-const CreateApiKeyBody = z.object({
+const CreateApiKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(128),
   role: z.enum(ROLES),
   expires_in_days: z.number().int().min(1).max(API_KEY_MAX_DAYS).nullable().optional(),

@@ -64,7 +64,7 @@ const VersionListSchema = z.object({
 
 const comment = z.string().max(MAX_COMMENT_LENGTH).optional();
 
-const SetConfigBody = z.object({
+const SetConfigBody = z.strictObject({
   config: z.union([z.string(), z.record(z.string(), z.unknown())]).optional().openapi({
     description: "The config.yaml document: an object, or its YAML text. Required.",
   }),

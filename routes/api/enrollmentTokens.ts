@@ -36,7 +36,7 @@ const CreatedSchema = TokenSchema.extend({
   }),
 }).openapi("EnrollmentTokenCreated");
 
-const CreateBody = z.object({
+const CreateBody = z.strictObject({
   name: z.string().trim().min(1).max(128).openapi({ example: "rollout-2026-06" }),
   expires_in_s: z.number().int().min(1).nullable().optional().openapi({
     description: "Lifetime in seconds; absent or null: never expires",

@@ -20,13 +20,13 @@ export const UserSchema = z.object({
   updated_at: isoTime,
 }).openapi("User");
 
-const CreateUserBody = z.object({
+const CreateUserBody = z.strictObject({
   username: fields.username,
   password: fields.newPassword,
   role: z.enum(ROLES),
 }).openapi("CreateUser");
 
-const UpdateUserBody = z.object({
+const UpdateUserBody = z.strictObject({
   role: z.enum(ROLES).optional(),
   disabled: z.boolean().optional(),
 }).refine((b) => b.role !== undefined || b.disabled !== undefined, {
@@ -34,7 +34,7 @@ const UpdateUserBody = z.object({
   path: ["role"],
 }).openapi("UpdateUser");
 
-const PasswordBody = z.object({ password: fields.newPassword }).openapi("SetPassword");
+const PasswordBody = z.strictObject({ password: fields.newPassword }).openapi("SetPassword");
 
 const route = routesFor("users");
 
