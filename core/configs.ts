@@ -440,16 +440,24 @@ export async function ackConfig(
     const node = await findNodeConfig(tx, nodeId, { forUpdate: true });
     if (!node) throw notFound(`node ${nodeId}`);
     const now = deps.clock.now();
+    // A failure reported for a config that is no longer the desired one (a late retry of an old ack) says
+    // nothing about the node now: it is audited and changes nothing, or a healthy node would read as failed
+    // (and a rollout being resumed would revert it).
+    const stale = input.status === "failed" && input.hash !== node.desiredHash;
     let state: ConfigState;
     let appliedHash = node.appliedHash;
-    if (input.status === "failed") {
+    if (stale) {
+      state = node.configState as ConfigState;
+    } else if (input.status === "failed") {
       state = "failed";
     } else {
       appliedHash = input.hash;
       state = input.hash === node.desiredHash ? "in_sync" : "drifted";
     }
     const configError = input.status === "failed" ? errorText : null;
-    await setNodeAck(tx, nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
+    if (!stale) {
+      await setNodeAck(tx, nodeId, { appliedHash, configState: state, configError, configAckedAt: now });
+    }
     await recordAudit(deps, tx, {
       principal: actor.principal,
       action: "config.ack",
@@ -460,6 +468,7 @@ export async function ackConfig(
         status: input.status,
         config_state: state,
         desired_hash: node.desiredHash,
+        ...(stale ? { stale: true } : {}),
         ...(configError ? { error: configError } : {}),
       },
       address: actor.address,

@@ -20,6 +20,7 @@ import type { Principal } from "../core/principal.ts";
 import { auditLog, configVersions, nodes } from "../db/schema.ts";
 import { createTestApp, json, type TestApp } from "./helpers/app.ts";
 import { expectError } from "./helpers/assertions.ts";
+import { auditEntries } from "./helpers/fixtures.ts";
 import { createNodeWithToken, decommissionNode } from "./helpers/nodes.ts";
 
 const OPERATOR: Principal = { kind: "user", userId: 7, username: "alice", role: "operator" };
@@ -411,6 +412,25 @@ Deno.test("agent config protocol", async (t) => {
       assert.deepEqual(await nodeRow(ctx, node.nodeId), before);
       assert.equal(await auditCount(ctx, "config.ack"), auditsBefore);
       ctx.clock.advance(-1000);
+    });
+
+    await t.step("a failed ack for a config no longer desired (a late retry) changes nothing", async () => {
+      const ack = (body: unknown) =>
+        ctx.call("POST", `/api/v1/nodes/${node.nodeId}/config/ack`, { token: node.token, json: body });
+      const desired = (await nodeRow(ctx, node.nodeId)).desiredHash;
+      assert.equal((await ack({ hash: desired, status: "applied" })).status, 200);
+      const before = await nodeRow(ctx, node.nodeId);
+      assert.equal(before.configState, "in_sync");
+      const res = await ack({
+        hash: "c".repeat(64),
+        status: "failed",
+        error: "late retry of an old version",
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await json(res), { config_state: "in_sync", desired_config_hash: desired });
+      assert.deepEqual(await nodeRow(ctx, node.nodeId), before);
+      const entry = (await auditEntries(ctx, "config.ack")).at(-1)!;
+      assert.equal((entry.details as { stale?: boolean }).stale, true);
     });
 
     await t.step("ack failed: failed with the error, applied hash kept", async () => {
