@@ -64,6 +64,12 @@ export function checkCsrf(expected: string, credentials: RequestCredentials): vo
   if (!presented || !constantTimeEqual(presented, expected)) {
     throw csrfFailed("missing or wrong X-CSRF-Token for a cookie-authenticated request");
   }
+  checkSameOrigin(credentials);
+}
+
+/** Refuses a request whose Origin (when the browser sent one) is not this host: also the login and setup
+ * forms, which have no CSRF token yet, so another site cannot log a browser into an account of its choosing. */
+export function checkSameOrigin(credentials: Pick<RequestCredentials, "origin" | "host">): void {
   if (credentials.origin) {
     let originHost: string | undefined;
     try {

@@ -70,6 +70,28 @@ Deno.test("login and setup pages warn when a production session cookie would be 
       assert.match(res.headers.get("set-cookie") ?? "", /;\s*Secure/i);
     });
 
+    await t.step(
+      "a login or setup posted from another site is refused (403) and sets no cookie",
+      async () => {
+        for (const path of ["/login", "/setup"]) {
+          const res = await postForm(prod, path, null, {
+            username: user.username,
+            password: user.password,
+            next: "/",
+          }, { host: "localhost:8000", origin: "https://evil.example" });
+          assert.equal(res.status, 403, path);
+          assert.equal(res.headers.get("set-cookie"), null, path);
+          await res.body?.cancel();
+        }
+        const ours = await postForm(prod, "/login", null, {
+          username: user.username,
+          password: user.password,
+          next: "/",
+        }, { host: "localhost:8000", origin: "http://localhost:8000" });
+        assert.equal(ours.status, 303);
+      },
+    );
+
     await t.step("outside production the cookie is not Secure and no notice is shown", async () => {
       const devUser = await createUserWithRole(dev, "viewer");
       const login = await page(dev, "/login", null, { host: "central.example.com:8000" });
