@@ -158,6 +158,9 @@ Deno.test("console: activity and administration pages", async (t) => {
         list.html.match(/newbie<\/strong>[\s\S]*?action="\/admin\/users\/(\d+)"/)?.[1],
       );
       assert.ok(newbieId > 0);
+      // Disabling revokes the user's keys for good: it asks first, and the button names the user.
+      assert.match(list.html, /<summary class="btn btn-danger">Disable…<\/summary>/);
+      assert.match(list.html, /<button type="submit" class="btn btn-danger">Disable newbie<\/button>/);
       assert.equal(
         (await submitForm(ctx, `/admin/users/${newbieId}`, admin, { action: "disable" })).status,
         303,
