@@ -206,7 +206,7 @@ Deno.test("heartbeat", async (t) => {
         [{ pools: [{ instance_pool_id: POOL_A, instance_count: -1 }] }, "pools.0.instance_count"],
         [{ pools: [{ instance_pool_id: "nope", instance_count: 1 }] }, "pools.0.instance_pool_id"],
         [{ pools: [{ instance_pool_id: POOL_A }] }, "pools.0.instance_count"],
-        [{ pools: [{ instance_pool_id: POOL_A, instance_count: 1, extra: 1 }] }, "pools.0"],
+        [{ pools: [{ instance_pool_id: POOL_A, instance_count: 1, extra: 1 }] }, "pools.0.extra"],
         [{ surprise: 1 }, ""],
       ];
       for (const [body, field] of cases) {

@@ -135,7 +135,7 @@ Deno.test("metrics ingestion", async (t) => {
         [[sample({ ts: "yesterday" })], "samples.0.ts"],
         [[sample({ ts: "2026-02-30T11:00:00Z" })], "samples.0.ts"],
         [[sample({ instance_pool_id: "pool-a" })], "samples.0.instance_pool_id"],
-        [[sample({ colour: "red" })], "samples.0"],
+        [[sample({ colour: "red" })], "samples.0.colour"],
         [
           [{ ts: "2026-06-01T11:00:00Z", cpu_util: 1, memory_util: 1, instance_count: 1 }],
           "samples.0.instance_pool_id",
