@@ -273,6 +273,22 @@ async function selectNodes(deps: Pick<CoreDeps, "db" | "clock" | "settings">, se
     if (rows.length <= 500 || page.length === 0) break;
     after = { key: page.at(-1)!.name, id: page.at(-1)!.id };
   }
+  // A listed name or id that matches nothing is a typo or a node left out by the other criteria: either way
+  // the change would quietly reach fewer nodes than the list says, so it is refused by name.
+  const unmatched = (listed: Set<string>, of: (row: NodeListRow) => string) => {
+    const seen = new Set(found.map(of));
+    return [...listed].filter((value) => !seen.has(value));
+  };
+  const problems = [
+    { field: "selector.names", missing: unmatched(names, (row) => row.name) },
+    { field: "selector.ids", missing: unmatched(ids, (row) => row.id) },
+  ].filter((problem) => problem.missing.length > 0).map(({ field, missing }) => ({
+    field,
+    message:
+      `${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ` and ${missing.length - 5} more` : ""}: ` +
+      "no such node matches the selector",
+  }));
+  if (problems.length > 0) refuse(problems);
   return found.map((row) => ({ row, status: nodeStatus(row, now, deps.settings.OFFLINE_AFTER_S) }));
 }
 

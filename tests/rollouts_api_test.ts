@@ -132,6 +132,20 @@ Deno.test("rollouts API", async (t) => {
       assert.equal(await countRows(ctx, "SELECT COUNT(*) AS n FROM rollouts"), before);
     });
 
+    await t.step("a listed node name that matches nothing is refused by name, not dropped", async () => {
+      const res = await ctx.call("POST", "/api/v1/rollouts/preview", {
+        token: operator,
+        json: { selector: { names: ["api-01", "nosuch-1"] }, patch: { cpu_threshold: { max: 70 } } },
+      });
+      const body = await expectError(res, 422, "validation_failed", "selector.names");
+      assert.match(JSON.stringify(body), /nosuch-1: no such node matches the selector/);
+      const ok = await ctx.call("POST", "/api/v1/rollouts/preview", {
+        token: operator,
+        json: { selector: { names: ["api-01"] }, patch: { cpu_threshold: { max: 70 } } },
+      });
+      assert.equal(ok.status, 200);
+    });
+
     await t.step("bad input: 4xx naming the field, nothing written", async () => {
       const before = [await rollouts(), await versions()];
       const cases: [unknown, number, string, string][] = [
