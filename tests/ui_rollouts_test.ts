@@ -115,6 +115,8 @@ Deno.test("console: rollout pages", async (t) => {
         await ctx.services.jobs.tick("rollouts");
         const paused = await page(ctx, `/rollouts/${id}`, operator);
         assert.match(paused.html, /Paused:<\/strong> ui-01 rejected the new config: refused by local policy/);
+        // The status line counts waves as the boxes do (the canary is not "wave 1").
+        assert.match(paused.html, /Canary \(stage 1 of \d+\) · updated/);
         assert.match(paused.html, /confirm=resume/);
 
         const confirm = await page(ctx, `/rollouts/${id}?confirm=abort`, operator);
