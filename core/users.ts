@@ -12,7 +12,7 @@ import {
   type UserRow,
 } from "../db/users.ts";
 import { isDuplicateKey } from "../db/errors.ts";
-import { revokeApiKeysOwnedBy, revokeApiKeysOwnedByWithRoles } from "../db/apiKeys.ts";
+import { revokeApiKeysOwnedBy } from "../db/apiKeys.ts";
 import { deleteOtherSessionsOfUser, deleteSessionsOfUser } from "../db/sessions.ts";
 import { recordAudit } from "./audit.ts";
 import type { CoreDeps } from "./deps.ts";
@@ -176,12 +176,12 @@ export async function updateUser(
     let sessionsEnded = 0;
     let apiKeysRevoked = 0;
     if (newDisabled) sessionsEnded = await deleteSessionsOfUser(tx, id);
-    // Their keys' secrets were shown to them and nobody else: a disabled person keeps no way in.
+    // Their keys' secrets were shown to them and nobody else: a disabled person keeps no way in, and one
+    // moved down keeps no key above their new role (it would still act with the old one).
     if (newDisabled && !user.disabled) apiKeysRevoked = await revokeApiKeysOwnedBy(tx, id, deps.clock.now());
-    // A user moved down keeps no key above their new role: it would still act with the old one.
     else if (newRole !== user.role) {
       const above = ROLES.filter((role) => !roleAtLeast(newRole, role));
-      apiKeysRevoked = await revokeApiKeysOwnedByWithRoles(tx, id, above, deps.clock.now());
+      apiKeysRevoked = await revokeApiKeysOwnedBy(tx, id, deps.clock.now(), above);
     }
     await recordAudit(deps, tx, {
       principal: actor.principal,

@@ -45,22 +45,20 @@ export function listApiKeys(db: DbOrTx): Promise<ApiKeyWithOwner[]> {
 }
 
 /** Revokes every live key `userId` owns; returns how many. */
-export async function revokeApiKeysOwnedBy(db: DbOrTx, userId: number, at: Date): Promise<number> {
-  const [result] = await db.update(apiKeys).set({ revokedAt: at })
-    .where(and(eq(apiKeys.ownerUserId, userId), isNull(apiKeys.revokedAt)));
-  return result.affectedRows;
-}
-
-/** Revokes the user's active keys whose role is one of `roles` (those above a role the user was moved down to). */
-export async function revokeApiKeysOwnedByWithRoles(
+/** Revokes the user's active keys; with `roles`, only those of these roles (the ones above a role the user
+ * was moved down to). */
+export async function revokeApiKeysOwnedBy(
   db: DbOrTx,
   userId: number,
-  roles: string[],
   at: Date,
+  roles?: readonly string[],
 ): Promise<number> {
-  if (roles.length === 0) return 0;
-  const [result] = await db.update(apiKeys).set({ revokedAt: at })
-    .where(and(eq(apiKeys.ownerUserId, userId), isNull(apiKeys.revokedAt), inArray(apiKeys.role, roles)));
+  if (roles?.length === 0) return 0;
+  const [result] = await db.update(apiKeys).set({ revokedAt: at }).where(and(
+    eq(apiKeys.ownerUserId, userId),
+    isNull(apiKeys.revokedAt),
+    roles ? inArray(apiKeys.role, [...roles]) : undefined,
+  ));
   return result.affectedRows;
 }
 

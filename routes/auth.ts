@@ -4,7 +4,7 @@
 // with an unsafe method must pass the CSRF check (403 csrf_failed).
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { resolveCaller } from "../core/auth.ts";
+import { checkSameOrigin, resolveCaller } from "../core/auth.ts";
 import type { CoreDeps } from "../core/deps.ts";
 import type { Settings } from "../config.ts";
 import { SESSION_COOKIE } from "../core/sessions.ts";
@@ -55,6 +55,11 @@ export function clearSessionCookie(c: Context, settings: Settings): void {
 export function requestHost(c: Context, trustProxy: boolean): string {
   const forwardedHost = trustProxy ? c.req.header("x-forwarded-host")?.split(",")[0]?.trim() : undefined;
   return forwardedHost || c.req.header("host") || new URL(c.req.url).host;
+}
+
+/** Refuses (403) a form post sent from another origin: the login and setup forms, which carry no CSRF token. */
+export function refuseForeignOrigin(c: Context, settings: Settings): void {
+  checkSameOrigin({ origin: c.req.header("origin"), host: requestHost(c, settings.TRUST_PROXY) });
 }
 
 /** Hosts a browser treats as secure over plain HTTP (it keeps Secure cookies for them). */

@@ -2,11 +2,19 @@
 // non-loopback host drops it and every login lands back on /login. The login and setup pages say so.
 import assert from "node:assert/strict";
 import { createUserWithRole } from "./helpers/auth.ts";
-import { createTestApp } from "./helpers/app.ts";
+import { createTestApp, type TestApp } from "./helpers/app.ts";
 import { page, postForm } from "./helpers/ui.ts";
 
 const PRODUCTION = { ENVIRONMENT: "production", SECRET_KEY: "k".repeat(48) };
 const NOTICE = /id="https-notice"/;
+
+/** Posts the login form (or `path`) as a browser at `headers.host` would. */
+const postLogin = (
+  app: TestApp,
+  who: { username: string; password: string },
+  headers: Record<string, string>,
+  path = "/login",
+) => postForm(app, path, null, { username: who.username, password: who.password, next: "/" }, headers);
 
 Deno.test("login and setup pages warn when a production session cookie would be dropped", async (t) => {
   const prod = await createTestApp("https_notice_prod", { env: PRODUCTION });
@@ -48,11 +56,9 @@ Deno.test("login and setup pages warn when a production session cookie would be 
     });
 
     await t.step("a refused login shows the form again with the notice, and sets no cookie", async () => {
-      const res = await postForm(prod, "/login", null, {
-        username: user.username,
-        password: "wrong-password-1",
-        next: "/",
-      }, { host: "central.example.com:8000" });
+      const res = await postLogin(prod, { username: user.username, password: "wrong-password-1" }, {
+        host: "central.example.com:8000",
+      });
       assert.equal(res.status, 401);
       const html = await res.text();
       assert.match(html, /Wrong username or password/);
@@ -61,11 +67,7 @@ Deno.test("login and setup pages warn when a production session cookie would be 
     });
 
     await t.step("a login over plain HTTP still sets a Secure cookie (the notice says why)", async () => {
-      const res = await postForm(prod, "/login", null, {
-        username: user.username,
-        password: user.password,
-        next: "/",
-      }, { host: "central.example.com:8000" });
+      const res = await postLogin(prod, user, { host: "central.example.com:8000" });
       assert.equal(res.status, 303);
       assert.match(res.headers.get("set-cookie") ?? "", /;\s*Secure/i);
     });
@@ -74,20 +76,17 @@ Deno.test("login and setup pages warn when a production session cookie would be 
       "a login or setup posted from another site is refused (403) and sets no cookie",
       async () => {
         for (const path of ["/login", "/setup"]) {
-          const res = await postForm(prod, path, null, {
-            username: user.username,
-            password: user.password,
-            next: "/",
-          }, { host: "localhost:8000", origin: "https://evil.example" });
+          const res = await postLogin(
+            prod,
+            user,
+            { host: "localhost:8000", origin: "https://evil.example" },
+            path,
+          );
           assert.equal(res.status, 403, path);
           assert.equal(res.headers.get("set-cookie"), null, path);
           await res.body?.cancel();
         }
-        const ours = await postForm(prod, "/login", null, {
-          username: user.username,
-          password: user.password,
-          next: "/",
-        }, { host: "localhost:8000", origin: "http://localhost:8000" });
+        const ours = await postLogin(prod, user, { host: "localhost:8000", origin: "http://localhost:8000" });
         assert.equal(ours.status, 303);
       },
     );
@@ -97,11 +96,7 @@ Deno.test("login and setup pages warn when a production session cookie would be 
       const login = await page(dev, "/login", null, { host: "central.example.com:8000" });
       assert.equal(login.status, 200);
       assert.doesNotMatch(login.html, NOTICE);
-      const res = await postForm(dev, "/login", null, {
-        username: devUser.username,
-        password: devUser.password,
-        next: "/",
-      }, { host: "central.example.com:8000" });
+      const res = await postLogin(dev, devUser, { host: "central.example.com:8000" });
       assert.equal(res.status, 303);
       const cookie = res.headers.get("set-cookie") ?? "";
       assert.match(cookie, /HttpOnly/i);

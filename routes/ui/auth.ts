@@ -5,11 +5,10 @@ import { AppError } from "../../core/errors.ts";
 import { login, logout } from "../../core/sessions.ts";
 import { completeSetup, isSetupNeeded } from "../../core/setup.ts";
 import type { AppEnv } from "../env.ts";
-import { checkSameOrigin } from "../../core/auth.ts";
 import {
   clearSessionCookie,
   presentedSessionCookie,
-  requestHost,
+  refuseForeignOrigin,
   sessionCookieWouldBeDropped,
   setSessionCookie,
 } from "../auth.ts";
@@ -58,7 +57,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   app.post("/login", async (c) => {
     // No CSRF token before a session exists: the Origin check keeps another site from logging a browser
     // into an account of its choosing (SameSite=Lax does not stop a top-level form post).
-    checkSameOrigin({ origin: c.req.header("origin"), host: requestHost(c, deps.settings.TRUST_PROXY) });
+    refuseForeignOrigin(c, deps.settings);
     const form = await readForm(c);
     const username = field(form, "username").trim();
     const password = field(form, "password");
@@ -110,7 +109,7 @@ export function registerAuthPages(app: OpenAPIHono<AppEnv>, ui: Ui): void {
   });
 
   app.post("/setup", async (c) => {
-    checkSameOrigin({ origin: c.req.header("origin"), host: requestHost(c, deps.settings.TRUST_PROXY) });
+    refuseForeignOrigin(c, deps.settings);
     if (!(await isSetupNeeded(deps))) return c.redirect("/login", 303);
     const form = await readForm(c);
     const values = { code: field(form, "code").trim(), username: field(form, "username").trim() };
